@@ -1,0 +1,69 @@
+"""Index Kinto records into Elasticsearch or OpenSearch, and search them."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from kinto.core import load_default_settings
+from kinto.core.events import ACTIONS, AfterResourceChanged, ResourceChanged
+from kinto.events import ServerFlushed
+
+from kinto_elasticsearch import listeners
+from kinto_elasticsearch.engine import Engine
+from kinto_elasticsearch.indexer import Indexer
+from kinto_elasticsearch.settings import DEFAULT_SETTINGS, parse_settings
+
+try:
+    __version__ = version("kinto-elasticsearch")
+except PackageNotFoundError:  # pragma: no cover
+    __version__ = "0.0.0"
+
+CAPABILITY_URL = "https://github.com/Kinto/kinto-elasticsearch"
+
+
+def includeme(config):
+    load_default_settings(config, DEFAULT_SETTINGS)
+    settings = parse_settings(config.get_settings())
+
+    # Building the client connects to nothing: Kinto starts while the engine is down.
+    indexer = Indexer(
+        Engine(settings),
+        prefix=settings.index_prefix,
+        force_refresh=settings.force_refresh,
+        search_timeout=settings.search_timeout,
+    )
+    config.registry.elasticsearch_settings = settings
+    config.registry.indexer = indexer
+
+    heartbeat_timeout = float(config.get_settings().get("heartbeat_timeout_seconds", 10))
+    config.registry.heartbeats["elasticsearch"] = lambda request: indexer.ping(
+        timeout=min(settings.request_timeout, heartbeat_timeout)
+    )
+
+    config.add_api_capability(
+        "elasticsearch",
+        description="Index and search records using Elasticsearch or OpenSearch.",
+        url=CAPABILITY_URL,
+        version=__version__,
+        engine=settings.engine,
+    )
+
+    config.add_subscriber(
+        listeners.validate_collection_mapping,
+        ResourceChanged,
+        for_resources=("collection",),
+        for_actions=(ACTIONS.CREATE, ACTIONS.UPDATE),
+    )
+    config.add_subscriber(
+        listeners.on_record_changed, AfterResourceChanged, for_resources=("record",)
+    )
+    config.add_subscriber(
+        listeners.on_collection_changed, AfterResourceChanged, for_resources=("collection",)
+    )
+    config.add_subscriber(
+        listeners.on_bucket_deleted,
+        AfterResourceChanged,
+        for_resources=("bucket",),
+        for_actions=(ACTIONS.DELETE,),
+    )
+    config.add_subscriber(listeners.on_server_flushed, ServerFlushed)
+
+    config.scan("kinto_elasticsearch.views")

@@ -1,0 +1,229 @@
+"""Every call the plugin makes to the search engine."""
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+from kinto_elasticsearch import naming
+from kinto_elasticsearch.engine import EngineError, EngineNotFound, EngineRequestError
+
+logger = logging.getLogger(__name__)
+
+# The engines refuse a whole bulk request, not one item, when an ``_id`` is longer.
+MAX_ID_BYTES = 512
+
+
+@dataclass
+class BulkReport:
+    """What one bulk write did, record by record."""
+
+    indexed: list = field(default_factory=list)
+    deleted: list = field(default_factory=list)
+    # Writes the index already had a newer version of: success, nothing to do.
+    superseded: list = field(default_factory=list)
+    # (record id, reason) for each record the engine refused.
+    failed: list = field(default_factory=list)
+
+
+def _is_missing_alias(item):
+    error = item.get("error")
+    return isinstance(error, dict) and error.get("type") == "index_not_found_exception"
+
+
+class Indexer:
+    def __init__(self, engine, prefix, force_refresh=False, search_timeout=None):
+        self.engine = engine
+        self.prefix = prefix
+        self.force_refresh = force_refresh
+        self.search_timeout = search_timeout
+
+    def alias(self, bucket_id, collection_id):
+        return naming.alias_name(self.prefix, bucket_id, collection_id)
+
+    # Indices.
+
+    def create_index(self, bucket_id, collection_id, mapping, replace=False):
+        """Create the collection's index and alias, unless it exists already.
+
+        With ``replace``, indices left from an earlier collection of the same id (deleted
+        while the engine was unreachable) are dropped first: a new collection has no records.
+        """
+        if replace:
+            self.delete_collection_indices(bucket_id, collection_id)
+        alias = self.alias(bucket_id, collection_id)
+        # The first generation has a fixed name so that concurrent creators converge on
+        # one index instead of attaching the alias to several.
+        name = f"{alias}.0"
+        try:
+            self.engine.call(
+                "indices.create",
+                index=name,
+                body={"mappings": mapping, "aliases": {alias: {}}},
+            )
+        except EngineRequestError as exc:
+            if exc.error_type != "resource_already_exists_exception":
+                raise
+        return name
+
+    def create_physical_index(self, bucket_id, collection_id, mapping):
+        """A new, empty physical index for a rebuild, not yet behind the alias."""
+        name = naming.new_index_name(self.prefix, bucket_id, collection_id)
+        self.engine.call("indices.create", index=name, body={"mappings": mapping})
+        return name
+
+    def update_mapping(self, bucket_id, collection_id, mapping):
+        """Apply a changed mapping to the live index (refused if it conflicts)."""
+        self.engine.call(
+            "indices.put_mapping", index=self.alias(bucket_id, collection_id), body=mapping
+        )
+
+    def validate_mapping(self, mapping):
+        """Raise EngineRequestError if the engine would refuse this mapping.
+
+        The probe index lives under the prefix but its part starts with ``-``, which no
+        Kinto id does, so it can never be taken for a collection's index.
+        """
+        name = f"{self.prefix}.-validate-{uuid.uuid4().hex}"
+        self.engine.call("indices.create", index=name, body={"mappings": mapping})
+        self._delete_indices([name])
+
+    def indices(self, pattern):
+        """``{physical index: [aliases]}`` for the indices matching ``pattern``."""
+        found = self.engine.call("indices.get_alias", index=pattern)
+        return {name: sorted(info.get("aliases", {})) for name, info in found.items()}
+
+    def _delete_indices(self, names):
+        # Named one by one in the URL: Elasticsearch refuses wildcard deletes by default.
+        for start in range(0, len(names), 50):
+            chunk = names[start : start + 50]
+            try:
+                self.engine.call("indices.delete", index=",".join(chunk))
+            except EngineNotFound:
+                # Some went away meanwhile: delete the others one at a time.
+                for name in chunk:
+                    try:
+                        self.engine.call("indices.delete", index=name)
+                    except EngineNotFound:
+                        pass
+        return names
+
+    def delete_collection_indices(self, bucket_id, collection_id):
+        pattern = naming.collection_pattern(self.prefix, bucket_id, collection_id)
+        return self._delete_indices(sorted(self.indices(pattern)))
+
+    def delete_bucket_indices(self, bucket_id):
+        pattern = naming.bucket_pattern(self.prefix, bucket_id)
+        return self._delete_indices(sorted(self.indices(pattern)))
+
+    def flush(self):
+        """Delete every index of this plugin's prefix."""
+        return self._delete_indices(sorted(self.indices(naming.prefix_pattern(self.prefix))))
+
+    def get_mapping(self, bucket_id, collection_id):
+        body = self.engine.call("indices.get_mapping", index=self.alias(bucket_id, collection_id))
+        # Behind the alias there is one index; its name does not matter here.
+        return next(iter(body.values()), {}).get("mappings", {})
+
+    # Documents.
+
+    def write(self, bucket_id, collection_id, records=(), tombstones=(), ensure_index=None):
+        """Index ``records`` and unindex ``tombstones`` in one bulk request.
+
+        Every write carries the record's ``last_modified`` as an external version, so
+        the index never goes back to an older state, whatever the order of writes.
+        ``ensure_index`` is called to create the index when the alias is missing.
+        """
+        report = BulkReport()
+        operations = []
+        for record in records:
+            operations.append(("index", record["id"], record["last_modified"], record))
+        for tombstone in tombstones:
+            operations.append(("delete", tombstone["id"], tombstone["last_modified"], None))
+        accepted = []
+        for operation in operations:
+            if len(operation[1].encode()) > MAX_ID_BYTES:
+                report.failed.append((operation[1], f"id is longer than {MAX_ID_BYTES} bytes"))
+            else:
+                accepted.append(operation)
+        if not accepted:
+            return report
+        alias = self.alias(bucket_id, collection_id)
+        missing = self._bulk(alias, accepted, report)
+        if missing and ensure_index is not None:
+            ensure_index()
+            retry = [op for op in missing if op[0] == "index"]
+            report.deleted.extend(op[1] for op in missing if op[0] == "delete")
+            if self._bulk(alias, retry, report):
+                raise EngineNotFound(f"index {alias} is missing")
+        else:
+            # Deleting from a missing index: there is nothing to delete.
+            report.deleted.extend(op[1] for op in missing if op[0] == "delete")
+            report.failed.extend(
+                (op[1], f"index {alias} does not exist") for op in missing if op[0] == "index"
+            )
+        return report
+
+    def _bulk(self, alias, operations, report):
+        """Send one bulk request; return the operations that found no alias."""
+        if not operations:
+            return []
+        body = []
+        for action, record_id, version, source in operations:
+            body.append(
+                {
+                    action: {
+                        "_index": alias,
+                        "_id": record_id,
+                        "version": version,
+                        "version_type": "external",
+                    }
+                }
+            )
+            if source is not None:
+                body.append(source)
+        params = {"require_alias": True}
+        if self.force_refresh:
+            params["refresh"] = "true"
+        response = self.engine.call("bulk", body=body, **params)
+        missing = []
+        for operation, item in zip(operations, response["items"]):
+            action, record_id = operation[0], operation[1]
+            result = item[action]
+            status = result.get("status", 500)
+            if status < 300 or (action == "delete" and status == 404 and "error" not in result):
+                (report.indexed if action == "index" else report.deleted).append(record_id)
+            elif status == 409:
+                report.superseded.append(record_id)
+            elif _is_missing_alias(result):
+                missing.append(operation)
+            else:
+                reason = result.get("error", {})
+                reason = reason.get("reason", reason) if isinstance(reason, dict) else reason
+                caused = (result.get("error") or {}).get("caused_by")
+                if isinstance(caused, dict) and caused.get("reason"):
+                    reason = f"{reason}: {caused['reason']}"
+                report.failed.append((record_id, str(reason)))
+        return missing
+
+    # Search.
+
+    def search(self, bucket_id, collection_id, body, ensure_index=None):
+        alias = self.alias(bucket_id, collection_id)
+        try:
+            return self.engine.call("search", index=alias, body=body, timeout=self.search_timeout)
+        except EngineNotFound:
+            if ensure_index is None:
+                raise
+        # A collection with no index yet (created while the engine was unreachable, or
+        # before the plugin was enabled): give it one, so the answer has the engine's shape.
+        ensure_index()
+        return self.engine.call("search", index=alias, body=body, timeout=self.search_timeout)
+
+    def ping(self, timeout=None):
+        """Whether the engine answers and its cluster is usable."""
+        try:
+            health = self.engine.call("cluster.health", timeout=timeout)
+        except EngineError as exc:
+            logger.warning("Search engine health check failed: %s", exc)
+            return False
+        return health.get("status") in ("green", "yellow")

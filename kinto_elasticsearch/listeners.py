@@ -1,0 +1,183 @@
+"""Kinto event subscribers: they keep the index in step with storage.
+
+Every subscriber to ``AfterResourceChanged`` runs after commit: a rolled-back write never
+reaches the index, and a failing engine never fails a write (errors are logged, counted,
+and healed later by ``verify --repair`` or ``reindex``).
+"""
+
+import logging
+import time
+
+from kinto.core.errors import ERRORS, http_error
+from pyramid.httpexceptions import HTTPBadRequest
+
+from kinto_elasticsearch.engine import EngineError, EngineRequestError, EngineUnavailable
+from kinto_elasticsearch.mapping import collection_mapping, mapping_changed
+
+logger = logging.getLogger(__name__)
+
+
+def _plugin(request):
+    registry = request.registry
+    return registry.elasticsearch_settings, registry.indexer
+
+
+def _record_uri(bucket_id, collection_id, record_id):
+    return f"/buckets/{bucket_id}/collections/{collection_id}/records/{record_id}"
+
+
+def collection_metadata(request, bucket_id, collection_id):
+    """The collection object, as Kinto's record views already fetched it for this request."""
+    uri = f"/buckets/{bucket_id}/collections/{collection_id}"
+    cached = getattr(request, "bound_data", {}).get("collections", {}).get(uri)
+    if cached is not None:
+        return cached
+    return request.registry.storage.get(
+        resource_name="collection", parent_id=f"/buckets/{bucket_id}", object_id=collection_id
+    )
+
+
+def ensure_index_for(request, bucket_id, collection_id):
+    """A callable creating a collection's index from its current metadata."""
+
+    def ensure():
+        metadata = collection_metadata(request, bucket_id, collection_id)
+        request.registry.indexer.create_index(
+            bucket_id, collection_id, collection_mapping(metadata)
+        )
+
+    return ensure
+
+
+def on_record_changed(event):
+    settings, indexer = _plugin(event.request)
+    bucket_id = event.payload["bucket_id"]
+    collection_id = event.payload["collection_id"]
+    if not settings.is_indexed(bucket_id, collection_id):
+        return
+    # In a batch, payloads are merged: only impacted_objects lists every record.
+    if event.payload["action"] == "delete":
+        records, tombstones = [], [impacted["new"] for impacted in event.impacted_objects]
+    else:
+        records, tombstones = [impacted["new"] for impacted in event.impacted_objects], []
+    metrics = event.request.registry.metrics
+    started = time.perf_counter()
+    try:
+        report = indexer.write(
+            bucket_id,
+            collection_id,
+            records=records,
+            tombstones=tombstones,
+            ensure_index=ensure_index_for(event.request, bucket_id, collection_id),
+        )
+    except EngineError as exc:
+        count = len(records) + len(tombstones)
+        metrics.count("elasticsearch.documents.failed", count)
+        logger.error(
+            "Could not index %s record(s) of /buckets/%s/collections/%s: %s",
+            count,
+            bucket_id,
+            collection_id,
+            exc,
+        )
+        return
+    finally:
+        metrics.observe("elasticsearch.bulk.seconds", time.perf_counter() - started)
+    metrics.count("elasticsearch.documents.indexed", len(report.indexed))
+    metrics.count("elasticsearch.documents.deleted", len(report.deleted))
+    if report.failed:
+        metrics.count("elasticsearch.documents.failed", len(report.failed))
+    for record_id, reason in report.failed:
+        logger.error(
+            "Could not index %s: %s", _record_uri(bucket_id, collection_id, record_id), reason
+        )
+
+
+def on_collection_changed(event):
+    settings, indexer = _plugin(event.request)
+    bucket_id = event.payload["bucket_id"]
+    action = event.payload["action"]
+    for impacted in event.impacted_objects:
+        new, old = impacted.get("new") or {}, impacted.get("old") or {}
+        collection_id = new.get("id") or old.get("id")
+        if not settings.is_indexed(bucket_id, collection_id):
+            continue
+        try:
+            if action == "create":
+                indexer.create_index(
+                    bucket_id, collection_id, collection_mapping(new), replace=True
+                )
+            elif action == "update" and mapping_changed(old, new):
+                indexer.update_mapping(bucket_id, collection_id, collection_mapping(new))
+            elif action == "delete":
+                indexer.delete_collection_indices(bucket_id, collection_id)
+        except EngineRequestError as exc:
+            logger.warning(
+                "The index of /buckets/%s/collections/%s cannot take the new mapping (%s); "
+                "rebuild it with: kinto-elasticsearch reindex -b %s -c %s",
+                bucket_id,
+                collection_id,
+                exc,
+                bucket_id,
+                collection_id,
+            )
+        except EngineError as exc:
+            logger.error(
+                "Could not %s the index of /buckets/%s/collections/%s: %s",
+                action,
+                bucket_id,
+                collection_id,
+                exc,
+            )
+
+
+def on_bucket_deleted(event):
+    settings, indexer = _plugin(event.request)
+    for impacted in event.impacted_objects:
+        bucket_id = impacted["old"]["id"]
+        if not settings.is_indexed(bucket_id):
+            continue
+        try:
+            indexer.delete_bucket_indices(bucket_id)
+        except EngineError as exc:
+            logger.error("Could not delete the indices of /buckets/%s: %s", bucket_id, exc)
+
+
+def validate_collection_mapping(event):
+    """Refuse, inside the transaction, a collection whose ``index:schema`` the engine refuses.
+
+    While the engine is unreachable the write goes through: the index catches up later.
+    """
+    settings, indexer = _plugin(event.request)
+    bucket_id = event.payload["bucket_id"]
+    for impacted in event.impacted_objects:
+        new, old = impacted["new"], impacted.get("old") or {}
+        if "index:schema" not in new or new["index:schema"] == old.get("index:schema"):
+            continue
+        if not settings.is_indexed(bucket_id, new["id"]):
+            continue
+        message = None
+        if not isinstance(new["index:schema"], dict):
+            message = "index:schema must be an object holding an index mapping"
+        else:
+            try:
+                indexer.validate_mapping(collection_mapping(new))
+            except EngineRequestError as exc:
+                message = f"The search engine refused index:schema: {exc.message}"
+            except EngineUnavailable as exc:
+                logger.warning("Could not validate index:schema, engine unavailable: %s", exc)
+        if message:
+            raise http_error(
+                HTTPBadRequest(),
+                errno=ERRORS.INVALID_PARAMETERS,
+                message=message,
+                details=[{"location": "body", "name": "index:schema", "description": message}],
+            )
+
+
+def on_server_flushed(event):
+    _, indexer = _plugin(event.request)
+    try:
+        indexer.flush()
+    except EngineError as exc:
+        logger.error("Could not delete the plugin's indices on flush: %s", exc)

@@ -1,0 +1,54 @@
+"""Index and alias names for a (bucket, collection).
+
+A collection's alias is ``{prefix}.{bucket}.{collection}`` and its physical indices are
+``{alias}.{generation}``. Kinto ids match ``[a-zA-Z0-9][a-zA-Z0-9_-]*``, so ``.`` and ``+``
+never occur in them: ``.`` separates the parts and ``+`` escapes upper case letters
+(``MyBucket`` becomes ``+my+bucket``), which keeps names readable, lower case and injective.
+A part that would be too long is cut and ends with ``++`` and a hash of the whole id;
+``++`` never occurs in an escaped id, so a cut part cannot equal an uncut one.
+
+Because a bucket's part holds no ``.``, the pattern ``{prefix}.{bucket}.*`` matches that
+bucket's indices and no other bucket's, and ``{prefix}.*`` only this prefix's indices.
+"""
+
+import hashlib
+import re
+import time
+
+# 32 (prefix) + 3 dots + 2 x 100 (parts) + 20 (generation) stays under the 255 bytes limit.
+MAX_PART_LENGTH = 100
+_HASH_LENGTH = 16
+_UPPER = re.compile(r"[A-Z]")
+
+
+def _part(kinto_id):
+    escaped = _UPPER.sub(lambda m: "+" + m.group(0).lower(), kinto_id)
+    if len(escaped) <= MAX_PART_LENGTH:
+        return escaped
+    digest = hashlib.sha256(kinto_id.encode()).hexdigest()[:_HASH_LENGTH]
+    return escaped[: MAX_PART_LENGTH - _HASH_LENGTH - 2] + "++" + digest
+
+
+def alias_name(prefix, bucket_id, collection_id):
+    """The alias that searches and writes of a collection go through."""
+    return f"{prefix}.{_part(bucket_id)}.{_part(collection_id)}"
+
+
+def new_index_name(prefix, bucket_id, collection_id):
+    """A fresh physical index name for a collection (a new generation)."""
+    return f"{alias_name(prefix, bucket_id, collection_id)}.{time.time_ns() // 1000}"
+
+
+def collection_pattern(prefix, bucket_id, collection_id):
+    """A pattern matching every physical index of one collection."""
+    return f"{alias_name(prefix, bucket_id, collection_id)}.*"
+
+
+def bucket_pattern(prefix, bucket_id):
+    """A pattern matching every physical index of one bucket's collections."""
+    return f"{prefix}.{_part(bucket_id)}.*"
+
+
+def prefix_pattern(prefix):
+    """A pattern matching every index of this plugin's prefix."""
+    return f"{prefix}.*"

@@ -1,0 +1,133 @@
+"""The plugin's settings: defaults, parsing and validation, read once at include time."""
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from pyramid.settings import asbool, aslist
+
+ENGINES = ("elasticsearch", "opensearch")
+
+# Index names are built as ``{prefix}.{bucket}.{collection}.{generation}``; keeping dots and
+# ``+`` out of the prefix is what makes the names injective (see ``naming.py``).
+PREFIX_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+DEFAULT_SETTINGS = {
+    "elasticsearch.hosts": "http://localhost:9200",
+    "elasticsearch.engine": "elasticsearch",
+    "elasticsearch.index_prefix": "kinto",
+    "elasticsearch.force_refresh": False,
+    "elasticsearch.resources": "",
+    "elasticsearch.request_timeout_seconds": 2.0,
+    "elasticsearch.search_timeout_seconds": 10.0,
+    "elasticsearch.max_retries": 0,
+}
+
+_RESOURCE_PATTERN = re.compile(
+    r"^/buckets/(?P<bid>[a-zA-Z0-9][a-zA-Z0-9_-]*)"
+    r"(?:/collections/(?P<cid>[a-zA-Z0-9][a-zA-Z0-9_-]*))?$"
+)
+
+
+class ConfigurationError(ValueError):
+    """A setting of the plugin is missing or invalid."""
+
+
+@dataclass(frozen=True)
+class PluginSettings:
+    hosts: tuple[str, ...]
+    engine: str
+    index_prefix: str
+    force_refresh: bool
+    # (bucket, collection) pairs to index; collection None means the whole bucket.
+    resources: tuple[tuple[str, str | None], ...]
+    request_timeout: float
+    search_timeout: float
+    max_retries: int
+
+    def is_indexed(self, bucket_id: str, collection_id: str | None = None) -> bool:
+        if not self.resources:
+            return True
+        for bid, cid in self.resources:
+            if bid == bucket_id and (cid is None or collection_id is None or cid == collection_id):
+                return True
+        return False
+
+
+def _setting(settings, key):
+    return settings.get(key, DEFAULT_SETTINGS[key])
+
+
+def _positive_float(settings, key):
+    raw = _setting(settings, key)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{key} must be a number of seconds, not {raw!r}") from None
+    if value <= 0:
+        raise ConfigurationError(f"{key} must be greater than zero, not {raw!r}")
+    return value
+
+
+def _hosts(settings):
+    key = "elasticsearch.hosts"
+    raw = _setting(settings, key)
+    hosts = tuple(aslist(raw) if isinstance(raw, str) else raw)
+    if not hosts:
+        raise ConfigurationError(f"{key} must name at least one host")
+    for host in hosts:
+        parts = urlsplit(host)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigurationError(
+                f"{key}: {host!r} is not a URL with a scheme, such as http://localhost:9200"
+            )
+    return hosts
+
+
+def _resources(settings):
+    key = "elasticsearch.resources"
+    raw = _setting(settings, key) or ""
+    resources = []
+    for uri in aslist(raw) if isinstance(raw, str) else raw:
+        match = _RESOURCE_PATTERN.match(uri)
+        if match is None:
+            raise ConfigurationError(
+                f"{key}: {uri!r} is not a bucket or collection URI, "
+                "such as /buckets/blog or /buckets/blog/collections/articles"
+            )
+        resources.append((match["bid"], match["cid"]))
+    return tuple(resources)
+
+
+def parse_settings(settings) -> PluginSettings:
+    """Read the ``elasticsearch.*`` settings, raising ConfigurationError on a bad one."""
+    engine = str(_setting(settings, "elasticsearch.engine")).strip().lower()
+    if engine not in ENGINES:
+        raise ConfigurationError(
+            f"elasticsearch.engine must be one of {', '.join(ENGINES)}, not {engine!r}"
+        )
+    prefix = str(_setting(settings, "elasticsearch.index_prefix"))
+    if not PREFIX_PATTERN.match(prefix):
+        raise ConfigurationError(
+            f"elasticsearch.index_prefix {prefix!r} is invalid: use 1 to 32 lower case letters, "
+            "digits, '-' or '_', starting with a letter or digit"
+        )
+    raw_retries = _setting(settings, "elasticsearch.max_retries")
+    try:
+        max_retries = int(raw_retries)
+    except (TypeError, ValueError):
+        max_retries = -1
+    if max_retries < 0:
+        raise ConfigurationError(
+            f"elasticsearch.max_retries must be a whole number >= 0, not {raw_retries!r}"
+        )
+    return PluginSettings(
+        hosts=_hosts(settings),
+        engine=engine,
+        index_prefix=prefix,
+        force_refresh=asbool(_setting(settings, "elasticsearch.force_refresh")),
+        resources=_resources(settings),
+        request_timeout=_positive_float(settings, "elasticsearch.request_timeout_seconds"),
+        search_timeout=_positive_float(settings, "elasticsearch.search_timeout_seconds"),
+        max_retries=max_retries,
+    )

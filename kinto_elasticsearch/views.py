@@ -1,0 +1,145 @@
+"""The search service and its permission factory."""
+
+import logging
+import time
+
+from kinto.core import Service
+from kinto.core.authorization import DYNAMIC, RouteFactory
+from kinto.core.errors import ERRORS, http_error
+from kinto.core.utils import instance_uri
+from kinto.views import object_exists_or_404
+from pyramid.httpexceptions import HTTPBadRequest, HTTPServiceUnavailable
+
+from kinto_elasticsearch.engine import EngineRequestError, EngineUnavailable
+from kinto_elasticsearch.listeners import ensure_index_for
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 30
+
+
+class RecordsReadContext(RouteFactory):
+    """The permissions of ``GET /buckets/{bid}/collections/{cid}/records``.
+
+    Kinto's own factory, configured as the plural records endpoint, so that a search sees
+    exactly the records the same user would list: ``shared_ids`` is None with read access
+    on the collection (or bucket), else the ids of the records shared with the user.
+    """
+
+    def __init__(self, request):
+        super().__init__(request)
+        self.resource_name = "record"
+        self.on_plural_endpoint = True
+        self.required_permission = "read"
+        # Built from the matchdict, never by rewriting the request path.
+        self.permission_object_id = (
+            "/buckets/{bucket_id}/collections/{collection_id}/records".format_map(
+                request.matchdict
+            )
+        )
+        self._object_id_match = self.permission_object_id + "/*"
+
+
+collection_search = Service(
+    name="collection-search",
+    description="Search the records of a collection",
+    path="/buckets/{bucket_id}/collections/{collection_id}/search",
+    factory=RecordsReadContext,
+)
+
+
+def max_result_size(settings):
+    """Kinto's own cap on a page of records."""
+    caps = [int(settings["storage_max_fetch_size"])]
+    if settings.get("paginate_by"):
+        caps.append(int(settings["paginate_by"]))
+    return min(caps)
+
+
+def _collection_or_404(request):
+    bucket_id = request.matchdict["bucket_id"]
+    collection_id = request.matchdict["collection_id"]
+    object_exists_or_404(
+        request,
+        resource_name="collection",
+        parent_id=instance_uri(request, "bucket", id=bucket_id),
+        object_id=collection_id,
+    )
+    return bucket_id, collection_id
+
+
+def _json_body(request):
+    try:
+        body = request.json_body if request.body else {}
+    except ValueError as exc:
+        raise _bad_request(f"The body is not valid JSON: {exc}", "body") from None
+    if not isinstance(body, dict):
+        raise _bad_request("The body must be a JSON object holding a search query.", "body")
+    return body
+
+
+def _bad_request(message, location, name=None):
+    details = [{"location": location, "name": name, "description": message}]
+    return http_error(
+        HTTPBadRequest(), errno=ERRORS.INVALID_PARAMETERS, message=message, details=details
+    )
+
+
+def _with_permissions(body, shared_ids):
+    """The body, restricted to the records the user may read."""
+    if shared_ids is None:
+        return body
+    query = body.get("query", {"match_all": {}})
+    return {
+        **body,
+        "query": {"bool": {"must": [query], "filter": [{"ids": {"values": list(shared_ids)}}]}},
+    }
+
+
+def _capped(body, request):
+    cap = max_result_size(request.registry.settings)
+    size = body.get("size", cap)
+    if isinstance(size, int) and not isinstance(size, bool) and 0 <= size <= cap:
+        return body
+    return {**body, "size": cap}
+
+
+def run_search(request, body):
+    """Send ``body`` to the collection's index and answer with the engine's response."""
+    bucket_id, collection_id = _collection_or_404(request)
+    body = _with_permissions(_capped(body, request), request.context.shared_ids)
+    indexer = request.registry.indexer
+    metrics = request.registry.metrics
+    started = time.perf_counter()
+    try:
+        return indexer.search(
+            bucket_id,
+            collection_id,
+            body,
+            ensure_index=ensure_index_for(request, bucket_id, collection_id),
+        )
+    except EngineRequestError as exc:
+        raise _bad_request(f"The search engine refused the query: {exc.message}", "body")
+    except EngineUnavailable as exc:
+        logger.error("Search failed, the engine is unavailable: %s", exc)
+        response = http_error(
+            HTTPServiceUnavailable(),
+            errno=ERRORS.BACKEND,
+            message="The search engine is unavailable. Please retry later.",
+        )
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        raise response
+    finally:
+        metrics.observe("elasticsearch.search.seconds", time.perf_counter() - started)
+
+
+@collection_search.post(permission=DYNAMIC)
+def post_search(request):
+    return run_search(request, _json_body(request))
+
+
+@collection_search.get(permission=DYNAMIC)
+def get_search(request):
+    q = request.GET.get("q")
+    query = {"query_string": {"query": q}} if q else {"match_all": {}}
+    return run_search(request, {"query": query})

@@ -1,0 +1,122 @@
+"""Search servers for the tests and benchmarks: real processes on 127.0.0.1.
+
+``opensearch``: osmem-server, an in-memory OpenSearch-compatible server.
+``elasticsearch``: noida-db, which emulates the Elasticsearch 8 REST API.
+Each is stopped by its process id.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from importlib.resources import files
+
+ENGINES = ("opensearch", "elasticsearch")
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(url, process=None, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server for {url} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                json.load(response)
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"no search server answered at {url} within {timeout} s")
+
+
+@dataclass
+class EngineServer:
+    """A search server process (or, for a real cluster, just its address)."""
+
+    engine: str
+    url: str
+    process: subprocess.Popen | None = None
+    data_dir: str | None = None
+    port: int | None = None
+    _cleanup: list = field(default_factory=list)
+
+    @property
+    def pid(self):
+        return self.process.pid if self.process else None
+
+    def stop(self):
+        """Stop the process by its pid; its data stays for :meth:`restart` (noida-db)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.kill(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def restart(self):
+        """Start the server again on the same port (osmem-server starts empty)."""
+        self.stop()
+        self.process = _launch(self.engine, self.port, self.data_dir)
+        wait_until_up(self.url, self.process)
+
+    def close(self):
+        self.stop()
+        if self.data_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def _launch(engine, port, data_dir):
+    if engine == "opensearch":
+        binary = os.environ.get("OSMEM_SERVER_BIN") or str(
+            files("osmem_server").joinpath("bin", "osmem-server")
+        )
+        args = [binary, "--addr", f"127.0.0.1:{port}", "--no-stdin-watch"]
+        args += ["--parent-pid", str(os.getpid())]
+    else:
+        binary = str(files("noida_db").joinpath("noida-db"))
+        os.chmod(binary, 0o755)
+        args = [binary, "start", "--only", "elasticsearch", "--host", "127.0.0.1"]
+        args += ["--elasticsearch-port", str(port), "--data-dir", data_dir]
+    return subprocess.Popen(
+        args,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def start_engine(engine, port=None):
+    """Start a fresh server of ``engine`` on 127.0.0.1 and wait until it answers."""
+    port = port or free_port()
+    data_dir = tempfile.mkdtemp(prefix=f"kinto-es-{engine}-")
+    process = _launch(engine, port, data_dir)
+    server = EngineServer(engine, f"http://127.0.0.1:{port}", process, data_dir, port)
+    try:
+        wait_until_up(server.url, process)
+    except Exception:
+        server.close()
+        raise
+    return server
+
+
+def external_engine():
+    """The real cluster named by the environment, if any."""
+    hosts = os.environ.get("KINTO_ELASTICSEARCH_TEST_HOSTS")
+    if not hosts:
+        return None
+    engine = os.environ.get("KINTO_ELASTICSEARCH_TEST_ENGINE", "elasticsearch")
+    return EngineServer(engine, hosts.split()[0])
