@@ -186,7 +186,7 @@ class Indexer:
             params["refresh"] = "true"
         response = self.engine.call("bulk", body=body, **params)
         missing = []
-        for operation, item in zip(operations, response["items"]):
+        for operation, item in zip(operations, response["items"], strict=True):
             action, record_id = operation[0], operation[1]
             result = item[action]
             status = result.get("status", 500)

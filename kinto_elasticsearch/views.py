@@ -99,9 +99,9 @@ def _with_permissions(body, shared_ids):
 def _capped(body, request):
     cap = max_result_size(request.registry.settings)
     size = body.get("size", cap)
-    if isinstance(size, int) and not isinstance(size, bool) and 0 <= size <= cap:
-        return body
-    return {**body, "size": cap}
+    if not (isinstance(size, int) and not isinstance(size, bool) and 0 <= size <= cap):
+        size = cap
+    return {**body, "size": size}
 
 
 def run_search(request, body):
@@ -119,7 +119,7 @@ def run_search(request, body):
             ensure_index=ensure_index_for(request, bucket_id, collection_id),
         )
     except EngineRequestError as exc:
-        raise _bad_request(f"The search engine refused the query: {exc.message}", "body")
+        raise _bad_request(f"The search engine refused the query: {exc.message}", "body") from None
     except EngineUnavailable as exc:
         logger.error("Search failed, the engine is unavailable: %s", exc)
         response = http_error(
@@ -128,7 +128,7 @@ def run_search(request, body):
             message="The search engine is unavailable. Please retry later.",
         )
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        raise response
+        raise response from None
     finally:
         metrics.observe("elasticsearch.search.seconds", time.perf_counter() - started)
 

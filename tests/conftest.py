@@ -97,3 +97,76 @@ def engine(engine_server, index_prefix):
             client.call("indices.delete", index=name)
     finally:
         client.close()
+
+
+def indexed(engine, index_prefix, bucket_id, collection_id):
+    """``{record id: (version, source)}`` as the engine holds them, read behind the plugin."""
+    from kinto_elasticsearch import naming
+
+    body = engine.call(
+        "search",
+        index=naming.alias_name(index_prefix, bucket_id, collection_id),
+        body={"query": {"match_all": {}}, "size": 1000, "version": True},
+    )
+    return {hit["_id"]: (hit["_version"], hit["_source"]) for hit in body["hits"]["hits"]}
+
+
+class EngineSpy:
+    """Counts the plugin's calls to the engine; every call still reaches the real server."""
+
+    def __init__(self, engine):
+        self.calls = []
+        self._call = engine.call
+        engine.call = self
+
+    def __call__(self, operation, **kwargs):
+        self.calls.append((operation, kwargs))
+        return self._call(operation, **kwargs)
+
+    def count(self, operation):
+        return sum(1 for name, _ in self.calls if name == operation)
+
+
+class MetricsRecorder:
+    """An in-memory metrics service: what Kinto's statsd or Prometheus plugins would receive."""
+
+    def __init__(self):
+        self.counts = {}
+        self.observed = {}
+
+    def timer(self, key, value=None, labels=()):
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    def observe(self, key, value, labels=()):
+        self.observed.setdefault(key, []).append(value)
+
+    def count(self, key, count=1, unique=None):
+        self.counts[key] = self.counts.get(key, 0) + count
+
+
+@pytest.fixture
+def metrics(app):
+    from kinto.core.metrics import IMetricsService
+
+    recorder = MetricsRecorder()
+    app.app.registry.registerUtility(recorder, IMetricsService)
+    return recorder
+
+
+@pytest.fixture
+def alice():
+    return auth("alice")
+
+
+@pytest.fixture
+def blackhole():
+    """An address that accepts connections and never answers: a hung engine."""
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()

@@ -1,0 +1,230 @@
+import logging
+
+import pytest
+
+from kinto_elasticsearch import naming
+from tests.conftest import EngineSpy, auth, indexed
+
+COLLECTION = "/v1/buckets/blog/collections/articles"
+
+
+@pytest.fixture
+def blog(app, alice):
+    app.put_json("/v1/buckets/blog", {}, headers=alice)
+    app.put_json(COLLECTION, {}, headers=alice)
+    return app
+
+
+def test_created_and_updated_records_are_indexed_with_their_version(
+    blog, alice, engine, index_prefix
+):
+    created = blog.post_json(f"{COLLECTION}/records", {"data": {"title": "a"}}, headers=alice)
+    record = created.json["data"]
+    docs = indexed(engine, index_prefix, "blog", "articles")
+    assert docs[record["id"]] == (record["last_modified"], record)
+
+    updated = blog.patch_json(
+        f"{COLLECTION}/records/{record['id']}", {"data": {"title": "b"}}, headers=alice
+    ).json["data"]
+    docs = indexed(engine, index_prefix, "blog", "articles")
+    assert docs[record["id"]] == (updated["last_modified"], updated)
+
+
+def test_deleted_records_are_unindexed(blog, alice, engine, index_prefix):
+    blog.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
+    blog.put_json(f"{COLLECTION}/records/r2", {"data": {}}, headers=alice)
+    blog.delete(f"{COLLECTION}/records/r1", headers=alice)
+    assert set(indexed(engine, index_prefix, "blog", "articles")) == {"r2"}
+    # Deleting every record of the collection at once (one event, many tombstones).
+    blog.delete(f"{COLLECTION}/records", headers=alice)
+    assert indexed(engine, index_prefix, "blog", "articles") == {}
+
+
+def test_a_batch_is_one_bulk_request(blog, alice, engine, index_prefix):
+    spy = EngineSpy(blog.app.registry.indexer.engine)
+    requests = [
+        {"method": "PUT", "path": f"{COLLECTION}/records/r{i}", "body": {"data": {"i": i}}}
+        for i in range(25)
+    ]
+    blog.post_json("/v1/batch", {"defaults": {"headers": alice}, "requests": requests})
+    assert spy.count("bulk") == 1
+    assert len(indexed(engine, index_prefix, "blog", "articles")) == 25
+
+
+def test_an_older_version_never_overwrites_a_newer_one(blog, alice, engine, index_prefix):
+    record = blog.put_json(f"{COLLECTION}/records/r1", {"data": {"v": 2}}, headers=alice).json[
+        "data"
+    ]
+    stale = {**record, "v": 1, "last_modified": record["last_modified"] - 1}
+    report = blog.app.registry.indexer.write("blog", "articles", records=[stale])
+    assert report.superseded == ["r1"] and report.failed == []
+    assert indexed(engine, index_prefix, "blog", "articles")["r1"][1]["v"] == 2
+    # A late delete is superseded too.
+    report = blog.app.registry.indexer.write("blog", "articles", tombstones=[stale])
+    assert report.superseded == ["r1"]
+    assert "r1" in indexed(engine, index_prefix, "blog", "articles")
+
+
+def test_deleting_a_record_the_index_never_had_is_not_an_error(
+    blog, alice, engine, index_prefix, metrics, caplog
+):
+    blog.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
+    indexer = blog.app.registry.indexer
+    indexer.delete_collection_indices("blog", "articles")
+    indexer.create_index("blog", "articles", {})
+    with caplog.at_level(logging.ERROR, logger="kinto_elasticsearch"):
+        blog.delete(f"{COLLECTION}/records/r1", headers=alice)
+    assert metrics.counts.get("elasticsearch.documents.failed", 0) == 0
+    assert metrics.counts["elasticsearch.documents.deleted"] == 1
+    assert not caplog.records
+
+
+def test_indexing_is_measured(blog, alice, metrics):
+    blog.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
+    blog.put_json(f"{COLLECTION}/records/r2", {"data": {}}, headers=alice)
+    assert metrics.counts["elasticsearch.documents.indexed"] == 2
+    assert len(metrics.observed["elasticsearch.bulk.seconds"]) == 2
+
+
+def test_a_refused_record_is_logged_and_counted(blog, alice, metrics, caplog, engine_server):
+    blog.put_json(f"{COLLECTION}/records/r1", {"data": {"n": 1}}, headers=alice)
+    with caplog.at_level(logging.ERROR, logger="kinto_elasticsearch"):
+        # "n" is mapped as a number now: a string that is not one cannot be indexed.
+        blog.put_json(f"{COLLECTION}/records/r2", {"data": {"n": "not a number"}}, headers=alice)
+    assert metrics.counts["elasticsearch.documents.failed"] == 1
+    assert f"{COLLECTION[3:]}/records/r2" in caplog.text
+
+
+def test_a_collection_gets_its_index_with_its_mapping(app, alice, engine, index_prefix):
+    app.put_json("/v1/buckets/blog", {}, headers=alice)
+    app.put_json(
+        COLLECTION,
+        {"data": {"index:schema": {"properties": {"published": {"type": "date"}}}}},
+        headers=alice,
+    )
+    alias = naming.alias_name(index_prefix, "blog", "articles")
+    mapping = next(iter(engine.call("indices.get_mapping", index=alias).values()))["mappings"]
+    assert mapping["properties"]["published"] == {"type": "date"}
+    assert mapping["properties"]["id"] == {"type": "keyword"}
+
+
+def test_a_metadata_change_updates_the_mapping(blog, alice, engine, index_prefix):
+    blog.patch_json(
+        COLLECTION,
+        {"data": {"index:schema": {"properties": {"score": {"type": "float"}}}}},
+        headers=alice,
+    )
+    alias = naming.alias_name(index_prefix, "blog", "articles")
+    mapping = next(iter(engine.call("indices.get_mapping", index=alias).values()))["mappings"]
+    assert mapping["properties"]["score"] == {"type": "float"}
+
+
+def test_a_deleted_collection_loses_its_index(blog, alice, engine, index_prefix):
+    blog.put_json("/v1/buckets/blog/collections/other", {}, headers=alice)
+    blog.delete(COLLECTION, headers=alice)
+    remaining = engine.call("indices.get_alias", index=f"{index_prefix}.*")
+    assert [aliases for aliases in remaining.values()] == [
+        {"aliases": {naming.alias_name(index_prefix, "blog", "other"): {}}}
+    ]
+
+
+def test_deleting_a_bucket_deletes_exactly_its_indices(app, alice, engine, index_prefix):
+    buckets = ["a", "ab", "A", "a-b", "a_b"]
+    for bucket_id in buckets:
+        app.put_json(f"/v1/buckets/{bucket_id}", {}, headers=alice)
+        app.put_json(f"/v1/buckets/{bucket_id}/collections/c", {}, headers=alice)
+    app.delete("/v1/buckets/a", headers=alice)
+    aliases = {
+        alias
+        for info in engine.call("indices.get_alias", index=f"{index_prefix}.*").values()
+        for alias in info["aliases"]
+    }
+    assert aliases == {naming.alias_name(index_prefix, b, "c") for b in buckets if b != "a"}
+
+
+def test_flush_deletes_only_the_plugins_indices(make_app, alice, engine, index_prefix):
+    app = make_app(**{"flush_endpoint_enabled": "true"})
+    app.put_json("/v1/buckets/blog", {}, headers=alice)
+    app.put_json(COLLECTION, {}, headers=alice)
+    outsider = f"{index_prefix}-other.b.c.0"
+    engine.call("indices.create", index=outsider)
+    try:
+        app.post("/v1/__flush__", status=202)
+        assert engine.call("indices.get_alias", index=f"{index_prefix}.*") == {}
+        assert engine.call("indices.get_alias", index=outsider) != {}
+    finally:
+        engine.call("indices.delete", index=outsider)
+
+
+def test_records_of_a_collection_without_index_are_indexed_on_their_next_change(
+    blog, alice, engine, index_prefix
+):
+    """As for a collection that existed before the plugin was enabled."""
+    blog.patch_json(
+        COLLECTION,
+        {"data": {"index:schema": {"properties": {"n": {"type": "keyword"}}}}},
+        headers=alice,
+    )
+    blog.app.registry.indexer.delete_collection_indices("blog", "articles")
+    blog.put_json(f"{COLLECTION}/records/r1", {"data": {"n": 5}}, headers=alice)
+    assert set(indexed(engine, index_prefix, "blog", "articles")) == {"r1"}
+    alias = naming.alias_name(index_prefix, "blog", "articles")
+    mapping = next(iter(engine.call("indices.get_mapping", index=alias).values()))["mappings"]
+    # The index was created from the collection's metadata, not by dynamic mapping.
+    assert mapping["properties"]["n"] == {"type": "keyword"}
+
+
+def test_resources_setting_limits_what_is_indexed(make_app, alice, engine, index_prefix):
+    app = make_app(**{"elasticsearch.resources": "/buckets/blog/collections/articles"})
+    app.put_json("/v1/buckets/blog", {}, headers=alice)
+    app.put_json(COLLECTION, {}, headers=alice)
+    app.put_json("/v1/buckets/blog/collections/drafts", {}, headers=alice)
+    app.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
+    app.put_json("/v1/buckets/blog/collections/drafts/records/r1", {"data": {}}, headers=alice)
+    aliases = [
+        alias
+        for info in engine.call("indices.get_alias", index=f"{index_prefix}.*").values()
+        for alias in info["aliases"]
+    ]
+    assert aliases == [naming.alias_name(index_prefix, "blog", "articles")]
+
+
+def test_an_index_schema_the_engine_refuses_is_a_400(blog, alice):
+    response = blog.patch_json(
+        COLLECTION,
+        {"data": {"index:schema": {"properties": {"x": {"type": "no-such-type"}}}}},
+        headers=alice,
+        status=400,
+    )
+    assert response.json["errno"] == 107
+    assert "no-such-type" in response.json["message"]
+
+
+def test_an_index_schema_that_is_not_an_object_is_a_400(blog, alice):
+    response = blog.patch_json(
+        COLLECTION, {"data": {"index:schema": ["x"]}}, headers=alice, status=400
+    )
+    assert response.json["details"][0]["name"] == "index:schema"
+
+
+def test_writes_succeed_while_the_engine_is_down(make_app, alice):
+    app = make_app(**{"elasticsearch.hosts": "http://127.0.0.1:1"})
+    app.put_json("/v1/buckets/blog", {}, headers=alice)
+    # The mapping cannot be checked: the collection is stored, the index catches up later.
+    app.put_json(
+        COLLECTION,
+        {"data": {"index:schema": {"properties": {"x": {"type": "no-such-type"}}}}},
+        headers=alice,
+    )
+    app.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
+    app.delete(f"{COLLECTION}/records/r1", headers=alice)
+    app.delete("/v1/buckets/blog", headers=alice)
+
+
+def test_other_users_writes_are_indexed_too(blog, alice, engine, index_prefix):
+    blog.patch_json(
+        COLLECTION, {"permissions": {"record:create": ["system.Authenticated"]}}, headers=alice
+    )
+    blog.post_json(f"{COLLECTION}/records", {"data": {"by": "bob"}}, headers=auth("bob"))
+    docs = indexed(engine, index_prefix, "blog", "articles").values()
+    assert [doc["by"] for _, doc in docs] == ["bob"]

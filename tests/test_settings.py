@@ -1,0 +1,68 @@
+import pytest
+
+from kinto_elasticsearch.settings import ConfigurationError, parse_settings
+
+
+def test_defaults_are_valid():
+    settings = parse_settings({})
+    assert settings.hosts == ("http://localhost:9200",)
+    assert settings.engine == "elasticsearch"
+    assert settings.index_prefix == "kinto"
+    assert settings.force_refresh is False
+    assert settings.resources == ()
+
+
+def test_hosts_are_a_list():
+    settings = parse_settings({"elasticsearch.hosts": "http://a:9200 https://b:9200"})
+    assert settings.hosts == ("http://a:9200", "https://b:9200")
+
+
+@pytest.mark.parametrize(
+    "key,value,fragment",
+    [
+        ("elasticsearch.hosts", "localhost:9200", "not a URL with a scheme"),
+        ("elasticsearch.hosts", "ftp://localhost", "not a URL with a scheme"),
+        ("elasticsearch.hosts", "", "at least one host"),
+        ("elasticsearch.engine", "solr", "must be one of elasticsearch, opensearch"),
+        ("elasticsearch.index_prefix", "Kinto", "index_prefix 'Kinto' is invalid"),
+        ("elasticsearch.index_prefix", "_kinto", "is invalid"),
+        ("elasticsearch.index_prefix", "a.b", "is invalid"),
+        ("elasticsearch.index_prefix", "x" * 33, "is invalid"),
+        ("elasticsearch.resources", "/buckets/a/groups/b", "not a bucket or collection URI"),
+        ("elasticsearch.request_timeout_seconds", "soon", "must be a number of seconds"),
+        ("elasticsearch.search_timeout_seconds", "0", "greater than zero"),
+        ("elasticsearch.max_retries", "-1", "whole number"),
+    ],
+)
+def test_bad_settings_are_refused_with_a_clear_message(key, value, fragment):
+    with pytest.raises(ConfigurationError, match=fragment):
+        parse_settings({key: value})
+
+
+def test_resources_select_buckets_and_collections():
+    settings = parse_settings(
+        {"elasticsearch.resources": "/buckets/blog /buckets/shop/collections/items"}
+    )
+    assert settings.is_indexed("blog", "anything")
+    assert settings.is_indexed("shop", "items")
+    assert not settings.is_indexed("shop", "orders")
+    assert not settings.is_indexed("other", "items")
+    # A bucket is of interest as soon as one of its collections is.
+    assert settings.is_indexed("shop")
+
+
+def test_kinto_refuses_to_start_with_a_bad_setting(engine_server, index_prefix):
+    import kinto
+
+    from tests.conftest import base_settings
+
+    settings = base_settings(engine_server, index_prefix)
+    settings["elasticsearch.hosts"] = "127.0.0.1:9200"
+    with pytest.raises(ConfigurationError, match="not a URL with a scheme"):
+        kinto.main({}, **settings)
+
+
+def test_environment_overrides_settings(make_app, monkeypatch):
+    monkeypatch.setenv("KINTO_ELASTICSEARCH_INDEX_PREFIX", "fromenv")
+    app = make_app()
+    assert app.app.registry.elasticsearch_settings.index_prefix == "fromenv"
