@@ -2,14 +2,13 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from kinto.core import load_default_settings
 from kinto.core.events import ACTIONS, AfterResourceChanged, ResourceChanged
 from kinto.events import ServerFlushed
 
 from kinto_elasticsearch import listeners
 from kinto_elasticsearch.engine import Engine
 from kinto_elasticsearch.indexer import Indexer
-from kinto_elasticsearch.settings import DEFAULT_SETTINGS, parse_settings
+from kinto_elasticsearch.settings import load_settings
 
 try:
     __version__ = version("kinto-elasticsearch")
@@ -20,8 +19,7 @@ CAPABILITY_URL = "https://github.com/Kinto/kinto-elasticsearch"
 
 
 def includeme(config):
-    load_default_settings(config, DEFAULT_SETTINGS)
-    settings = parse_settings(config.get_settings())
+    settings = load_settings(config)
 
     # Building the client connects to nothing: Kinto starts while the engine is down.
     indexer = Indexer(

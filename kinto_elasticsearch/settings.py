@@ -4,6 +4,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from kinto.core.utils import read_env
 from pyramid.settings import asbool, aslist
 
 ENGINES = ("elasticsearch", "opensearch")
@@ -97,6 +98,23 @@ def _resources(settings):
             )
         resources.append((match["bid"], match["cid"]))
     return tuple(resources)
+
+
+def load_settings(config):
+    """Fill the plugin's defaults and apply environment overrides, as Kinto does.
+
+    ``kinto.core.load_default_settings`` cannot be called a second time on an ini-based
+    configuration: it compares the raw ``kinto.``-prefixed values with the ones Kinto already
+    converted (``"true"`` against ``True``) and reports them in conflict.
+    """
+    settings = config.get_settings()
+    project = settings.get("settings_prefix", "kinto")
+    values = {}
+    for key, default in DEFAULT_SETTINGS.items():
+        value = settings.get(key, settings.get(f"{project}.{key}", default))
+        values[key] = read_env(f"{project}.{key}", read_env(key, value))
+    config.add_settings(values)
+    return parse_settings(values)
 
 
 def parse_settings(settings) -> PluginSettings:

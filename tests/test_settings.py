@@ -66,3 +66,29 @@ def test_environment_overrides_settings(make_app, monkeypatch):
     monkeypatch.setenv("KINTO_ELASTICSEARCH_INDEX_PREFIX", "fromenv")
     app = make_app()
     assert app.app.registry.elasticsearch_settings.index_prefix == "fromenv"
+
+
+def test_the_example_configuration_boots(engine_server, monkeypatch):
+    """The ini holds prefixed keys, as operators write them, and env vars override them."""
+    from tests.conftest import auth
+
+    alice = auth("alice")
+    import pathlib
+
+    import webtest
+    from pyramid.paster import get_app
+
+    ini = pathlib.Path(__file__).parent.parent / "config.example.ini"
+    monkeypatch.setenv("KINTO_ELASTICSEARCH_HOSTS", engine_server.url)
+    monkeypatch.setenv("KINTO_ELASTICSEARCH_ENGINE", engine_server.engine)
+    monkeypatch.setenv("KINTO_ELASTICSEARCH_INDEX_PREFIX", "example")
+    app = webtest.TestApp(get_app(str(ini), "main"))
+    settings = app.app.registry.elasticsearch_settings
+    assert settings.force_refresh is True
+    assert settings.hosts == (engine_server.url,)
+    app.put_json("/v1/buckets/b", {}, headers=alice)
+    app.put_json("/v1/buckets/b/collections/c", {}, headers=alice)
+    app.put_json("/v1/buckets/b/collections/c/records/r", {"data": {"t": "x"}}, headers=alice)
+    hits = app.get("/v1/buckets/b/collections/c/search", headers=alice).json["hits"]["hits"]
+    assert [hit["_id"] for hit in hits] == ["r"]
+    app.app.registry.indexer.flush()
