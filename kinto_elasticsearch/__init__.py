@@ -8,6 +8,7 @@ from kinto.events import ServerFlushed
 from kinto_elasticsearch import listeners
 from kinto_elasticsearch.engine import Engine
 from kinto_elasticsearch.indexer import Indexer
+from kinto_elasticsearch.resilience import CircuitBreaker, RetryQueue
 from kinto_elasticsearch.settings import load_settings
 
 try:
@@ -22,14 +23,22 @@ def includeme(config):
     settings = load_settings(config)
 
     # Building the client connects to nothing: Kinto starts while the engine is down.
+    breaker = CircuitBreaker(
+        failures=settings.circuit_breaker_failures,
+        reset_seconds=settings.circuit_breaker_seconds,
+    )
     indexer = Indexer(
-        Engine(settings),
+        Engine(settings, breaker=breaker),
         prefix=settings.index_prefix,
         force_refresh=settings.force_refresh,
         search_timeout=settings.search_timeout,
     )
     config.registry.elasticsearch_settings = settings
     config.registry.indexer = indexer
+    # The registry's metrics service is read at each use: it is set up after plugins.
+    config.registry.retry_queue = RetryQueue(
+        indexer, lambda: config.registry.metrics, max_size=settings.retry_queue_size
+    )
 
     heartbeat_timeout = float(config.get_settings().get("heartbeat_timeout_seconds", 10))
     config.registry.heartbeats["elasticsearch"] = lambda request: indexer.ping(

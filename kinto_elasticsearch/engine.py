@@ -71,8 +71,9 @@ def _classify(status, body, fallback):
 class Engine:
     """A client for the configured engine, with the plugin's timeouts and errors."""
 
-    def __init__(self, settings):
+    def __init__(self, settings, breaker=None):
         self.name = settings.engine
+        self.breaker = breaker
         self.hosts = settings.hosts
         self.request_timeout = settings.request_timeout
         if self.name == "opensearch":
@@ -99,12 +100,27 @@ class Engine:
             self._api_errors = (elasticsearch.ApiError,)
             self._transport_errors = (elastic_transport.TransportError,)
 
-    def call(self, operation, timeout=None, **kwargs):
+    def call(self, operation, timeout=None, probe=False, **kwargs):
         """Run ``operation`` (such as ``"bulk"`` or ``"indices.create"``) and return its body.
 
         Raises :class:`EngineUnavailable`, :class:`EngineNotFound` or
-        :class:`EngineRequestError`, whatever the client library.
+        :class:`EngineRequestError`, whatever the client library. While the circuit breaker
+        is open, fails at once without a request, unless ``probe`` (health checks).
         """
+        breaker = self.breaker
+        if breaker is not None and not probe and not breaker.allow():
+            raise EngineUnavailable(f"{self.name} is failing: not waiting on it (circuit open)")
+        try:
+            body = self._call(operation, timeout, kwargs)
+        except EngineUnavailable:
+            if breaker is not None:
+                breaker.failure()
+            raise
+        if breaker is not None:
+            breaker.success()
+        return body
+
+    def _call(self, operation, timeout, kwargs):
         timeout = timeout or self.request_timeout
         if self.name == "opensearch":
             target = self._client
@@ -118,7 +134,11 @@ class Engine:
         except self._transport_errors as exc:
             raise EngineUnavailable(f"{self.name} is unreachable: {exc}") from exc
         except self._api_errors as exc:
-            raise self._map_api_error(exc) from exc
+            error = self._map_api_error(exc)
+            if isinstance(error, EngineRequestError) and self.breaker is not None:
+                # The engine answered: it is up, whatever it thought of the request.
+                self.breaker.success()
+            raise error from exc
         return getattr(response, "body", response)
 
     def _map_api_error(self, exc):

@@ -36,6 +36,10 @@ class Indexer:
         self.prefix = prefix
         self.force_refresh = force_refresh
         self.search_timeout = search_timeout
+        # Aliases this process saw exist. Deletes are only sent to those: the engines
+        # auto-create a missing index for a delete in a bulk, and ``require_alias`` only
+        # guards index operations.
+        self._known_aliases = set()
 
     def alias(self, bucket_id, collection_id):
         return naming.alias_name(self.prefix, bucket_id, collection_id)
@@ -54,15 +58,20 @@ class Indexer:
         # The first generation has a fixed name so that concurrent creators converge on
         # one index instead of attaching the alias to several.
         name = f"{alias}.0"
+        body = {"mappings": mapping, "aliases": {alias: {}}}
         try:
-            self.engine.call(
-                "indices.create",
-                index=name,
-                body={"mappings": mapping, "aliases": {alias: {}}},
-            )
+            self.engine.call("indices.create", index=name, body=body)
         except EngineRequestError as exc:
-            if exc.error_type != "resource_already_exists_exception":
+            if exc.error_type == "invalid_alias_name_exception":
+                # An index auto-created under the alias's name (a delete sent while the
+                # alias was missing, by an older version or another client): it holds
+                # nothing of value, the alias name is ours.
+                logger.warning("Replacing index %s, auto-created under an alias name", alias)
+                self._delete_indices([alias])
+                self.engine.call("indices.create", index=name, body=body)
+            elif exc.error_type != "resource_already_exists_exception":
                 raise
+        self._known_aliases.add(alias)
         return name
 
     def create_physical_index(self, bucket_id, collection_id, mapping):
@@ -93,6 +102,7 @@ class Indexer:
         return {name: sorted(info.get("aliases", {})) for name, info in found.items()}
 
     def _delete_indices(self, names):
+        self._known_aliases.clear()
         # Named one by one in the URL: Elasticsearch refuses wildcard deletes by default.
         for start in range(0, len(names), 50):
             chunk = names[start : start + 50]
@@ -148,6 +158,14 @@ class Indexer:
         if not accepted:
             return report
         alias = self.alias(bucket_id, collection_id)
+        has_deletes = any(op[0] == "delete" for op in accepted)
+        if has_deletes and alias not in self._known_aliases:
+            if self.engine.call("indices.exists_alias", name=alias):
+                self._known_aliases.add(alias)
+            else:
+                # No index: there is nothing to delete.
+                report.deleted.extend(op[1] for op in accepted if op[0] == "delete")
+                accepted = [op for op in accepted if op[0] == "index"]
         missing = self._bulk(alias, accepted, report)
         if missing and ensure_index is not None:
             ensure_index()
@@ -184,8 +202,26 @@ class Indexer:
         params = {"require_alias": True}
         if self.force_refresh:
             params["refresh"] = "true"
-        response = self.engine.call("bulk", body=body, **params)
+        try:
+            response = self.engine.call("bulk", body=body, **params)
+        except EngineRequestError as exc:
+            if exc.status != 413:
+                raise
+            if len(operations) == 1:
+                report.failed.append((operations[0][1], f"too large for the engine: {exc}"))
+                return []
+            # Too large as a whole: send halves, so that one huge record cannot keep the
+            # others of the same write out of the index.
+            middle = len(operations) // 2
+            return self._bulk(alias, operations[:middle], report) + self._bulk(
+                alias, operations[middle:], report
+            )
         missing = []
+        if any(
+            op[0] == "index" and "error" not in item["index"]
+            for op, item in zip(operations, response["items"], strict=True)
+        ):
+            self._known_aliases.add(alias)
         for operation, item in zip(operations, response["items"], strict=True):
             action, record_id = operation[0], operation[1]
             result = item[action]
@@ -222,7 +258,7 @@ class Indexer:
     def ping(self, timeout=None):
         """Whether the engine answers and its cluster is usable."""
         try:
-            health = self.engine.call("cluster.health", timeout=timeout)
+            health = self.engine.call("cluster.health", timeout=timeout, probe=True)
         except EngineError as exc:
             logger.warning("Search engine health check failed: %s", exc)
             return False

@@ -26,10 +26,14 @@ def _record_uri(bucket_id, collection_id, record_id):
     return f"/buckets/{bucket_id}/collections/{collection_id}/records/{record_id}"
 
 
+def _cached_collection(request, bucket_id, collection_id):
+    uri = f"/buckets/{bucket_id}/collections/{collection_id}"
+    return getattr(request, "bound_data", {}).get("collections", {}).get(uri)
+
+
 def collection_metadata(request, bucket_id, collection_id):
     """The collection object, as Kinto's record views already fetched it for this request."""
-    uri = f"/buckets/{bucket_id}/collections/{collection_id}"
-    cached = getattr(request, "bound_data", {}).get("collections", {}).get(uri)
+    cached = _cached_collection(request, bucket_id, collection_id)
     if cached is not None:
         return cached
     return request.registry.storage.get(
@@ -70,6 +74,23 @@ def on_record_changed(event):
             tombstones=tombstones,
             ensure_index=ensure_index_for(event.request, bucket_id, collection_id),
         )
+    except EngineUnavailable as exc:
+        logger.warning(
+            "Search engine unavailable, %s write(s) of /buckets/%s/collections/%s queued "
+            "for retry: %s",
+            len(records) + len(tombstones),
+            bucket_id,
+            collection_id,
+            exc,
+        )
+        event.request.registry.retry_queue.add(
+            bucket_id,
+            collection_id,
+            records,
+            tombstones,
+            metadata=_cached_collection(event.request, bucket_id, collection_id),
+        )
+        return
     except EngineError as exc:
         count = len(records) + len(tombstones)
         metrics.count("elasticsearch.documents.failed", count)

@@ -22,6 +22,9 @@ DEFAULT_SETTINGS = {
     "elasticsearch.request_timeout_seconds": 2.0,
     "elasticsearch.search_timeout_seconds": 10.0,
     "elasticsearch.max_retries": 0,
+    "elasticsearch.circuit_breaker_failures": 3,
+    "elasticsearch.circuit_breaker_seconds": 10.0,
+    "elasticsearch.retry_queue_size": 10000,
 }
 
 _RESOURCE_PATTERN = re.compile(
@@ -45,6 +48,9 @@ class PluginSettings:
     request_timeout: float
     search_timeout: float
     max_retries: int
+    circuit_breaker_failures: int
+    circuit_breaker_seconds: float
+    retry_queue_size: int
 
     def is_indexed(self, bucket_id: str, collection_id: str | None = None) -> bool:
         if not self.resources:
@@ -67,6 +73,17 @@ def _positive_float(settings, key):
         raise ConfigurationError(f"{key} must be a number of seconds, not {raw!r}") from None
     if value <= 0:
         raise ConfigurationError(f"{key} must be greater than zero, not {raw!r}")
+    return value
+
+
+def _whole_number(settings, key, minimum):
+    raw = _setting(settings, key)
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        value = minimum - 1
+    if value < minimum or isinstance(raw, float) and raw != value:
+        raise ConfigurationError(f"{key} must be a whole number >= {minimum}, not {raw!r}")
     return value
 
 
@@ -130,15 +147,6 @@ def parse_settings(settings) -> PluginSettings:
             f"elasticsearch.index_prefix {prefix!r} is invalid: use 1 to 32 lower case letters, "
             "digits, '-' or '_', starting with a letter or digit"
         )
-    raw_retries = _setting(settings, "elasticsearch.max_retries")
-    try:
-        max_retries = int(raw_retries)
-    except (TypeError, ValueError):
-        max_retries = -1
-    if max_retries < 0:
-        raise ConfigurationError(
-            f"elasticsearch.max_retries must be a whole number >= 0, not {raw_retries!r}"
-        )
     return PluginSettings(
         hosts=_hosts(settings),
         engine=engine,
@@ -147,5 +155,10 @@ def parse_settings(settings) -> PluginSettings:
         resources=_resources(settings),
         request_timeout=_positive_float(settings, "elasticsearch.request_timeout_seconds"),
         search_timeout=_positive_float(settings, "elasticsearch.search_timeout_seconds"),
-        max_retries=max_retries,
+        max_retries=_whole_number(settings, "elasticsearch.max_retries", 0),
+        circuit_breaker_failures=_whole_number(
+            settings, "elasticsearch.circuit_breaker_failures", 1
+        ),
+        circuit_breaker_seconds=_positive_float(settings, "elasticsearch.circuit_breaker_seconds"),
+        retry_queue_size=_whole_number(settings, "elasticsearch.retry_queue_size", 0),
     )

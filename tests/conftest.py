@@ -147,12 +147,21 @@ class MetricsRecorder:
 
 
 @pytest.fixture
-def metrics(app):
+def metrics_factory():
+    """Plug a recorder as the metrics service of an app."""
     from kinto.core.metrics import IMetricsService
 
-    recorder = MetricsRecorder()
-    app.app.registry.registerUtility(recorder, IMetricsService)
-    return recorder
+    def plug(app):
+        recorder = MetricsRecorder()
+        app.app.registry.registerUtility(recorder, IMetricsService)
+        return recorder
+
+    return plug
+
+
+@pytest.fixture
+def metrics(app, metrics_factory):
+    return metrics_factory(app)
 
 
 @pytest.fixture
@@ -170,3 +179,13 @@ def blackhole():
     sock.listen(128)
     yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     sock.close()
+
+
+@pytest.fixture
+def own_engine_server(engine_server):
+    """A server of the current engine that the test may stop and restart."""
+    if engine_server.process is None:
+        pytest.skip("needs a search server process the test can stop (not a real cluster)")
+    server = servers.start_engine(engine_server.engine)
+    yield server
+    server.close()

@@ -228,3 +228,19 @@ def test_other_users_writes_are_indexed_too(blog, alice, engine, index_prefix):
     blog.post_json(f"{COLLECTION}/records", {"data": {"by": "bob"}}, headers=auth("bob"))
     docs = indexed(engine, index_prefix, "blog", "articles").values()
     assert [doc["by"] for _, doc in docs] == ["bob"]
+
+
+def test_an_index_auto_created_under_the_alias_name_is_replaced(blog, alice, engine, index_prefix):
+    indexer = blog.app.registry.indexer
+    indexer.delete_collection_indices("blog", "articles")
+    # What a delete sent to a missing alias by another client leaves behind.
+    engine.call("indices.create", index=naming.alias_name(index_prefix, "blog", "articles"))
+    blog.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
+    assert set(indexed(engine, index_prefix, "blog", "articles")) == {"r1"}
+
+
+def test_deletes_never_create_a_missing_index(blog, alice, engine, index_prefix):
+    blog.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
+    blog.app.registry.indexer.delete_collection_indices("blog", "articles")
+    blog.delete(f"{COLLECTION}/records/r1", headers=alice)
+    assert engine.call("indices.get_alias", index=f"{index_prefix}.*") == {}
