@@ -1,25 +1,241 @@
-"""The ``kinto-elasticsearch`` command line."""
+"""The ``kinto-elasticsearch`` command line: rebuild and verify indices.
+
+Exit status: 0 when all went well (and, for verify, everything matches), 1 when verify
+found differences, 2 on an error (bad arguments, plugin not configured, unknown bucket or
+collection, engine unreachable).
+"""
 
 import argparse
+import logging
 import sys
+import time
+
+import transaction
+from kinto.core.storage.exceptions import ObjectNotFoundError
+from pyramid.paster import bootstrap, setup_logging
+
+from kinto_elasticsearch import maintenance
+from kinto_elasticsearch.engine import EngineError
+
+logger = logging.getLogger("kinto_elasticsearch.cli")
+
+
+class CommandError(Exception):
+    """A clear message for the operator, and exit status 2."""
+
+
+class Progress:
+    """Records done, rate and time left: a bar on a terminal, log lines otherwise."""
+
+    def __init__(self, label, total, stream=None, interval=5.0):
+        self.label = label
+        self.total = total
+        self.done = 0
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.interval = interval
+        self.started = self.last_line = time.monotonic()
+
+    def __call__(self, count):
+        self.done += count
+        now = time.monotonic()
+        if self.tty:
+            self.stream.write("\r" + self._line(now))
+            self.stream.flush()
+        elif now - self.last_line >= self.interval:
+            self.last_line = now
+            logger.info(self._line(now))
+
+    def _line(self, now):
+        elapsed = max(now - self.started, 1e-9)
+        rate = self.done / elapsed
+        left = (self.total - self.done) / rate if rate and self.total > self.done else 0
+        width = 30
+        filled = int(width * self.done / self.total) if self.total else width
+        bar = "#" * filled + "-" * (width - filled)
+        return (
+            f"{self.label} [{bar}] {self.done}/{self.total} records, "
+            f"{rate:,.0f}/s, {left:,.0f} s left"
+        )
+
+    def close(self):
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
 
 
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="kinto-elasticsearch",
-        description="Manage the search indices of a Kinto server.",
+        description="Rebuild and verify the search indices of a Kinto server.",
     )
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def scoped(name, help_text):
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--ini", required=True, help="Kinto's configuration file")
+        sub.add_argument("-b", "--bucket", help="only this bucket")
+        sub.add_argument("-c", "--collection", help="only this collection (needs --bucket)")
+        return sub
+
+    scoped(
+        "reindex",
+        "Rebuild indices from storage into new indices, then swap them in atomically.",
+    )
+    verify = scoped(
+        "verify",
+        "Compare storage and indices; exit 1 if they differ.",
+    )
+    verify.add_argument(
+        "--repair", action="store_true", help="fix every difference found, and report it"
+    )
     return parser
 
 
-def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
+def _collections(storage, args):
+    """The collections in scope, with a clear error if the bucket or collection is unknown."""
+    if args.bucket:
+        try:
+            storage.get(resource_name="bucket", parent_id="", object_id=args.bucket)
+        except ObjectNotFoundError:
+            raise CommandError(f"bucket {args.bucket!r} does not exist") from None
+    if args.collection:
+        try:
+            storage.get(
+                resource_name="collection",
+                parent_id=f"/buckets/{args.bucket}",
+                object_id=args.collection,
+            )
+        except ObjectNotFoundError:
+            raise CommandError(
+                f"collection {args.collection!r} does not exist in bucket {args.bucket!r}"
+            ) from None
+    return maintenance.iter_collections(storage, args.bucket, args.collection)
+
+
+def reindex(registry, args, out):
+    storage, indexer = registry.storage, registry.indexer
+    settings = registry.elasticsearch_settings
+    count = 0
+    for bucket_id, collection_id, metadata in _collections(storage, args):
+        if not settings.is_indexed(bucket_id, collection_id):
+            continue
+        uri = f"/buckets/{bucket_id}/collections/{collection_id}"
+        total = storage.count_all(resource_name="record", parent_id=uri)
+        progress = Progress(uri, total)
+        started = time.monotonic()
+        result = maintenance.reindex_collection(
+            storage, indexer, bucket_id, collection_id, metadata, progress
+        )
+        progress.close()
+        elapsed = time.monotonic() - started
+        print(
+            f"{uri}: {result.indexed} records indexed into {result.index} in {elapsed:.1f} s, "
+            f"{result.replayed} changes replayed, {len(result.failed)} refused",
+            file=out,
+        )
+        for record_id, reason in result.failed[: maintenance.EXAMPLES]:
+            print(f"  refused {uri}/records/{record_id}: {reason}", file=out)
+        count += 1
+        transaction.abort()
+    print(f"{count} collection(s) reindexed.", file=out)
     return 0
+
+
+def _examples(difference):
+    more = ", ..." if difference.count > len(difference.examples) else ""
+    return ", ".join(difference.examples) + more
+
+
+def verify(registry, args, out):
+    storage, indexer = registry.storage, registry.indexer
+    settings = registry.elasticsearch_settings
+    differs = False
+    expected = set()
+    checked = 0
+    for bucket_id, collection_id, metadata in _collections(storage, args):
+        if not settings.is_indexed(bucket_id, collection_id):
+            continue
+        expected.add(indexer.alias(bucket_id, collection_id))
+        report = maintenance.verify_collection(
+            storage, indexer, bucket_id, collection_id, metadata, repair=args.repair
+        )
+        transaction.abort()
+        checked += 1
+        differs = differs or report.differs
+        if report.no_index:
+            print(f"{report.uri}: no index ({report.records} records)", file=out)
+        else:
+            status = "differs" if report.differs else "ok"
+            print(
+                f"{report.uri}: {status}, {report.records} records, {report.documents} documents",
+                file=out,
+            )
+        for kind, label in (
+            ("missing", "missing from the index"),
+            ("outdated", "indexed at an older version"),
+            ("extra", "in the index but not in storage"),
+        ):
+            difference = getattr(report, kind)
+            if difference.count:
+                print(f"  {difference.count} {label}: {_examples(difference)}", file=out)
+        if args.repair and report.differs:
+            print(f"  repaired: {report.repaired} document(s) written or deleted", file=out)
+    pattern = maintenance.scope_pattern(indexer.prefix, args.bucket, args.collection)
+    indices = maintenance.verify_indices(indexer, expected, pattern, repair=args.repair)
+    for name in indices.orphans:
+        print(f"index {name}: belongs to no collection", file=out)
+    for name in indices.detached:
+        print(f"index {name}: old generation, no longer in use", file=out)
+    if indices.deleted:
+        print(f"  repaired: {len(indices.deleted)} index(es) deleted", file=out)
+    differs = differs or indices.differs
+    summary = "differences found" if differs else "everything matches"
+    if args.repair and differs:
+        summary = "differences found and repaired"
+    print(f"{checked} collection(s) verified: {summary}.", file=out)
+    return 1 if differs else 0
+
+
+COMMANDS = {"reindex": reindex, "verify": verify}
+
+
+def run(args, out=sys.stdout):
+    if args.collection and not args.bucket:
+        raise CommandError("--collection needs --bucket")
+    try:
+        env = bootstrap(args.ini)
+    except FileNotFoundError as exc:
+        raise CommandError(f"cannot read {args.ini}: {exc}") from None
+    try:
+        registry = env["registry"]
+        if getattr(registry, "indexer", None) is None:
+            raise CommandError(
+                f"kinto_elasticsearch is not enabled in {args.ini}: add it to kinto.includes"
+            )
+        if not registry.indexer.ping():
+            hosts = ", ".join(registry.elasticsearch_settings.hosts)
+            raise CommandError(f"cannot reach the search engine at {hosts}")
+        try:
+            return COMMANDS[args.command](registry, args, out)
+        except EngineError as exc:
+            raise CommandError(f"the search engine failed: {exc}") from None
+    finally:
+        transaction.abort()
+        env["closer"]()
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        setup_logging(args.ini)
+    except Exception:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        return run(args)
+    except CommandError as exc:
+        print(f"kinto-elasticsearch: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -67,7 +67,7 @@ class Indexer:
                 # alias was missing, by an older version or another client): it holds
                 # nothing of value, the alias name is ours.
                 logger.warning("Replacing index %s, auto-created under an alias name", alias)
-                self._delete_indices([alias])
+                self.delete_indices([alias])
                 self.engine.call("indices.create", index=name, body=body)
             elif exc.error_type != "resource_already_exists_exception":
                 raise
@@ -75,10 +75,37 @@ class Indexer:
         return name
 
     def create_physical_index(self, bucket_id, collection_id, mapping):
-        """A new, empty physical index for a rebuild, not yet behind the alias."""
+        """A new, empty physical index for a rebuild, not yet behind the alias.
+
+        It is not refreshed while it is filled; :meth:`swap_alias` restores that.
+        """
         name = naming.new_index_name(self.prefix, bucket_id, collection_id)
-        self.engine.call("indices.create", index=name, body={"mappings": mapping})
+        body = {"mappings": mapping, "settings": {"index": {"refresh_interval": "-1"}}}
+        self.engine.call("indices.create", index=name, body=body)
         return name
+
+    def swap_alias(self, bucket_id, collection_id, index):
+        """Move the collection's alias to ``index`` in one atomic step; drop the old ones."""
+        alias = self.alias(bucket_id, collection_id)
+        self.engine.call(
+            "indices.put_settings", index=index, body={"index": {"refresh_interval": None}}
+        )
+        self.engine.call("indices.refresh", index=index)
+        pattern = naming.collection_pattern(self.prefix, bucket_id, collection_id)
+        old = [name for name in self.indices(pattern) if name != index]
+        actions = [{"remove": {"index": name, "alias": alias}} for name in old]
+        actions.append({"add": {"index": index, "alias": alias}})
+        try:
+            self.engine.call("indices.update_aliases", body={"actions": actions})
+        except EngineRequestError as exc:
+            if exc.error_type != "invalid_alias_name_exception":
+                raise
+            logger.warning("Replacing index %s, auto-created under an alias name", alias)
+            self.delete_indices([alias])
+            self.engine.call("indices.update_aliases", body={"actions": actions})
+        self.delete_indices(old)
+        self._known_aliases.add(alias)
+        return old
 
     def update_mapping(self, bucket_id, collection_id, mapping):
         """Apply a changed mapping to the live index (refused if it conflicts)."""
@@ -94,14 +121,14 @@ class Indexer:
         """
         name = f"{self.prefix}.-validate-{uuid.uuid4().hex}"
         self.engine.call("indices.create", index=name, body={"mappings": mapping})
-        self._delete_indices([name])
+        self.delete_indices([name])
 
     def indices(self, pattern):
         """``{physical index: [aliases]}`` for the indices matching ``pattern``."""
         found = self.engine.call("indices.get_alias", index=pattern)
         return {name: sorted(info.get("aliases", {})) for name, info in found.items()}
 
-    def _delete_indices(self, names):
+    def delete_indices(self, names):
         self._known_aliases.clear()
         # Named one by one in the URL: Elasticsearch refuses wildcard deletes by default.
         for start in range(0, len(names), 50):
@@ -119,15 +146,28 @@ class Indexer:
 
     def delete_collection_indices(self, bucket_id, collection_id):
         pattern = naming.collection_pattern(self.prefix, bucket_id, collection_id)
-        return self._delete_indices(sorted(self.indices(pattern)))
+        return self.delete_indices(sorted(self.indices(pattern)))
 
     def delete_bucket_indices(self, bucket_id):
         pattern = naming.bucket_pattern(self.prefix, bucket_id)
-        return self._delete_indices(sorted(self.indices(pattern)))
+        return self.delete_indices(sorted(self.indices(pattern)))
 
     def flush(self):
         """Delete every index of this plugin's prefix."""
-        return self._delete_indices(sorted(self.indices(naming.prefix_pattern(self.prefix))))
+        return self.delete_indices(sorted(self.indices(naming.prefix_pattern(self.prefix))))
+
+    def alias_exists(self, bucket_id, collection_id):
+        return bool(
+            self.engine.call("indices.exists_alias", name=self.alias(bucket_id, collection_id))
+        )
+
+    def creation_dates(self, pattern):
+        """``{index: creation time in seconds since the epoch}``."""
+        found = self.engine.call("indices.get_settings", index=pattern, name="index.creation_date")
+        return {
+            name: int(info["settings"]["index"]["creation_date"]) / 1000
+            for name, info in found.items()
+        }
 
     def get_mapping(self, bucket_id, collection_id):
         body = self.engine.call("indices.get_mapping", index=self.alias(bucket_id, collection_id))
@@ -181,7 +221,19 @@ class Indexer:
             )
         return report
 
-    def _bulk(self, alias, operations, report):
+    def fill(self, index, records):
+        """Index ``records`` into a physical index being rebuilt (not through the alias)."""
+        report = BulkReport()
+        operations = []
+        for record in records:
+            if len(record["id"].encode()) > MAX_ID_BYTES:
+                report.failed.append((record["id"], f"id is longer than {MAX_ID_BYTES} bytes"))
+            else:
+                operations.append(("index", record["id"], record["last_modified"], record))
+        self._bulk(index, operations, report, require_alias=False, refresh=False)
+        return report
+
+    def _bulk(self, alias, operations, report, require_alias=True, refresh=None):
         """Send one bulk request; return the operations that found no alias."""
         if not operations:
             return []
@@ -199,8 +251,8 @@ class Indexer:
             )
             if source is not None:
                 body.append(source)
-        params = {"require_alias": True}
-        if self.force_refresh:
+        params = {"require_alias": True} if require_alias else {}
+        if self.force_refresh if refresh is None else refresh:
             params["refresh"] = "true"
         try:
             response = self.engine.call("bulk", body=body, **params)
@@ -213,9 +265,9 @@ class Indexer:
             # Too large as a whole: send halves, so that one huge record cannot keep the
             # others of the same write out of the index.
             middle = len(operations) // 2
-            return self._bulk(alias, operations[:middle], report) + self._bulk(
-                alias, operations[middle:], report
-            )
+            return self._bulk(
+                alias, operations[:middle], report, require_alias, refresh
+            ) + self._bulk(alias, operations[middle:], report, require_alias, refresh)
         missing = []
         if any(
             op[0] == "index" and "error" not in item["index"]
@@ -240,6 +292,36 @@ class Indexer:
                     reason = f"{reason}: {caused['reason']}"
                 report.failed.append((record_id, str(reason)))
         return missing
+
+    def versions(self, bucket_id, collection_id, ids):
+        """``{id: indexed version}`` for those of ``ids`` the index holds."""
+        if not ids:
+            return {}
+        body = {
+            "query": {"ids": {"values": list(ids)}},
+            "size": len(ids),
+            "_source": False,
+            "version": True,
+        }
+        hits = self.engine.call("search", index=self.alias(bucket_id, collection_id), body=body)
+        return {hit["_id"]: hit["_version"] for hit in hits["hits"]["hits"]}
+
+    def iter_documents(self, bucket_id, collection_id, page_size=1000):
+        """Pages of ``{id: indexed version}`` over the whole index, in id order."""
+        body = {
+            "query": {"match_all": {}},
+            "size": page_size,
+            "sort": [{"id": "asc"}],
+            "_source": False,
+            "version": True,
+        }
+        alias = self.alias(bucket_id, collection_id)
+        while True:
+            hits = self.engine.call("search", index=alias, body=body)["hits"]["hits"]
+            if not hits:
+                return
+            yield {hit["_id"]: hit["_version"] for hit in hits}
+            body["search_after"] = hits[-1]["sort"]
 
     # Search.
 

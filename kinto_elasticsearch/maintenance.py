@@ -1,0 +1,233 @@
+"""Rebuilding indices from storage, and proving they match it.
+
+Both stream storage a page at a time, so memory stays flat whatever the collection size.
+
+``verify`` does not merge-join the two sides by id: PostgreSQL orders ids by the
+database's collation (``a`` before ``B`` with ``en_US``) and the engine by bytes (``B``
+before ``a``). Instead each page read from one side is looked up on the other side in
+one request: same bounded memory, no dependence on collation.
+"""
+
+import time
+from dataclasses import dataclass, field
+
+from kinto.core.storage import Filter, Sort
+from kinto.core.utils import COMPARISON
+
+from kinto_elasticsearch import naming
+from kinto_elasticsearch.mapping import collection_mapping
+
+PAGE_SIZE = 1000
+# A physical index without alias younger than this may be a rebuild in progress.
+DETACHED_GRACE_SECONDS = 3600
+EXAMPLES = 5
+
+
+def _records_uri(bucket_id, collection_id):
+    return f"/buckets/{bucket_id}/collections/{collection_id}"
+
+
+def iter_collections(storage, bucket_id=None, collection_id=None):
+    """``(bucket id, collection id, metadata)`` for the collections in scope."""
+    if bucket_id is None:
+        buckets = [b["id"] for b in _iter_pages(storage, "bucket", "")]
+    else:
+        buckets = [bucket_id]
+    for bid in buckets:
+        filters = [Filter("id", collection_id, COMPARISON.EQ)] if collection_id else None
+        for collection in _iter_pages(storage, "collection", f"/buckets/{bid}", filters=filters):
+            yield bid, collection["id"], collection
+
+
+def _iter_pages(storage, resource_name, parent_id, filters=None, include_deleted=False):
+    for page in iter_record_pages(storage, resource_name, parent_id, filters, include_deleted):
+        yield from page
+
+
+def iter_record_pages(
+    storage, resource_name, parent_id, filters=None, include_deleted=False, page_size=PAGE_SIZE
+):
+    """Pages of objects, newest first; ``last_modified`` is unique within a parent."""
+    before = None
+    while True:
+        rules = [[Filter("last_modified", before, COMPARISON.LT)]] if before else None
+        page = storage.list_all(
+            resource_name=resource_name,
+            parent_id=parent_id,
+            filters=filters,
+            sorting=[Sort("last_modified", -1)],
+            pagination_rules=rules,
+            limit=page_size,
+            include_deleted=include_deleted,
+        )
+        if not page:
+            return
+        yield page
+        if len(page) < page_size:
+            return
+        before = page[-1]["last_modified"]
+
+
+@dataclass
+class ReindexResult:
+    bucket_id: str
+    collection_id: str
+    index: str = ""
+    indexed: int = 0
+    replayed: int = 0
+    failed: list = field(default_factory=list)
+
+
+def reindex_collection(storage, indexer, bucket_id, collection_id, metadata, progress=None):
+    """Rebuild a collection's index into a new physical index, then swap the alias.
+
+    Search keeps answering from the old index until the swap. Writes made meanwhile go to
+    the old index through the alias; everything modified since the rebuild started is
+    replayed after the swap, and versions make the replay safe.
+    """
+    parent_id = _records_uri(bucket_id, collection_id)
+    result = ReindexResult(bucket_id, collection_id)
+    since = storage.resource_timestamp(resource_name="record", parent_id=parent_id)
+    result.index = indexer.create_physical_index(
+        bucket_id, collection_id, collection_mapping(metadata)
+    )
+    try:
+        for page in iter_record_pages(storage, "record", parent_id):
+            report = indexer.fill(result.index, page)
+            result.indexed += len(page) - len(report.failed)
+            result.failed.extend(report.failed)
+            if progress:
+                progress(len(page))
+    except Exception:
+        indexer.delete_indices([result.index])
+        raise
+    indexer.swap_alias(bucket_id, collection_id, result.index)
+    since_filter = [Filter("last_modified", since, COMPARISON.GT)]
+    for page in iter_record_pages(storage, "record", parent_id, since_filter, True):
+        records = [r for r in page if not r.get("deleted")]
+        tombstones = [r for r in page if r.get("deleted")]
+        report = indexer.write(bucket_id, collection_id, records=records, tombstones=tombstones)
+        result.replayed += len(page)
+        result.failed.extend(report.failed)
+    return result
+
+
+@dataclass
+class Difference:
+    """One kind of difference in one collection: a count and the first few ids."""
+
+    count: int = 0
+    examples: list = field(default_factory=list)
+
+    def add(self, ids):
+        self.count += len(ids)
+        self.examples.extend(ids[: EXAMPLES - len(self.examples)])
+
+
+@dataclass
+class CollectionReport:
+    bucket_id: str
+    collection_id: str
+    records: int = 0
+    documents: int = 0
+    no_index: bool = False
+    missing: Difference = field(default_factory=Difference)
+    outdated: Difference = field(default_factory=Difference)
+    extra: Difference = field(default_factory=Difference)
+    repaired: int = 0
+
+    @property
+    def uri(self):
+        return _records_uri(self.bucket_id, self.collection_id)
+
+    @property
+    def differs(self):
+        return self.no_index or any(d.count for d in (self.missing, self.outdated, self.extra))
+
+
+def verify_collection(storage, indexer, bucket_id, collection_id, metadata, repair=False):
+    report = CollectionReport(bucket_id, collection_id)
+    parent_id = _records_uri(bucket_id, collection_id)
+    if not indexer.alias_exists(bucket_id, collection_id):
+        report.no_index = True
+        report.records = storage.count_all(resource_name="record", parent_id=parent_id)
+        if repair:
+            result = reindex_collection(storage, indexer, bucket_id, collection_id, metadata)
+            report.repaired = result.indexed + result.replayed
+        return report
+
+    # Storage to index: records missing from the index, or indexed at an older version.
+    for page in iter_record_pages(storage, "record", parent_id):
+        report.records += len(page)
+        versions = indexer.versions(bucket_id, collection_id, [r["id"] for r in page])
+        missing = [r for r in page if r["id"] not in versions]
+        outdated = [
+            r for r in page if r["id"] in versions and versions[r["id"]] < r["last_modified"]
+        ]
+        report.missing.add([r["id"] for r in missing])
+        report.outdated.add([r["id"] for r in outdated])
+        if repair and (missing or outdated):
+            written = indexer.write(bucket_id, collection_id, records=missing + outdated)
+            report.repaired += len(written.indexed)
+
+    # Index to storage: documents of records that storage no longer has.
+    for documents in indexer.iter_documents(bucket_id, collection_id):
+        report.documents += len(documents)
+        ids = list(documents)
+        present = {
+            r["id"]
+            for r in storage.list_all(
+                resource_name="record",
+                parent_id=parent_id,
+                filters=[Filter("id", ids, COMPARISON.IN)],
+                limit=len(ids),
+            )
+        }
+        extra = [i for i in ids if i not in present]
+        report.extra.add(extra)
+        if repair and extra:
+            # One version above the indexed one: the delete wins over what is there.
+            tombstones = [{"id": i, "last_modified": documents[i] + 1} for i in extra]
+            written = indexer.write(bucket_id, collection_id, tombstones=tombstones)
+            report.repaired += len(written.deleted)
+    return report
+
+
+@dataclass
+class IndicesReport:
+    # Indices under the prefix that belong to no existing collection.
+    orphans: list = field(default_factory=list)
+    # Old generations of existing collections, no longer behind the alias.
+    detached: list = field(default_factory=list)
+    deleted: list = field(default_factory=list)
+
+    @property
+    def differs(self):
+        return bool(self.orphans or self.detached)
+
+
+def verify_indices(indexer, expected_aliases, pattern, repair=False, now=None):
+    """Check the indices matching ``pattern`` against the collections' aliases."""
+    report = IndicesReport()
+    now = time.time() if now is None else now
+    created = indexer.creation_dates(pattern)
+    for name, aliases in sorted(indexer.indices(pattern).items()):
+        collection_alias = name.rsplit(".", 1)[0]
+        if set(aliases) & expected_aliases:
+            continue
+        if collection_alias in expected_aliases and name.count(".") == 3:
+            if now - created.get(name, now) >= DETACHED_GRACE_SECONDS:
+                report.detached.append(name)
+        else:
+            report.orphans.append(name)
+    if repair:
+        report.deleted = indexer.delete_indices(report.orphans + report.detached)
+    return report
+
+
+def scope_pattern(prefix, bucket_id=None, collection_id=None):
+    if collection_id:
+        return naming.collection_pattern(prefix, bucket_id, collection_id)
+    if bucket_id:
+        return naming.bucket_pattern(prefix, bucket_id)
+    return naming.prefix_pattern(prefix)
