@@ -35,9 +35,8 @@ def includeme(config):
     )
     config.registry.elasticsearch_settings = settings
     config.registry.indexer = indexer
-    # The registry's metrics service is read at each use: it is set up after plugins.
     config.registry.retry_queue = RetryQueue(
-        indexer, lambda: config.registry.metrics, max_size=settings.retry_queue_size
+        indexer, config.registry, max_size=settings.retry_queue_size
     )
 
     heartbeat_timeout = float(config.get_settings().get("heartbeat_timeout_seconds", 10))

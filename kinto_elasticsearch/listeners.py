@@ -12,6 +12,7 @@ from kinto.core.errors import ERRORS, http_error
 from pyramid.httpexceptions import HTTPBadRequest
 
 from kinto_elasticsearch.engine import EngineError, EngineRequestError, EngineUnavailable
+from kinto_elasticsearch.events import RecordsIndexFailed, notify, notify_report
 from kinto_elasticsearch.mapping import collection_mapping, mapping_changed
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,11 @@ def on_record_changed(event):
             tombstones,
             metadata=_cached_collection(event.request, bucket_id, collection_id),
         )
+        failures = [(obj["id"], str(exc)) for obj in [*records, *tombstones]]
+        notify(
+            event.request.registry,
+            RecordsIndexFailed(bucket_id, collection_id, failures, True, event.request),
+        )
         return
     except EngineError as exc:
         count = len(records) + len(tombstones)
@@ -100,6 +106,11 @@ def on_record_changed(event):
             bucket_id,
             collection_id,
             exc,
+        )
+        failures = [(obj["id"], str(exc)) for obj in [*records, *tombstones]]
+        notify(
+            event.request.registry,
+            RecordsIndexFailed(bucket_id, collection_id, failures, False, event.request),
         )
         return
     finally:
@@ -112,6 +123,7 @@ def on_record_changed(event):
         logger.error(
             "Could not index %s: %s", _record_uri(bucket_id, collection_id, record_id), reason
         )
+    notify_report(event.request.registry, bucket_id, collection_id, report, event.request)
 
 
 def on_collection_changed(event):

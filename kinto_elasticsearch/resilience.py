@@ -15,6 +15,7 @@ import threading
 import time
 
 from kinto_elasticsearch.engine import EngineError, EngineUnavailable
+from kinto_elasticsearch.events import RecordsIndexFailed, notify, notify_report
 
 logger = logging.getLogger(__name__)
 
@@ -70,10 +71,10 @@ class RetryQueue:
     """Pending index operations, retried by a background thread."""
 
     def __init__(
-        self, indexer, metrics, max_size=10000, batch_size=500, backoff=1.0, max_backoff=60.0
+        self, indexer, registry, max_size=10000, batch_size=500, backoff=1.0, max_backoff=60.0
     ):
         self._indexer = indexer
-        self._metrics = metrics
+        self._registry = registry
         self.max_size = max_size
         self.batch_size = batch_size
         self.initial_backoff = backoff
@@ -87,6 +88,10 @@ class RetryQueue:
         self._idle.set()
         self._thread = None
         self._stopped = False
+
+    def _metrics(self):
+        # Read at each use: Kinto sets its metrics service up after the plugins.
+        return self._registry.metrics
 
     def __len__(self):
         return len(self._pending)
@@ -193,6 +198,8 @@ class RetryQueue:
                 exc,
             )
             self._metrics().count("elasticsearch.documents.failed", len(batch))
+            failures = [(obj["id"], str(exc)) for _, obj in batch]
+            notify(self._registry, RecordsIndexFailed(bucket_id, collection_id, failures))
             return True
         metrics = self._metrics()
         metrics.count("elasticsearch.retry.recovered", len(batch) - len(report.failed))
@@ -208,4 +215,5 @@ class RetryQueue:
                 record_id,
                 reason,
             )
+        notify_report(self._registry, bucket_id, collection_id, report)
         return True

@@ -1,0 +1,78 @@
+import pytest
+
+from kinto_elasticsearch.events import RecordsIndexed, RecordsIndexFailed
+from tests.conftest import indexed
+
+COLLECTION = "/v1/buckets/b/collections/c"
+INCLUDES = (
+    "kinto.plugins.default_bucket kinto.plugins.flush kinto_elasticsearch tests.subscriber_plugin"
+)
+
+
+@pytest.fixture
+def events_app(make_app, alice):
+    app = make_app(includes=INCLUDES)
+    app.put_json("/v1/buckets/b", {}, headers=alice)
+    app.put_json(
+        COLLECTION,
+        {"data": {"index:schema": {"properties": {"n": {"type": "long"}}}}},
+        headers=alice,
+    )
+    app.app.registry.received_events.clear()
+    return app
+
+
+def test_subscribers_learn_what_was_indexed_and_what_failed(
+    events_app, alice, engine, index_prefix
+):
+    requests = [
+        {"method": "PUT", "path": f"{COLLECTION}/records/good", "body": {"data": {"n": 1}}},
+        {"method": "PUT", "path": f"{COLLECTION}/records/bad", "body": {"data": {"n": "x"}}},
+    ]
+    events_app.post_json("/v1/batch", {"defaults": {"headers": alice}, "requests": requests})
+    received = events_app.app.registry.received_events
+    indexed_events = [e for e in received if isinstance(e, RecordsIndexed)]
+    failed_events = [e for e in received if isinstance(e, RecordsIndexFailed)]
+    assert [(e.bucket_id, e.collection_id, e.indexed) for e in indexed_events] == [
+        ("b", "c", ["good"])
+    ]
+    assert indexed_events[0].request is not None
+    [failed] = failed_events
+    assert failed.will_retry is False
+    assert [record_id for record_id, _ in failed.failures] == ["bad"]
+    assert "n" in failed.failures[0][1]
+    # The broken subscriber did not stop indexing.
+    assert set(indexed(engine, index_prefix, "b", "c")) == {"good"}
+
+
+def test_subscribers_learn_what_was_unindexed(events_app, alice):
+    events_app.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
+    events_app.delete(f"{COLLECTION}/records/r1", headers=alice)
+    last = events_app.app.registry.received_events[-1]
+    assert isinstance(last, RecordsIndexed)
+    assert (last.indexed, last.unindexed) == ([], ["r1"])
+
+
+def test_subscribers_learn_of_queued_writes_and_of_their_recovery(
+    make_app, alice, own_engine_server
+):
+    app = make_app(
+        includes=INCLUDES,
+        **{
+            "elasticsearch.hosts": own_engine_server.url,
+            "elasticsearch.circuit_breaker_seconds": "0.1",
+        },
+    )
+    queue = app.app.registry.retry_queue
+    queue.initial_backoff = queue.max_backoff = 0.1
+    app.put_json("/v1/buckets/b", {}, headers=alice)
+    app.put_json(COLLECTION, {}, headers=alice)
+    received = app.app.registry.received_events
+    own_engine_server.stop()
+    app.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
+    [failed] = [e for e in received if isinstance(e, RecordsIndexFailed)]
+    assert failed.will_retry is True and failed.failures[0][0] == "r1"
+    own_engine_server.restart()
+    assert queue.wait_until_empty(timeout=30)
+    recovered = [e for e in received if isinstance(e, RecordsIndexed)]
+    assert recovered[-1].indexed == ["r1"] and recovered[-1].request is None
