@@ -10,8 +10,10 @@ from kinto.core.utils import instance_uri
 from kinto.views import object_exists_or_404
 from pyramid.httpexceptions import HTTPBadRequest, HTTPServiceUnavailable
 
-from kinto_elasticsearch.engine import EngineRequestError, EngineUnavailable
+from kinto_elasticsearch import facets
+from kinto_elasticsearch.engine import EngineNotFound, EngineRequestError, EngineUnavailable
 from kinto_elasticsearch.listeners import ensure_index_for
+from kinto_elasticsearch.mapping import flatten_field_types
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,14 @@ collection_search = Service(
     name="collection-search",
     description="Search the records of a collection",
     path="/buckets/{bucket_id}/collections/{collection_id}/search",
+    factory=RecordsReadContext,
+)
+
+
+collection_facets = Service(
+    name="collection-search-facets",
+    description="The fields of a collection a client can filter and sort on, with values",
+    path="/buckets/{bucket_id}/collections/{collection_id}/search/facets",
     factory=RecordsReadContext,
 )
 
@@ -104,6 +114,17 @@ def _capped(body, request):
     return {**body, "size": size}
 
 
+def _unavailable(exc):
+    logger.error("Search failed, the engine is unavailable: %s", exc)
+    response = http_error(
+        HTTPServiceUnavailable(),
+        errno=ERRORS.BACKEND,
+        message="The search engine is unavailable. Please retry later.",
+    )
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 def run_search(request, body):
     """Send ``body`` to the collection's index and answer with the engine's response."""
     bucket_id, collection_id = _collection_or_404(request)
@@ -121,14 +142,7 @@ def run_search(request, body):
     except EngineRequestError as exc:
         raise _bad_request(f"The search engine refused the query: {exc.message}", "body") from None
     except EngineUnavailable as exc:
-        logger.error("Search failed, the engine is unavailable: %s", exc)
-        response = http_error(
-            HTTPServiceUnavailable(),
-            errno=ERRORS.BACKEND,
-            message="The search engine is unavailable. Please retry later.",
-        )
-        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        raise response from None
+        raise _unavailable(exc) from None
     finally:
         metrics.observe("elasticsearch.search.seconds", time.perf_counter() - started)
 
@@ -143,3 +157,43 @@ def get_search(request):
     q = request.GET.get("q")
     query = {"query_string": {"query": q}} if q else {"match_all": {}}
     return run_search(request, {"query": query})
+
+
+def _values_limit(request):
+    raw = request.GET.get("limit", str(facets.DEFAULT_VALUES))
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = -1
+    if not 0 <= limit <= facets.MAX_VALUES:
+        message = f"limit must be a whole number from 0 to {facets.MAX_VALUES}, not {raw!r}"
+        raise _bad_request(message, "querystring", "limit")
+    return limit
+
+
+@collection_facets.get(permission=DYNAMIC)
+def get_facets(request):
+    """Fields with their types, and the values of low-cardinality ones with counts.
+
+    ``limit``: values per field (default 20, 0 lists fields only); ``fields``: only these.
+    """
+    bucket_id, collection_id = _collection_or_404(request)
+    limit = _values_limit(request)
+    wanted = {f for f in request.GET.get("fields", "").split(",") if f}
+    indexer = request.registry.indexer
+    ensure = ensure_index_for(request, bucket_id, collection_id)
+    try:
+        try:
+            mapping = indexer.get_mapping(bucket_id, collection_id)
+        except EngineNotFound:
+            ensure()
+            mapping = indexer.get_mapping(bucket_id, collection_id)
+        fields = facets.describe_fields(flatten_field_types(mapping))
+        if wanted:
+            fields = [f for f in fields if f["name"] in wanted]
+        query = _with_permissions({}, request.context.shared_ids).get("query", {"match_all": {}})
+        body = facets.facets_body(fields, limit, query)
+        response = indexer.search(bucket_id, collection_id, body, ensure_index=ensure)
+    except EngineUnavailable as exc:
+        raise _unavailable(exc) from None
+    return facets.facets_response(fields, response)

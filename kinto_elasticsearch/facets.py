@@ -1,0 +1,79 @@
+"""What a client can filter and sort on in a collection, with values and counts.
+
+One engine request: a ``terms`` aggregation per aggregatable field, run under the
+caller's permission filter so that counts never reveal records they cannot read. A field
+is of low cardinality when the engine reports no other values beyond those returned.
+"""
+
+# Types the engine can sort and aggregate on directly.
+AGGREGATABLE = {
+    "keyword", "constant_keyword", "long", "integer", "short", "byte", "double", "float",
+    "half_float", "scaled_float", "unsigned_long", "date", "date_nanos", "boolean", "ip",
+}  # fmt: skip
+CONTAINERS = {"object", "nested", "flattened"}
+DEFAULT_VALUES = 20
+MAX_VALUES = 100
+# Kinto's own fields, always present and unique per record: no point listing values.
+UNIQUE_FIELDS = {"id", "last_modified"}
+
+
+def describe_fields(field_types, hidden=frozenset()):
+    """``[{name, type, sortable, sort_field}]`` for every leaf field a client can use."""
+    fields = []
+    for path, kind in sorted(field_types.items()):
+        if kind in CONTAINERS or path in hidden or any(path.startswith(f"{h}.") for h in hidden):
+            continue
+        parent = path.rsplit(".", 1)[0] if "." in path else None
+        if parent and field_types.get(parent) not in (None, *CONTAINERS):
+            # A sub-field such as title.keyword: described with its parent.
+            continue
+        keyword = f"{path}.keyword"
+        sort_field = path if kind in AGGREGATABLE else None
+        if sort_field is None and field_types.get(keyword) == "keyword":
+            sort_field = keyword
+        fields.append(
+            {
+                "name": path,
+                "type": kind,
+                "sortable": sort_field is not None,
+                "sort_field": sort_field,
+            }
+        )
+    return fields
+
+
+def facets_body(fields, values_limit, query):
+    """The search body computing the values of every sortable field under ``query``."""
+    aggs = {}
+    if values_limit:
+        for position, field in enumerate(fields):
+            if field["sortable"] and field["name"] not in UNIQUE_FIELDS:
+                aggs[f"f{position}"] = {
+                    "terms": {"field": field["sort_field"], "size": values_limit}
+                }
+    return {"query": query, "size": 0, "aggs": aggs, "track_total_hits": True}
+
+
+def _value(kind, bucket):
+    if kind == "boolean":
+        return bucket["key"] in (1, True, "true")
+    if kind.startswith("date"):
+        return bucket.get("key_as_string", bucket["key"])
+    return bucket["key"]
+
+
+def facets_response(fields, response):
+    aggregations = response.get("aggregations", {})
+    result = []
+    for position, field in enumerate(fields):
+        entry = {"name": field["name"], "type": field["type"], "sortable": field["sortable"]}
+        agg = aggregations.get(f"f{position}")
+        if agg is not None:
+            entry["values"] = [
+                {"value": _value(field["type"], bucket), "count": bucket["doc_count"]}
+                for bucket in agg["buckets"]
+            ]
+            entry["complete"] = agg.get("sum_other_doc_count", 0) == 0
+        result.append(entry)
+    total = response["hits"]["total"]
+    return {"total": total["value"] if isinstance(total, dict) else total, "fields": result}
