@@ -337,6 +337,19 @@ class Indexer:
         ensure_index()
         return self.engine.call("search", index=alias, body=body, timeout=self.search_timeout)
 
+    def search_bucket(self, bucket_id, body):
+        """Search every index of a bucket at once; ``body`` restricts by ``_index``."""
+        pattern = naming.bucket_pattern(self.prefix, bucket_id)
+        return self.engine.call("search", index=pattern, body=body, timeout=self.search_timeout)
+
+    def bucket_indices(self, bucket_id):
+        """``{alias: [physical indices]}`` for the collections of a bucket that have one."""
+        by_alias = {}
+        for name, aliases in self.indices(naming.bucket_pattern(self.prefix, bucket_id)).items():
+            for alias in aliases:
+                by_alias.setdefault(alias, []).append(name)
+        return by_alias
+
     def ping(self, timeout=None):
         """Whether the engine answers and its cluster is usable."""
         try:

@@ -8,9 +8,10 @@ from kinto.core.authorization import DYNAMIC, RouteFactory
 from kinto.core.errors import ERRORS, http_error
 from kinto.core.utils import instance_uri
 from kinto.views import object_exists_or_404
-from pyramid.httpexceptions import HTTPBadRequest, HTTPServiceUnavailable
+from pyramid.httpexceptions import HTTPBadRequest, HTTPForbidden, HTTPServiceUnavailable
+from pyramid.security import NO_PERMISSION_REQUIRED
 
-from kinto_elasticsearch import facets
+from kinto_elasticsearch import facets, maintenance
 from kinto_elasticsearch.engine import EngineNotFound, EngineRequestError, EngineUnavailable
 from kinto_elasticsearch.listeners import ensure_index_for
 from kinto_elasticsearch.mapping import flatten_field_types
@@ -56,6 +57,15 @@ collection_facets = Service(
     path="/buckets/{bucket_id}/collections/{collection_id}/search/facets",
     factory=RecordsReadContext,
 )
+
+
+bucket_search = Service(
+    name="bucket-search",
+    description="Search the records of every collection of a bucket the caller may read",
+    path="/buckets/{bucket_id}/search",
+)
+
+MATCH_NOTHING = {"bool": {"must_not": [{"match_all": {}}]}}
 
 
 def max_result_size(settings):
@@ -197,3 +207,84 @@ def get_facets(request):
     except EngineUnavailable as exc:
         raise _unavailable(exc) from None
     return facets.facets_response(fields, response)
+
+
+def readable_collections(request, bucket_id):
+    """``{collection id: shared ids}`` for the bucket's collections the caller may read.
+
+    Each collection is checked by Kinto's own authorization with the context of its
+    records endpoint, exactly as ``GET .../records`` would be: shared ids are None for full
+    read access, else the ids of the records the caller may read.
+    """
+    storage = request.registry.storage
+    settings = request.registry.elasticsearch_settings
+    readable = {}
+    matchdict = request.matchdict
+    try:
+        for _, collection_id, _ in maintenance.iter_collections(storage, bucket_id):
+            if not settings.is_indexed(bucket_id, collection_id):
+                continue
+            request.matchdict = {**matchdict, "collection_id": collection_id}
+            context = RecordsReadContext(request)
+            if request.has_permission(DYNAMIC, context):
+                readable[collection_id] = context.shared_ids
+    finally:
+        request.matchdict = matchdict
+    return readable
+
+
+def _bucket_filter(request, bucket_id, readable):
+    """A filter keeping each collection's index to what the caller may read of it."""
+    indexer = request.registry.indexer
+    physical = indexer.bucket_indices(bucket_id)
+    clauses, collections = [], {}
+    for collection_id, shared_ids in sorted(readable.items()):
+        for name in physical.get(indexer.alias(bucket_id, collection_id), []):
+            collections[name] = collection_id
+            in_index = {"term": {"_index": name}}
+            if shared_ids is None:
+                clauses.append(in_index)
+            else:
+                ids = {"ids": {"values": list(shared_ids)}}
+                clauses.append({"bool": {"filter": [in_index, ids]}})
+    if not clauses:
+        return MATCH_NOTHING, collections
+    return {"bool": {"should": clauses, "minimum_should_match": 1}}, collections
+
+
+def run_bucket_search(request, body):
+    bucket_id = request.matchdict["bucket_id"]
+    readable = readable_collections(request, bucket_id)
+    if not readable:
+        # Kinto's forbidden view answers 401 to anonymous users, 403 to others.
+        raise HTTPForbidden()
+    indexer = request.registry.indexer
+    metrics = request.registry.metrics
+    started = time.perf_counter()
+    try:
+        permission_filter, collections = _bucket_filter(request, bucket_id, readable)
+        body = _capped(body, request)
+        query = body.get("query", {"match_all": {}})
+        body = {**body, "query": {"bool": {"must": [query], "filter": [permission_filter]}}}
+        response = indexer.search_bucket(bucket_id, body)
+    except EngineRequestError as exc:
+        raise _bad_request(f"The search engine refused the query: {exc.message}", "body") from None
+    except EngineUnavailable as exc:
+        raise _unavailable(exc) from None
+    finally:
+        metrics.observe("elasticsearch.search.seconds", time.perf_counter() - started)
+    for hit in response.get("hits", {}).get("hits", []):
+        hit["_collection"] = collections.get(hit.get("_index"))
+    return response
+
+
+@bucket_search.post(permission=NO_PERMISSION_REQUIRED)
+def post_bucket_search(request):
+    return run_bucket_search(request, _json_body(request))
+
+
+@bucket_search.get(permission=NO_PERMISSION_REQUIRED)
+def get_bucket_search(request):
+    q = request.GET.get("q")
+    query = {"query_string": {"query": q}} if q else {"match_all": {}}
+    return run_bucket_search(request, {"query": query})

@@ -1,0 +1,94 @@
+import pytest
+
+from tests.conftest import auth
+
+BUCKET = "/v1/buckets/blog"
+SEARCH = f"{BUCKET}/search"
+
+
+def user_id(app, user):
+    return app.get("/v1/", headers=auth(user)).json["user"]["id"]
+
+
+@pytest.fixture
+def blog(app, alice):
+    app.put_json(BUCKET, {}, headers=alice)
+    for collection_id in ("articles", "drafts", "comments"):
+        app.put_json(f"{BUCKET}/collections/{collection_id}", {}, headers=alice)
+        for i in range(2):
+            app.put_json(
+                f"{BUCKET}/collections/{collection_id}/records/{collection_id[0]}{i}",
+                {"data": {"title": f"hello {collection_id} {i}"}},
+                headers=alice,
+            )
+    # Another bucket with the same words must never show up.
+    app.put_json("/v1/buckets/other", {}, headers=alice)
+    app.put_json("/v1/buckets/other/collections/articles", {}, headers=alice)
+    app.put_json(
+        "/v1/buckets/other/collections/articles/records/x0",
+        {"data": {"title": "hello"}},
+        headers=alice,
+    )
+    return app
+
+
+def _hits(response):
+    return sorted((hit["_collection"], hit["_id"]) for hit in response.json["hits"]["hits"])
+
+
+def test_bucket_search_covers_every_collection(blog, alice):
+    response = blog.post_json(SEARCH, {"query": {"match": {"title": "hello"}}}, headers=alice)
+    assert _hits(response) == [
+        ("articles", "a0"), ("articles", "a1"), ("comments", "c0"), ("comments", "c1"),
+        ("drafts", "d0"), ("drafts", "d1"),
+    ]  # fmt: skip
+    assert _hits(blog.get(f"{SEARCH}?q=title:drafts", headers=alice)) == [
+        ("drafts", "d0"), ("drafts", "d1"),
+    ]  # fmt: skip
+
+
+def test_bucket_search_is_one_engine_request(blog, alice):
+    from tests.conftest import EngineSpy
+
+    spy = EngineSpy(blog.app.registry.indexer.engine)
+    blog.post_json(SEARCH, {}, headers=alice)
+    assert spy.count("search") == 1
+
+
+def test_each_collection_keeps_its_own_permissions(blog, alice):
+    bob = user_id(blog, "bob")
+    # Full read on articles, one shared record in drafts, nothing in comments.
+    blog.patch_json(
+        f"{BUCKET}/collections/articles", {"permissions": {"read": [bob]}}, headers=alice
+    )
+    blog.patch_json(
+        f"{BUCKET}/collections/drafts/records/d1", {"permissions": {"read": [bob]}}, headers=alice
+    )
+    body = {"aggs": {"per_title": {"terms": {"field": "title.keyword"}}}}
+    response = blog.post_json(SEARCH, body, headers=auth("bob"))
+    assert _hits(response) == [("articles", "a0"), ("articles", "a1"), ("drafts", "d1")]
+    assert response.json["hits"]["total"]["value"] == 3
+    keys = {b["key"] for b in response.json["aggregations"]["per_title"]["buckets"]}
+    assert keys == {"hello articles 0", "hello articles 1", "hello drafts 1"}
+    for collection_id in ("articles", "drafts", "comments"):
+        listed = blog.get(
+            f"{BUCKET}/collections/{collection_id}/records", headers=auth("bob"), status="*"
+        )
+        ids = sorted(r["id"] for r in listed.json.get("data", []))
+        assert ids == sorted(i for c, i in _hits(response) if c == collection_id)
+
+
+def test_bucket_readers_see_everything(blog, alice):
+    blog.patch_json(BUCKET, {"permissions": {"read": [user_id(blog, "bob")]}}, headers=alice)
+    assert len(_hits(blog.post_json(SEARCH, {}, headers=auth("bob")))) == 6
+
+
+def test_no_access_is_401_or_403(blog):
+    blog.post_json(SEARCH, {}, status=401)
+    blog.post_json(SEARCH, {}, headers=auth("mallory"), status=403)
+    blog.get("/v1/buckets/unknown/search", headers=auth("mallory"), status=403)
+
+
+def test_a_query_the_engine_rejects_is_a_400(blog, alice):
+    response = blog.post_json(SEARCH, {"query": {"nope": {}}}, headers=alice, status=400)
+    assert response.json["errno"] == 107
