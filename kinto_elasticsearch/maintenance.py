@@ -2,10 +2,11 @@
 
 Both stream storage a page at a time, so memory stays flat whatever the collection size.
 
-``verify`` does not merge-join the two sides by id: PostgreSQL orders ids by the
-database's collation (``a`` before ``B`` with ``en_US``) and the engine by bytes (``B``
-before ``a``). Instead each page read from one side is looked up on the other side in
-one request: same bounded memory, no dependence on collation.
+``verify`` streams each side a page at a time and looks every page up on the other side
+in one request, rather than merge-joining two id-sorted streams. Memory is bounded the
+same way, and correctness does not rest on a storage backend sorting ids exactly as the
+engine sorts keywords (Kinto's PostgreSQL schema uses the C collation, which agrees, but
+the storage API promises no order and a disagreement would silently misreport).
 """
 
 import time
