@@ -1,0 +1,384 @@
+"""``python -m bench`` (``make bench``): what the plugin costs, written to bench/RESULTS.md.
+
+Every figure compares two variants measured in interleaved rounds (A, B, A, B...) on the
+same machine, and is reported as medians or percentiles over all rounds with a ratio.
+Real processes only: Kinto HTTP servers on PostgreSQL, osmem-server as the engine.
+"""
+
+import argparse
+import datetime
+import json
+import random
+import sys
+import time
+
+from bench import harness
+from tests.postgres import PostgresServer
+from tests.servers import start_engine
+
+BUCKET = "bench"
+QUICK = {"rounds": 2, "writes": 40, "sizes": (2000, 10000), "searches": 15}
+FULL = {"rounds": 3, "writes": 150, "sizes": (10_000, 100_000), "searches": 40}
+STATUSES = ["new", "open", "closed", "archived", "spam"]
+WORDS = "kinto search index record bucket collection alpha beta gamma delta".split()
+
+
+def record(i):
+    rng = random.Random(i)
+    return {
+        "id": f"r{i:07d}",
+        "status": STATUSES[i % len(STATUSES)],
+        "price": rng.randint(1, 1000),
+        "title": " ".join(rng.choice(WORDS) for _ in range(4)),
+        "tags": rng.sample(WORDS, 2),
+    }
+
+
+def load_records(pg_url, collection_id, count):
+    """Put ``count`` records into PostgreSQL storage directly (HTTP would take minutes)."""
+    import psycopg2
+
+    parent = f"/buckets/{BUCKET}/collections/{collection_id}"
+    # Unique timestamps in the past: Kinto's trigger keeps a given one unless it repeats.
+    base = int(time.time() * 1000) - count - 60_000
+    with psycopg2.connect(pg_url) as conn, conn.cursor() as cursor:
+        for start in range(0, count, 5000):
+            values = []
+            for i in range(start, min(start + 5000, count)):
+                data = record(i)
+                row = (data.pop("id"), parent, base + i, json.dumps(data))
+                values.append(
+                    cursor.mogrify(
+                        "(%s, %s, 'record', from_epoch(%s), %s::jsonb, FALSE)", row
+                    ).decode()
+                )
+            cursor.execute(
+                "INSERT INTO objects (id, parent_id, resource_name, last_modified, data, deleted)"
+                " VALUES " + ",".join(values)
+            )
+
+
+def latencies(client, requests):
+    timings = []
+    for method, path, body in requests:
+        status, _, elapsed = client.request(method, path, body)
+        if status >= 400:
+            raise RuntimeError(f"{method} {path} answered {status}")
+        timings.append(elapsed)
+    return timings
+
+
+def ms(seconds):
+    return f"{seconds * 1000:.1f} ms"
+
+
+class Bench:
+    def __init__(self, config):
+        self.config = config
+        self.rows = {}
+
+    def setup(self):
+        self.pg = PostgresServer.start()
+        self.engine = start_engine("opensearch")
+        self.proxy = harness.CountingProxy(self.engine.port)
+        self.blackhole = harness.Blackhole()
+        url = self.pg.url
+        without, port_a = harness.write_ini("without-plugin", url, self.engine.url, plugin=False)
+        with_plugin, port_b = harness.write_ini("with-plugin", url, self.engine.url)
+        proxied, port_c = harness.write_ini("proxied", url, self.proxy.url)
+        hung, port_d = harness.write_ini("engine-hung", url, self.blackhole.url)
+        self.ini = with_plugin
+        harness.run_measured([str(harness.BIN / "kinto"), "migrate", "--ini", str(without)])
+        self.a = harness.KintoServer("without-plugin", without, port_a)
+        self.b = harness.KintoServer("with-plugin", with_plugin, port_b)
+        self.c = harness.KintoServer("proxied", proxied, port_c)
+        self.d = harness.KintoServer("engine-hung", hung, port_d)
+        status, _, _ = self.b.client.request("PUT", f"/v1/buckets/{BUCKET}", {})
+        assert status in (200, 201), status
+
+    def teardown(self):
+        for name in ("a", "b", "c", "d"):
+            server = getattr(self, name, None)
+            if server:
+                server.stop()
+        for name in ("proxy", "blackhole"):
+            if getattr(self, name, None):
+                getattr(self, name).close()
+        if getattr(self, "engine", None):
+            self.engine.close()
+        if getattr(self, "pg", None):
+            self.pg.stop()
+
+    def collection(self, server, collection_id):
+        status, _, _ = server.client.request(
+            "PUT", f"/v1/buckets/{BUCKET}/collections/{collection_id}", {}
+        )
+        assert status in (200, 201), status
+        return f"/v1/buckets/{BUCKET}/collections/{collection_id}"
+
+    # 1. Write overhead.
+
+    def writes(self):
+        n, rounds = self.config["writes"], self.config["rounds"]
+        timings = {"without": [], "with": []}
+        for round_ in range(rounds):
+            for label, server in (("without", self.a), ("with", self.b)):
+                uri = self.collection(server, f"writes-{label}-{round_}")
+                requests = [("POST", f"{uri}/records", {"data": record(i)}) for i in range(n)]
+                timings[label] += latencies(server.client, requests)
+        a, b = timings["without"], timings["with"]
+        self.rows["writes"] = {
+            "n": f"{rounds} rounds x {n} creates each",
+            "p50": (harness.median(a), harness.median(b)),
+            "p95": (harness.percentile(a, 0.95), harness.percentile(b, 0.95)),
+        }
+        # A /batch of 25 creates reaches the engine as how many requests?
+        uri = self.collection(self.c, "grouped")
+        self.proxy.reset()
+        requests = [
+            {"method": "POST", "path": f"{uri}/records", "body": {"data": record(i)}}
+            for i in range(25)
+        ]
+        status, body, _ = self.c.client.request("POST", "/v1/batch", {"requests": requests})
+        assert status == 200, body
+        self.rows["batch"] = dict(self.proxy.counts)
+
+    # 2. Rebuild throughput and memory.
+
+    def rebuild(self):
+        from opensearchpy import OpenSearch, helpers
+
+        client = OpenSearch(hosts=[self.engine.url], timeout=120)
+        rounds = self.config["rounds"]
+        results = {}
+        for size in self.config["sizes"]:
+            collection_id = f"big{size}"
+            self.collection(self.b, collection_id)
+            load_records(self.pg.url, collection_id, size)
+            documents = [record(i) for i in range(size)]
+            reindex, bulk, memory = [], [], []
+            for round_ in range(rounds):
+                index = f"baseline-{size}-{round_}"
+                client.indices.create(index=index)
+                started = time.perf_counter()
+                helpers.bulk(
+                    client,
+                    ({"_index": index, "_id": d["id"], "_source": d} for d in documents),
+                    chunk_size=1000,
+                )
+                bulk.append(size / (time.perf_counter() - started))
+                client.indices.delete(index=index)
+                elapsed, peak, _ = harness.run_measured(
+                    [str(harness.BIN / "kinto-elasticsearch"), "reindex", "--ini", str(self.ini),
+                     "-b", BUCKET, "-c", collection_id]
+                )  # fmt: skip
+                reindex.append(size / elapsed)
+                memory.append(peak)
+            results[size] = {
+                "bulk": harness.median(bulk),
+                "reindex": harness.median(reindex),
+                "memory": harness.median(memory),
+            }
+        client.close()
+        self.rows["rebuild"] = {"n": f"{rounds} rounds per size", "sizes": results}
+
+    # 3. Search overhead against the engine itself.
+
+    def search(self):
+        queries = {
+            "match_all": {"query": {"match_all": {}}, "size": 10},
+            "term filter": {"query": {"bool": {"filter": [{"term": {"status.keyword": "open"}}]}},
+                            "size": 10},
+            "full-text match": {"query": {"match": {"title": "kinto search"}}, "size": 10},
+            "terms aggregation": {"size": 0,
+                                  "aggs": {"by_status": {"terms": {"field": "status.keyword"}}}},
+        }  # fmt: skip
+        engine = harness.Client("127.0.0.1", self.engine.port)
+        n, rounds = self.config["searches"], self.config["rounds"]
+        results = {}
+        for size in self.config["sizes"]:
+            alias = f"bench.{BUCKET}.big{size}"
+            uri = f"/v1/buckets/{BUCKET}/collections/big{size}/search"
+            for name, body in queries.items():
+                direct, plugin = [], []
+                for _ in range(rounds):
+                    direct += latencies(engine, [("POST", f"/{alias}/_search", body)] * n)
+                    plugin += latencies(self.b.client, [("POST", uri, body)] * n)
+                results[(size, name)] = (harness.median(direct), harness.median(plugin))
+        engine.close()
+        self.rows["search"] = {"n": f"{rounds} rounds x {n} searches each", "results": results}
+
+    # 4. Search against Kinto's own filtering.
+
+    def filtering(self):
+        size = self.config["sizes"][-1]
+        base = f"/v1/buckets/{BUCKET}/collections/big{size}"
+        n, rounds = self.config["searches"], self.config["rounds"]
+        cases = {
+            "status=open": "status=open",
+            "min_price=990": "min_price=990",
+            "status=open&_sort=-price": "status=open&_sort=-price",
+        }
+        results = {}
+        for name, qs in cases.items():
+            records, search = [], []
+            for _ in range(rounds):
+                records += latencies(self.b.client, [("GET", f"{base}/records?{qs}", None)] * n)
+                search += latencies(self.b.client, [("GET", f"{base}/search?{qs}", None)] * n)
+            results[name] = (harness.median(records), harness.median(search))
+        self.rows["filtering"] = {"n": f"{rounds} rounds x {n} requests each", "size": size,
+                                  "results": results}  # fmt: skip
+
+    # 5. Writes while the engine hangs.
+
+    def engine_down(self):
+        n, rounds = self.config["writes"], self.config["rounds"]
+        timings = {"up": [], "down": []}
+        for round_ in range(rounds):
+            for label, server in (("up", self.b), ("down", self.d)):
+                uri = self.collection(server, f"down-{label}-{round_}")
+                requests = [("POST", f"{uri}/records", {"data": record(i)}) for i in range(n)]
+                timings[label] += latencies(server.client, requests)
+        up, down = timings["up"], timings["down"]
+        self.rows["down"] = {
+            "n": f"{rounds} rounds x {n} creates each",
+            "p50": (harness.median(up), harness.median(down)),
+            "p99": (harness.percentile(up, 0.99), harness.percentile(down, 0.99)),
+        }
+
+    def report(self, command, seconds):
+        lines = [
+            "# Benchmark results",
+            "",
+            f"Machine: {harness.machine()}. Engine: osmem-server (in-memory, OpenSearch API).",
+            f"Storage: PostgreSQL (throwaway cluster). Command: `{command}`, "
+            f"{datetime.date.today().isoformat()}, {seconds / 60:.1f} min in all.",
+            "",
+            "Each figure is a median (or percentile) over every request of interleaved rounds "
+            "(A, B, A, B...); ratios are B / A. Absolute times depend on this shared machine; "
+            "the ratios are the point.",
+            "",
+        ]
+        w = self.rows["writes"]
+        lines += [
+            "## 1. Write overhead (create a record over HTTP)",
+            "",
+            f"{w['n']}.",
+            "",
+            "| | without plugin (A) | with plugin (B) | B / A |",
+            "|---|---|---|---|",
+        ]
+        for key in ("p50", "p95"):
+            a, b = w[key]
+            lines.append(f"| {key} | {ms(a)} | {ms(b)} | {b / a:.2f} |")
+        bulk_requests = sum(v for (m, route), v in self.rows["batch"].items() if route == "_bulk")
+        lines += [
+            "",
+            f"A `/batch` of 25 creates sent {bulk_requests} bulk request(s) to the engine "
+            f"(all requests seen by a counting proxy: {self._counts()}).",
+            "",
+        ]
+        r = self.rows["rebuild"]
+        lines += [
+            "## 2. Rebuild throughput and memory",
+            "",
+            f"{r['n']}. A: the client's own bulk helper loading the same documents straight "
+            "into the engine (the limit). B: `kinto-elasticsearch reindex`, whole command "
+            "(start-up included), reading from PostgreSQL.",
+            "",
+            "| records | bulk helper (A) | reindex (B) | B / A | reindex peak memory |",
+            "|---|---|---|---|---|",
+        ]
+        for size, figures in r["sizes"].items():
+            lines.append(
+                f"| {size:,} | {figures['bulk']:,.0f} rec/s | {figures['reindex']:,.0f} rec/s | "
+                f"{figures['reindex'] / figures['bulk']:.2f} | {figures['memory']:.0f} MiB |"
+            )
+        s = self.rows["search"]
+        lines += [
+            "",
+            "## 3. Search overhead",
+            "",
+            f"{s['n']}. A: the query sent straight to the engine. B: the same query through "
+            "`POST .../search` (authentication, permissions, guard, JSON round trip).",
+            "",
+            "| records | query | engine (A) | plugin (B) | B / A |",
+            "|---|---|---|---|---|",
+        ]
+        for (size, name), (a, b) in s["results"].items():
+            lines.append(f"| {size:,} | {name} | {ms(a)} | {ms(b)} | {b / a:.2f} |")
+        f = self.rows.get("filtering")
+        if f:
+            lines += [
+                "",
+                "## 4. Search against Kinto's own filtering",
+                "",
+                f"{f['n']}, on {f['size']:,} records in PostgreSQL, 10 per page. "
+                "A: `GET .../records?<filter>`. B: `GET .../search?<same filter>`.",
+                "",
+                "| filter | records (A) | search (B) | B / A |",
+                "|---|---|---|---|",
+            ]
+            for name, (a, b) in f["results"].items():
+                lines.append(f"| `{name}` | {ms(a)} | {ms(b)} | {b / a:.2f} |")
+        d = self.rows["down"]
+        lines += [
+            "",
+            "## 5. Writes while the engine hangs",
+            "",
+            f"{d['n']}. A: engine up. B: the engine accepts connections and never answers "
+            "(the worst case: every request would wait for its timeout); the circuit breaker "
+            "opens after 3 failures.",
+            "",
+            "| | engine up (A) | engine hung (B) | B / A |",
+            "|---|---|---|---|",
+        ]
+        for key in ("p50", "p99"):
+            a, b = d[key]
+            lines.append(f"| {key} | {ms(a)} | {ms(b)} | {b / a:.2f} |")
+        lines.append("")
+        return "\n".join(lines)
+
+    def _counts(self):
+        return ", ".join(
+            f"{m} {route}: {n}" for (m, route), n in sorted(self.rows["batch"].items())
+        )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--output", default=str(harness.ROOT / "bench" / "RESULTS.md"))
+    args = parser.parse_args(argv)
+    bench = Bench(QUICK if args.quick else FULL)
+    started = time.monotonic()
+    command = "make bench" if not args.quick else "python -m bench --quick"
+    try:
+        bench.setup()
+        for step in (
+            bench.writes,
+            bench.rebuild,
+            bench.search,
+            bench.filtering,
+            bench.engine_down,
+        ):
+            step_started = time.monotonic()
+            print(f"bench: {step.__name__}...", file=sys.stderr, flush=True)
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - one failing figure must not lose the rest
+                print(f"bench: {step.__name__} failed: {exc}", file=sys.stderr)
+                if step.__name__ != "filtering":
+                    raise
+            print(f"bench: {step.__name__} took {time.monotonic() - step_started:.0f} s",
+                  file=sys.stderr, flush=True)  # fmt: skip
+    finally:
+        bench.teardown()
+    text = bench.report(command, time.monotonic() - started)
+    with open(args.output, "w") as out:
+        out.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
