@@ -189,3 +189,99 @@ def own_engine_server(engine_server):
     server = servers.start_engine(engine_server.engine)
     yield server
     server.close()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    from tests.postgres import PostgresServer
+
+    server = PostgresServer.start()
+    yield server
+    server.stop()
+
+
+_databases = itertools.count()
+
+
+@pytest.fixture
+def pg_url(postgres):
+    """A fresh database with Kinto's schema, for one test."""
+    import psycopg2
+
+    name = f"kinto_{os.getpid()}_{next(_databases)}"
+    conn = psycopg2.connect(postgres.url)
+    conn.autocommit = True
+    with conn.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name}")
+    conn.close()
+    return postgres.url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def pg_settings(pg_url):
+    return {
+        "storage_backend": "kinto.core.storage.postgresql",
+        "storage_url": pg_url,
+        "permission_backend": "kinto.core.permission.postgresql",
+        "permission_url": pg_url,
+    }
+
+
+@pytest.fixture
+def pg_app(make_app, pg_url):
+    """Kinto on PostgreSQL storage, which another process (the CLI) can share."""
+    app = make_app(**pg_settings(pg_url))
+    registry = app.app.registry
+    registry.storage.initialize_schema()
+    registry.permission.initialize_schema()
+    return app
+
+
+INI_TEMPLATE = """\
+[app:main]
+use = egg:kinto
+kinto.includes = {includes}
+{settings}
+
+[loggers]
+keys = root
+
+[handlers]
+keys = console
+
+[formatters]
+keys = plain
+
+[logger_root]
+level = INFO
+handlers = console
+
+[handler_console]
+class = StreamHandler
+args = (sys.stderr,)
+level = NOTSET
+formatter = plain
+
+[formatter_plain]
+format = %(levelname)s %(message)s
+"""
+
+
+@pytest.fixture
+def write_ini(tmp_path, engine_server, index_prefix, pg_url):
+    """An ini file for the CLI, sharing the test app's storage and engine."""
+
+    def write(includes="kinto_elasticsearch", **overrides):
+        settings = {
+            **{f"kinto.{k}": v for k, v in pg_settings(pg_url).items()},
+            "kinto.elasticsearch.hosts": engine_server.url,
+            "kinto.elasticsearch.engine": engine_server.engine,
+            "kinto.elasticsearch.index_prefix": index_prefix,
+            "kinto.elasticsearch.force_refresh": "true",
+            **overrides,
+        }
+        lines = "\n".join(f"{key} = {value}" for key, value in settings.items())
+        path = tmp_path / "kinto.ini"
+        path.write_text(INI_TEMPLATE.format(includes=includes, settings=lines))
+        return path
+
+    return write

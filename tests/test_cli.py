@@ -1,0 +1,221 @@
+import io
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from kinto_elasticsearch.cli import Progress
+from tests.conftest import indexed
+
+COLLECTION = "/v1/buckets/b/collections/c"
+CLI = str(Path(sys.executable).parent / "kinto-elasticsearch")
+
+
+def cli(*args):
+    """Run the console script as a separate process, as an operator would."""
+    return subprocess.run([CLI, *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+def _fill(app, alice, count, start=0):
+    for first in range(start, start + count, 20):
+        requests = [
+            {"method": "PUT", "path": f"{COLLECTION}/records/r{i:04}", "body": {"data": {"n": i}}}
+            for i in range(first, min(first + 20, start + count))
+        ]
+        app.post_json("/v1/batch", {"defaults": {"headers": alice}, "requests": requests})
+
+
+@pytest.fixture
+def filled(pg_app, alice):
+    pg_app.put_json("/v1/buckets/b", {}, headers=alice)
+    pg_app.put_json(COLLECTION, {}, headers=alice)
+    _fill(pg_app, alice, 60)
+    return pg_app
+
+
+def _stored(app, alice):
+    records = app.get(f"{COLLECTION}/records", headers=alice).json["data"]
+    return {r["id"]: (r["last_modified"], r) for r in records}
+
+
+def test_help_lists_the_commands():
+    result = cli("--help")
+    assert result.returncode == 0
+    assert "reindex" in result.stdout and "verify" in result.stdout
+
+
+def test_verify_exits_0_when_everything_matches(filled, write_ini):
+    result = cli("verify", "--ini", write_ini())
+    assert result.returncode == 0, result.stderr
+    assert "/buckets/b/collections/c: ok, 60 records, 60 documents" in result.stdout
+    assert "everything matches" in result.stdout
+
+
+def test_reindex_rebuilds_from_storage(filled, alice, write_ini, engine, index_prefix):
+    filled.app.registry.indexer.delete_collection_indices("b", "c")
+    result = cli("reindex", "--ini", write_ini(), "-b", "b", "-c", "c")
+    assert result.returncode == 0, result.stderr
+    assert "60 records indexed" in result.stdout
+    assert indexed(engine, index_prefix, "b", "c") == _stored(filled, alice)
+
+
+def test_reindex_with_concurrent_writes_ends_equal_to_storage(
+    filled, alice, write_ini, engine, index_prefix
+):
+    _fill(filled, alice, 400, start=100)
+    stop = threading.Event()
+    errors = []
+
+    def writer():
+        i = 0
+        try:
+            while not stop.is_set() or i < 20:
+                filled.put_json(f"{COLLECTION}/records/w{i}", {"data": {"n": i}}, headers=alice)
+                filled.patch_json(f"{COLLECTION}/records/r{i % 60:04}", {"data": {"n": -i}},
+                                  headers=alice)  # fmt: skip
+                if i % 4 == 0:
+                    filled.delete(f"{COLLECTION}/records/r{100 + i:04}", headers=alice)
+                i += 1
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        result = cli("reindex", "--ini", write_ini(), "-b", "b")
+    finally:
+        stop.set()
+        thread.join()
+    assert result.returncode == 0, result.stderr
+    assert not errors
+    assert indexed(engine, index_prefix, "b", "c") == _stored(filled, alice)
+    assert cli("verify", "--ini", write_ini()).returncode == 0
+
+
+def test_an_outage_is_reported_by_verify_and_fixed_by_repair(
+    make_app, alice, own_engine_server, pg_url, write_ini, index_prefix
+):
+    from tests.conftest import pg_settings
+
+    app = make_app(
+        **pg_settings(pg_url),
+        **{
+            "elasticsearch.hosts": own_engine_server.url,
+            "elasticsearch.circuit_breaker_seconds": "60",
+        },
+    )
+    app.app.registry.storage.initialize_schema()
+    app.app.registry.permission.initialize_schema()
+    app.put_json("/v1/buckets/b", {}, headers=alice)
+    app.put_json(COLLECTION, {}, headers=alice)
+    _fill(app, alice, 20)
+
+    own_engine_server.stop()
+    # The stream of writes goes on: every one succeeds.
+    for i in range(5):
+        app.put_json(f"{COLLECTION}/records/new{i}", {"data": {}}, headers=alice)
+    app.patch_json(f"{COLLECTION}/records/r0001", {"data": {"n": 100}}, headers=alice)
+    app.delete(f"{COLLECTION}/records/r0002", headers=alice)
+    # The process dies with its retry queue: nothing of the outage reaches the engine.
+    app.app.registry.retry_queue.stop()
+    own_engine_server.restart()
+
+    ini = write_ini(**{"kinto.elasticsearch.hosts": own_engine_server.url})
+    report = cli("verify", "--ini", ini)
+    assert report.returncode == 1, report.stderr
+    if own_engine_server.engine == "opensearch":
+        # osmem-server keeps nothing across a restart: the whole index is gone.
+        assert "/buckets/b/collections/c: no index (24 records)" in report.stdout
+    else:
+        assert "5 missing from the index: new4, new3, new2, new1, new0" in report.stdout
+        assert "1 indexed at an older version: r0001" in report.stdout
+        assert "1 in the index but not in storage: r0002" in report.stdout
+
+    repair = cli("verify", "--ini", ini, "--repair")
+    assert repair.returncode == 1
+    assert "repaired" in repair.stdout
+    again = cli("verify", "--ini", ini)
+    assert again.returncode == 0, again.stdout
+    assert "24 records, 24 documents" in again.stdout
+
+
+def test_verify_reports_orphan_indices(filled, write_ini, engine, index_prefix):
+    orphan = f"{index_prefix}.gone.c.1"
+    engine.call("indices.create", index=orphan)
+    result = cli("verify", "--ini", write_ini())
+    assert result.returncode == 1
+    assert f"index {orphan}: belongs to no collection" in result.stdout
+    assert cli("verify", "--ini", write_ini(), "--repair").returncode == 1
+    assert cli("verify", "--ini", write_ini()).returncode == 0
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["-b", "nope"], "bucket 'nope' does not exist"),
+        (["-b", "b", "-c", "nope"], "collection 'nope' does not exist in bucket 'b'"),
+        (["-c", "c"], "--collection needs --bucket"),
+    ],
+)
+def test_bad_scope_is_a_clear_error(filled, write_ini, args, message):
+    for command in ("reindex", "verify"):
+        result = cli(command, "--ini", write_ini(), *args)
+        assert result.returncode == 2
+        assert message in result.stderr
+
+
+def test_an_unconfigured_plugin_is_a_clear_error(filled, write_ini):
+    result = cli("reindex", "--ini", write_ini(includes=""))
+    assert result.returncode == 2
+    assert "kinto_elasticsearch is not enabled" in result.stderr
+
+
+def test_an_unreachable_engine_is_a_clear_error(filled, write_ini):
+    ini = write_ini(**{"kinto.elasticsearch.hosts": "http://127.0.0.1:1"})
+    for command in ("reindex", "verify"):
+        result = cli(command, "--ini", ini)
+        assert result.returncode == 2
+        assert "cannot reach the search engine at http://127.0.0.1:1" in result.stderr
+
+
+def test_a_missing_ini_is_a_clear_error(tmp_path):
+    result = cli("verify", "--ini", tmp_path / "nope.ini")
+    assert result.returncode == 2
+    assert "nope.ini" in result.stderr
+
+
+def test_reindex_logs_progress_when_not_on_a_terminal(filled, write_ini):
+    result = cli("reindex", "--ini", write_ini())
+    assert "/buckets/b/collections/c:" in result.stdout
+    assert "\r" not in result.stderr
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_draws_a_bar_with_rate_and_time_left():
+    terminal = Terminal()
+    progress = Progress("/buckets/b/collections/c", 200, stream=terminal)
+    progress(50)
+    progress(50)
+    progress.close()
+    line = terminal.getvalue().split("\r")[-1]
+    assert "[###############---------------] 100/200 records" in line
+    assert "/s" in line and "s left" in line
+
+
+def test_a_refused_mapping_is_not_stored(pg_app, alice):
+    pg_app.put_json("/v1/buckets/b", {}, headers=alice)
+    pg_app.put_json(COLLECTION, {}, headers=alice)
+    pg_app.patch_json(
+        COLLECTION,
+        {"data": {"index:schema": {"properties": {"x": {"type": "no-such-type"}}}}},
+        headers=alice,
+        status=400,
+    )
+    # PostgreSQL rolled the transaction back.
+    assert "index:schema" not in pg_app.get(COLLECTION, headers=alice).json["data"]
