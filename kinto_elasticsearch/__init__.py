@@ -8,6 +8,7 @@ from kinto.events import ServerFlushed
 from kinto_elasticsearch import listeners
 from kinto_elasticsearch.engine import Engine
 from kinto_elasticsearch.indexer import Indexer
+from kinto_elasticsearch.maintenance import BackgroundRebuilder
 from kinto_elasticsearch.resilience import CircuitBreaker, RetryQueue
 from kinto_elasticsearch.settings import load_settings
 
@@ -35,6 +36,7 @@ def includeme(config):
     )
     config.registry.elasticsearch_settings = settings
     config.registry.indexer = indexer
+    config.registry.rebuilder = BackgroundRebuilder(config.registry)
     config.registry.retry_queue = RetryQueue(
         indexer, config.registry, max_size=settings.retry_queue_size
     )

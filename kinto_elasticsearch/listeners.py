@@ -9,11 +9,17 @@ import logging
 import time
 
 from kinto.core.errors import ERRORS, http_error
+from kinto.core.storage.exceptions import ObjectNotFoundError
 from pyramid.httpexceptions import HTTPBadRequest
 
 from kinto_elasticsearch.engine import EngineError, EngineRequestError, EngineUnavailable
 from kinto_elasticsearch.events import RecordsIndexFailed, notify, notify_report
-from kinto_elasticsearch.mapping import collection_mapping, mapping_changed
+from kinto_elasticsearch.mapping import (
+    collection_mapping,
+    document,
+    documents_changed,
+    mapping_changed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +43,13 @@ def collection_metadata(request, bucket_id, collection_id):
     cached = _cached_collection(request, bucket_id, collection_id)
     if cached is not None:
         return cached
-    return request.registry.storage.get(
-        resource_name="collection", parent_id=f"/buckets/{bucket_id}", object_id=collection_id
-    )
+    try:
+        return request.registry.storage.get(
+            resource_name="collection", parent_id=f"/buckets/{bucket_id}", object_id=collection_id
+        )
+    except ObjectNotFoundError:
+        # Deleted meanwhile: its index goes with it.
+        return {}
 
 
 def ensure_index_for(request, bucket_id, collection_id):
@@ -64,7 +74,9 @@ def on_record_changed(event):
     if event.payload["action"] == "delete":
         records, tombstones = [], [impacted["new"] for impacted in event.impacted_objects]
     else:
-        records, tombstones = [impacted["new"] for impacted in event.impacted_objects], []
+        metadata = collection_metadata(event.request, bucket_id, collection_id)
+        records = [document(impacted["new"], metadata) for impacted in event.impacted_objects]
+        tombstones = []
     metrics = event.request.registry.metrics
     started = time.perf_counter()
     try:
@@ -140,20 +152,22 @@ def on_collection_changed(event):
                 indexer.create_index(
                     bucket_id, collection_id, collection_mapping(new), replace=True
                 )
+            elif action == "update" and documents_changed(old, new):
+                # Existing documents must gain or lose fields: only a rebuild does that.
+                event.request.registry.rebuilder.request(bucket_id, collection_id)
             elif action == "update" and mapping_changed(old, new):
                 indexer.update_mapping(bucket_id, collection_id, collection_mapping(new))
             elif action == "delete":
                 indexer.delete_collection_indices(bucket_id, collection_id)
         except EngineRequestError as exc:
             logger.warning(
-                "The index of /buckets/%s/collections/%s cannot take the new mapping (%s); "
-                "rebuild it with: kinto-elasticsearch reindex -b %s -c %s",
+                "The index of /buckets/%s/collections/%s cannot take the new mapping (%s): "
+                "rebuilding it in the background",
                 bucket_id,
                 collection_id,
                 exc,
-                bucket_id,
-                collection_id,
             )
+            event.request.registry.rebuilder.request(bucket_id, collection_id)
         except EngineError as exc:
             logger.error(
                 "Could not %s the index of /buckets/%s/collections/%s: %s",

@@ -9,14 +9,21 @@ engine sorts keywords (Kinto's PostgreSQL schema uses the C collation, which agr
 the storage API promises no order and a disagreement would silently misreport).
 """
 
+import logging
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
 
+import transaction
 from kinto.core.storage import Filter, Sort
+from kinto.core.storage.exceptions import ObjectNotFoundError
 from kinto.core.utils import COMPARISON
 
 from kinto_elasticsearch import naming
-from kinto_elasticsearch.mapping import collection_mapping
+from kinto_elasticsearch.mapping import collection_mapping, document
+
+logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 1000
 # A physical index without alias younger than this may be a rebuild in progress.
@@ -94,7 +101,7 @@ def reindex_collection(storage, indexer, bucket_id, collection_id, metadata, pro
     )
     try:
         for page in iter_record_pages(storage, "record", parent_id):
-            report = indexer.fill(result.index, page)
+            report = indexer.fill(result.index, [document(r, metadata) for r in page])
             result.indexed += len(page) - len(report.failed)
             result.failed.extend(report.failed)
             if progress:
@@ -105,7 +112,7 @@ def reindex_collection(storage, indexer, bucket_id, collection_id, metadata, pro
     indexer.swap_alias(bucket_id, collection_id, result.index)
     since_filter = [Filter("last_modified", since, COMPARISON.GT)]
     for page in iter_record_pages(storage, "record", parent_id, since_filter, True):
-        records = [r for r in page if not r.get("deleted")]
+        records = [document(r, metadata) for r in page if not r.get("deleted")]
         tombstones = [r for r in page if r.get("deleted")]
         report = indexer.write(bucket_id, collection_id, records=records, tombstones=tombstones)
         result.replayed += len(page)
@@ -168,7 +175,11 @@ def verify_collection(storage, indexer, bucket_id, collection_id, metadata, repa
         report.missing.add([r["id"] for r in missing])
         report.outdated.add([r["id"] for r in outdated])
         if repair and (missing or outdated):
-            written = indexer.write(bucket_id, collection_id, records=missing + outdated)
+            written = indexer.write(
+                bucket_id,
+                collection_id,
+                records=[document(r, metadata) for r in missing + outdated],
+            )
             report.repaired += len(written.indexed)
 
     # Index to storage: documents of records that storage no longer has.
@@ -232,3 +243,80 @@ def scope_pattern(prefix, bucket_id=None, collection_id=None):
     if bucket_id:
         return naming.bucket_pattern(prefix, bucket_id)
     return naming.prefix_pattern(prefix)
+
+
+class BackgroundRebuilder:
+    """Rebuilds collections' indices one at a time in a background thread.
+
+    Used when existing documents must change (``index:exclude_fields`` changed) or when
+    the live index cannot take a new mapping. The rebuild is the ``reindex`` command's:
+    writes made meanwhile are replayed after the swap.
+    """
+
+    def __init__(self, registry):
+        self._registry = registry
+        self._queue = queue.Queue()
+        self._pending = set()
+        self._lock = threading.Lock()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._thread = None
+
+    def request(self, bucket_id, collection_id):
+        with self._lock:
+            if (bucket_id, collection_id) in self._pending:
+                return
+            self._pending.add((bucket_id, collection_id))
+            self._idle.clear()
+            self._queue.put((bucket_id, collection_id))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="kinto-elasticsearch-rebuild", daemon=True
+                )
+                self._thread.start()
+
+    def wait_until_idle(self, timeout):
+        return self._idle.wait(timeout)
+
+    def _run(self):
+        while True:
+            bucket_id, collection_id = self._queue.get()
+            with self._lock:
+                # A change arriving from now on asks for another rebuild.
+                self._pending.discard((bucket_id, collection_id))
+            try:
+                self._rebuild(bucket_id, collection_id)
+            except Exception:
+                logger.exception(
+                    "Rebuilding the index of /buckets/%s/collections/%s failed; "
+                    "run: kinto-elasticsearch reindex -b %s -c %s",
+                    bucket_id,
+                    collection_id,
+                    bucket_id,
+                    collection_id,
+                )
+            finally:
+                transaction.abort()
+                with self._lock:
+                    if not self._pending:
+                        self._idle.set()
+
+    def _rebuild(self, bucket_id, collection_id):
+        storage = self._registry.storage
+        try:
+            metadata = storage.get(
+                resource_name="collection",
+                parent_id=f"/buckets/{bucket_id}",
+                object_id=collection_id,
+            )
+        except ObjectNotFoundError:
+            return
+        result = reindex_collection(
+            storage, self._registry.indexer, bucket_id, collection_id, metadata
+        )
+        logger.info(
+            "Rebuilt the index of /buckets/%s/collections/%s: %s records",
+            bucket_id,
+            collection_id,
+            result.indexed,
+        )

@@ -25,8 +25,9 @@ _JSON_SCHEMA_SCALARS = {
     "string": STRING_MAPPING,
 }
 
-# Collection metadata keys whose change alters the mapping.
+# Collection metadata keys whose change alters the mapping, or the documents.
 MAPPING_KEYS = ("index:schema", "schema")
+EXCLUDE_KEY = "index:exclude_fields"
 
 
 def _from_json_schema(schema):
@@ -68,9 +69,43 @@ def collection_mapping(metadata):
         derived = _from_json_schema(metadata.get("schema"))
         mapping = {"properties": derived["properties"]} if derived else {}
     properties = mapping.setdefault("properties", {})
+    for path in excluded_fields(metadata):
+        parent = {"properties": properties}
+        *parents, leaf = path.split(".")
+        for name in parents:
+            parent = parent.get("properties", {}).get(name, {})
+        parent.get("properties", {}).pop(leaf, None)
     properties.update(copy.deepcopy(REQUIRED_PROPERTIES))
     mapping.setdefault("dynamic_templates", [copy.deepcopy(_STRINGS_TEMPLATE)])
     return mapping
+
+
+def excluded_fields(metadata):
+    """The fields of ``index:exclude_fields``: never sent to the engine."""
+    fields = (metadata or {}).get(EXCLUDE_KEY) or []
+    return [f for f in fields if isinstance(f, str) and f] if isinstance(fields, list) else []
+
+
+def _without(value, path):
+    head, _, rest = path.partition(".")
+    if not isinstance(value, dict) or head not in value:
+        return value
+    if not rest:
+        return {k: v for k, v in value.items() if k != head}
+    return {**value, head: _without(value[head], rest)}
+
+
+def document(record, metadata):
+    """The document indexed for a record: the record less its excluded fields."""
+    for path in excluded_fields(metadata):
+        if path not in ("id", "last_modified"):
+            record = _without(record, path)
+    return record
+
+
+def documents_changed(old_metadata, new_metadata):
+    """Whether existing documents must be rebuilt to follow a collection update."""
+    return excluded_fields(old_metadata) != excluded_fields(new_metadata)
 
 
 def mapping_changed(old_metadata, new_metadata):
