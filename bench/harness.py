@@ -137,9 +137,20 @@ class Client:
 
     def request(self, method, path, body=None):
         """``(status, decoded body, seconds)``."""
+        data = None if body is None else json.dumps(body).encode()
+        reused = self._conn is not None
+        try:
+            return self._send(method, path, data)
+        except (OSError, http.client.HTTPException):
+            self.close()
+            if not reused:
+                raise
+        # The server closed the idle keep-alive connection: reconnect once, as clients do.
+        return self._send(method, path, data)
+
+    def _send(self, method, path, data):
         if self._conn is None:
             self._conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
-        data = None if body is None else json.dumps(body).encode()
         started = time.perf_counter()
         try:
             self._conn.request(method, path, body=data, headers=self.headers)

@@ -342,6 +342,12 @@ class Indexer:
         pattern = naming.bucket_pattern(self.prefix, bucket_id)
         return self.engine.call("search", index=pattern, body=body, timeout=self.search_timeout)
 
+    def bucket_mappings(self, bucket_id):
+        """The mappings of every index of a bucket."""
+        pattern = naming.bucket_pattern(self.prefix, bucket_id)
+        found = self.engine.call("indices.get_mapping", index=pattern)
+        return [info.get("mappings", {}) for info in found.values()]
+
     def bucket_indices(self, bucket_id):
         """``{alias: [physical indices]}`` for the collections of a bucket that have one."""
         by_alias = {}

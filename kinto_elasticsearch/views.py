@@ -11,7 +11,7 @@ from kinto.views import object_exists_or_404
 from pyramid.httpexceptions import HTTPBadRequest, HTTPForbidden, HTTPServiceUnavailable
 from pyramid.security import NO_PERMISSION_REQUIRED
 
-from kinto_elasticsearch import facets, maintenance
+from kinto_elasticsearch import facets, fields, maintenance
 from kinto_elasticsearch.engine import EngineNotFound, EngineRequestError, EngineUnavailable
 from kinto_elasticsearch.listeners import ensure_index_for
 from kinto_elasticsearch.mapping import flatten_field_types
@@ -41,6 +41,29 @@ class RecordsReadContext(RouteFactory):
             )
         )
         self._object_id_match = self.permission_object_id + "/*"
+
+
+class CollectionWriteContext(RouteFactory):
+    """Kinto's permission to write a collection (directly or through its bucket)."""
+
+    def __init__(self, request, collection):
+        super().__init__(request)
+        self.resource_name = "collection"
+        self.required_permission = "write"
+        self.current_object = collection
+        self.permission_object_id = "/buckets/{bucket_id}/collections/{collection_id}".format_map(
+            request.matchdict
+        )
+
+
+def hidden_fields(request, collection):
+    """The collection's private fields, unless the caller may write the collection."""
+    private = fields.private_fields(collection)
+    if not private:
+        return []
+    if request.has_permission(DYNAMIC, CollectionWriteContext(request, collection)):
+        return []
+    return private
 
 
 collection_search = Service(
@@ -79,13 +102,21 @@ def max_result_size(settings):
 def _collection_or_404(request):
     bucket_id = request.matchdict["bucket_id"]
     collection_id = request.matchdict["collection_id"]
-    object_exists_or_404(
+    collection = object_exists_or_404(
         request,
         resource_name="collection",
         parent_id=instance_uri(request, "bucket", id=bucket_id),
         object_id=collection_id,
     )
-    return bucket_id, collection_id
+    return bucket_id, collection_id, collection
+
+
+def _guard_private(body, hidden):
+    try:
+        fields.check_private_fields(body, hidden)
+    except fields.PrivateFieldError as exc:
+        raise _bad_request(exc.message, "body", exc.location) from None
+    return fields.hide_private_source(body, hidden)
 
 
 def _json_body(request):
@@ -135,9 +166,11 @@ def _unavailable(exc):
     return response
 
 
-def run_search(request, body):
+def run_search(request, body, collection=None):
     """Send ``body`` to the collection's index and answer with the engine's response."""
-    bucket_id, collection_id = _collection_or_404(request)
+    bucket_id, collection_id, found = _collection_or_404(request)
+    collection = collection or found
+    body = _guard_private(body, hidden_fields(request, collection))
     body = _with_permissions(_capped(body, request), request.context.shared_ids)
     indexer = request.registry.indexer
     metrics = request.registry.metrics
@@ -162,11 +195,37 @@ def post_search(request):
     return run_search(request, _json_body(request))
 
 
+def _text_query(request, q, hidden, readable_fields):
+    """``q`` as a query: Lucene query-string syntax, or for callers kept from private
+    fields, ``simple_query_string`` (its text cannot name a field) over the others."""
+    if not q:
+        return {"match_all": {}}
+    if not hidden:
+        return {"query_string": {"query": q}}
+    return {"simple_query_string": {"query": q, "fields": readable_fields(), "lenient": True}}
+
+
+def _readable_fields(request, bucket_id, collection_id, hidden):
+    def readable():
+        try:
+            mapping = request.registry.indexer.get_mapping(bucket_id, collection_id)
+        except EngineNotFound:
+            return ["id"]
+        except EngineUnavailable as exc:
+            raise _unavailable(exc) from None
+        described = facets.describe_fields(flatten_field_types(mapping), hidden=set(hidden))
+        return [f["name"] for f in described] or ["id"]
+
+    return readable
+
+
 @collection_search.get(permission=DYNAMIC)
 def get_search(request):
-    q = request.GET.get("q")
-    query = {"query_string": {"query": q}} if q else {"match_all": {}}
-    return run_search(request, {"query": query})
+    bucket_id, collection_id, collection = _collection_or_404(request)
+    hidden = hidden_fields(request, collection)
+    readable = _readable_fields(request, bucket_id, collection_id, hidden)
+    query = _text_query(request, request.GET.get("q"), hidden, readable)
+    return run_search(request, {"query": query}, collection)
 
 
 def _values_limit(request):
@@ -187,7 +246,8 @@ def get_facets(request):
 
     ``limit``: values per field (default 20, 0 lists fields only); ``fields``: only these.
     """
-    bucket_id, collection_id = _collection_or_404(request)
+    bucket_id, collection_id, collection = _collection_or_404(request)
+    hidden = set(hidden_fields(request, collection))
     limit = _values_limit(request)
     wanted = {f for f in request.GET.get("fields", "").split(",") if f}
     indexer = request.registry.indexer
@@ -198,19 +258,22 @@ def get_facets(request):
         except EngineNotFound:
             ensure()
             mapping = indexer.get_mapping(bucket_id, collection_id)
-        fields = facets.describe_fields(flatten_field_types(mapping))
+        described = facets.describe_fields(flatten_field_types(mapping), hidden=hidden)
         if wanted:
-            fields = [f for f in fields if f["name"] in wanted]
+            described = [f for f in described if f["name"] in wanted]
         query = _with_permissions({}, request.context.shared_ids).get("query", {"match_all": {}})
-        body = facets.facets_body(fields, limit, query)
+        body = facets.facets_body(described, limit, query)
         response = indexer.search(bucket_id, collection_id, body, ensure_index=ensure)
     except EngineUnavailable as exc:
         raise _unavailable(exc) from None
-    return facets.facets_response(fields, response)
+    return facets.facets_response(described, response)
 
 
 def readable_collections(request, bucket_id):
-    """``{collection id: shared ids}`` for the bucket's collections the caller may read.
+    """``({collection id: shared ids}, hidden fields)`` for the bucket's readable collections.
+
+    Private fields of every collection the caller may read but not write are hidden
+    from the whole search: one request cannot hide a field in some indices only.
 
     Each collection is checked by Kinto's own authorization with the context of its
     records endpoint, exactly as ``GET .../records`` would be: shared ids are None for full
@@ -218,19 +281,20 @@ def readable_collections(request, bucket_id):
     """
     storage = request.registry.storage
     settings = request.registry.elasticsearch_settings
-    readable = {}
+    readable, hidden = {}, set()
     matchdict = request.matchdict
     try:
-        for _, collection_id, _ in maintenance.iter_collections(storage, bucket_id):
+        for _, collection_id, metadata in maintenance.iter_collections(storage, bucket_id):
             if not settings.is_indexed(bucket_id, collection_id):
                 continue
             request.matchdict = {**matchdict, "collection_id": collection_id}
             context = RecordsReadContext(request)
             if request.has_permission(DYNAMIC, context):
                 readable[collection_id] = context.shared_ids
+                hidden.update(hidden_fields(request, metadata))
     finally:
         request.matchdict = matchdict
-    return readable
+    return readable, sorted(hidden)
 
 
 def _bucket_filter(request, bucket_id, readable):
@@ -252,9 +316,20 @@ def _bucket_filter(request, bucket_id, readable):
     return {"bool": {"should": clauses, "minimum_should_match": 1}}, collections
 
 
-def run_bucket_search(request, body):
+def _bucket_fields(request, hidden):
+    """Every field mapped in the bucket's indices, less the hidden ones."""
+    indexer = request.registry.indexer
+    mappings = indexer.bucket_mappings(request.matchdict["bucket_id"])
+    names = set()
+    for mapping in mappings:
+        described = facets.describe_fields(flatten_field_types(mapping), hidden=set(hidden))
+        names.update(f["name"] for f in described)
+    return sorted(names) or ["id"]
+
+
+def run_bucket_search(request, body, text=None):
     bucket_id = request.matchdict["bucket_id"]
-    readable = readable_collections(request, bucket_id)
+    readable, hidden = readable_collections(request, bucket_id)
     if not readable:
         # Kinto's forbidden view answers 401 to anonymous users, 403 to others.
         raise HTTPForbidden()
@@ -263,7 +338,11 @@ def run_bucket_search(request, body):
     started = time.perf_counter()
     try:
         permission_filter, collections = _bucket_filter(request, bucket_id, readable)
-        body = _capped(body, request)
+        if text and hidden:
+            # Lucene syntax could name a private field: search the other fields instead.
+            query = _text_query(request, text, hidden, lambda: _bucket_fields(request, hidden))
+            body = {**body, "query": query}
+        body = _capped(_guard_private(body, hidden), request)
         query = body.get("query", {"match_all": {}})
         body = {**body, "query": {"bool": {"must": [query], "filter": [permission_filter]}}}
         response = indexer.search_bucket(bucket_id, body)
@@ -287,4 +366,4 @@ def post_bucket_search(request):
 def get_bucket_search(request):
     q = request.GET.get("q")
     query = {"query_string": {"query": q}} if q else {"match_all": {}}
-    return run_bucket_search(request, {"query": query})
+    return run_bucket_search(request, {"query": query}, text=q)
