@@ -244,3 +244,14 @@ def test_deletes_never_create_a_missing_index(blog, alice, engine, index_prefix)
     blog.app.registry.indexer.delete_collection_indices("blog", "articles")
     blog.delete(f"{COLLECTION}/records/r1", headers=alice)
     assert engine.call("indices.get_alias", index=f"{index_prefix}.*") == {}
+
+
+@pytest.mark.parametrize("force_refresh,expected", [("true", "true"), ("false", None)])
+def test_force_refresh_makes_each_write_visible_at_once(make_app, alice, force_refresh, expected):
+    app = make_app(**{"elasticsearch.force_refresh": force_refresh})
+    app.put_json("/v1/buckets/blog", {}, headers=alice)
+    app.put_json(COLLECTION, {}, headers=alice)
+    spy = EngineSpy(app.app.registry.indexer.engine)
+    app.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
+    [(_, bulk)] = [call for call in spy.calls if call[0] == "bulk"]
+    assert bulk.get("refresh") == expected

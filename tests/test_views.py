@@ -221,3 +221,21 @@ def test_search_works_in_the_default_bucket(app, alice):
         "/v1/buckets/default/collections/notes/search", {}, headers=auth("bob")
     )
     assert response.json["hits"]["hits"] == []
+
+
+def test_a_hung_engine_answers_503_within_the_search_timeout(make_app, alice, blackhole):
+    import time
+
+    app = make_app(
+        **{
+            "elasticsearch.hosts": blackhole,
+            "elasticsearch.search_timeout_seconds": "0.5",
+            "elasticsearch.request_timeout_seconds": "0.2",
+        }
+    )
+    app.put_json("/v1/buckets/blog", {}, headers=alice)
+    app.put_json(COLLECTION, {}, headers=alice)
+    started = time.monotonic()
+    app.post_json(SEARCH, {}, headers=alice, status=503)
+    # Bounded by the search timeout (a 30 s default would hang the test).
+    assert time.monotonic() - started < 3
