@@ -51,10 +51,11 @@ Known deviations, where the index cannot hold what Kinto compares:
 """
 
 import base64
-import binascii
+import copy
 import json
 import re
 from dataclasses import dataclass
+from operator import ge, gt, le, lt
 
 import colander
 from kinto.core.errors import ERRORS, http_error
@@ -78,6 +79,12 @@ MATCH_NONE = {"match_none": {}}
 _OPERATOR = re.compile(r"^(" + "|".join(op.name.lower() for op in COMPARISON) + r")_([\w\.]+)$")
 _SORT = re.compile(r"^([\-+]?)([\w\.]+)$")
 _TIMESTAMP_PARAMS = {"_since": COMPARISON.GT, "_before": COMPARISON.LT, "_to": COMPARISON.LT}
+_RANGES = {
+    COMPARISON.LT: ("lt", lt),
+    COMPARISON.MAX: ("lte", le),
+    COMPARISON.GT: ("gt", gt),
+    COMPARISON.MIN: ("gte", ge),
+}
 _LIST_OPERATORS = (
     COMPARISON.IN,
     COMPARISON.EXCLUDE,
@@ -177,12 +184,12 @@ def querystring_to_search(params, field_types, max_limit: int) -> SearchRequest:
     else:
         query = MATCH_ALL
 
-    requested = validated.get("_limit")
-    limit = min(requested, max_limit) if requested else max_limit
-    limit = min(limit, MAX_RESULT_WINDOW)
+    # ``_limit=0`` is no limit to Kinto either.
+    limit = min(validated.get("_limit") or max_limit, max_limit, MAX_RESULT_WINDOW)
     sort = _sort(validated.get("_sort", []), field_types)
     body = {
-        "query": query,
+        # A copy: the caller may edit its body, never the shared constants.
+        "query": copy.deepcopy(query),
         "sort": sort,
         "size": min(limit + 1, MAX_RESULT_WINDOW),
         "_source": _source(validated.get("_fields")),
@@ -204,7 +211,7 @@ def _search_after(token, length):
     try:
         padded = token + "=" * (-len(token) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))["sort"]
-    except (ValueError, TypeError, KeyError, binascii.Error):
+    except (ValueError, TypeError, KeyError):
         values = None
     scalars = (str, int, float, bool, type(None))
     # A token of another sort (its ``_sort`` changed) would only get a confusing engine error.
@@ -288,6 +295,13 @@ def _rank(value):
     return _ARRAY if isinstance(value, list) else _OBJECT
 
 
+def _integral(value):
+    # JSON has one number type, but some engines find no 20.0 in a ``long`` field.
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    return value
+
+
 def _comparable(field, value):
     return field.mapped and (field.rank is None or field.rank == _rank(value))
 
@@ -354,11 +368,14 @@ def _filters(validated, field_types):
                 operator, name = COMPARISON.EQ, param
             _check(param, operator, name, value)
 
-        if name == MODIFIED_FIELD and operator not in _LIST_OPERATORS:
-            value = int(str(value).strip('"'))
+        if name == MODIFIED_FIELD and isinstance(value, str):
+            # Kinto takes ``"123"`` for a timestamp too.
+            value = int(value.strip('"'))
         elif name == ID_FIELD and isinstance(value, int):
             # As both storage backends do.
             value = str(value)
+        else:
+            value = [_integral(v) for v in value] if isinstance(value, list) else _integral(value)
         yield _filter(operator, _resolve(name, field_types), value, param)
 
 
@@ -406,7 +423,7 @@ def _filter(operator, field, value, param):
         if not values:
             if operator == COMPARISON.CONTAINS and not wanted:
                 return _exists(field)
-            return _negate(MATCH_NONE) if operator == COMPARISON.EXCLUDE else MATCH_NONE
+            return MATCH_ALL if operator == COMPARISON.EXCLUDE else MATCH_NONE
         if operator == COMPARISON.CONTAINS:
             if len(values) < len(wanted):
                 return MATCH_NONE
@@ -422,17 +439,19 @@ def _filter(operator, field, value, param):
 
     bound_is_above = operator in (COMPARISON.LT, COMPARISON.MAX)
     if _comparable(field, value):
-        key = {
-            COMPARISON.LT: "lt",
-            COMPARISON.MAX: "lte",
-            COMPARISON.GT: "gt",
-            COMPARISON.MIN: "gte",
-        }[operator]
-        query = {"range": {_exact(field, param): {key: value}}}
+        key, compare = _RANGES[operator]
+        if field.rank == _BOOLEAN:
+            # Not every engine has ranges on booleans; with two values, a set does as well.
+            kept = [b for b in (False, True) if compare(b, value)]
+            query = {"terms": {_exact(field, param): kept}} if kept else MATCH_NONE
+        else:
+            query = {"range": {_exact(field, param): {key: value}}}
         if bound_is_above or field.path in (ID_FIELD, MODIFIED_FIELD):
             return query
         # A missing value sorts above everything: it is greater than any bound.
         missing = _negate(_exists(field))
+        if query == MATCH_NONE:
+            return missing
         return {"bool": {"should": [query, missing], "minimum_should_match": 1}}
     # Every value of the field is of one other type, so all below or all above the bound.
     field_is_above = field.mapped and field.rank > _rank(value)
