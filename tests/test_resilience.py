@@ -159,3 +159,33 @@ def test_mapping_conflicts_and_long_ids_do_not_keep_the_others_out(
     assert metrics.counts["elasticsearch.documents.failed"] == 2
     assert "/buckets/b/collections/c/records/bad" in caplog.text
     assert "longer than 512 bytes" in caplog.text
+
+
+def test_a_record_too_large_for_the_engine_does_not_keep_the_others_out(
+    make_app, alice, engine_server, engine, index_prefix, metrics_factory, caplog
+):
+    from tests.servers import BodySizeLimit
+
+    proxy = BodySizeLimit(engine_server.url, limit=20_000)
+    try:
+        app = make_app(**{"elasticsearch.hosts": proxy.url})
+        metrics = metrics_factory(app)
+        app.put_json("/v1/buckets/b", {}, headers=alice)
+        app.put_json(COLLECTION, {}, headers=alice)
+        requests = [
+            {"method": "PUT", "path": f"{COLLECTION}/records/small{i}", "body": {"data": {"i": i}}}
+            for i in range(4)
+        ]
+        requests.insert(2, {"method": "PUT", "path": f"{COLLECTION}/records/huge",
+                            "body": {"data": {"text": "x" * 50_000}}})  # fmt: skip
+        responses = app.post_json(
+            "/v1/batch", {"defaults": {"headers": alice}, "requests": requests}
+        ).json["responses"]
+        assert [r["status"] for r in responses] == [201] * 5
+    finally:
+        proxy.close()
+    assert proxy.refused >= 2  # The whole bulk, then the huge record alone.
+    assert set(indexed(engine, index_prefix, "b", "c")) == {f"small{i}" for i in range(4)}
+    assert metrics.counts["elasticsearch.documents.failed"] == 1
+    assert "/buckets/b/collections/c/records/huge" in caplog.text
+    assert "too large" in caplog.text
