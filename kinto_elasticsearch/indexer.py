@@ -1,11 +1,13 @@
 """Every call the plugin makes to the search engine."""
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 
 from kinto_elasticsearch import naming
 from kinto_elasticsearch.engine import EngineError, EngineNotFound, EngineRequestError
+from kinto_elasticsearch.mapping import flatten_field_types
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ class Indexer:
         self.prefix = prefix
         self.force_refresh = force_refresh
         self.search_timeout = search_timeout
+        # alias -> (fetched at, {field: type}): GET search needs them on every request.
+        self._field_types = {}
         # Aliases this process saw exist. Deletes are only sent to those: the engines
         # auto-create a missing index for a delete in a bulk, and ``require_alias`` only
         # guards index operations.
@@ -105,6 +109,7 @@ class Indexer:
             self.engine.call("indices.update_aliases", body={"actions": actions})
         self.delete_indices(old)
         self._known_aliases.add(alias)
+        self._field_types.pop(alias, None)
         return old
 
     def update_mapping(self, bucket_id, collection_id, mapping):
@@ -168,6 +173,22 @@ class Indexer:
             name: int(info["settings"]["index"]["creation_date"]) / 1000
             for name, info in found.items()
         }
+
+    def field_types(self, bucket_id, collection_id, max_age=60.0, refresh=False):
+        """``({dotted field: type}, fresh)`` of a collection's index, cached a while.
+
+        Types of a mapped field never change in place (a rebuild makes a new index, and
+        the swap forgets the cache), but new fields appear: callers refetch with
+        ``refresh`` when they meet a field the cached copy does not know.
+        """
+        alias = self.alias(bucket_id, collection_id)
+        cached = self._field_types.get(alias)
+        now = time.monotonic()
+        if cached and not refresh and now - cached[0] < max_age:
+            return cached[1], False
+        types = flatten_field_types(self.get_mapping(bucket_id, collection_id))
+        self._field_types[alias] = (now, types)
+        return types, True
 
     def get_mapping(self, bucket_id, collection_id):
         body = self.engine.call("indices.get_mapping", index=self.alias(bucket_id, collection_id))

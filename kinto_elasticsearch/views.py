@@ -2,6 +2,7 @@
 
 import logging
 import time
+from urllib.parse import urlencode
 
 from kinto.core import Service
 from kinto.core.authorization import DYNAMIC, RouteFactory
@@ -11,7 +12,7 @@ from kinto.views import object_exists_or_404
 from pyramid.httpexceptions import HTTPBadRequest, HTTPForbidden, HTTPServiceUnavailable
 from pyramid.security import NO_PERMISSION_REQUIRED
 
-from kinto_elasticsearch import facets, fields, maintenance
+from kinto_elasticsearch import facets, fields, maintenance, querystring
 from kinto_elasticsearch.engine import EngineNotFound, EngineRequestError, EngineUnavailable
 from kinto_elasticsearch.listeners import ensure_index_for
 from kinto_elasticsearch.mapping import flatten_field_types
@@ -166,12 +167,14 @@ def _unavailable(exc):
     return response
 
 
-def run_search(request, body, collection=None):
+def run_search(request, body, collection=None, capped=True):
     """Send ``body`` to the collection's index and answer with the engine's response."""
     bucket_id, collection_id, found = _collection_or_404(request)
     collection = collection or found
     body = _guard_private(body, hidden_fields(request, collection))
-    body = _with_permissions(_capped(body, request), request.context.shared_ids)
+    if capped:
+        body = _capped(body, request)
+    body = _with_permissions(body, request.context.shared_ids)
     indexer = request.registry.indexer
     metrics = request.registry.metrics
     started = time.perf_counter()
@@ -219,13 +222,82 @@ def _readable_fields(request, bucket_id, collection_id, hidden):
     return readable
 
 
+class _RecordingTypes(dict):
+    """Field types that note the fields looked up but unknown to them."""
+
+    def __init__(self, types):
+        super().__init__(types)
+        self.unknown = set()
+
+    def get(self, key, default=None):
+        if key not in self:
+            self.unknown.add(key)
+        return super().get(key, default)
+
+
+def translate_querystring(request, load_types, hidden, readable_fields):
+    """Kinto's querystring as a search, with ``q`` kept from reaching hidden fields."""
+    params = request.GET
+    text = params.get(querystring.QUERY_PARAM) if hidden else None
+    if text is not None:
+        params = params.copy()
+        del params[querystring.QUERY_PARAM]
+    max_limit = max_result_size(request.registry.settings)
+    types, fresh = load_types(refresh=False)
+    recording = _RecordingTypes(types)
+    search = querystring.querystring_to_search(params, recording, max_limit)
+    if recording.unknown and not fresh:
+        # A field the cached mapping does not know may have appeared since.
+        types, _ = load_types(refresh=True)
+        search = querystring.querystring_to_search(params, types, max_limit)
+    if text:
+        text_query = _text_query(request, text, hidden, readable_fields)
+        text_query["simple_query_string"]["default_operator"] = "AND"
+        body = search.body
+        body["query"] = {"bool": {"must": [text_query], "filter": [body["query"]]}}
+    return search
+
+
+def paginated(request, search, response):
+    """The engine response for one page, with Kinto's ``Total-Objects`` and ``Next-Page``."""
+    hits = response.get("hits", {})
+    page, token = search.paginate(hits.get("hits", []))
+    hits["hits"] = page
+    total = hits.get("total", {})
+    request.response.headers["Total-Objects"] = str(
+        total.get("value", 0) if isinstance(total, dict) else total
+    )
+    if token:
+        params = {**request.GET, "_limit": str(search.limit), "_token": token}
+        url = f"{request.application_url}{request.path}?{urlencode(params)}"
+        request.response.headers["Next-Page"] = url
+    return response
+
+
+def _collection_types(request, bucket_id, collection_id):
+    indexer = request.registry.indexer
+
+    def load(refresh):
+        try:
+            return indexer.field_types(bucket_id, collection_id, refresh=refresh)
+        except EngineNotFound:
+            ensure_index_for(request, bucket_id, collection_id)()
+            return indexer.field_types(bucket_id, collection_id, refresh=True)
+        except EngineUnavailable as exc:
+            raise _unavailable(exc) from None
+
+    return load
+
+
 @collection_search.get(permission=DYNAMIC)
 def get_search(request):
     bucket_id, collection_id, collection = _collection_or_404(request)
     hidden = hidden_fields(request, collection)
     readable = _readable_fields(request, bucket_id, collection_id, hidden)
-    query = _text_query(request, request.GET.get("q"), hidden, readable)
-    return run_search(request, {"query": query}, collection)
+    load_types = _collection_types(request, bucket_id, collection_id)
+    search = translate_querystring(request, load_types, hidden, readable)
+    response = run_search(request, search.body, collection, capped=False)
+    return paginated(request, search, response)
 
 
 def _values_limit(request):
@@ -327,9 +399,9 @@ def _bucket_fields(request, hidden):
     return sorted(names) or ["id"]
 
 
-def run_bucket_search(request, body, text=None):
+def run_bucket_search(request, body, readable=None, capped=True):
     bucket_id = request.matchdict["bucket_id"]
-    readable, hidden = readable_collections(request, bucket_id)
+    readable, hidden = readable or readable_collections(request, bucket_id)
     if not readable:
         # Kinto's forbidden view answers 401 to anonymous users, 403 to others.
         raise HTTPForbidden()
@@ -338,11 +410,9 @@ def run_bucket_search(request, body, text=None):
     started = time.perf_counter()
     try:
         permission_filter, collections = _bucket_filter(request, bucket_id, readable)
-        if text and hidden:
-            # Lucene syntax could name a private field: search the other fields instead.
-            query = _text_query(request, text, hidden, lambda: _bucket_fields(request, hidden))
-            body = {**body, "query": query}
-        body = _capped(_guard_private(body, hidden), request)
+        body = _guard_private(body, hidden)
+        if capped:
+            body = _capped(body, request)
         query = body.get("query", {"match_all": {}})
         body = {**body, "query": {"bool": {"must": [query], "filter": [permission_filter]}}}
         response = indexer.search_bucket(bucket_id, body)
@@ -364,6 +434,23 @@ def post_bucket_search(request):
 
 @bucket_search.get(permission=NO_PERMISSION_REQUIRED)
 def get_bucket_search(request):
-    q = request.GET.get("q")
-    query = {"query_string": {"query": q}} if q else {"match_all": {}}
-    return run_bucket_search(request, {"query": query}, text=q)
+    bucket_id = request.matchdict["bucket_id"]
+    readable, hidden = readable_collections(request, bucket_id)
+    indexer = request.registry.indexer
+
+    def load_types(refresh):
+        # One set of types for every index: where collections disagree, the first wins.
+        types = {}
+        try:
+            for mapping in indexer.bucket_mappings(bucket_id):
+                for field, kind in flatten_field_types(mapping).items():
+                    types.setdefault(field, kind)
+        except EngineUnavailable as exc:
+            raise _unavailable(exc) from None
+        return types, True
+
+    search = translate_querystring(
+        request, load_types, hidden, lambda: _bucket_fields(request, hidden)
+    )
+    response = run_bucket_search(request, search.body, readable=(readable, hidden), capped=False)
+    return paginated(request, search, response)

@@ -92,3 +92,19 @@ def test_no_access_is_401_or_403(blog):
 def test_a_query_the_engine_rejects_is_a_400(blog, alice):
     response = blog.post_json(SEARCH, {"query": {"nope": {}}}, headers=alice, status=400)
     assert response.json["errno"] == 107
+
+
+def test_bucket_get_search_takes_kintos_querystring_and_pages(blog, alice):
+    from urllib.parse import urlsplit
+
+    url, ids = f"{SEARCH}?_limit=2&_sort=-title&like_title=hello*", []
+    while url:
+        response = blog.get(url, headers=alice)
+        assert response.headers["Total-Objects"] == "6"
+        ids += [(hit["_collection"], hit["_id"]) for hit in response.json["hits"]["hits"]]
+        next_page = response.headers.get("Next-Page")
+        url = next_page and "{0.path}?{0.query}".format(urlsplit(next_page))
+    assert ids == [
+        ("drafts", "d1"), ("drafts", "d0"), ("comments", "c1"), ("comments", "c0"),
+        ("articles", "a1"), ("articles", "a0"),
+    ]  # fmt: skip
