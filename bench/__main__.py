@@ -244,6 +244,7 @@ class Bench:
             "n": f"{rounds} rounds x {n} creates each",
             "p50": (harness.median(up), harness.median(down)),
             "p99": (harness.percentile(up, 0.99), harness.percentile(down, 0.99)),
+            "max": (max(up), max(down)),
         }
 
     def report(self, command, seconds):
@@ -259,8 +260,21 @@ class Bench:
             "the ratios are the point.",
             "",
         ]
+        if "writes" in self.rows:
+            lines += self._writes_section()
+        if "rebuild" in self.rows:
+            lines += self._rebuild_section()
+        if "search" in self.rows:
+            lines += self._search_section()
+        if "filtering" in self.rows:
+            lines += self._filtering_section()
+        if "down" in self.rows:
+            lines += self._down_section()
+        return "\n".join(lines)
+
+    def _writes_section(self):
         w = self.rows["writes"]
-        lines += [
+        lines = [
             "## 1. Write overhead (create a record over HTTP)",
             "",
             f"{w['n']}.",
@@ -278,8 +292,11 @@ class Bench:
             f"(all requests seen by a counting proxy: {self._counts()}).",
             "",
         ]
+        return lines
+
+    def _rebuild_section(self):
         r = self.rows["rebuild"]
-        lines += [
+        lines = [
             "## 2. Rebuild throughput and memory",
             "",
             f"{r['n']}. A: the client's own bulk helper loading the same documents straight "
@@ -294,9 +311,11 @@ class Bench:
                 f"| {size:,} | {figures['bulk']:,.0f} rec/s | {figures['reindex']:,.0f} rec/s | "
                 f"{figures['reindex'] / figures['bulk']:.2f} | {figures['memory']:.0f} MiB |"
             )
+        return lines + [""]
+
+    def _search_section(self):
         s = self.rows["search"]
-        lines += [
-            "",
+        lines = [
             "## 3. Search overhead",
             "",
             f"{s['n']}. A: the query sent straight to the engine. B: the same query through "
@@ -307,23 +326,26 @@ class Bench:
         ]
         for (size, name), (a, b) in s["results"].items():
             lines.append(f"| {size:,} | {name} | {ms(a)} | {ms(b)} | {b / a:.2f} |")
-        f = self.rows.get("filtering")
-        if f:
-            lines += [
-                "",
-                "## 4. Search against Kinto's own filtering",
-                "",
-                f"{f['n']}, on {f['size']:,} records in PostgreSQL, 10 per page. "
-                "A: `GET .../records?<filter>`. B: `GET .../search?<same filter>`.",
-                "",
-                "| filter | records (A) | search (B) | B / A |",
-                "|---|---|---|---|",
-            ]
-            for name, (a, b) in f["results"].items():
-                lines.append(f"| `{name}` | {ms(a)} | {ms(b)} | {b / a:.2f} |")
-        d = self.rows["down"]
-        lines += [
+        return lines + [""]
+
+    def _filtering_section(self):
+        f = self.rows["filtering"]
+        lines = [
+            "## 4. Search against Kinto's own filtering",
             "",
+            f"{f['n']}, on {f['size']:,} records in PostgreSQL, 10 per page. "
+            "A: `GET .../records?<filter>`. B: `GET .../search?<same filter>`.",
+            "",
+            "| filter | records (A) | search (B) | B / A |",
+            "|---|---|---|---|",
+        ]
+        for name, (a, b) in f["results"].items():
+            lines.append(f"| `{name}` | {ms(a)} | {ms(b)} | {b / a:.2f} |")
+        return lines + [""]
+
+    def _down_section(self):
+        d = self.rows["down"]
+        lines = [
             "## 5. Writes while the engine hangs",
             "",
             f"{d['n']}. A: engine up. B: the engine accepts connections and never answers "
@@ -333,11 +355,10 @@ class Bench:
             "| | engine up (A) | engine hung (B) | B / A |",
             "|---|---|---|---|",
         ]
-        for key in ("p50", "p99"):
+        for key in ("p50", "p99", "max"):
             a, b = d[key]
             lines.append(f"| {key} | {ms(a)} | {ms(b)} | {b / a:.2f} |")
-        lines.append("")
-        return "\n".join(lines)
+        return lines + [""]
 
     def _counts(self):
         return ", ".join(
@@ -349,29 +370,29 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--output", default=str(harness.ROOT / "bench" / "RESULTS.md"))
+    parser.add_argument(
+        "--only", action="append", metavar="STEP",
+        help="run only this step: writes, rebuild, search, filtering or engine_down",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     bench = Bench(QUICK if args.quick else FULL)
     started = time.monotonic()
     command = "make bench" if not args.quick else "python -m bench --quick"
+    steps = [bench.writes, bench.rebuild, bench.search, bench.filtering, bench.engine_down]
+    if args.only:
+        steps = [step for step in steps if step.__name__ in args.only]
+        # Searches run on the collections the rebuild step fills.
+        if {"search", "filtering"} & set(args.only) and bench.rebuild not in steps:
+            steps.insert(0, bench.rebuild)
+        command += " " + " ".join(f"--only {name}" for name in args.only)
     try:
         bench.setup()
-        for step in (
-            bench.writes,
-            bench.rebuild,
-            bench.search,
-            bench.filtering,
-            bench.engine_down,
-        ):
+        for step in steps:
             step_started = time.monotonic()
             print(f"bench: {step.__name__}...", file=sys.stderr, flush=True)
-            try:
-                step()
-            except Exception as exc:  # noqa: BLE001 - one failing figure must not lose the rest
-                print(f"bench: {step.__name__} failed: {exc}", file=sys.stderr)
-                if step.__name__ != "filtering":
-                    raise
-            print(f"bench: {step.__name__} took {time.monotonic() - step_started:.0f} s",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            step()
+            elapsed = time.monotonic() - step_started
+            print(f"bench: {step.__name__} took {elapsed:.0f} s", file=sys.stderr, flush=True)
     finally:
         bench.teardown()
     text = bench.report(command, time.monotonic() - started)
