@@ -32,7 +32,9 @@ def includeme(config):
         Engine(settings, breaker=breaker),
         prefix=settings.index_prefix,
         force_refresh=settings.force_refresh,
-        search_timeout=settings.search_timeout,
+        # The engine stops at the search timeout (the body says so) and answers with what
+        # it found; the client waits a little longer, for that answer.
+        search_timeout=settings.search_timeout + 1,
     )
     config.registry.elasticsearch_settings = settings
     config.registry.indexer = indexer

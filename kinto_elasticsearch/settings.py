@@ -25,6 +25,11 @@ DEFAULT_SETTINGS = {
     "elasticsearch.circuit_breaker_failures": 3,
     "elasticsearch.circuit_breaker_seconds": 10.0,
     "elasticsearch.retry_queue_size": 10000,
+    "elasticsearch.allow_scripts": False,
+    "elasticsearch.max_result_window": 10000,
+    "elasticsearch.max_query_depth": 20,
+    "elasticsearch.max_aggregations": 50,
+    "elasticsearch.max_aggregation_size": 1000,
 }
 
 _RESOURCE_PATTERN = re.compile(
@@ -51,6 +56,11 @@ class PluginSettings:
     circuit_breaker_failures: int
     circuit_breaker_seconds: float
     retry_queue_size: int
+    allow_scripts: bool
+    max_result_window: int
+    max_query_depth: int
+    max_aggregations: int
+    max_aggregation_size: int
 
     def is_indexed(self, bucket_id: str, collection_id: str | None = None) -> bool:
         if not self.resources:
@@ -161,4 +171,9 @@ def parse_settings(settings) -> PluginSettings:
         ),
         circuit_breaker_seconds=_positive_float(settings, "elasticsearch.circuit_breaker_seconds"),
         retry_queue_size=_whole_number(settings, "elasticsearch.retry_queue_size", 0),
+        allow_scripts=asbool(_setting(settings, "elasticsearch.allow_scripts")),
+        max_result_window=_whole_number(settings, "elasticsearch.max_result_window", 1),
+        max_query_depth=_whole_number(settings, "elasticsearch.max_query_depth", 1),
+        max_aggregations=_whole_number(settings, "elasticsearch.max_aggregations", 0),
+        max_aggregation_size=_whole_number(settings, "elasticsearch.max_aggregation_size", 1),
     )

@@ -12,7 +12,7 @@ from kinto.views import object_exists_or_404
 from pyramid.httpexceptions import HTTPBadRequest, HTTPForbidden, HTTPServiceUnavailable
 from pyramid.security import NO_PERMISSION_REQUIRED
 
-from kinto_elasticsearch import facets, fields, maintenance, querystring
+from kinto_elasticsearch import facets, fields, maintenance, query, querystring
 from kinto_elasticsearch.engine import EngineNotFound, EngineRequestError, EngineUnavailable
 from kinto_elasticsearch.listeners import ensure_index_for
 from kinto_elasticsearch.mapping import flatten_field_types
@@ -148,12 +148,29 @@ def _with_permissions(body, shared_ids):
     }
 
 
-def _capped(body, request):
-    cap = max_result_size(request.registry.settings)
-    size = body.get("size", cap)
-    if not (isinstance(size, int) and not isinstance(size, bool) and 0 <= size <= cap):
-        size = cap
-    return {**body, "size": size}
+def query_limits(request):
+    """The caps of a search body, from the plugin's and Kinto's settings."""
+    settings = request.registry.elasticsearch_settings
+    return query.QueryLimits(
+        max_size=max_result_size(request.registry.settings),
+        max_window=settings.max_result_window,
+        max_depth=settings.max_query_depth,
+        max_aggregations=settings.max_aggregations,
+        max_agg_size=settings.max_aggregation_size,
+        timeout=f"{round(settings.search_timeout * 1000)}ms",
+        allow_scripts=settings.allow_scripts,
+    )
+
+
+def _guarded(body, request, readable_ids=None, restricted=None):
+    """The body after the query guard: refused with a 400 that says where, or capped."""
+    limits = query_limits(request)
+    try:
+        if restricted is None:
+            return query.prepare_search(body, limits, readable_ids)
+        return query.guard_search(body, limits, restricted=restricted)
+    except query.QueryRefused as exc:
+        raise _bad_request(exc.message, "body", exc.location) from None
 
 
 def _unavailable(exc):
@@ -167,14 +184,20 @@ def _unavailable(exc):
     return response
 
 
-def run_search(request, body, collection=None, capped=True):
-    """Send ``body`` to the collection's index and answer with the engine's response."""
+def run_search(request, body, collection=None, trusted=False):
+    """Send ``body`` to the collection's index and answer with the engine's response.
+
+    A user's body goes through the query guard; a ``trusted`` one (built by the plugin
+    from Kinto's querystring) only gets the permission filter.
+    """
     bucket_id, collection_id, found = _collection_or_404(request)
     collection = collection or found
     body = _guard_private(body, hidden_fields(request, collection))
-    if capped:
-        body = _capped(body, request)
-    body = _with_permissions(body, request.context.shared_ids)
+    shared_ids = request.context.shared_ids
+    if trusted:
+        body = _with_permissions(body, shared_ids)
+    else:
+        body = _guarded(body, request, readable_ids=shared_ids)
     indexer = request.registry.indexer
     metrics = request.registry.metrics
     started = time.perf_counter()
@@ -296,7 +319,7 @@ def get_search(request):
     readable = _readable_fields(request, bucket_id, collection_id, hidden)
     load_types = _collection_types(request, bucket_id, collection_id)
     search = translate_querystring(request, load_types, hidden, readable)
-    response = run_search(request, search.body, collection, capped=False)
+    response = run_search(request, search.body, collection, trusted=True)
     return paginated(request, search, response)
 
 
@@ -399,7 +422,7 @@ def _bucket_fields(request, hidden):
     return sorted(names) or ["id"]
 
 
-def run_bucket_search(request, body, readable=None, capped=True):
+def run_bucket_search(request, body, readable=None, trusted=False):
     bucket_id = request.matchdict["bucket_id"]
     readable, hidden = readable or readable_collections(request, bucket_id)
     if not readable:
@@ -411,8 +434,10 @@ def run_bucket_search(request, body, readable=None, capped=True):
     try:
         permission_filter, collections = _bucket_filter(request, bucket_id, readable)
         body = _guard_private(body, hidden)
-        if capped:
-            body = _capped(body, request)
+        if not trusted:
+            # The index pattern reaches collections the caller may not read: nothing that
+            # reads index-wide statistics is allowed, whatever their rights elsewhere.
+            body = _guarded(body, request, restricted=True)
         query = body.get("query", {"match_all": {}})
         body = {**body, "query": {"bool": {"must": [query], "filter": [permission_filter]}}}
         response = indexer.search_bucket(bucket_id, body)
@@ -452,5 +477,5 @@ def get_bucket_search(request):
     search = translate_querystring(
         request, load_types, hidden, lambda: _bucket_fields(request, hidden)
     )
-    response = run_bucket_search(request, search.body, readable=(readable, hidden), capped=False)
+    response = run_bucket_search(request, search.body, readable=(readable, hidden), trusted=True)
     return paginated(request, search, response)
