@@ -92,3 +92,16 @@ def test_the_example_configuration_boots(engine_server, monkeypatch):
     hits = app.get("/v1/buckets/b/collections/c/search", headers=alice).json["hits"]["hits"]
     assert [hit["_id"] for hit in hits] == ["r"]
     app.app.registry.indexer.flush()
+
+
+def test_every_setting_is_documented_and_in_the_example():
+    import pathlib
+
+    from kinto_elasticsearch.settings import DEFAULT_SETTINGS
+
+    root = pathlib.Path(__file__).parent.parent
+    readme = (root / "README.rst").read_text()
+    example = (root / "config.example.ini").read_text()
+    for name in DEFAULT_SETTINGS:
+        assert f"``kinto.{name}``" in readme, name
+        assert f"kinto.{name} = " in example, name
