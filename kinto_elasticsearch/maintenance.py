@@ -53,9 +53,10 @@ def _iter_pages(storage, resource_name, parent_id, filters=None, include_deleted
 
 
 def iter_record_pages(
-    storage, resource_name, parent_id, filters=None, include_deleted=False, page_size=PAGE_SIZE
+    storage, resource_name, parent_id, filters=None, include_deleted=False, page_size=None
 ):
     """Pages of objects, newest first; ``last_modified`` is unique within a parent."""
+    page_size = page_size or PAGE_SIZE
     before = None
     while True:
         rules = [[Filter("last_modified", before, COMPARISON.LT)]] if before else None
@@ -74,6 +75,45 @@ def iter_record_pages(
         if len(page) < page_size:
             return
         before = page[-1]["last_modified"]
+
+
+def pipelined(items, send):
+    """``send`` each item in a thread of its own while the next one is being produced.
+
+    A rebuild spends most of its time waiting for the engine to acknowledge a bulk request;
+    reading the next page from storage meanwhile takes that time off the total. The hand-over
+    queue holds one item, so at most three are alive at once (one being sent, one waiting,
+    one being produced): memory stays bounded whatever the collection size. The first
+    error, on either side, stops both and is raised here.
+    """
+    handover = queue.Queue(maxsize=1)
+    failure = []
+    done = object()
+
+    def sender():
+        while (item := handover.get()) is not done:
+            if failure:
+                continue  # Drain without sending: the producer is about to stop.
+            try:
+                send(item)
+            except BaseException as exc:
+                failure.append(exc)
+
+    thread = threading.Thread(target=sender, name="kinto-elasticsearch-sender", daemon=True)
+    thread.start()
+    try:
+        for item in items:
+            if failure:
+                break
+            handover.put(item)
+    except BaseException as exc:
+        failure.append(exc)
+        raise
+    finally:
+        handover.put(done)
+        thread.join()
+    if failure:
+        raise failure[0]
 
 
 @dataclass
@@ -99,13 +139,17 @@ def reindex_collection(storage, indexer, bucket_id, collection_id, metadata, pro
     result.index = indexer.create_physical_index(
         bucket_id, collection_id, collection_mapping(metadata)
     )
+
+    def send(documents):
+        report = indexer.fill(result.index, documents)
+        result.indexed += len(documents) - len(report.failed)
+        result.failed.extend(report.failed)
+        if progress:
+            progress(len(documents))
+
+    pages = iter_record_pages(storage, "record", parent_id)
     try:
-        for page in iter_record_pages(storage, "record", parent_id):
-            report = indexer.fill(result.index, [document(r, metadata) for r in page])
-            result.indexed += len(page) - len(report.failed)
-            result.failed.extend(report.failed)
-            if progress:
-                progress(len(page))
+        pipelined(([document(r, metadata) for r in page] for page in pages), send)
     except Exception:
         indexer.delete_indices([result.index])
         raise

@@ -1,4 +1,5 @@
 import threading
+import time
 
 import pytest
 
@@ -161,3 +162,55 @@ def test_verify_indices_finds_orphans_and_old_generations(filled, engine, index_
     assert later.detached == [detached]
     maintenance.verify_indices(indexer, expected, pattern, repair=True, now=4102444800)
     assert set(indexer.indices(pattern)) == {f"{indexer.alias('b', 'c')}.0"}
+
+
+def test_reindex_pages_through_storage_reading_at_most_two_pages_ahead(
+    filled, engine, index_prefix, alice, monkeypatch
+):
+    """Reading overlaps sending, but memory stays bounded: the reader never runs ahead."""
+    registry = _registry(filled)
+    monkeypatch.setattr(maintenance, "PAGE_SIZE", 10)
+    pages_read, ahead = [], []
+    list_all, fill = registry.storage.list_all, registry.indexer.fill
+
+    def counting_list_all(*args, **kwargs):
+        page = list_all(*args, **kwargs)
+        if kwargs.get("resource_name") == "record" and page:
+            pages_read.append(len(page))
+        return page
+
+    def slow_fill(index, documents):
+        time.sleep(0.05)  # An engine slower than storage: an unbounded reader would race.
+        ahead.append(len(pages_read) - len(ahead) - 1)
+        return fill(index, documents)
+
+    monkeypatch.setattr(registry.storage, "list_all", counting_list_all)
+    monkeypatch.setattr(registry.indexer, "fill", slow_fill)
+    result = maintenance.reindex_collection(registry.storage, registry.indexer, "b", "c", {})
+    assert result.indexed == 120
+    assert len(ahead) == 12
+    assert max(ahead) <= 2
+    assert max(ahead) >= 1  # It did read ahead: the pipeline overlaps.
+    assert indexed(engine, index_prefix, "b", "c") == _stored(filled, alice)
+
+
+def test_a_failure_on_either_side_stops_the_pipeline():
+    sent = []
+
+    def failing_send(item):
+        if item == 3:
+            raise RuntimeError("engine said no")
+        sent.append(item)
+
+    with pytest.raises(RuntimeError, match="engine said no"):
+        maintenance.pipelined(iter(range(100)), failing_send)
+    assert sent == [0, 1, 2]
+
+    def failing_items():
+        yield from range(3)
+        raise OSError("storage said no")
+
+    sent.clear()
+    with pytest.raises(OSError, match="storage said no"):
+        maintenance.pipelined(failing_items(), sent.append)
+    assert sent == [0, 1, 2][: len(sent)]
