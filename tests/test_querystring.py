@@ -2,16 +2,16 @@
 that a search lists exactly what ``GET .../records`` lists, page by page."""
 
 import base64
+import os
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import kinto
 import pytest
 import webtest
-from opensearchpy import OpenSearch
-from osmem_server import OsmemServer
 from pyramid.httpexceptions import HTTPBadRequest
 from webob.multidict import MultiDict
 
+from kinto_elasticsearch.engine import Engine
 from kinto_elasticsearch.mapping import collection_mapping, flatten_field_types
 from kinto_elasticsearch.querystring import (
     MATCH_ALL,
@@ -21,6 +21,7 @@ from kinto_elasticsearch.querystring import (
     next_page_token,
     querystring_to_search,
 )
+from kinto_elasticsearch.settings import parse_settings
 
 FIELD_TYPES = {
     "id": "keyword",
@@ -640,7 +641,7 @@ QUERYSTRINGS = [
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"alice:secret").decode()}
 RECORDS_URL = "/v1/buckets/b/collections/c/records"
-INDEX = "records"
+INDEX = f"querystring-parity-{os.getpid()}"
 
 
 @pytest.fixture(scope="module")
@@ -668,26 +669,31 @@ def stored(kinto_app):
 
 
 @pytest.fixture(scope="module")
-def search_server():
-    server = OsmemServer.start()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def client(search_server):
-    client = OpenSearch(hosts=[search_server.url])
+def client(engine_server):
+    """The module's own index on each test server (or on the cluster the environment names)."""
+    settings = parse_settings(
+        {
+            "elasticsearch.hosts": engine_server.url,
+            "elasticsearch.engine": engine_server.engine,
+            "elasticsearch.search_timeout_seconds": "30",
+        }
+    )
+    client = Engine(settings)
     yield client
-    client.close()
+    try:
+        client.call("indices.delete", index=INDEX)
+    finally:
+        client.close()
 
 
 @pytest.fixture(scope="module")
 def field_types(client, stored):
     """The same records in an index mapped as the plugin maps collections."""
-    client.indices.create(index=INDEX, body={"mappings": collection_mapping({})})
+    client.call("indices.create", index=INDEX, body={"mappings": collection_mapping({})})
     for record in stored:
-        client.index(index=INDEX, id=record["id"], body=record, refresh=True)
-    mapping = client.indices.get_mapping(index=INDEX)[INDEX]["mappings"]
+        client.call("index", index=INDEX, id=record["id"], body=record)
+    client.call("indices.refresh", index=INDEX)
+    mapping = client.call("indices.get_mapping", index=INDEX)[INDEX]["mappings"]
     return flatten_field_types(mapping)
 
 
@@ -709,7 +715,7 @@ def search_pages(client, field_types, qs):
     pages, params = [], parse_qsl(qs, keep_blank_values=True)
     while True:
         request = querystring_to_search(MultiDict(params), field_types, max_limit=10_000)
-        response = client.search(index=INDEX, body=request.body)
+        response = client.call("search", index=INDEX, body=request.body)
         page, next_token = request.paginate(response["hits"]["hits"])
         pages.append([hit["_source"] for hit in page])
         if next_token is None:
@@ -717,8 +723,24 @@ def search_pages(client, field_types, qs):
         params = [(k, v) for k, v in params if k != "_token"] + [("_token", next_token)]
 
 
+# noida-db ignores ``missing`` in sorts on keyword fields (Elasticsearch honours it, and so does
+# osmem-server): these querystrings sort on a string that some records lack, so on noida-db
+# they must fail. Strict, so that a noida-db that gets it right shows up as an unexpected pass.
+NOIDA_IGNORES_MISSING_ON_KEYWORDS = {"_sort=-title", "_sort=-author.name,age"}
+
+
+def known_server_deviation(request, engine_server, qs):
+    noida = engine_server.process is not None and engine_server.engine == "elasticsearch"
+    if noida and qs in NOIDA_IGNORES_MISSING_ON_KEYWORDS:
+        reason = "noida-db ignores 'missing' on keyword sorts"
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+
+
 @pytest.mark.parametrize("qs", QUERYSTRINGS)
-def test_search_lists_what_kinto_lists(kinto_app, stored, client, field_types, qs):
+def test_search_lists_what_kinto_lists(
+    request, engine_server, kinto_app, stored, client, field_types, qs
+):
+    known_server_deviation(request, engine_server, qs)
     qs = with_values(qs, stored)
     expected = kinto_pages(kinto_app, qs)
     assert len(expected) == 1
@@ -726,7 +748,10 @@ def test_search_lists_what_kinto_lists(kinto_app, stored, client, field_types, q
 
 
 @pytest.mark.parametrize("qs", QUERYSTRINGS)
-def test_search_pages_as_kinto_pages(kinto_app, stored, client, field_types, qs):
+def test_search_pages_as_kinto_pages(
+    request, engine_server, kinto_app, stored, client, field_types, qs
+):
+    known_server_deviation(request, engine_server, qs)
     qs = with_values(qs, stored) + "&_limit=7"
     expected = kinto_pages(kinto_app, qs)
     assert [[r["id"] for r in page] for page in search_pages(client, field_types, qs)] == [
