@@ -382,9 +382,7 @@ class Bench:
             "|---|---|---|---|---|---|",
         ]
         for name, (a, b, c) in f["results"].items():
-            lines.append(
-                f"| `{name}` | {ms(a)} | {ms(b)} | {b / a:.2f} | {ms(c)} | {b / c:.2f} |"
-            )
+            lines.append(f"| `{name}` | {ms(a)} | {ms(b)} | {b / a:.2f} | {ms(c)} | {b / c:.2f} |")
         return lines + [""]
 
     def _down_section(self):
