@@ -42,8 +42,9 @@ def describe_fields(field_types, hidden=frozenset()):
     return fields
 
 
-def facets_body(fields, values_limit, query):
-    """The search body computing the values of every sortable field under ``query``."""
+def facets_body(fields, values_limit):
+    """The search body computing the values of every sortable field (before the caller's
+    permission filter)."""
     aggs = {}
     if values_limit:
         for position, field in enumerate(fields):
@@ -51,7 +52,7 @@ def facets_body(fields, values_limit, query):
                 aggs[f"f{position}"] = {
                     "terms": {"field": field["sort_field"], "size": values_limit}
                 }
-    return {"query": query, "size": 0, "aggs": aggs, "track_total_hits": True}
+    return {"size": 0, "aggs": aggs, "track_total_hits": True}
 
 
 def _value(kind, bucket):

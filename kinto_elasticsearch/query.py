@@ -954,14 +954,19 @@ def prepare_search(body, limits: QueryLimits, readable_ids: list[str] | None) ->
     the first offending key and its path. The input is never modified.
     """
     body = guard_search(body, limits, restricted=readable_ids is not None)
-    if readable_ids is not None:
-        body["query"] = {
-            "bool": {
-                "must": [body.get("query", {"match_all": {}})],
-                "filter": [{"ids": {"values": list(readable_ids)}}],
-            }
-        }
-    return body
+    if readable_ids is None:
+        return body
+    return with_filter(body, {"ids": {"values": list(readable_ids)}})
+
+
+def with_filter(body, permission_filter):
+    """``body`` with its query restricted by ``permission_filter``.
+
+    The filter wraps the query itself, so hits, totals, aggregations, highlights and inner
+    hits all see only what it matches (``post_filter`` would leave aggregations out).
+    """
+    query = body.get("query", {"match_all": {}})
+    return {**body, "query": {"bool": {"must": [query], "filter": [permission_filter]}}}
 
 
 def guard_search(body, limits: QueryLimits, restricted: bool) -> dict:

@@ -141,11 +141,7 @@ def _with_permissions(body, shared_ids):
     """The body, restricted to the records the user may read."""
     if shared_ids is None:
         return body
-    query = body.get("query", {"match_all": {}})
-    return {
-        **body,
-        "query": {"bool": {"must": [query], "filter": [{"ids": {"values": list(shared_ids)}}]}},
-    }
+    return query.with_filter(body, {"ids": {"values": list(shared_ids)}})
 
 
 def query_limits(request):
@@ -162,12 +158,18 @@ def query_limits(request):
     )
 
 
-def _guarded(body, request, readable_ids=None, restricted=None):
-    """The body after the query guard: refused with a 400 that says where, or capped."""
+def _prepared(body, request, restricted, trusted):
+    """The body to send, without its permission filter.
+
+    A user's body goes through the query guard (refused with a 400 that says where, or
+    capped). A ``trusted`` body, built by the plugin (from Kinto's querystring, or for
+    facets), only gets the server-side timeout: a querystring's ``q`` is still the user's
+    and may be costly.
+    """
     limits = query_limits(request)
+    if trusted:
+        return {**body, "timeout": limits.timeout}
     try:
-        if restricted is None:
-            return query.prepare_search(body, limits, readable_ids)
         return query.guard_search(body, limits, restricted=restricted)
     except query.QueryRefused as exc:
         raise _bad_request(exc.message, "body", exc.location) from None
@@ -194,10 +196,8 @@ def run_search(request, body, collection=None, trusted=False):
     collection = collection or found
     body = _guard_private(body, hidden_fields(request, collection))
     shared_ids = request.context.shared_ids
-    if trusted:
-        body = _with_permissions(body, shared_ids)
-    else:
-        body = _guarded(body, request, readable_ids=shared_ids)
+    body = _prepared(body, request, restricted=shared_ids is not None, trusted=trusted)
+    body = _with_permissions(body, shared_ids)
     indexer = request.registry.indexer
     metrics = request.registry.metrics
     started = time.perf_counter()
@@ -356,8 +356,8 @@ def get_facets(request):
         described = facets.describe_fields(flatten_field_types(mapping), hidden=hidden)
         if wanted:
             described = [f for f in described if f["name"] in wanted]
-        query = _with_permissions({}, request.context.shared_ids).get("query", {"match_all": {}})
-        body = facets.facets_body(described, limit, query)
+        body = _prepared(facets.facets_body(described, limit), request, False, trusted=True)
+        body = _with_permissions(body, request.context.shared_ids)
         response = indexer.search(bucket_id, collection_id, body, ensure_index=ensure)
     except EngineUnavailable as exc:
         raise _unavailable(exc) from None
@@ -434,12 +434,10 @@ def run_bucket_search(request, body, readable=None, trusted=False):
     try:
         permission_filter, collections = _bucket_filter(request, bucket_id, readable)
         body = _guard_private(body, hidden)
-        if not trusted:
-            # The index pattern reaches collections the caller may not read: nothing that
-            # reads index-wide statistics is allowed, whatever their rights elsewhere.
-            body = _guarded(body, request, restricted=True)
-        query = body.get("query", {"match_all": {}})
-        body = {**body, "query": {"bool": {"must": [query], "filter": [permission_filter]}}}
+        # The index pattern reaches collections the caller may not read: nothing that
+        # reads index-wide statistics is allowed, whatever their rights elsewhere.
+        body = _prepared(body, request, restricted=True, trusted=trusted)
+        body = query.with_filter(body, permission_filter)
         response = indexer.search_bucket(bucket_id, body)
     except EngineRequestError as exc:
         raise _bad_request(f"The search engine refused the query: {exc.message}", "body") from None

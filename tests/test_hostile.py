@@ -112,6 +112,20 @@ def test_sizes_and_timeouts_are_capped_before_the_engine(make_app, alice):
     assert "(at from)" in response.json["message"] or "(at size)" in response.json["message"]
 
 
+def test_every_search_the_plugin_sends_has_the_server_side_timeout(make_app, alice):
+    app = make_app(**{"elasticsearch.search_timeout_seconds": "3"})
+    app.put_json("/v1/buckets/b", {}, headers=alice)
+    app.put_json(COLLECTION, {}, headers=alice)
+    spy = EngineSpy(app.app.registry.indexer.engine)
+    app.post_json(SEARCH, {}, headers=alice)
+    app.get(f"{SEARCH}?q=title:a*", headers=alice)
+    app.get(f"{SEARCH}/facets", headers=alice)
+    app.post_json("/v1/buckets/b/search", {}, headers=alice)
+    app.get("/v1/buckets/b/search?q=title:a*", headers=alice)
+    sent = [kwargs["body"] for name, kwargs in spy.calls if name == "search"]
+    assert [body.get("timeout") for body in sent] == ["3000ms"] * 5
+
+
 def test_operators_set_the_caps(make_app, alice):
     app = make_app(
         **{
