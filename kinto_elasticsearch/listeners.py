@@ -6,12 +6,10 @@ and healed later by ``verify --repair`` or ``reindex``).
 """
 
 import logging
-import time
 
-from kinto.core.errors import ERRORS, http_error
 from kinto.core.storage.exceptions import ObjectNotFoundError
-from pyramid.httpexceptions import HTTPBadRequest
 
+from kinto_elasticsearch import errors, metrics
 from kinto_elasticsearch.engine import EngineError, EngineRequestError, EngineUnavailable
 from kinto_elasticsearch.events import RecordsIndexFailed, notify, notify_report
 from kinto_elasticsearch.mapping import (
@@ -77,16 +75,16 @@ def on_record_changed(event):
         metadata = collection_metadata(event.request, bucket_id, collection_id)
         records = [document(impacted["new"], metadata) for impacted in event.impacted_objects]
         tombstones = []
-    metrics = event.request.registry.metrics
-    started = time.perf_counter()
+    registry = event.request.registry
     try:
-        report = indexer.write(
-            bucket_id,
-            collection_id,
-            records=records,
-            tombstones=tombstones,
-            ensure_index=ensure_index_for(event.request, bucket_id, collection_id),
-        )
+        with metrics.timed(registry, metrics.BULK_SECONDS):
+            report = indexer.write(
+                bucket_id,
+                collection_id,
+                records=records,
+                tombstones=tombstones,
+                ensure_index=ensure_index_for(event.request, bucket_id, collection_id),
+            )
     except EngineUnavailable as exc:
         logger.warning(
             "Search engine unavailable, %s write(s) of /buckets/%s/collections/%s queued "
@@ -111,7 +109,7 @@ def on_record_changed(event):
         return
     except EngineError as exc:
         count = len(records) + len(tombstones)
-        metrics.count("elasticsearch.documents.failed", count)
+        metrics.count(registry, metrics.DOCUMENTS_FAILED, count)
         logger.error(
             "Could not index %s record(s) of /buckets/%s/collections/%s: %s",
             count,
@@ -125,12 +123,9 @@ def on_record_changed(event):
             RecordsIndexFailed(bucket_id, collection_id, failures, False, event.request),
         )
         return
-    finally:
-        metrics.observe("elasticsearch.bulk.seconds", time.perf_counter() - started)
-    metrics.count("elasticsearch.documents.indexed", len(report.indexed))
-    metrics.count("elasticsearch.documents.deleted", len(report.deleted))
-    if report.failed:
-        metrics.count("elasticsearch.documents.failed", len(report.failed))
+    metrics.count(registry, metrics.DOCUMENTS_INDEXED, len(report.indexed))
+    metrics.count(registry, metrics.DOCUMENTS_DELETED, len(report.deleted))
+    metrics.count(registry, metrics.DOCUMENTS_FAILED, len(report.failed))
     for record_id, reason in report.failed:
         logger.error(
             "Could not index %s: %s", _record_uri(bucket_id, collection_id, record_id), reason
@@ -214,12 +209,7 @@ def validate_collection_mapping(event):
             except EngineUnavailable as exc:
                 logger.warning("Could not validate index:schema, engine unavailable: %s", exc)
         if message:
-            raise http_error(
-                HTTPBadRequest(),
-                errno=ERRORS.INVALID_PARAMETERS,
-                message=message,
-                details=[{"location": "body", "name": "index:schema", "description": message}],
-            )
+            raise errors.invalid_body(message, "index:schema")
 
 
 def on_server_flushed(event):

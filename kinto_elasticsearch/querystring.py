@@ -58,11 +58,11 @@ from dataclasses import dataclass
 from operator import ge, gt, le, lt
 
 import colander
-from kinto.core.errors import ERRORS, http_error
 from kinto.core.resource import has_null_character, is_valid_timestamp
 from kinto.core.resource.schema import PluralGetQuerySchema
 from kinto.core.utils import COMPARISON
-from pyramid.httpexceptions import HTTPBadRequest
+
+from kinto_elasticsearch import errors
 
 ID_FIELD = "id"
 MODIFIED_FIELD = "last_modified"
@@ -224,26 +224,9 @@ def _search_after(token, length):
     return values
 
 
-def _invalid(*errors):
-    """Kinto's 400 for querystring errors, as its ``json_error_handler`` words it."""
-    details = [
-        {"location": "querystring", "name": name, "description": description}
-        for name, description in errors
-    ]
-    name, description = errors[0]
-    if name is None:
-        message = f"querystring: {description}"
-    elif str(name) in description:
-        message = description
-    else:
-        message = f"{name} in querystring: {description}"
-    return http_error(
-        HTTPBadRequest(),
-        errno=ERRORS.INVALID_PARAMETERS,
-        error="Invalid parameters",
-        message=message,
-        details=details,
-    )
+def _invalid(*problems):
+    """Kinto's 400 for querystring errors: ``problems`` are ``(name, description)``."""
+    return errors.invalid(*(("querystring", name, description) for name, description in problems))
 
 
 def _source(fields):

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 
+from kinto_elasticsearch import metrics
 from kinto_elasticsearch.engine import EngineError, EngineUnavailable
 from kinto_elasticsearch.events import RecordsIndexFailed, notify, notify_report
 
@@ -89,16 +90,12 @@ class RetryQueue:
         self._thread = None
         self._stopped = False
 
-    def _metrics(self):
-        # Read at each use: Kinto sets its metrics service up after the plugins.
-        return self._registry.metrics
-
     def __len__(self):
         return len(self._pending)
 
     def add(self, bucket_id, collection_id, records=(), tombstones=(), metadata=None):
         """Queue writes that could not reach the engine."""
-        self._metrics().count("elasticsearch.retry.queued", len(records) + len(tombstones))
+        metrics.count(self._registry, metrics.RETRY_QUEUED, len(records) + len(tombstones))
         self._put(bucket_id, collection_id, records, tombstones, metadata)
 
     def _put(self, bucket_id, collection_id, records, tombstones, metadata=None):
@@ -120,7 +117,7 @@ class RetryQueue:
             self._idle.clear()
             self._start()
         if dropped:
-            self._metrics().count("elasticsearch.retry.dropped", dropped)
+            metrics.count(self._registry, metrics.RETRY_DROPPED, dropped)
             logger.error(
                 "Retry queue full: %s pending write(s) dropped; run "
                 "'kinto-elasticsearch verify --repair' once the engine is back.",
@@ -197,16 +194,15 @@ class RetryQueue:
                 collection_id,
                 exc,
             )
-            self._metrics().count("elasticsearch.documents.failed", len(batch))
+            metrics.count(self._registry, metrics.DOCUMENTS_FAILED, len(batch))
             failures = [(obj["id"], str(exc)) for _, obj in batch]
             notify(self._registry, RecordsIndexFailed(bucket_id, collection_id, failures))
             return True
-        metrics = self._metrics()
-        metrics.count("elasticsearch.retry.recovered", len(batch) - len(report.failed))
-        metrics.count("elasticsearch.documents.indexed", len(report.indexed))
-        metrics.count("elasticsearch.documents.deleted", len(report.deleted))
-        if report.failed:
-            metrics.count("elasticsearch.documents.failed", len(report.failed))
+        recovered = len(batch) - len(report.failed)
+        metrics.count(self._registry, metrics.RETRY_RECOVERED, recovered)
+        metrics.count(self._registry, metrics.DOCUMENTS_INDEXED, len(report.indexed))
+        metrics.count(self._registry, metrics.DOCUMENTS_DELETED, len(report.deleted))
+        metrics.count(self._registry, metrics.DOCUMENTS_FAILED, len(report.failed))
         for record_id, reason in report.failed:
             logger.error(
                 "Could not index /buckets/%s/collections/%s/records/%s: %s",

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from kinto.core.utils import read_env
+from pyramid.exceptions import ConfigurationError
 from pyramid.settings import asbool, aslist
 
 ENGINES = ("elasticsearch", "opensearch")
@@ -36,10 +37,6 @@ _RESOURCE_PATTERN = re.compile(
     r"^/buckets/(?P<bid>[a-zA-Z0-9][a-zA-Z0-9_-]*)"
     r"(?:/collections/(?P<cid>[a-zA-Z0-9][a-zA-Z0-9_-]*))?$"
 )
-
-
-class ConfigurationError(ValueError):
-    """A setting of the plugin is missing or invalid."""
 
 
 @dataclass(frozen=True)
@@ -145,7 +142,7 @@ def load_settings(config):
 
 
 def parse_settings(settings) -> PluginSettings:
-    """Read the ``elasticsearch.*`` settings, raising ConfigurationError on a bad one."""
+    """Read the ``elasticsearch.*`` settings, raising Pyramid's ConfigurationError on a bad one."""
     engine = str(_setting(settings, "elasticsearch.engine")).strip().lower()
     if engine not in ENGINES:
         raise ConfigurationError(

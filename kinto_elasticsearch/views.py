@@ -1,25 +1,21 @@
 """The search service and its permission factory."""
 
 import logging
-import time
 from urllib.parse import urlencode
 
 from kinto.core import Service
 from kinto.core.authorization import DYNAMIC, RouteFactory
-from kinto.core.errors import ERRORS, http_error
 from kinto.core.utils import instance_uri
 from kinto.views import object_exists_or_404
-from pyramid.httpexceptions import HTTPBadRequest, HTTPForbidden, HTTPServiceUnavailable
+from pyramid.httpexceptions import HTTPForbidden
 from pyramid.security import NO_PERMISSION_REQUIRED
 
-from kinto_elasticsearch import facets, fields, maintenance, query, querystring
+from kinto_elasticsearch import errors, facets, fields, maintenance, metrics, query, querystring
 from kinto_elasticsearch.engine import EngineNotFound, EngineRequestError, EngineUnavailable
 from kinto_elasticsearch.listeners import ensure_index_for
 from kinto_elasticsearch.mapping import flatten_field_types
 
 logger = logging.getLogger(__name__)
-
-RETRY_AFTER_SECONDS = 30
 
 
 class RecordsReadContext(RouteFactory):
@@ -116,7 +112,7 @@ def _guard_private(body, hidden):
     try:
         fields.check_private_fields(body, hidden)
     except fields.PrivateFieldError as exc:
-        raise _bad_request(exc.message, "body", exc.location) from None
+        raise errors.invalid_body(exc.message, exc.location) from None
     return fields.hide_private_source(body, hidden)
 
 
@@ -124,17 +120,10 @@ def _json_body(request):
     try:
         body = request.json_body if request.body else {}
     except ValueError as exc:
-        raise _bad_request(f"The body is not valid JSON: {exc}", "body") from None
+        raise errors.invalid_body(f"Invalid JSON: {exc}") from None
     if not isinstance(body, dict):
-        raise _bad_request("The body must be a JSON object holding a search query.", "body")
+        raise errors.invalid_body("must be a JSON object holding a search query")
     return body
-
-
-def _bad_request(message, location, name=None):
-    details = [{"location": location, "name": name, "description": message}]
-    return http_error(
-        HTTPBadRequest(), errno=ERRORS.INVALID_PARAMETERS, message=message, details=details
-    )
 
 
 def _with_permissions(body, shared_ids):
@@ -172,18 +161,16 @@ def _prepared(body, request, restricted, trusted):
     try:
         return query.guard_search(body, limits, restricted=restricted)
     except query.QueryRefused as exc:
-        raise _bad_request(exc.message, "body", exc.location) from None
+        raise errors.invalid_body(exc.message, exc.location) from None
 
 
 def _unavailable(exc):
     logger.error("Search failed, the engine is unavailable: %s", exc)
-    response = http_error(
-        HTTPServiceUnavailable(),
-        errno=ERRORS.BACKEND,
-        message="The search engine is unavailable. Please retry later.",
-    )
-    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    return response
+    return errors.engine_unavailable()
+
+
+def _refused(exc):
+    return errors.invalid_body(f"The search engine refused the query: {exc.message}")
 
 
 def run_search(request, body, collection=None, trusted=False):
@@ -199,21 +186,18 @@ def run_search(request, body, collection=None, trusted=False):
     body = _prepared(body, request, restricted=shared_ids is not None, trusted=trusted)
     body = _with_permissions(body, shared_ids)
     indexer = request.registry.indexer
-    metrics = request.registry.metrics
-    started = time.perf_counter()
     try:
-        return indexer.search(
-            bucket_id,
-            collection_id,
-            body,
-            ensure_index=ensure_index_for(request, bucket_id, collection_id),
-        )
+        with metrics.timed(request.registry, metrics.SEARCH_SECONDS):
+            return indexer.search(
+                bucket_id,
+                collection_id,
+                body,
+                ensure_index=ensure_index_for(request, bucket_id, collection_id),
+            )
     except EngineRequestError as exc:
-        raise _bad_request(f"The search engine refused the query: {exc.message}", "body") from None
+        raise _refused(exc) from None
     except EngineUnavailable as exc:
         raise _unavailable(exc) from None
-    finally:
-        metrics.observe("elasticsearch.search.seconds", time.perf_counter() - started)
 
 
 @collection_search.post(permission=DYNAMIC)
@@ -331,7 +315,7 @@ def _values_limit(request):
         limit = -1
     if not 0 <= limit <= facets.MAX_VALUES:
         message = f"limit must be a whole number from 0 to {facets.MAX_VALUES}, not {raw!r}"
-        raise _bad_request(message, "querystring", "limit")
+        raise errors.invalid_querystring(message, "limit")
     return limit
 
 
@@ -358,7 +342,8 @@ def get_facets(request):
             described = [f for f in described if f["name"] in wanted]
         body = _prepared(facets.facets_body(described, limit), request, False, trusted=True)
         body = _with_permissions(body, request.context.shared_ids)
-        response = indexer.search(bucket_id, collection_id, body, ensure_index=ensure)
+        with metrics.timed(request.registry, metrics.SEARCH_SECONDS):
+            response = indexer.search(bucket_id, collection_id, body, ensure_index=ensure)
     except EngineUnavailable as exc:
         raise _unavailable(exc) from None
     return facets.facets_response(described, response)
@@ -429,8 +414,6 @@ def run_bucket_search(request, body, readable=None, trusted=False):
         # Kinto's forbidden view answers 401 to anonymous users, 403 to others.
         raise HTTPForbidden()
     indexer = request.registry.indexer
-    metrics = request.registry.metrics
-    started = time.perf_counter()
     try:
         permission_filter, collections = _bucket_filter(request, bucket_id, readable)
         body = _guard_private(body, hidden)
@@ -438,13 +421,12 @@ def run_bucket_search(request, body, readable=None, trusted=False):
         # reads index-wide statistics is allowed, whatever their rights elsewhere.
         body = _prepared(body, request, restricted=True, trusted=trusted)
         body = query.with_filter(body, permission_filter)
-        response = indexer.search_bucket(bucket_id, body)
+        with metrics.timed(request.registry, metrics.SEARCH_SECONDS):
+            response = indexer.search_bucket(bucket_id, body)
     except EngineRequestError as exc:
-        raise _bad_request(f"The search engine refused the query: {exc.message}", "body") from None
+        raise _refused(exc) from None
     except EngineUnavailable as exc:
         raise _unavailable(exc) from None
-    finally:
-        metrics.observe("elasticsearch.search.seconds", time.perf_counter() - started)
     for hit in response.get("hits", {}).get("hits", []):
         hit["_collection"] = collections.get(hit.get("_index"))
     return response

@@ -1,6 +1,8 @@
 import base64
+import contextlib
 import itertools
 import os
+import time
 
 import kinto
 import pytest
@@ -128,16 +130,23 @@ class EngineSpy:
 
 
 class MetricsRecorder:
-    """An in-memory metrics service: what Kinto's statsd or Prometheus plugins would receive."""
+    """An in-memory metrics service: what Kinto's statsd or Prometheus plugins would receive.
+
+    ``test_metrics`` checks the same names against Kinto's real backends.
+    """
 
     def __init__(self):
         self.counts = {}
+        self.timed = {}
         self.observed = {}
 
+    @contextlib.contextmanager
     def timer(self, key, value=None, labels=()):
-        import contextlib
-
-        return contextlib.nullcontext()
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timed.setdefault(key, []).append(time.perf_counter() - started)
 
     def observe(self, key, value, labels=()):
         self.observed.setdefault(key, []).append(value)

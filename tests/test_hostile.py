@@ -55,7 +55,7 @@ def test_hostile_bodies_are_refused_by_the_endpoint(
     headers = READER if readable_ids is not None else alice
     response = guarded.post_json(SEARCH, body, headers=headers, status=400)
     error = response.json
-    assert (error["code"], error["errno"], error["error"]) == (400, 107, "Bad Request")
+    assert (error["code"], error["errno"], error["error"]) == (400, 107, "Invalid parameters")
     if location:
         assert reason in error["message"]
         assert error["message"].endswith(f"(at {location})")

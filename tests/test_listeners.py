@@ -83,7 +83,7 @@ def test_indexing_is_measured(blog, alice, metrics):
     blog.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
     blog.put_json(f"{COLLECTION}/records/r2", {"data": {}}, headers=alice)
     assert metrics.counts["elasticsearch.documents.indexed"] == 2
-    assert len(metrics.observed["elasticsearch.bulk.seconds"]) == 2
+    assert len(metrics.timed["elasticsearch.bulk.seconds"]) == 2
 
 
 def test_a_refused_record_is_logged_and_counted(blog, alice, metrics, caplog, engine_server):

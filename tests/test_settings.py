@@ -1,6 +1,7 @@
 import pytest
+from pyramid.exceptions import ConfigurationError
 
-from kinto_elasticsearch.settings import ConfigurationError, parse_settings
+from kinto_elasticsearch.settings import parse_settings
 
 
 def test_defaults_are_valid():
