@@ -64,6 +64,8 @@ from kinto.core.utils import COMPARISON
 
 from kinto_elasticsearch import errors
 
+from kinto_elasticsearch.search import ranking
+
 ID_FIELD = "id"
 MODIFIED_FIELD = "last_modified"
 QUERY_PARAM = "q"
@@ -125,6 +127,8 @@ class SearchRequest:
 
     body: dict
     limit: int
+    # Ordered by relevance first (a ``q`` without an explicit ``_sort``).
+    ranked: bool = False
 
     def paginate(self, hits):
         """The hits of this page, and the ``_token`` of the next one (None on the last page).
@@ -153,11 +157,14 @@ class _Field:
     sortable: bool = True
 
 
-def querystring_to_search(params, field_types, max_limit: int) -> SearchRequest:
+def querystring_to_search(
+    params, field_types, max_limit: int, by_relevance: bool = False
+) -> SearchRequest:
     """The search for the records ``GET .../records?<params>`` would list.
 
     ``params``: the request's GET parameters; ``field_types``: ``{"dotted.path": type}``
-    of the index mapping, sub-fields included; ``max_limit``: Kinto's cap on a page.
+    of the index mapping, sub-fields included; ``max_limit``: Kinto's cap on a page;
+    ``by_relevance``: sort by score first, unless ``_sort`` names a field.
     Raises Kinto's 400 for what Kinto would refuse, and for filters on whole arrays or
     objects.
     """
@@ -187,6 +194,9 @@ def querystring_to_search(params, field_types, max_limit: int) -> SearchRequest:
     # ``_limit=0`` is no limit to Kinto either.
     limit = min(validated.get("_limit") or max_limit, max_limit, MAX_RESULT_WINDOW)
     sort = _sort(validated.get("_sort", []), field_types)
+    ranked = by_relevance and not any(_SORT.match(e.strip()) for e in validated.get("_sort", []))
+    if ranked:
+        sort = ranking.relevance_order(sort)
     body = {
         # A copy: the caller may edit its body, never the shared constants.
         "query": copy.deepcopy(query),
@@ -198,7 +208,7 @@ def querystring_to_search(params, field_types, max_limit: int) -> SearchRequest:
     token = validated.get("_token")
     if token:
         body["search_after"] = _search_after(token, len(sort))
-    return SearchRequest(body=body, limit=limit)
+    return SearchRequest(body=body, limit=limit, ranked=ranked)
 
 
 def next_page_token(last_hit: dict) -> str:

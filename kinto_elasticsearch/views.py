@@ -14,6 +14,7 @@ from kinto_elasticsearch import errors, facets, fields, maintenance, metrics, qu
 from kinto_elasticsearch.engine import EngineNotFound, EngineRequestError, EngineUnavailable
 from kinto_elasticsearch.listeners import ensure_index_for
 from kinto_elasticsearch.mapping import flatten_field_types
+from kinto_elasticsearch.search import ranking
 
 logger = logging.getLogger(__name__)
 
@@ -205,16 +206,6 @@ def post_search(request):
     return run_search(request, _json_body(request))
 
 
-def _text_query(request, q, hidden, readable_fields):
-    """``q`` as a query: Lucene query-string syntax, or for callers kept from private
-    fields, ``simple_query_string`` (its text cannot name a field) over the others."""
-    if not q:
-        return {"match_all": {}}
-    if not hidden:
-        return {"query_string": {"query": q}}
-    return {"simple_query_string": {"query": q, "fields": readable_fields(), "lenient": True}}
-
-
 def _readable_fields(request, bucket_id, collection_id, hidden):
     def readable():
         try:
@@ -243,26 +234,27 @@ class _RecordingTypes(dict):
 
 
 def translate_querystring(request, load_types, hidden, readable_fields):
-    """Kinto's querystring as a search, with ``q`` kept from reaching hidden fields."""
+    """Kinto's querystring as a search; with a ``q``, a search box (``search.ranking``),
+    kept from reaching hidden fields."""
     params = request.GET
-    text = params.get(querystring.QUERY_PARAM) if hidden else None
-    if text is not None:
+    box = ranking.SearchBox.from_params(params)
+    if box is not None:
+        box.check_readable(hidden)
         params = params.copy()
         del params[querystring.QUERY_PARAM]
     max_limit = max_result_size(request.registry.settings)
+    by_relevance = box is not None
     types, fresh = load_types(refresh=False)
     recording = _RecordingTypes(types)
-    search = querystring.querystring_to_search(params, recording, max_limit)
+    search = querystring.querystring_to_search(params, recording, max_limit, by_relevance)
     if recording.unknown and not fresh:
         # A field the cached mapping does not know may have appeared since.
         types, _ = load_types(refresh=True)
-        search = querystring.querystring_to_search(params, types, max_limit)
-    if text:
-        text_query = _text_query(request, text, hidden, readable_fields)
-        text_query["simple_query_string"]["default_operator"] = "AND"
-        body = search.body
-        body["query"] = {"bool": {"must": [text_query], "filter": [body["query"]]}}
-    return search
+        search = querystring.querystring_to_search(params, types, max_limit, by_relevance)
+    if box is None:
+        return search
+    text_fields = ranking.readable_text_fields(types, hidden)
+    return box.apply(search, text_fields, readable_fields() if hidden else None)
 
 
 def paginated(request, search, response):

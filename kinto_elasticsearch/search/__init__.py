@@ -1,0 +1,1 @@
+"""The read side: search views, the walk of a body, its rules, the querystring, facets."""

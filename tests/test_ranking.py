@@ -1,0 +1,450 @@
+"""GET search as a search box, on text others wrote: the summaries and descriptions of the
+Python packages installed with the test extra (``importlib.metadata``), on both engines.
+
+Expectations are computed from the corpus itself, with words chosen so that any word
+tokenizer (the engines' standard analyzer, a split on punctuation) finds the same records:
+the metadata may change from one package version to the next, the assertions do not.
+"""
+
+import importlib.metadata
+import itertools
+import re
+from urllib.parse import urlsplit
+
+import kinto
+import pytest
+import webtest
+
+from kinto_elasticsearch.search.ranking import PREFIX_WEIGHT, TYPO_WEIGHT
+from tests.conftest import auth, base_settings
+
+BUCKET = "/v1/buckets/pkgs"
+DOCS = f"{BUCKET}/collections/docs"
+SEARCH = f"{DOCS}/search"
+ALICE = auth("alice")
+DESCRIPTION_CHARS = 2000
+
+_prefixes = itertools.count()
+
+
+def package_records():
+    """One record per installed distribution with a summary, ours left out."""
+    records = {}
+    for dist in importlib.metadata.distributions():
+        meta = dist.metadata
+        name, summary = meta["Name"], meta["Summary"]
+        record_id = re.sub(r"[^a-z0-9]+", "-", (name or "").lower()).strip("-")
+        if not summary or not record_id or name == "kinto-elasticsearch":
+            continue
+        description = meta.get_payload() or meta["Description"] or ""
+        records.setdefault(
+            record_id,
+            {"name": name, "title": summary, "body": description[:DESCRIPTION_CHARS]},
+        )
+    return dict(sorted(records.items()))
+
+
+def _unicode_words(text):
+    return set(re.findall(r"\w+(?:[.:'’]\w+)*", text.lower()))
+
+
+def _plain_words(text):
+    return set(re.split(r"[^a-z0-9]+", text.lower())) - {""}
+
+
+def words(text):
+    """The words any tokenizer finds in ``text``: those two different ones agree on."""
+    return {w for w in _unicode_words(text) & _plain_words(text) if w.isascii() and w.isalpha()}
+
+
+class Corpus:
+    def __init__(self, records):
+        self.records = records
+        self.fields = {
+            field: {rid: words(r[field]) for rid, r in records.items()}
+            for field in ("name", "title", "body")
+        }
+        # Words that one tokenizer finds in a field where the other does not.
+        self.ambiguous = set()
+        for record in records.values():
+            for text in record.values():
+                self.ambiguous |= _unicode_words(text) ^ _plain_words(text)
+
+    def clean(self, word):
+        return word not in self.ambiguous
+
+    def holding(self, word, fields=("title", "body")):
+        return {rid for rid in self.records if any(word in self.fields[f][rid] for f in fields)}
+
+    def vocabulary(self, fields=("title", "body")):
+        return set().union(*(self.fields[f][rid] for f in fields for rid in self.records))
+
+    def tokens(self):
+        """Every token either tokenizer sees, in any field."""
+        found = set()
+        for record in self.records.values():
+            for text in record.values():
+                found |= _unicode_words(text) | _plain_words(text)
+        return found
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    records = package_records()
+    # The packages the test extra installs: a fresh machine has them all.
+    assert len(records) >= 30
+    return Corpus(records)
+
+
+@pytest.fixture(scope="module")
+def search_app(engine_server, corpus):
+    """Kinto with the package corpus indexed, once per engine for the whole module."""
+    settings = base_settings(engine_server, f"rank{next(_prefixes)}-{id(corpus) % 10**6}")
+    app = webtest.TestApp(kinto.main({}, **settings))
+    app.put_json(BUCKET, {"permissions": {"read": ["system.Everyone"]}}, headers=ALICE)
+    app.put_json(DOCS, {}, headers=ALICE)
+    items = list(corpus.records.items())
+    for start in range(0, len(items), 25):
+        requests = [
+            {"method": "PUT", "path": f"{DOCS}/records/{rid}", "body": {"data": data}}
+            for rid, data in items[start : start + 25]
+        ]
+        app.post_json("/v1/batch", {"defaults": {"headers": ALICE}, "requests": requests})
+    yield app
+    app.delete(BUCKET, headers=ALICE)
+    app.app.registry.indexer.engine.close()
+
+
+def hits(app, qs, headers=ALICE, url=SEARCH):
+    return app.get(f"{url}?{qs}", headers=headers).json["hits"]["hits"]
+
+
+def ids(app, qs, **kwargs):
+    return [hit["_id"] for hit in hits(app, qs, **kwargs)]
+
+
+def follow(app, url, headers=ALICE, between_pages=None):
+    """Every hit of every page, following Next-Page."""
+    seen, page = [], 0
+    while url:
+        response = app.get(url, headers=headers)
+        seen += response.json["hits"]["hits"]
+        next_page = response.headers.get("Next-Page")
+        url = None
+        if next_page:
+            parts = urlsplit(next_page)
+            url = f"{parts.path}?{parts.query}"
+            if between_pages:
+                between_pages(page)
+        page += 1
+    return seen, response.headers["Total-Objects"]
+
+
+def expected_score(corpus, rid, query_words, weights):
+    """The score the README promises: per word, the weight of the best field holding it."""
+    return sum(
+        max((w for field, w in weights.items() if word in corpus.fields[field][rid]), default=0)
+        for word in query_words
+    )
+
+
+def _two_title_words(corpus):
+    """Two clean words of one title, and the records holding just one of them, in their
+    body only (not in their title nor name)."""
+    for rid in corpus.records:
+        title_words = sorted(w for w in corpus.fields["title"][rid] if len(w) >= 5)
+        for pair in itertools.combinations([w for w in title_words if corpus.clean(w)], 2):
+            first, second = pair
+            single = {
+                other
+                for other in corpus.holding(first, ("body",)) ^ corpus.holding(second, ("body",))
+                if not corpus.holding(first, ("title", "name")) & {other}
+                and not corpus.holding(second, ("title", "name")) & {other}
+            }
+            if single - {rid}:
+                return rid, pair, single - {rid}
+    raise AssertionError("no title of the corpus has two words found elsewhere alone")
+
+
+def test_every_word_in_the_title_ranks_above_a_single_word_in_the_body(search_app, corpus):
+    rid, query_words, single_in_body = _two_title_words(corpus)
+    for qs in (f"q={' '.join(query_words)}&_q_fields=title^3,body", f"q={' '.join(query_words)}"):
+        found = ids(search_app, f"{qs}&_limit=100")
+        assert rid in found
+        assert single_in_body <= set(found)
+        assert all(found.index(rid) < found.index(other) for other in single_in_body)
+
+
+def test_records_come_in_score_order_with_ties_in_kintos_order(search_app, corpus):
+    _, query_words, _ = _two_title_words(corpus)
+    weights = {"title": 3, "body": 1}
+    found = hits(search_app, f"q={' '.join(query_words)}&_q_fields=title^3,body&_limit=100")
+    scores = {rid: expected_score(corpus, rid, query_words, weights) for rid in corpus.records}
+    assert {hit["_id"] for hit in found} == {rid for rid, score in scores.items() if score}
+    assert [hit["_score"] for hit in found] == sorted(scores.values(), reverse=True)[: len(found)]
+    for hit in found:
+        assert hit["_score"] == scores[hit["_id"]]
+    # Equal scores: newest first, as GET .../records lists them.
+    for first, second in itertools.pairwise(found):
+        if first["_score"] == second["_score"]:
+            assert first["_source"]["last_modified"] > second["_source"]["last_modified"]
+
+
+def test_or_by_default_and_on_demand(search_app, corpus):
+    _, (first, second), _ = _two_title_words(corpus)
+    either = corpus.holding(first) | corpus.holding(second)
+    both = corpus.holding(first) & corpus.holding(second)
+    assert both < either
+    fields = "&_q_fields=title,body&_limit=100"
+    assert set(ids(search_app, f"q={first} {second}{fields}")) == either
+    assert set(ids(search_app, f"q={first} {second}{fields}&_q_operator=and")) == both
+    # An explicit _sort wins, and the words then filter: every one is required by default.
+    sorted_hits = hits(search_app, f"q={first} {second}{fields}&_sort=name")
+    assert [h["_id"] for h in sorted_hits] == sorted(both, key=lambda r: corpus.records[r]["name"])
+    assert all(isinstance(h["_score"], float) for h in sorted_hits)
+    sorted_or = ids(search_app, f"q={first} {second}{fields}&_sort=name&_q_operator=or")
+    assert set(sorted_or) == either
+
+
+def _word_with_a_neighbour(corpus):
+    """A clean word of some title, and a clean word one letter longer of other records."""
+    vocabulary = corpus.vocabulary()
+    for word in sorted(vocabulary):
+        longer = word + "s"
+        if len(word) >= 6 and longer in vocabulary and corpus.clean(word) and corpus.clean(longer):
+            only_longer = corpus.holding(longer) - corpus.holding(word)
+            if only_longer and corpus.holding(word):
+                return word, only_longer
+    raise AssertionError("the corpus has no word next to its plural")
+
+
+def _typo(word, tokens):
+    """``word`` with one letter replaced: one edit away, and no word of the corpus."""
+    middle = len(word) // 2
+    for letter in "qxzjkv":
+        typo = word[:middle] + letter + word[middle + 1 :]
+        if typo != word and typo not in tokens:
+            return typo
+    raise AssertionError(f"no typo of {word!r} is free in the corpus")
+
+
+def test_typos_are_forgiven_on_demand(search_app, corpus):
+    word, _ = _word_with_a_neighbour(corpus)
+    typo = _typo(word, corpus.tokens())
+    fields = "&_q_fields=title,body&_limit=100"
+    assert ids(search_app, f"q={typo}{fields}") == []
+    found = hits(search_app, f"q={typo}{fields}&_fuzzy=true")
+    assert corpus.holding(word) <= {hit["_id"] for hit in found}
+    assert {hit["_score"] for hit in found} == {TYPO_WEIGHT}
+
+
+def test_a_word_as_typed_ranks_above_its_neighbours(search_app, corpus):
+    word, only_longer = _word_with_a_neighbour(corpus)
+    found = ids(search_app, f"q={word}&_q_fields=title,body&_fuzzy=true&_limit=100")
+    exact = corpus.holding(word)
+    assert only_longer <= set(found)
+    assert set(found[: len(exact)]) == exact
+
+
+def test_the_last_word_may_be_a_prefix(search_app, corpus):
+    tokens = corpus.tokens()
+    vocabulary = corpus.vocabulary()
+    candidates = (
+        (w, w[:4])
+        for w in sorted(vocabulary)
+        if len(w) >= 7 and corpus.clean(w) and w[:4] not in tokens
+    )
+    word, start = next(candidates)
+    completed = {w for w in vocabulary if w.startswith(start) and corpus.clean(w)}
+    holding = set().union(*(corpus.holding(w) for w in completed))
+    fields = "&_q_fields=title,body&_limit=100"
+    assert ids(search_app, f"q={start}{fields}") == []
+    found = hits(search_app, f"q={start}{fields}&_prefix=true")
+    assert holding <= {hit["_id"] for hit in found}
+    assert {hit["_score"] for hit in found} == {PREFIX_WEIGHT}
+    # As typed into a search box: whole words, then the start of the one being typed.
+    rid, (first, second), _ = _two_title_words(corpus)
+    typed = next(second[:n] for n in range(len(second) - 1, 2, -1) if second[:n] not in tokens)
+    found = hits(search_app, f"q={first} {typed}&_q_fields=title^3,body&_prefix=true")
+    top = {hit["_id"] for hit in found if hit["_score"] == 3 + 3 * PREFIX_WEIGHT}
+    assert found[0]["_score"] == 3 + 3 * PREFIX_WEIGHT
+    assert rid in top
+
+
+def test_highlights_show_the_matched_words_escaped(search_app, corpus):
+    word = "https"
+    holding_tag = {rid for rid, r in corpus.records.items() if re.search(r"<https?://", r["body"])}
+    # The corpus must hold markup next to the word for the escaping to be tested.
+    assert holding_tag
+    found = hits(search_app, f"q={word}&_q_fields=body&_highlight=title,body&_limit=100")
+    assert holding_tag <= {hit["_id"] for hit in found}
+    escaped = False
+    for hit in found:
+        fragments = hit["highlight"]["body"]
+        assert any(f"<em>{word}</em>" in fragment.lower() for fragment in fragments)
+        for fragment in fragments:
+            assert "<" not in re.sub(r"</?em>", "", fragment)
+            escaped |= "&lt;" in fragment
+        assert "title" not in hit["highlight"]
+    assert escaped
+
+    rid, (first, _), _ = _two_title_words(corpus)
+    found = hits(search_app, f"q={first}&_highlight=title&_limit=100")
+    titles = {hit["_id"]: hit.get("highlight", {}).get("title") for hit in found}
+    assert corpus.holding(first, ("title",)) == {r for r, t in titles.items() if t}
+    assert f"<em>{first}</em>" in titles[rid][0].lower()
+
+
+def test_paging_by_relevance_lists_every_match_once_in_order(search_app, corpus):
+    _, (first, second), _ = _two_title_words(corpus)
+    query = f"q={first} {second} python&_q_fields=title^3,body"
+    whole = hits(search_app, f"{query}&_limit=100")
+    assert len(whole) > 6
+    paged, total = follow(search_app, f"{SEARCH}?{query}&_limit=4")
+    assert [hit["_id"] for hit in paged] == [hit["_id"] for hit in whole]
+    assert total == str(len(whole))
+
+
+def test_paging_by_relevance_is_stable_under_concurrent_writes(make_app, corpus):
+    """Writes between two pages change every index-wide statistic (BM25 scores would move):
+    the records that match throughout still come exactly once, in their order."""
+    app = make_app()
+    collection = "/v1/buckets/b/collections/c"
+    app.put_json("/v1/buckets/b", {}, headers=ALICE)
+    app.put_json(collection, {}, headers=ALICE)
+    records = list(corpus.records.items())[:40]
+    requests = [
+        {"method": "PUT", "path": f"{collection}/records/{rid}", "body": {"data": data}}
+        for rid, data in records
+    ]
+    for start in range(0, len(requests), 20):
+        app.post_json(
+            "/v1/batch", {"defaults": {"headers": ALICE}, "requests": requests[start : start + 20]}
+        )
+    query = "q=python library for the web&_q_fields=title^3,body,name^2"
+    url = f"{collection}/search?{query}"
+    before = hits(app, f"{query}&_limit=100", url=f"{collection}/search")
+    assert len(before) > 8
+    writes = itertools.count()
+
+    def write(page):
+        # New records holding the words, and others rewritten without them.
+        for _ in range(3):
+            n = next(writes)
+            app.put_json(
+                f"{collection}/records/new{n}",
+                {"data": {"title": "python python web library", "body": "for the web " * n}},
+                headers=ALICE,
+            )
+        untouched = [rid for rid, _ in records if rid not in {h["_id"] for h in before}]
+        if untouched:
+            app.patch_json(
+                f"{collection}/records/{untouched[page % len(untouched)]}",
+                {"data": {"body": "lorem ipsum " * (page + 1)}},
+                headers=ALICE,
+            )
+
+    paged, _ = follow(app, f"{url}&_limit=3", between_pages=write)
+    paged_ids = [hit["_id"] for hit in paged]
+    assert len(paged_ids) == len(set(paged_ids))
+    original = [hit["_id"] for hit in before]
+    assert [rid for rid in paged_ids if rid in original] == original
+    assert [hit["_score"] for hit in paged] == sorted((h["_score"] for h in paged), reverse=True)
+
+
+def test_without_q_the_options_change_nothing(search_app):
+    plain = search_app.get(f"{SEARCH}?_limit=7", headers=ALICE).json["hits"]["hits"]
+    optioned = hits(search_app, "_limit=7&_fuzzy=true&_prefix=true&_highlight=title&_q_fields=x")
+    assert [h["_id"] for h in optioned] == [h["_id"] for h in plain]
+    assert all("highlight" not in h and h["_score"] is None for h in optioned)
+    records = search_app.get(f"{DOCS}/records?_limit=7", headers=ALICE).json["data"]
+    assert [h["_id"] for h in optioned] == [r["id"] for r in records]
+
+
+@pytest.mark.parametrize(
+    ("qs", "name"),
+    [
+        ("_q_operator=xor", "_q_operator"),
+        ("_fuzzy=maybe", "_fuzzy"),
+        ("_prefix=2", "_prefix"),
+        ("_q_fields=title^x", "_q_fields"),
+        ("_q_fields=^3", "_q_fields"),
+        ("_q_fields=title^0", "_q_fields"),
+        ("_fuzzy=true&_fuzzy=false", "_fuzzy"),
+    ],
+)
+def test_bad_options_get_kintos_400(search_app, qs, name):
+    error = search_app.get(f"{SEARCH}?q=python&{qs}", headers=ALICE, status=400).json
+    assert error["errno"] == 107
+    assert error["details"][0]["location"] == "querystring"
+    assert error["details"][0]["name"] == name
+
+
+def test_a_relevance_token_does_not_continue_another_order(search_app):
+    response = search_app.get(f"{SEARCH}?q=python&_limit=2", headers=ALICE)
+    token = dict(p.split("=", 1) for p in urlsplit(response.headers["Next-Page"]).query.split("&"))
+    search_app.get(f"{SEARCH}?_token={token['_token']}", headers=ALICE, status=400)
+
+
+# Private fields and bucket-wide search.
+
+READER = auth("reader")
+
+
+@pytest.fixture
+def private(app):
+    app.put_json("/v1/buckets/hr", {}, headers=ALICE)
+    reader_id = app.get("/v1/", headers=READER).json["user"]["id"]
+    for cid in ("staff", "alumni"):
+        app.put_json(
+            f"/v1/buckets/hr/collections/{cid}",
+            {"data": {"index:private_fields": ["secret"]}, "permissions": {"read": [reader_id]}},
+            headers=ALICE,
+        )
+    records = {
+        "staff": {"a1": ("ann smith engineer", "ann salary"), "a2": ("bob", "ann bonus")},
+        "alumni": {"a3": ("ann jones", "nothing")},
+    }
+    for cid, items in records.items():
+        for rid, (title, secret) in items.items():
+            app.put_json(
+                f"/v1/buckets/hr/collections/{cid}/records/{rid}",
+                {"data": {"title": title, "secret": secret}},
+                headers=ALICE,
+            )
+    return app
+
+
+@pytest.mark.parametrize(
+    "url", ["/v1/buckets/hr/collections/staff/search", "/v1/buckets/hr/search"]
+)
+def test_private_fields_are_neither_searched_nor_highlighted(private, url):
+    reader_hits = hits(private, "q=ann&_highlight=title", headers=READER, url=url)
+    assert {h["_id"] for h in reader_hits} <= {"a1", "a3"}
+    assert "a1" in {h["_id"] for h in reader_hits}
+    for hit in reader_hits:
+        assert set(hit["highlight"]) == {"title"}
+        assert "secret" not in hit["_source"]
+    for qs in ("_highlight=secret", "_highlight=*", "_highlight=sec*", "_q_fields=secret"):
+        error = private.get(f"{url}?q=ann&{qs}", headers=READER, status=400).json
+        assert error["details"][0]["location"] == "querystring"
+        assert "private" in error["message"]
+    assert ids(private, "q=salary&_fuzzy=true&_prefix=true", headers=READER, url=url) == []
+    # Writers see and search them.
+    writer_hits = hits(private, "q=salary&_highlight=secret", url=url)
+    assert [h["_id"] for h in writer_hits] == ["a1"]
+    assert writer_hits[0]["highlight"]["secret"] == ["ann <em>salary</em>"]
+
+
+def test_bucket_search_ranks_across_collections(private):
+    url = "/v1/buckets/hr/search"
+    found = hits(private, "q=ann smith&_q_fields=title&_highlight=title", url=url)
+    assert [(h["_id"], h["_collection"]) for h in found] == [
+        ("a1", "staff"),
+        ("a3", "alumni"),
+    ]
+    assert found[0]["_score"] > found[1]["_score"]
+    assert found[0]["highlight"]["title"] == ["<em>ann</em> <em>smith</em> engineer"]
+    paged, total = follow(private, f"{url}?q=ann smith&_q_fields=title&_limit=1")
+    assert [h["_id"] for h in paged] == ["a1", "a3"]
+    assert total == "2"
