@@ -264,7 +264,50 @@ class Bench:
         self.rows["filtering"] = {"n": f"{rounds} rounds x {n} requests each", "size": size,
                                   "results": results}  # fmt: skip
 
-    # 5. Writes while the engine hangs.
+    # 5. Ranked search (GET search as a search box) against its own body.
+
+    def ranked(self):
+        from urllib.parse import parse_qsl, quote
+
+        from webob.multidict import MultiDict
+
+        from kinto_elasticsearch.mapping import flatten_field_types
+        from kinto_elasticsearch.querystring import querystring_to_search
+        from kinto_elasticsearch.search import ranking
+
+        cases = {
+            "ranked": "q=kinto search&_q_fields=title^3,tags",
+            "typos, highlights": "q=kinto serch&_q_fields=title^3,tags&_fuzzy=true"
+            "&_highlight=title",
+            "prefix": "q=kinto sea&_prefix=true",
+        }
+        engine = harness.Client("127.0.0.1", self.engine.port)
+        n, rounds = self.config["searches"], self.config["rounds"]
+        results = {}
+        for size in self.config["sizes"]:
+            alias = f"bench.{BUCKET}.big{size}"
+            base = f"/v1/buckets/{BUCKET}/collections/big{size}/search"
+            status, mappings, _ = engine.request("GET", f"/{alias}/_mapping", None)
+            assert status == 200, mappings
+            field_types = flatten_field_types(next(iter(mappings.values()))["mappings"])
+            for name, qs in cases.items():
+                params = MultiDict(parse_qsl(qs))
+                box = ranking.SearchBox.from_params(params)
+                del params["q"]
+                search = querystring_to_search(params, field_types, 10, by_relevance=True)
+                text_fields = ranking.readable_text_fields(field_types, hidden=[])
+                body = box.apply(search, text_fields).body
+                path = f"{base}?{quote(qs, safe='=&^,')}&_limit=10"
+                plugin, direct = [], []
+                for _ in range(rounds):
+                    plugin += latencies(self.b.client, [("GET", path, None)] * n)
+                    direct += latencies(engine, [("POST", f"/{alias}/_search", body)] * n)
+                results[(size, name)] = (harness.median(direct), harness.median(plugin))
+        engine.close()
+        self.rows["ranked"] = {"n": f"{rounds} rounds x {n} searches each", "results": results,
+                               "cases": cases}  # fmt: skip
+
+    # 6. Writes while the engine hangs.
 
     def engine_down(self):
         n, rounds = self.config["writes"], self.config["rounds"]
@@ -303,6 +346,8 @@ class Bench:
             lines += self._search_section()
         if "filtering" in self.rows:
             lines += self._filtering_section()
+        if "ranked" in self.rows:
+            lines += self._ranked_section()
         if "down" in self.rows:
             lines += self._down_section()
         return "\n".join(lines)
@@ -385,10 +430,28 @@ class Bench:
             lines.append(f"| `{name}` | {ms(a)} | {ms(b)} | {b / a:.2f} | {ms(c)} | {b / c:.2f} |")
         return lines + [""]
 
+    def _ranked_section(self):
+        r = self.rows["ranked"]
+        lines = [
+            "## 5. Ranked search (GET search as a search box)",
+            "",
+            f"{r['n']}, 10 per page. A: the body GET search builds (relevance order, "
+            "scores of the record's own, exact total), sent straight to the engine. B: "
+            "`GET .../search?<querystring>` through the plugin. Querystrings: "
+            + "; ".join(f"{name}: `{qs}`" for name, qs in r["cases"].items())
+            + ".",
+            "",
+            "| records | search | engine (A) | plugin (B) | B / A |",
+            "|---|---|---|---|---|",
+        ]
+        for (size, name), (a, b) in r["results"].items():
+            lines.append(f"| {size:,} | {name} | {ms(a)} | {ms(b)} | {b / a:.2f} |")
+        return lines + [""]
+
     def _down_section(self):
         d = self.rows["down"]
         lines = [
-            "## 5. Writes while the engine hangs",
+            "## 6. Writes while the engine hangs",
             "",
             f"{d['n']}. A: engine up. B: the engine accepts connections and never answers "
             "(the worst case: every request would wait for its timeout); the circuit breaker "
@@ -414,7 +477,7 @@ def main(argv=None):
     parser.add_argument("--output", default=str(harness.ROOT / "bench" / "RESULTS.md"))
     parser.add_argument(
         "--only", action="append", metavar="STEP",
-        help="run only this step: writes, rebuild, search, filtering or engine_down",
+        help="run only this step: writes, rebuild, search, filtering, ranked or engine_down",
     )  # fmt: skip
     args = parser.parse_args(argv)
     bench = Bench(QUICK if args.quick else FULL)
@@ -422,11 +485,12 @@ def main(argv=None):
     command = "make bench" if not (args.quick or args.only) else "python -m bench"
     if args.quick:
         command += " --quick"
-    steps = [bench.writes, bench.rebuild, bench.search, bench.filtering, bench.engine_down]
+    steps = [bench.writes, bench.rebuild, bench.search, bench.filtering, bench.ranked]
+    steps.append(bench.engine_down)
     if args.only:
         steps = [step for step in steps if step.__name__ in args.only]
         # Searches run on the collections the rebuild step fills.
-        if {"search", "filtering"} & set(args.only) and bench.rebuild not in steps:
+        if {"search", "filtering", "ranked"} & set(args.only) and bench.rebuild not in steps:
             steps.insert(0, bench.rebuild)
         command += " " + " ".join(f"--only {name}" for name in args.only)
     try:

@@ -63,7 +63,6 @@ from kinto.core.resource.schema import PluralGetQuerySchema
 from kinto.core.utils import COMPARISON
 
 from kinto_elasticsearch import errors
-
 from kinto_elasticsearch.search import ranking
 
 ID_FIELD = "id"

@@ -448,3 +448,18 @@ def test_bucket_search_ranks_across_collections(private):
     paged, total = follow(private, f"{url}?q=ann smith&_q_fields=title&_limit=1")
     assert [h["_id"] for h in paged] == ["a1", "a3"]
     assert total == "2"
+
+
+def test_the_readme_quick_start_search(app):
+    """The quick start's search box: a typo forgiven, the words found highlighted."""
+    articles = "/v1/buckets/blog/collections/articles"
+    app.put_json("/v1/buckets/blog", {}, headers=ALICE)
+    app.put_json(articles, {}, headers=ALICE)
+    data = {"title": "Kinto meets search", "tags": ["kinto", "search"]}
+    app.post_json(f"{articles}/records", {"data": data}, headers=ALICE)
+    app.post_json(f"{articles}/records", {"data": {"title": "Search engines"}}, headers=ALICE)
+    qs = "q=meets+serch&_q_fields=title^3,tags&_fuzzy=true&_highlight=title"
+    found = hits(app, qs, url=f"{articles}/search")
+    assert [hit["_source"]["title"] for hit in found] == ["Kinto meets search", "Search engines"]
+    assert found[0]["_score"] == 3 + 3 * TYPO_WEIGHT
+    assert "<em>meets</em>" in found[0]["highlight"]["title"][0]

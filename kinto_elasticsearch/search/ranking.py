@@ -43,9 +43,7 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
-from kinto.core.errors import ERRORS, http_error
-from pyramid.httpexceptions import HTTPBadRequest
-
+from kinto_elasticsearch import errors
 from kinto_elasticsearch import fields as private_fields
 
 QUERY_PARAM = "q"
@@ -104,7 +102,8 @@ class SearchBox:
             return None
         operator = _single(params, OPERATOR_PARAM)
         if operator is not None and operator.lower() not in OPERATORS:
-            raise _invalid(OPERATOR_PARAM, f"{OPERATOR_PARAM} must be 'and' or 'or'")
+            message = f"{OPERATOR_PARAM} must be 'and' or 'or'"
+            raise errors.invalid_querystring(message, OPERATOR_PARAM)
         return cls(
             text=text,
             fields=tuple(_weighted_fields(params)),
@@ -120,10 +119,10 @@ class SearchBox:
         named += [(HIGHLIGHT_PARAM, name) for name in self.highlight]
         for param, name in named:
             if any(_reaches(name, field) for field in hidden):
-                raise _invalid(
+                raise errors.invalid_querystring(
+                    f"{param}: field {name!r} is not readable: it is private to the writers "
+                    "of this collection",
                     param,
-                    f"field {name!r} is not readable: it is private to the writers of this "
-                    "collection",
                 )
 
     def apply(self, search, text_fields, syntax_fields=None):
@@ -249,7 +248,7 @@ def _reaches(name, private):
 def _single(params, name):
     values = params.getall(name)
     if len(values) > 1:
-        raise _invalid(name, f"{name} may be given once")
+        raise errors.invalid_querystring(f"{name} may be given once", name)
     return values[0].strip() if values else None
 
 
@@ -259,7 +258,7 @@ def _boolean(params, name):
         return False
     if value.lower() in _TRUE:
         return True
-    raise _invalid(name, f"{name} must be true or false")
+    raise errors.invalid_querystring(f"{name} must be true or false", name)
 
 
 def _names(params, name):
@@ -270,7 +269,7 @@ def _names(params, name):
             if item and item not in names:
                 names.append(item)
     if len(names) > MAX_FIELDS:
-        raise _invalid(name, f"{name} may name at most {MAX_FIELDS} fields")
+        raise errors.invalid_querystring(f"{name} may name at most {MAX_FIELDS} fields", name)
     return names
 
 
@@ -280,21 +279,10 @@ def _weighted_fields(params):
         match = _WEIGHTED.match(item)
         weight = float(match["weight"]) if match and match["weight"] else 1.0
         if not match or not 0 < weight <= MAX_WEIGHT:
-            raise _invalid(
-                FIELDS_PARAM,
+            raise errors.invalid_querystring(
                 f"{FIELDS_PARAM} takes field names with an optional weight from 0 to "
                 f"{MAX_WEIGHT} (title^3,body), not {item!r}",
+                FIELDS_PARAM,
             )
         weighted.setdefault(match["name"], int(weight) if weight.is_integer() else weight)
     return weighted.items()
-
-
-def _invalid(name, description):
-    """Kinto's 400 for an invalid querystring parameter."""
-    return http_error(
-        HTTPBadRequest(),
-        errno=ERRORS.INVALID_PARAMETERS,
-        error="Invalid parameters",
-        message=description,
-        details=[{"location": "querystring", "name": name, "description": description}],
-    )
