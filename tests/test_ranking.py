@@ -463,3 +463,27 @@ def test_the_readme_quick_start_search(app):
     assert [hit["_source"]["title"] for hit in found] == ["Kinto meets search", "Search engines"]
     assert found[0]["_score"] == 3 + 3 * TYPO_WEIGHT
     assert "<em>meets</em>" in found[0]["highlight"]["title"][0]
+
+
+def test_a_reader_of_some_records_ranks_only_them(app):
+    """Typos and prefixes expand to every term within reach, none chosen by the terms of
+    records the reader cannot read: their results depend on their own records only."""
+    collection = "/v1/buckets/b/collections/c"
+    app.put_json("/v1/buckets/b", {}, headers=ALICE)
+    app.put_json(collection, {}, headers=ALICE)
+    reader_id = app.get("/v1/", headers=READER).json["user"]["id"]
+    titles = {"s1": "kinto search", "s2": "kinto", "h1": "kinto search box", "h2": "searches"}
+    for rid, title in titles.items():
+        permissions = {"read": [reader_id]} if rid.startswith("s") else {}
+        app.put_json(
+            f"{collection}/records/{rid}",
+            {"data": {"title": title}, "permissions": permissions},
+            headers=ALICE,
+        )
+    url = f"{collection}/search"
+    for qs in ("q=kinto serch&_fuzzy=true", "q=kinto sea&_prefix=true", "q=kinto search"):
+        found = hits(app, qs, headers=READER, url=url)
+        assert [hit["_id"] for hit in found] == ["s1", "s2"]
+        assert found[0]["_score"] > found[1]["_score"]
+        response = app.get(f"{url}?{qs}&_limit=1", headers=READER)
+        assert response.headers["Total-Objects"] == "2"
