@@ -237,7 +237,7 @@ class Bench:
         from webob.multidict import MultiDict
 
         from kinto_elasticsearch.mapping import flatten_field_types
-        from kinto_elasticsearch.querystring import querystring_to_search
+        from kinto_elasticsearch.search.querystring import querystring_to_search
 
         # C: the body GET search sends for the same querystring, straight to the engine,
         # to tell the plugin's cost from the engine's.
@@ -272,8 +272,8 @@ class Bench:
         from webob.multidict import MultiDict
 
         from kinto_elasticsearch.mapping import flatten_field_types
-        from kinto_elasticsearch.querystring import querystring_to_search
         from kinto_elasticsearch.search import ranking
+        from kinto_elasticsearch.search.querystring import querystring_to_search
 
         cases = {
             "ranked": "q=kinto search&_q_fields=title^3,tags",

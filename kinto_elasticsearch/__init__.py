@@ -76,4 +76,4 @@ def includeme(config):
     )
     config.add_subscriber(listeners.on_server_flushed, ServerFlushed)
 
-    config.scan("kinto_elasticsearch.views")
+    config.scan("kinto_elasticsearch.search.views")

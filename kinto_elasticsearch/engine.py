@@ -125,6 +125,12 @@ class Engine:
         if self.name == "opensearch":
             target = self._client
             kwargs["request_timeout"] = timeout
+            if operation == "search":
+                # OpenSearch cancels the search task itself once the client has given up
+                # (a regular expression or a rewrite does not watch the body's timeout).
+                # Elasticsearch cancels it when the client closes the connection, as the
+                # client does on a timeout.
+                kwargs.setdefault("cancel_after_time_interval", f"{round(timeout * 1000)}ms")
         else:
             target = self._client.options(request_timeout=timeout)
         for part in operation.split("."):

@@ -6,7 +6,7 @@ client handles a refused search as it handles any other invalid request. 503s le
 """
 
 from kinto.core.errors import ERRORS, http_error
-from pyramid.httpexceptions import HTTPBadRequest, HTTPServiceUnavailable
+from pyramid.httpexceptions import HTTPBadRequest, HTTPNotFound, HTTPServiceUnavailable
 
 UNAVAILABLE_MESSAGE = "The search engine is unavailable. Please retry later."
 
@@ -48,3 +48,9 @@ def invalid_querystring(description, name=None):
 def engine_unavailable():
     """Kinto's 503 for a backend that cannot answer."""
     return http_error(HTTPServiceUnavailable(), errno=ERRORS.BACKEND, message=UNAVAILABLE_MESSAGE)
+
+
+def not_found(resource_name, object_id):
+    """Kinto's 404 for an object that does not exist."""
+    details = {"id": object_id, "resource_name": resource_name}
+    return http_error(HTTPNotFound(), errno=ERRORS.INVALID_RESOURCE_ID, details=details)

@@ -358,15 +358,25 @@ class Indexer:
         ensure_index()
         return self.engine.call("search", index=alias, body=body, timeout=self.search_timeout)
 
-    def search_bucket(self, bucket_id, body):
-        """Search every index of a bucket at once; ``body`` restricts by ``_index``."""
-        pattern = naming.bucket_pattern(self.prefix, bucket_id)
-        return self.engine.call("search", index=pattern, body=body, timeout=self.search_timeout)
+    def search_indices(self, names, body):
+        """Search the named aliases at once (never a pattern); ``body`` restricts further.
 
-    def bucket_mappings(self, bucket_id):
-        """The mappings of every index of a bucket."""
-        pattern = naming.bucket_pattern(self.prefix, bucket_id)
-        found = self.engine.call("indices.get_mapping", index=pattern)
+        An alias dropped since it was listed (its collection deleted) is skipped."""
+        return self.engine.call(
+            "search",
+            index=",".join(names),
+            body=body,
+            timeout=self.search_timeout,
+            ignore_unavailable=True,
+        )
+
+    def mappings(self, names):
+        """The mappings of the indices behind the named aliases."""
+        if not names:
+            return []
+        found = self.engine.call(
+            "indices.get_mapping", index=",".join(names), ignore_unavailable=True
+        )
         return [info.get("mappings", {}) for info in found.values()]
 
     def bucket_indices(self, bucket_id):

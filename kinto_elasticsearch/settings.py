@@ -31,6 +31,13 @@ DEFAULT_SETTINGS = {
     "elasticsearch.max_query_depth": 20,
     "elasticsearch.max_aggregations": 50,
     "elasticsearch.max_aggregation_size": 1000,
+    "elasticsearch.max_body_bytes": 65536,
+    "elasticsearch.max_body_depth": 100,
+    "elasticsearch.max_clauses": 1024,
+    "elasticsearch.max_buckets": 10000,
+    "elasticsearch.max_pattern_length": 256,
+    "elasticsearch.max_pattern_repetition": 100,
+    "elasticsearch.max_expansions": 50,
 }
 
 _RESOURCE_PATTERN = re.compile(
@@ -58,6 +65,13 @@ class PluginSettings:
     max_query_depth: int
     max_aggregations: int
     max_aggregation_size: int
+    max_body_bytes: int
+    max_body_depth: int
+    max_clauses: int
+    max_buckets: int
+    max_pattern_length: int
+    max_pattern_repetition: int
+    max_expansions: int
 
     def is_indexed(self, bucket_id: str, collection_id: str | None = None) -> bool:
         if not self.resources:
@@ -173,4 +187,11 @@ def parse_settings(settings) -> PluginSettings:
         max_query_depth=_whole_number(settings, "elasticsearch.max_query_depth", 1),
         max_aggregations=_whole_number(settings, "elasticsearch.max_aggregations", 0),
         max_aggregation_size=_whole_number(settings, "elasticsearch.max_aggregation_size", 1),
+        max_body_bytes=_whole_number(settings, "elasticsearch.max_body_bytes", 1),
+        max_body_depth=_whole_number(settings, "elasticsearch.max_body_depth", 2),
+        max_clauses=_whole_number(settings, "elasticsearch.max_clauses", 1),
+        max_buckets=_whole_number(settings, "elasticsearch.max_buckets", 1),
+        max_pattern_length=_whole_number(settings, "elasticsearch.max_pattern_length", 1),
+        max_pattern_repetition=_whole_number(settings, "elasticsearch.max_pattern_repetition", 1),
+        max_expansions=_whole_number(settings, "elasticsearch.max_expansions", 1),
     )

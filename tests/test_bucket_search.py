@@ -108,3 +108,48 @@ def test_bucket_get_search_takes_kintos_querystring_and_pages(blog, alice):
         ("drafts", "d1"), ("drafts", "d0"), ("comments", "c1"), ("comments", "c0"),
         ("articles", "a1"), ("articles", "a0"),
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "bucket_id", ["*", "b*", "blog,other", "blog*", "_all", "-blog", "bl%3Fg"]
+)
+def test_bucket_ids_outside_kintos_rules_name_no_index(blog, alice, bucket_id):
+    """The id is never turned into an index pattern: as for an unknown bucket, 401/403."""
+    for method in (blog.post_json, blog.get):
+        args = ({},) if method is blog.post_json else ()
+        url = f"/v1/buckets/{bucket_id}/search"
+        response = method(url, *args, headers=alice, status="*")
+        assert response.status_int == 403, response.text
+        assert "hello" not in response.text
+        assert method(url, *args, status="*").status_int == 401
+
+
+@pytest.mark.parametrize("collection_id", ["*", "art*", "articles,drafts", "_all"])
+def test_collection_ids_outside_kintos_rules_are_not_found(blog, alice, collection_id):
+    for suffix in ("search", "search/facets"):
+        url = f"{BUCKET}/collections/{collection_id}/{suffix}"
+        response = blog.get(url, headers=alice, status="*")
+        assert response.status_int == 404, response.text
+        assert "hello" not in response.text
+    response = blog.post_json(f"{BUCKET}/collections/{collection_id}/search", {}, headers=alice,
+                              status=404)  # fmt: skip
+    assert "hello" not in response.text
+
+
+def test_shards_count_only_the_collections_the_caller_may_read(blog, alice):
+    bob = user_id(blog, "bob")
+    blog.patch_json(
+        f"{BUCKET}/collections/drafts/records/d1", {"permissions": {"read": [bob]}}, headers=alice
+    )
+    everything = blog.post_json(SEARCH, {}, headers=alice).json["_shards"]["total"]
+    one_collection = blog.post_json(SEARCH, {}, headers=auth("bob")).json["_shards"]["total"]
+    assert everything == 3 * one_collection
+
+
+def test_a_bucket_whose_readable_collections_have_no_index_finds_nothing(app, alice):
+    app.put_json("/v1/buckets/empty", {}, headers=alice)
+    app.put_json("/v1/buckets/empty/collections/c", {}, headers=alice)
+    app.app.registry.indexer.delete_collection_indices("empty", "c")
+    response = app.post_json("/v1/buckets/empty/search", {}, headers=alice)
+    assert response.json["hits"] == {"total": {"value": 0, "relation": "eq"}, "max_score": None,
+                                     "hits": []}  # fmt: skip

@@ -70,3 +70,21 @@ def test_counts_never_reveal_records_the_caller_cannot_read(shop, alice):
 def test_facets_permissions_match_records(shop):
     shop.get(FACETS, status=401)
     shop.get(FACETS, headers=auth("mallory"), status=403)
+
+
+def test_facets_list_only_fields_of_records_the_caller_may_read(shop, alice):
+    """The mapping names every field the index ever saw: a field that only unreadable (or
+    deleted) records hold must not be listed, nor its values."""
+    bob = auth("bob")
+    bob_id = shop.get("/v1/", headers=bob).json["user"]["id"]
+    shop.put_json(f"{COLLECTION}/records/secret", {"data": {"acquisition_target": "zzcorp"}},
+                  headers=alice)  # fmt: skip
+    shop.patch_json(f"{COLLECTION}/records/i0", {"permissions": {"read": [bob_id]}},
+                    headers=alice)  # fmt: skip
+    names = set(_by_name(shop.get(FACETS, headers=bob)))
+    assert "acquisition_target" not in names and "status" in names
+    assert "zzcorp" not in shop.get(FACETS, headers=bob).text
+    assert "acquisition_target" in _by_name(shop.get(FACETS, headers=alice))
+    # Deleted, the record leaves its field in the mapping, and no longer in the facets.
+    shop.delete(f"{COLLECTION}/records/secret", headers=alice)
+    assert "acquisition_target" not in _by_name(shop.get(FACETS, headers=alice))

@@ -56,7 +56,10 @@ def test_hostile_bodies_are_refused_by_the_endpoint(
     response = guarded.post_json(SEARCH, body, headers=headers, status=400)
     error = response.json
     assert (error["code"], error["errno"], error["error"]) == (400, 107, "Invalid parameters")
-    if location:
+    if location and error["details"][0]["name"] is None:
+        # Refused while reading the body, before any path is known.
+        assert reason in error["message"]
+    elif location:
         assert reason in error["message"]
         assert error["message"].endswith(f"(at {location})")
         assert error["details"] == [
@@ -156,3 +159,171 @@ def test_scripts_need_the_operators_consent(make_app, alice, allow):
     response = app.post_json(SEARCH, body, headers=alice, status="*")
     refused_by_guard = "(at query.script)" in response.text
     assert refused_by_guard == (allow == "false")
+
+
+# Queries that choose their terms by statistics of the whole index: as a partial reader,
+# their results would depend on records they cannot read. (Bodies from the engines' docs.)
+STATISTICS = [
+    ({"query": {"more_like_this": {"fields": ["title"], "like": "hello zzsecretzz",
+                                   "min_term_freq": 1, "max_query_terms": 12}}},
+     "query.more_like_this"),
+    ({"query": {"more_like_this": {"fields": ["title"], "like": "hello", "max_doc_freq": 1}}},
+     "query.more_like_this"),
+    ({"query": {"match_phrase_prefix": {"title": {"query": "hello z", "max_expansions": 1}}}},
+     "query.match_phrase_prefix"),
+    ({"query": {"multi_match": {"query": "hello z", "type": "phrase_prefix",
+                                "fields": ["title"]}}}, "query.multi_match.type"),
+    ({"query": {"fuzzy": {"title": {"value": "zzsecretzy", "max_expansions": 1}}}},
+     "query.fuzzy"),
+    ({"query": {"match": {"title": {"query": "zzsecretzy", "fuzziness": "AUTO"}}}},
+     "query.match.title.fuzziness"),
+    ({"query": {"prefix": {"title": {"value": "z", "rewrite": "top_terms_1"}}}},
+     "query.prefix.title.rewrite"),
+    ({"query": {"wildcard": {"title": {"value": "z*", "rewrite": "top_terms_boost_1"}}}},
+     "query.wildcard.title.rewrite"),
+    ({"query": {"span_multi": {"match": {"prefix": {"title": "z"}}}}}, "query.span_multi"),
+    ({"query": {"intervals": {"title": {"prefix": {"prefix": "zz"}}}}},
+     "query.intervals.title.prefix"),
+    ({"query": {"query_string": {"query": "zzsecretzy~1", "default_field": "title"}}},
+     "query.query_string.query"),
+    ({"query": {"simple_query_string": {"query": "zzsecretzy~", "fields": ["title"]}}},
+     "query.simple_query_string.query"),
+    ({"query": {"knn": {"field": "v", "query_vector": [1, 2], "num_candidates": 10}}},
+     "query.knn"),
+    ({"aggs": {"s": {"significant_text": {"field": "title"}}}}, "aggs.s.significant_text"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("body,location", STATISTICS, ids=[case[1] for case in STATISTICS])
+def test_partial_readers_cannot_select_terms_by_index_statistics(guarded, alice, body, location):
+    response = guarded.post_json(SEARCH, body, headers=READER, status=400)
+    assert response.json["details"][0]["name"] == location, response.json["message"]
+    assert MARKER not in response.text
+
+
+def test_partial_readers_cannot_use_fuzzy_terms_in_q(guarded):
+    response = guarded.get(f"{SEARCH}?q=zzsecretzy~1", headers=READER, status=400)
+    assert "fuzzy" in response.json["message"]
+    guarded.get(f'{SEARCH}?q="hello 1"~2', headers=READER)
+
+
+def _limited(make_app, alice, **settings):
+    app = make_app(**{f"elasticsearch.{k}": str(v) for k, v in settings.items()})
+    app.put_json("/v1/buckets/b", {}, headers=alice)
+    app.put_json(COLLECTION, {}, headers=alice)
+    app.put_json(f"{COLLECTION}/records/r1", {"data": {"title": "aaa", "n": 1}}, headers=alice)
+    return app
+
+
+# What would make the engine work without bound, refused before it sees anything, each
+# with the setting that bounds it. (A terms list of 500,000 values, pathological regular
+# expressions, a million empty buckets...)
+COSTLY = [
+    ({"query": {"terms": {"title": [f"t{i}" for i in range(2000)]}}}, "max_clauses",
+     "query.terms.title"),
+    ({"query": {"bool": {"should": [{"term": {"n": i}} for i in range(1100)]}}},
+     "max_clauses", "query.bool.should[1023].term"),
+    ({"query": {"match": {"title": " ".join(["word"] * 1100)}}}, "max_clauses",
+     "query.match.title"),
+    ({"query": {"regexp": {"title": "(a+)+b"}}}, None, "query.regexp.title"),
+    ({"query": {"regexp": {"title": {"value": "(.*a){20}"}}}}, None, "query.regexp.title.value"),
+    ({"query": {"regexp": {"title": "[a-z]{1,5000}"}}}, "max_pattern_repetition",
+     "query.regexp.title"),
+    ({"query": {"regexp": {"title": "a" * 300}}}, "max_pattern_length", "query.regexp.title"),
+    ({"query": {"wildcard": {"title": {"value": "*a" * 200}}}}, "max_pattern_length",
+     "query.wildcard.title.value"),
+    ({"query": {"query_string": {"query": "title:/(a|aa)+(b+)+/"}}}, None,
+     "query.query_string.query"),
+    ({"aggs": {"t": {"terms": {"field": "title.keyword", "include": "(a+)+"}}}}, None,
+     "aggs.t.terms.include"),
+    ({"query": {"match": {"title": {"query": "aab", "fuzziness": 2, "max_expansions": 100000}}}},
+     "max_expansions", "query.match.title.max_expansions"),
+    ({"aggs": {"h": {"histogram": {"field": "n", "interval": 1, "min_doc_count": 0,
+                                   "extended_bounds": {"min": 0, "max": 1000000}}}}},
+     "max_buckets", "aggs.h.histogram.extended_bounds"),
+    ({"aggs": {"h": {"date_histogram": {"field": "last_modified", "fixed_interval": "1s",
+                                        "min_doc_count": 0, "extended_bounds": {
+                                            "min": "2000-01-01", "max": "2030-01-01"}}}}},
+     "max_buckets", "aggs.h.date_histogram.extended_bounds"),
+    ({"aggs": {"t": {"terms": {"field": "title.keyword", "size": 100}, "aggs": {
+        "h": {"histogram": {"field": "n", "interval": 1, "extended_bounds": {
+            "min": 0, "max": 200}}}}}}}, "max_buckets", "aggs.t.aggs.h.histogram.extended_bounds"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "body,limit,location",
+    COSTLY,
+    ids=[f"{case[1] or 'nested-repetition'}-{case[2]}" for case in COSTLY],
+)
+def test_costly_bodies_are_refused_naming_their_limit(make_app, alice, body, limit, location):
+    app = _limited(make_app, alice)
+    spy = EngineSpy(app.app.registry.indexer.engine)
+    response = app.post_json(SEARCH, body, headers=alice, status=400)
+    assert response.json["details"][0]["name"] == location, response.json["message"]
+    assert spy.count("search") == 0
+    if limit is None:
+        # Not a matter of size: a repeated group that repeats is refused at any setting.
+        assert "repeats a group that repeats itself" in response.json["message"]
+        return
+    assert f"(limit: elasticsearch.{limit})" in response.json["message"]
+    # The setting is the operator's: raised, the same body reaches the engine.
+    raised = _limited(make_app, alice, **{limit: 10**9})
+    spy = EngineSpy(raised.app.registry.indexer.engine)
+    response = raised.post_json(SEARCH, body, headers=alice, status="*")
+    assert "(limit: elasticsearch." not in response.text
+    assert spy.count("search") == 1
+
+
+def test_q_is_bounded_as_bodies_are(make_app, alice):
+    app = _limited(make_app, alice)
+    response = app.get(f"{SEARCH}?q=title:/a%7B1,5000%7D/", headers=alice, status=400)
+    assert "(limit: elasticsearch.max_pattern_repetition)" in response.json["message"]
+    response = app.get(f"{SEARCH}?q=title:/(a%2B)%2Bb/", headers=alice, status=400)
+    assert "repeats a group that repeats itself" in response.json["message"]
+    words = "+".join(["word"] * 1100)
+    response = app.get(f"{SEARCH}?q={words}", headers=alice, status=400)
+    assert "(limit: elasticsearch.max_clauses)" in response.json["message"]
+
+
+def test_large_and_deep_bodies_are_refused_before_parsing(make_app, alice):
+    app = _limited(make_app, alice, max_body_bytes=1000)
+    big = {"query": {"terms": {"title": ["x" * 10] * 200}}}
+    response = app.post_json(SEARCH, big, headers=alice, status=400)
+    assert "(limit: elasticsearch.max_body_bytes)" in response.json["message"]
+    app = _limited(make_app, alice)
+    # Far deeper than Python's recursion limit: a 400, never a 500.
+    for raw in ("[" * 60_000, '{"q":' * 6_000 + "1" + "}" * 6_000):
+        response = app.post(SEARCH, raw, headers={**alice, "Content-Type": "application/json"},
+                            status=400)  # fmt: skip
+        assert "(limit: elasticsearch.max_body_depth)" in response.json["message"]
+    # Brackets inside strings are text, not nesting.
+    body = {"query": {"term": {"title": "[" * 500}}}
+    assert app.post_json(SEARCH, body, headers=alice).json["hits"]["total"]["value"] == 0
+
+
+def test_the_engine_is_told_to_cancel_a_search_the_plugin_gave_up_on(make_app, alice, engine):
+    """OpenSearch takes ``cancel_after_time_interval``; Elasticsearch cancels a search
+    whose connection the client closed (the client does so on its timeout)."""
+    app = _limited(make_app, alice, search_timeout_seconds=3)
+    plugin_engine = app.app.registry.indexer.engine
+    client = plugin_engine._client
+    sent = []
+    if engine.name == "opensearch":
+        search = client.search
+
+        def spy(*args, **kwargs):
+            sent.append(kwargs)
+            return search(*args, **kwargs)
+
+        client.search = spy
+    calls = EngineSpy(plugin_engine)
+    app.post_json(SEARCH, {"query": {"regexp": {"title": "a.*"}}}, headers=alice)
+    app.get(f"{SEARCH}?q=aaa", headers=alice)
+    # The client gives up one second after the engine's own timeout...
+    assert [kwargs["timeout"] for name, kwargs in calls.calls if name == "search"] == [4, 4]
+    bodies = [kwargs["body"] for name, kwargs in calls.calls if name == "search"]
+    assert [body["timeout"] for body in bodies] == ["3000ms"] * 2
+    # ... and OpenSearch cancels the task then (the real server ran it with the parameter).
+    if engine.name == "opensearch":
+        assert [kwargs["cancel_after_time_interval"] for kwargs in sent] == ["4000ms"] * 2

@@ -13,7 +13,7 @@ from webob.multidict import MultiDict
 
 from kinto_elasticsearch.engine import Engine
 from kinto_elasticsearch.mapping import collection_mapping, flatten_field_types
-from kinto_elasticsearch.querystring import (
+from kinto_elasticsearch.search.querystring import (
     MATCH_ALL,
     MATCH_NONE,
     MAX_RESULT_WINDOW,

@@ -44,7 +44,7 @@ import re
 from dataclasses import dataclass
 
 from kinto_elasticsearch import errors
-from kinto_elasticsearch import fields as private_fields
+from kinto_elasticsearch.search import rules
 
 QUERY_PARAM = "q"
 FIELDS_PARAM = "_q_fields"
@@ -242,7 +242,7 @@ def _constant(query, weight):
 
 def _reaches(name, private):
     # A parent object reaches its private sub-fields too.
-    return private_fields.reaches(name, private) or private.startswith(f"{name}.")
+    return rules.reaches(name, private) or private.startswith(f"{name}.")
 
 
 def _single(params, name):

@@ -1,6 +1,7 @@
-"""The search service and its permission factory."""
+"""The search services: collection search, facets and bucket search, with their permissions."""
 
 import logging
+import re
 from urllib.parse import urlencode
 
 from kinto.core import Service
@@ -10,13 +11,25 @@ from kinto.views import object_exists_or_404
 from pyramid.httpexceptions import HTTPForbidden
 from pyramid.security import NO_PERMISSION_REQUIRED
 
-from kinto_elasticsearch import errors, facets, fields, maintenance, metrics, query, querystring
+from kinto_elasticsearch import errors, maintenance, metrics
 from kinto_elasticsearch.engine import EngineNotFound, EngineRequestError, EngineUnavailable
 from kinto_elasticsearch.listeners import ensure_index_for
 from kinto_elasticsearch.mapping import flatten_field_types
-from kinto_elasticsearch.search import ranking
+from kinto_elasticsearch.search import facets, filters, jsonbody, querystring, ranking, rules
 
 logger = logging.getLogger(__name__)
+
+# Kinto's rule for bucket and collection ids (``kinto.views.NameGenerator``): an id outside
+# it names nothing, and must never reach a permission pattern or an index name.
+KINTO_ID = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")
+
+
+def valid_ids(matchdict):
+    return all(
+        KINTO_ID.match(matchdict.get(key) or "")
+        for key in ("bucket_id", "collection_id")
+        if key in matchdict
+    )
 
 
 class RecordsReadContext(RouteFactory):
@@ -29,6 +42,7 @@ class RecordsReadContext(RouteFactory):
 
     def __init__(self, request):
         super().__init__(request)
+        self._request = request
         self.resource_name = "record"
         self.on_plural_endpoint = True
         self.required_permission = "read"
@@ -39,6 +53,30 @@ class RecordsReadContext(RouteFactory):
             )
         )
         self._object_id_match = self.permission_object_id + "/*"
+
+    def fetch_shared_objects(self, perm, principals, get_bound_permissions):
+        """Kinto's shared records, kept only when their URI is exactly one of this collection.
+
+        Kinto looks them up with a pattern in which PostgreSQL's LIKE reads ``_`` as any
+        character: ``/buckets/my_bkt/...`` also matches the records of ``myXbkt``, which a
+        reader may own. Each URI the permission backend returns is checked against the
+        collection's own records URI, and ids outside Kinto's rules match nothing.
+        """
+        self.shared_ids = []
+        if not valid_ids(self._request.matchdict):
+            return self.shared_ids
+        if get_bound_permissions:
+            bound_perms = get_bound_permissions(self._object_id_match, perm)
+        else:
+            bound_perms = [(self._object_id_match, perm)]
+        by_uri = self._get_accessible_objects(principals, bound_perms, with_children=False)
+        prefix = self.permission_object_id + "/"
+        self.shared_ids = [
+            uri[len(prefix) :]
+            for uri in by_uri
+            if uri.startswith(prefix) and "/" not in uri[len(prefix) :]
+        ]
+        return self.shared_ids
 
 
 class CollectionWriteContext(RouteFactory):
@@ -56,7 +94,7 @@ class CollectionWriteContext(RouteFactory):
 
 def hidden_fields(request, collection):
     """The collection's private fields, unless the caller may write the collection."""
-    private = fields.private_fields(collection)
+    private = rules.private_fields(collection)
     if not private:
         return []
     if request.has_permission(DYNAMIC, CollectionWriteContext(request, collection)):
@@ -86,8 +124,6 @@ bucket_search = Service(
     path="/buckets/{bucket_id}/search",
 )
 
-MATCH_NOTHING = {"bool": {"must_not": [{"match_all": {}}]}}
-
 
 def max_result_size(settings):
     """Kinto's own cap on a page of records."""
@@ -98,6 +134,9 @@ def max_result_size(settings):
 
 
 def _collection_or_404(request):
+    if not valid_ids(request.matchdict):
+        # What Kinto answers for a collection that does not exist.
+        raise errors.not_found("collection", request.matchdict.get("collection_id"))
     bucket_id = request.matchdict["bucket_id"]
     collection_id = request.matchdict["collection_id"]
     collection = object_exists_or_404(
@@ -109,35 +148,25 @@ def _collection_or_404(request):
     return bucket_id, collection_id, collection
 
 
-def _guard_private(body, hidden):
-    try:
-        fields.check_private_fields(body, hidden)
-    except fields.PrivateFieldError as exc:
-        raise errors.invalid_body(exc.message, exc.location) from None
-    return fields.hide_private_source(body, hidden)
-
-
 def _json_body(request):
+    settings = request.registry.elasticsearch_settings
     try:
-        body = request.json_body if request.body else {}
-    except ValueError as exc:
-        raise errors.invalid_body(f"Invalid JSON: {exc}") from None
+        body = (
+            jsonbody.parse_body(request.body, settings.max_body_bytes, settings.max_body_depth)
+            if request.body
+            else {}
+        )
+    except jsonbody.BodyRefused as exc:
+        raise errors.invalid_body(exc.message) from None
     if not isinstance(body, dict):
         raise errors.invalid_body("must be a JSON object holding a search query")
     return body
 
 
-def _with_permissions(body, shared_ids):
-    """The body, restricted to the records the user may read."""
-    if shared_ids is None:
-        return body
-    return query.with_filter(body, {"ids": {"values": list(shared_ids)}})
-
-
 def query_limits(request):
     """The caps of a search body, from the plugin's and Kinto's settings."""
     settings = request.registry.elasticsearch_settings
-    return query.QueryLimits(
+    return rules.QueryLimits(
         max_size=max_result_size(request.registry.settings),
         max_window=settings.max_result_window,
         max_depth=settings.max_query_depth,
@@ -145,24 +174,29 @@ def query_limits(request):
         max_agg_size=settings.max_aggregation_size,
         timeout=f"{round(settings.search_timeout * 1000)}ms",
         allow_scripts=settings.allow_scripts,
+        max_clauses=settings.max_clauses,
+        max_buckets=settings.max_buckets,
+        max_pattern_length=settings.max_pattern_length,
+        max_pattern_repetition=settings.max_pattern_repetition,
+        max_expansions=settings.max_expansions,
+        max_body_depth=settings.max_body_depth,
     )
 
 
-def _prepared(body, request, restricted, trusted):
-    """The body to send, without its permission filter.
+def _prepared(body, request, restricted, hidden, built):
+    """The body to send, without the plugin's filters.
 
-    A user's body goes through the query guard (refused with a 400 that says where, or
-    capped). A ``trusted`` body, built by the plugin (from Kinto's querystring, or for
-    facets), only gets the server-side timeout: a querystring's ``q`` is still the user's
-    and may be costly.
+    A user's body goes through the rules (refused with a 400 that says where, or capped).
+    A ``built`` body, made by the plugin from Kinto's querystring, goes through the same
+    rules, sizes aside: its ``q``, filters and sorts are still the user's.
     """
     limits = query_limits(request)
-    if trusted:
-        return {**body, "timeout": limits.timeout}
+    check = rules.check_built_search if built else rules.guard_search
     try:
-        return query.guard_search(body, limits, restricted=restricted)
-    except query.QueryRefused as exc:
-        raise errors.invalid_body(exc.message, exc.location) from None
+        return check(body, limits, restricted=restricted, hidden=hidden)
+    except rules.QueryRefused as exc:
+        refusal = errors.invalid_querystring if built else errors.invalid_body
+        raise refusal(exc.message, exc.location) from None
 
 
 def _unavailable(exc):
@@ -174,18 +208,14 @@ def _refused(exc):
     return errors.invalid_body(f"The search engine refused the query: {exc.message}")
 
 
-def run_search(request, body, collection=None, trusted=False):
-    """Send ``body`` to the collection's index and answer with the engine's response.
-
-    A user's body goes through the query guard; a ``trusted`` one (built by the plugin
-    from Kinto's querystring) only gets the permission filter.
-    """
+def run_search(request, body, collection=None, built=False):
+    """Send ``body`` to the collection's index and answer with the engine's response."""
     bucket_id, collection_id, found = _collection_or_404(request)
     collection = collection or found
-    body = _guard_private(body, hidden_fields(request, collection))
+    hidden = hidden_fields(request, collection)
     shared_ids = request.context.shared_ids
-    body = _prepared(body, request, restricted=shared_ids is not None, trusted=trusted)
-    body = _with_permissions(body, shared_ids)
+    body = _prepared(body, request, shared_ids is not None, hidden, built)
+    body = filters.with_filters(body, [filters.permission_filter(shared_ids)])
     indexer = request.registry.indexer
     try:
         with metrics.timed(request.registry, metrics.SEARCH_SECONDS):
@@ -295,7 +325,7 @@ def get_search(request):
     readable = _readable_fields(request, bucket_id, collection_id, hidden)
     load_types = _collection_types(request, bucket_id, collection_id)
     search = translate_querystring(request, load_types, hidden, readable)
-    response = run_search(request, search.body, collection, trusted=True)
+    response = run_search(request, search.body, collection, built=True)
     return paginated(request, search, response)
 
 
@@ -332,8 +362,9 @@ def get_facets(request):
         described = facets.describe_fields(flatten_field_types(mapping), hidden=hidden)
         if wanted:
             described = [f for f in described if f["name"] in wanted]
-        body = _prepared(facets.facets_body(described, limit), request, False, trusted=True)
-        body = _with_permissions(body, request.context.shared_ids)
+        # The plugin's own body: only the timeout and the plugin's filters to add.
+        body = {**facets.facets_body(described, limit), "timeout": query_limits(request).timeout}
+        body = filters.with_filters(body, [filters.permission_filter(request.context.shared_ids)])
         with metrics.timed(request.registry, metrics.SEARCH_SECONDS):
             response = indexer.search(bucket_id, collection_id, body, ensure_index=ensure)
     except EngineUnavailable as exc:
@@ -370,51 +401,77 @@ def readable_collections(request, bucket_id):
 
 
 def _bucket_filter(request, bucket_id, readable):
-    """A filter keeping each collection's index to what the caller may read of it."""
+    """``(aliases, filter, {physical index: collection id})`` for the readable collections.
+
+    The search names the alias of each readable collection that has an index, never a
+    pattern: what it counts (hits, aggregations, ``_shards``) comes from those alone. The
+    filter keeps each collection to the records the caller may read of it.
+    """
     indexer = request.registry.indexer
     physical = indexer.bucket_indices(bucket_id)
-    clauses, collections = [], {}
+    aliases, clauses, collections = [], [], {}
     for collection_id, shared_ids in sorted(readable.items()):
-        for name in physical.get(indexer.alias(bucket_id, collection_id), []):
+        alias = indexer.alias(bucket_id, collection_id)
+        if alias not in physical:
+            continue
+        aliases.append(alias)
+        in_collection = []
+        for name in physical[alias]:
             collections[name] = collection_id
-            in_index = {"term": {"_index": name}}
-            if shared_ids is None:
-                clauses.append(in_index)
-            else:
-                ids = {"ids": {"values": list(shared_ids)}}
-                clauses.append({"bool": {"filter": [in_index, ids]}})
-    if not clauses:
-        return MATCH_NOTHING, collections
-    return {"bool": {"should": clauses, "minimum_should_match": 1}}, collections
+            in_collection.append({"term": {"_index": name}})
+        clause = {"bool": {"should": in_collection, "minimum_should_match": 1}}
+        if shared_ids is not None:
+            clause = {"bool": {"filter": [clause, filters.permission_filter(shared_ids)]}}
+        clauses.append(clause)
+    permission = {"bool": {"should": clauses, "minimum_should_match": 1}}
+    return aliases, permission, collections
 
 
-def _bucket_fields(request, hidden):
-    """Every field mapped in the bucket's indices, less the hidden ones."""
-    indexer = request.registry.indexer
-    mappings = indexer.bucket_mappings(request.matchdict["bucket_id"])
+def _bucket_fields(request, aliases, hidden):
+    """Every field mapped in the readable collections' indices, less the hidden ones."""
     names = set()
-    for mapping in mappings:
+    for mapping in request.registry.indexer.mappings(aliases):
         described = facets.describe_fields(flatten_field_types(mapping), hidden=set(hidden))
         names.update(f["name"] for f in described)
     return sorted(names) or ["id"]
 
 
-def run_bucket_search(request, body, readable=None, trusted=False):
-    bucket_id = request.matchdict["bucket_id"]
-    readable, hidden = readable or readable_collections(request, bucket_id)
-    if not readable:
-        # Kinto's forbidden view answers 401 to anonymous users, 403 to others.
+def _nothing_found(body):
+    """What the engine answers when a search reaches no document, for no index at all."""
+    return {
+        "took": 0,
+        "timed_out": False,
+        "_shards": {"total": 0, "successful": 0, "skipped": 0, "failed": 0},
+        "hits": {"total": {"value": 0, "relation": "eq"}, "max_score": None, "hits": []},
+    }
+
+
+def _readable_or_forbidden(request, bucket_id):
+    if not KINTO_ID.match(bucket_id):
+        # As for a bucket that does not exist: Kinto's forbidden view answers 401 to
+        # anonymous users, 403 to others.
         raise HTTPForbidden()
+    readable, hidden = readable_collections(request, bucket_id)
+    if not readable:
+        raise HTTPForbidden()
+    return readable, hidden
+
+
+def run_bucket_search(request, body, readable, built=False):
+    bucket_id = request.matchdict["bucket_id"]
+    readable, hidden = readable
     indexer = request.registry.indexer
     try:
-        permission_filter, collections = _bucket_filter(request, bucket_id, readable)
-        body = _guard_private(body, hidden)
-        # The index pattern reaches collections the caller may not read: nothing that
-        # reads index-wide statistics is allowed, whatever their rights elsewhere.
-        body = _prepared(body, request, restricted=True, trusted=trusted)
-        body = query.with_filter(body, permission_filter)
+        # Collections the caller may not read are not searched, but their records share
+        # nothing with the readable ones but the bucket: as for a partial reader, nothing
+        # that reads index-wide statistics is allowed.
+        body = _prepared(body, request, True, hidden, built)
+        aliases, permission, collections = _bucket_filter(request, bucket_id, readable)
+        if not aliases:
+            return _nothing_found(body)
+        body = filters.with_filters(body, [permission])
         with metrics.timed(request.registry, metrics.SEARCH_SECONDS):
-            response = indexer.search_bucket(bucket_id, body)
+            response = indexer.search_indices(aliases, body)
     except EngineRequestError as exc:
         raise _refused(exc) from None
     except EngineUnavailable as exc:
@@ -426,20 +483,22 @@ def run_bucket_search(request, body, readable=None, trusted=False):
 
 @bucket_search.post(permission=NO_PERMISSION_REQUIRED)
 def post_bucket_search(request):
-    return run_bucket_search(request, _json_body(request))
+    readable = _readable_or_forbidden(request, request.matchdict["bucket_id"])
+    return run_bucket_search(request, _json_body(request), readable)
 
 
 @bucket_search.get(permission=NO_PERMISSION_REQUIRED)
 def get_bucket_search(request):
     bucket_id = request.matchdict["bucket_id"]
-    readable, hidden = readable_collections(request, bucket_id)
+    readable, hidden = _readable_or_forbidden(request, bucket_id)
     indexer = request.registry.indexer
+    aliases = [indexer.alias(bucket_id, collection_id) for collection_id in sorted(readable)]
 
     def load_types(refresh):
         # One set of types for every index: where collections disagree, the first wins.
         types = {}
         try:
-            for mapping in indexer.bucket_mappings(bucket_id):
+            for mapping in indexer.mappings(aliases):
                 for field, kind in flatten_field_types(mapping).items():
                     types.setdefault(field, kind)
         except EngineUnavailable as exc:
@@ -447,7 +506,7 @@ def get_bucket_search(request):
         return types, True
 
     search = translate_querystring(
-        request, load_types, hidden, lambda: _bucket_fields(request, hidden)
+        request, load_types, hidden, lambda: _bucket_fields(request, aliases, hidden)
     )
-    response = run_bucket_search(request, search.body, readable=(readable, hidden), trusted=True)
+    response = run_bucket_search(request, search.body, (readable, hidden), built=True)
     return paginated(request, search, response)

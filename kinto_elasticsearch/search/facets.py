@@ -43,9 +43,15 @@ def describe_fields(field_types, hidden=frozenset()):
 
 
 def facets_body(fields, values_limit):
-    """The search body computing the values of every sortable field (before the caller's
-    permission filter)."""
-    aggs = {}
+    """The search body computing the values of every sortable field, and which fields the
+    records hold at all (before the caller's permission filter).
+
+    The mapping is the whole index's: it names fields that only records the caller cannot
+    read (or deleted ones) ever had. ``present`` counts, among the readable records, those
+    that hold each field, so that no other field is listed.
+    """
+    present = {f"f{i}": {"exists": {"field": field["name"]}} for i, field in enumerate(fields)}
+    aggs = {"present": {"filters": {"filters": present}}} if fields else {}
     if values_limit:
         for position, field in enumerate(fields):
             if field["sortable"] and field["name"] not in UNIQUE_FIELDS:
@@ -65,8 +71,11 @@ def _value(kind, bucket):
 
 def facets_response(fields, response):
     aggregations = response.get("aggregations", {})
+    present = aggregations.get("present", {}).get("buckets", {})
     result = []
     for position, field in enumerate(fields):
+        if present.get(f"f{position}", {}).get("doc_count", 0) == 0:
+            continue
         entry = {"name": field["name"], "type": field["type"], "sortable": field["sortable"]}
         agg = aggregations.get(f"f{position}")
         if agg is not None:

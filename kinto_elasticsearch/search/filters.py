@@ -1,0 +1,25 @@
+"""The one place where the plugin adds its own filters to a search body.
+
+Every search the plugin sends goes through :func:`with_filters`: the permission filter
+today; a tombstone exclusion or a collection filter for pooled indices are one more item in
+the list. The filters wrap the query itself, so hits, totals, aggregations, highlights and
+inner hits all see only what they match (``post_filter`` would leave aggregations out).
+"""
+
+MATCH_NOTHING = {"bool": {"must_not": [{"match_all": {}}]}}
+
+
+def permission_filter(readable_ids):
+    """Records a caller may read: None when they may read all, else a filter on their ids."""
+    if readable_ids is None:
+        return None
+    return {"ids": {"values": list(readable_ids)}}
+
+
+def with_filters(body, filters):
+    """``body`` with its query restricted by every filter of ``filters`` (None: no filter)."""
+    filters = [f for f in filters if f is not None]
+    if not filters:
+        return body
+    query = body.get("query", {"match_all": {}})
+    return {**body, "query": {"bool": {"must": [query], "filter": filters}}}
