@@ -1021,6 +1021,27 @@ ALLOWED = [
         },
         None,
     ),
+    (
+        "fuzzy-expansions-rewritten-as-constant-score",
+        {
+            "query": {
+                "bool": {
+                    "should": [
+                        {"fuzzy": {"t": {"value": "txet", "rewrite": "constant_score"}}},
+                        {
+                            "multi_match": {
+                                "query": "txet",
+                                "fields": ["t"],
+                                "fuzziness": "AUTO",
+                                "fuzzy_rewrite": "constant_score",
+                            }
+                        },
+                    ]
+                }
+            }
+        },
+        ["r1"],
+    ),
     ("parent-id-with-partial-read", {"query": {"parent_id": {"type": "c", "id": "r1"}}}, ["r1"]),
     (
         "terms-min-doc-count-one",
@@ -1461,3 +1482,89 @@ def test_lower_limits_are_applied():
     with pytest.raises(QueryRefused) as raised:
         prepare_search({"aggs": {"t": {"terms": {"field": "k", "size": 6}}}}, limits, None)
     assert raised.value.location == "aggs.t.terms.size"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "refused"),
+    [
+        ("(a+)+", True),
+        ("(a*b)*", True),
+        ("((ab)+c)+", True),
+        ("(x{2,3})+", True),
+        ("(.*a){20}", True),
+        ("a{1,101}", True),
+        ("(ab)+", False),
+        ("(a|b)*c", False),
+        ("[a+]+", False),
+        (r"\(a+\)+", False),
+        ("a.*b.*c", False),
+        ("(a?)+", False),
+        ("a{1,100}", False),
+    ],
+)
+def test_regexp_complexity(pattern, refused):
+    from kinto_elasticsearch.search.rules import regexp_problem
+
+    assert (regexp_problem(pattern, LIMITS) is not None) is refused
+
+
+@pytest.mark.parametrize(
+    ("raw", "depth"),
+    [
+        (b"1", 0),
+        (b"{}", 1),
+        (b'{"a": [[{"b": 1}]]}', 4),
+        (b'{"a": "[[[[{{{{"}', 1),
+        (b'{"a": "\\"[[["}', 1),
+        (b"[" * 5000, 5000),
+    ],
+)
+def test_json_depth_is_measured_on_the_raw_text(raw, depth):
+    from kinto_elasticsearch.search.jsonbody import json_depth
+
+    assert json_depth(raw) == depth
+
+
+@pytest.mark.parametrize(
+    ("aggregation", "params", "count"),
+    [
+        ("histogram", {"interval": 10, "extended_bounds": {"min": 0, "max": 100}}, 11),
+        ("histogram", {"interval": 0, "extended_bounds": {"min": 0, "max": 100}}, None),
+        ("histogram", {"interval": 1, "extended_bounds": {"min": "a", "max": 1}}, None),
+        (
+            "date_histogram",
+            {
+                "fixed_interval": "1d",
+                "extended_bounds": {"min": "2024-01-01", "max": "2024-01-31"},
+            },
+            31,
+        ),
+        (
+            "date_histogram",
+            {"calendar_interval": "month", "extended_bounds": {"min": 0, "max": 86400000 * 280}},
+            11,
+        ),
+        (
+            "date_histogram",
+            {"fixed_interval": "1h", "extended_bounds": {"min": "now-1d", "max": "now"}},
+            25,
+        ),
+        (
+            "date_histogram",
+            {"fixed_interval": "1d", "extended_bounds": {"min": "x", "max": 1}},
+            None,
+        ),
+    ],
+)
+def test_histogram_buckets_are_counted_over_their_bounds(aggregation, params, count):
+    from kinto_elasticsearch.search.walk import histogram_bucket_count
+
+    assert histogram_bucket_count(aggregation, params) == count
+
+
+def test_a_histogram_whose_buckets_cannot_be_counted_is_refused():
+    bounds = {"min": "x||+1d", "max": 1}
+    body = {"aggs": {"h": {"date_histogram": {"fixed_interval": "1d", "extended_bounds": bounds}}}}
+    with pytest.raises(QueryRefused) as raised:
+        prepare_search(body, LIMITS, None)
+    assert raised.value.location == "aggs.h.date_histogram.extended_bounds"

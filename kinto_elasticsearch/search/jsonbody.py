@@ -42,7 +42,7 @@ def parse_body(raw: bytes, max_bytes: int, max_depth: int):
         )
     if json_depth(raw) > max_depth:
         raise BodyRefused(
-            f"The body nests objects and lists deeper than {max_depth} levels "
+            f"The body nests deeper than {max_depth} levels of objects and lists "
             "(limit: elasticsearch.max_body_depth)",
             "elasticsearch.max_body_depth",
         )

@@ -264,7 +264,7 @@ _SLASHED = re.compile(r"(?<![\w\\])/((?:[^/\\]|\\.)*)/")
 _FUZZY = re.compile(r"[^\s~]~")
 
 
-def query_text_problems(text, syntax, limits):
+def query_text_problems(text, syntax):
     """``(regexps, wildcards, fuzzy)`` in the text of a query string query."""
     if not isinstance(text, str):
         return [], [], False
@@ -379,9 +379,7 @@ class Rules:
 
     def _pattern(self, finding):
         if finding.name in ("query_string", "simple_query_string"):
-            regexps, wildcards, fuzzy = query_text_problems(
-                finding.value, finding.name, self.limits
-            )
+            regexps, wildcards, fuzzy = query_text_problems(finding.value, finding.name)
             if fuzzy and self.restricted:
                 raise refuse(
                     "fuzzy terms (word~) are not allowed: their expansions are chosen among "

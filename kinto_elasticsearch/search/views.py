@@ -436,7 +436,7 @@ def _bucket_fields(request, aliases, hidden):
     return sorted(names) or ["id"]
 
 
-def _nothing_found(body):
+def _nothing_found():
     """What the engine answers when a search reaches no document, for no index at all."""
     return {
         "took": 0,
@@ -468,7 +468,7 @@ def run_bucket_search(request, body, readable, built=False):
         body = _prepared(body, request, True, hidden, built)
         aliases, permission, collections = _bucket_filter(request, bucket_id, readable)
         if not aliases:
-            return _nothing_found(body)
+            return _nothing_found()
         body = filters.with_filters(body, [permission])
         with metrics.timed(request.registry, metrics.SEARCH_SECONDS):
             response = indexer.search_indices(aliases, body)

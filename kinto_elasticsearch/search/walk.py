@@ -20,7 +20,7 @@ and OpenSearch's query and aggregation builders.
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 
@@ -68,7 +68,6 @@ class Finding:
     limit: str | None = None
     node: dict | None = None
     nested: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 TOP_LEVEL_KEYS = frozenset(
@@ -411,6 +410,13 @@ HIT_CONTEXT_KEYS = frozenset(
 _WORD = re.compile(r"\S+")
 
 
+def _constant_rewrite(options):
+    """Whether expansions are rewritten as a constant-score filter of every matching term:
+    then no term is chosen by index-wide frequencies, whatever ``max_expansions`` says."""
+    rewrite = options.get("fuzzy_rewrite", options.get("rewrite"))
+    return isinstance(rewrite, str) and rewrite.startswith("constant_score")
+
+
 def join_path(path, key):
     return f"{path}.{key}" if path else str(key)
 
@@ -431,6 +437,8 @@ class Walk:
         # Product of the bucket counts of the enclosing aggregations.
         self._bucket_factor = 1
         self._nested = 0
+        # Inside options whose expansions are rewritten as constant-score filters.
+        self._constant = False
 
     def emit(self, kind, path, **details):
         self.report(Finding(kind, path, **details))
@@ -495,7 +503,7 @@ class Walk:
             self.emit(STATES, path, value=value)
         elif key in ("max_expansions", "fuzzy_max_expansions"):
             self.emit(EXPANSIONS, path, name=key, value=value)
-        elif key in ("fuzziness",) and value not in (0, "0"):
+        elif key == "fuzziness" and value not in (0, "0") and not self._constant:
             reason = "fuzzy expansions are chosen among the terms of every record"
             self.emit(FULL_READ, path, reason=f"'{key}' is not allowed: {reason}")
         elif key in ("rewrite", "fuzzy_rewrite") and str(value).startswith("top_terms"):
@@ -514,8 +522,10 @@ class Walk:
     def _scan(self, value, path):
         """Report every DSL key nested in an option value."""
         if isinstance(value, dict):
+            outer, self._constant = self._constant, _constant_rewrite(value)
             for key, item in value.items():
                 self._option(key, item, join_path(path, key))
+            self._constant = outer
         elif isinstance(value, list):
             for i, item in enumerate(value):
                 self._scan(item, f"{path}[{i}]")
@@ -577,7 +587,12 @@ class Walk:
             self.emit(FORBIDDEN, query_path, reason=reason)
         if query_type in SCRIPT_KEYS:
             self.emit(SCRIPT, query_path, name=query_type)
-        if query_type in FULL_READ_QUERIES:
+        if query_type in FULL_READ_QUERIES and not (
+            query_type == "fuzzy"
+            and isinstance(body, dict)
+            and body
+            and all(isinstance(p, dict) and _constant_rewrite(p) for p in body.values())
+        ):
             reason = f"'{query_type}' is not allowed: {FULL_READ_QUERIES[query_type]}"
             self.emit(FULL_READ, query_path, reason=reason)
         if not isinstance(body, dict):
@@ -784,8 +799,10 @@ class Walk:
                 if key == "_script":
                     self._option(key, spec, key_path)
                     continue
-                if key == "_geo_distance":
-                    self._fields_then_options(spec, key_path, GEO_SORT_OPTIONS)
+                if key == "_geo_distance" and isinstance(spec, dict):
+                    for name in spec:
+                        if name not in GEO_SORT_OPTIONS:
+                            self.emit(FIELD, join_path(key_path, name), name=name, role="returned")
                 elif key not in SORT_SPECIALS:
                     self.emit(FIELD, key_path, name=key, role="returned")
                 if isinstance(spec, dict):
