@@ -228,7 +228,9 @@ def test_partial_readers_cannot_select_terms_by_index_statistics(guarded, alice,
 def test_partial_readers_cannot_use_fuzzy_terms_in_q(guarded):
     response = guarded.get(f"{SEARCH}?q=zzsecretzy~1", headers=READER, status=400)
     assert "fuzzy" in response.json["message"]
-    guarded.get(f'{SEARCH}?q="hello 1"~2', headers=READER)
+    # Phrase slop is not fuzziness. (On title: noida-db parses the phrase for the date field
+    # too, lenient or not.)
+    guarded.get(f'{SEARCH}?q="hello 1"~2&_q_fields=title', headers=READER)
 
 
 def _limited(make_app, alice, **settings):
