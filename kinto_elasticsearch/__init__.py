@@ -35,6 +35,7 @@ def includeme(config):
         # The engine stops at the search timeout (the body says so) and answers with what
         # it found; the client waits a little longer, for that answer.
         search_timeout=settings.search_timeout + 1,
+        index_settings=settings.index_settings(),
     )
     config.registry.elasticsearch_settings = settings
     config.registry.indexer = indexer

@@ -33,9 +33,14 @@ def _is_missing_alias(item):
 
 
 class Indexer:
-    def __init__(self, engine, prefix, force_refresh=False, search_timeout=None):
+    def __init__(
+        self, engine, prefix, force_refresh=False, search_timeout=None, index_settings=None
+    ):
         self.engine = engine
         self.prefix = prefix
+        # The operator's settings of every index (shards, replicas); a collection adds its
+        # own ``index:settings`` (analysis) where its indices are created.
+        self.index_settings = dict(index_settings or {})
         self.force_refresh = force_refresh
         self.search_timeout = search_timeout
         # alias -> (fetched at, {field: type}): GET search needs them on every request.
@@ -50,7 +55,10 @@ class Indexer:
 
     # Indices.
 
-    def create_index(self, bucket_id, collection_id, mapping, replace=False):
+    def _settings(self, collection_settings, **fixed):
+        return {**self.index_settings, **(collection_settings or {}), **fixed}
+
+    def create_index(self, bucket_id, collection_id, mapping, replace=False, settings=None):
         """Create the collection's index and alias, unless it exists already.
 
         With ``replace``, indices left from an earlier collection of the same id (deleted
@@ -62,7 +70,7 @@ class Indexer:
         # The first generation has a fixed name so that concurrent creators converge on
         # one index instead of attaching the alias to several.
         name = f"{alias}.0"
-        body = {"mappings": mapping, "aliases": {alias: {}}}
+        body = {"settings": self._settings(settings), "mappings": mapping, "aliases": {alias: {}}}
         try:
             self.engine.call("indices.create", index=name, body=body)
         except EngineRequestError as exc:
@@ -78,13 +86,13 @@ class Indexer:
         self._known_aliases.add(alias)
         return name
 
-    def create_physical_index(self, bucket_id, collection_id, mapping):
+    def create_physical_index(self, bucket_id, collection_id, mapping, settings=None):
         """A new, empty physical index for a rebuild, not yet behind the alias.
 
         It is not refreshed while it is filled; :meth:`swap_alias` restores that.
         """
         name = naming.new_index_name(self.prefix, bucket_id, collection_id)
-        body = {"mappings": mapping, "settings": {"index": {"refresh_interval": "-1"}}}
+        body = {"mappings": mapping, "settings": self._settings(settings, refresh_interval="-1")}
         self.engine.call("indices.create", index=name, body=body)
         return name
 
@@ -118,14 +126,15 @@ class Indexer:
             "indices.put_mapping", index=self.alias(bucket_id, collection_id), body=mapping
         )
 
-    def validate_mapping(self, mapping):
-        """Raise EngineRequestError if the engine would refuse this mapping.
+    def validate_mapping(self, mapping, settings=None):
+        """Raise EngineRequestError if the engine would refuse this mapping (and settings).
 
         The probe index lives under the prefix but its part starts with ``-``, which no
         Kinto id does, so it can never be taken for a collection's index.
         """
         name = f"{self.prefix}.-validate-{uuid.uuid4().hex}"
-        self.engine.call("indices.create", index=name, body={"mappings": mapping})
+        body = {"mappings": mapping, "settings": settings or {}}
+        self.engine.call("indices.create", index=name, body=body)
         self.delete_indices([name])
 
     def indices(self, pattern):

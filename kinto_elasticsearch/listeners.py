@@ -12,6 +12,13 @@ from kinto.core.storage.exceptions import ObjectNotFoundError
 from kinto_elasticsearch import errors, metrics
 from kinto_elasticsearch.engine import EngineError, EngineRequestError, EngineUnavailable
 from kinto_elasticsearch.events import RecordsIndexFailed, notify, notify_report
+from kinto_elasticsearch.index_settings import (
+    SETTINGS_KEY,
+    InvalidIndexSettings,
+    check,
+    settings_changed,
+    tenant_settings,
+)
 from kinto_elasticsearch.mapping import (
     collection_mapping,
     document,
@@ -56,7 +63,10 @@ def ensure_index_for(request, bucket_id, collection_id):
     def ensure():
         metadata = collection_metadata(request, bucket_id, collection_id)
         request.registry.indexer.create_index(
-            bucket_id, collection_id, collection_mapping(metadata)
+            bucket_id,
+            collection_id,
+            collection_mapping(metadata),
+            settings=tenant_settings(metadata),
         )
 
     return ensure
@@ -145,10 +155,17 @@ def on_collection_changed(event):
         try:
             if action == "create":
                 indexer.create_index(
-                    bucket_id, collection_id, collection_mapping(new), replace=True
+                    bucket_id,
+                    collection_id,
+                    collection_mapping(new),
+                    replace=True,
+                    settings=tenant_settings(new),
                 )
-            elif action == "update" and documents_changed(old, new):
-                # Existing documents must gain or lose fields: only a rebuild does that.
+            elif action == "update" and (
+                documents_changed(old, new) or settings_changed(old, new)
+            ):
+                # Existing documents must gain or lose fields, or be analysed anew: only a
+                # rebuild does that (an open index cannot change its analysis).
                 event.request.registry.rebuilder.request(bucket_id, collection_id)
             elif action == "update" and mapping_changed(old, new):
                 indexer.update_mapping(bucket_id, collection_id, collection_mapping(new))
@@ -186,7 +203,8 @@ def on_bucket_deleted(event):
 
 
 def validate_collection_mapping(event):
-    """Refuse, inside the transaction, a collection whose ``index:schema`` the engine refuses.
+    """Refuse, inside the transaction, a collection whose ``index:schema`` or
+    ``index:settings`` the engine (or the plugin's rules) refuses.
 
     While the engine is unreachable the write goes through: the index catches up later.
     """
@@ -194,22 +212,40 @@ def validate_collection_mapping(event):
     bucket_id = event.payload["bucket_id"]
     for impacted in event.impacted_objects:
         new, old = impacted["new"], impacted.get("old") or {}
-        if "index:schema" not in new or new["index:schema"] == old.get("index:schema"):
+        schema_changed = "index:schema" in new and new["index:schema"] != old.get("index:schema")
+        analysis_changed = settings_changed(old, new)
+        if not (schema_changed or analysis_changed):
             continue
         if not settings.is_indexed(bucket_id, new["id"]):
             continue
-        message = None
-        if not isinstance(new["index:schema"], dict):
-            message = "index:schema must be an object holding an index mapping"
-        else:
+        if SETTINGS_KEY in new:
             try:
-                indexer.validate_mapping(collection_mapping(new))
-            except EngineRequestError as exc:
-                message = f"The search engine refused index:schema: {exc.message}"
-            except EngineUnavailable as exc:
-                logger.warning("Could not validate index:schema, engine unavailable: %s", exc)
-        if message:
+                check(new[SETTINGS_KEY])
+            except InvalidIndexSettings as exc:
+                raise errors.invalid_body(exc.description, exc.location) from None
+        if schema_changed and not isinstance(new["index:schema"], dict):
+            message = "index:schema must be an object holding an index mapping"
             raise errors.invalid_body(message, "index:schema")
+        _validate_with_engine(indexer, new, schema_changed, analysis_changed)
+
+
+def _validate_with_engine(indexer, metadata, schema_changed, analysis_changed):
+    """Ask the engine; the refusal names what changed (the settings first, alone)."""
+    analysis = tenant_settings(metadata)
+    probes = []
+    if analysis_changed and schema_changed:
+        probes.append((SETTINGS_KEY, {}))
+    key = "index:schema" if schema_changed else SETTINGS_KEY
+    probes.append((key, collection_mapping(metadata)))
+    for key, mapping in probes:
+        try:
+            indexer.validate_mapping(mapping, settings=analysis)
+        except EngineRequestError as exc:
+            message = f"The search engine refused {key}: {exc.message}"
+            raise errors.invalid_body(message, key) from None
+        except EngineUnavailable as exc:
+            logger.warning("Could not validate %s, engine unavailable: %s", key, exc)
+            return
 
 
 def on_server_flushed(event):

@@ -21,6 +21,7 @@ from kinto.core.storage.exceptions import ObjectNotFoundError
 from kinto.core.utils import COMPARISON
 
 from kinto_elasticsearch import naming
+from kinto_elasticsearch.index_settings import tenant_settings
 from kinto_elasticsearch.mapping import collection_mapping, document
 
 logger = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ def reindex_collection(storage, indexer, bucket_id, collection_id, metadata, pro
     result = ReindexResult(bucket_id, collection_id)
     since = storage.resource_timestamp(resource_name="record", parent_id=parent_id)
     result.index = indexer.create_physical_index(
-        bucket_id, collection_id, collection_mapping(metadata)
+        bucket_id, collection_id, collection_mapping(metadata), settings=tenant_settings(metadata)
     )
 
     def send(documents):

@@ -17,6 +17,7 @@ import time
 from kinto_elasticsearch import metrics
 from kinto_elasticsearch.engine import EngineError, EngineUnavailable
 from kinto_elasticsearch.events import RecordsIndexFailed, notify, notify_report
+from kinto_elasticsearch.index_settings import tenant_settings
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +180,10 @@ class RetryQueue:
                 records=records,
                 tombstones=tombstones,
                 ensure_index=lambda: self._indexer.create_index(
-                    bucket_id, collection_id, collection_mapping(metadata)
+                    bucket_id,
+                    collection_id,
+                    collection_mapping(metadata),
+                    settings=tenant_settings(metadata),
                 ),
             )
         except EngineUnavailable:

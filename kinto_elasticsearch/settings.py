@@ -38,6 +38,8 @@ DEFAULT_SETTINGS = {
     "elasticsearch.max_pattern_length": 256,
     "elasticsearch.max_pattern_repetition": 100,
     "elasticsearch.max_expansions": 50,
+    "elasticsearch.number_of_shards": "",
+    "elasticsearch.number_of_replicas": "",
 }
 
 _RESOURCE_PATTERN = re.compile(
@@ -72,6 +74,17 @@ class PluginSettings:
     max_pattern_length: int
     max_pattern_repetition: int
     max_expansions: int
+    # Every index the plugin creates; None leaves the engine's default.
+    number_of_shards: int | None = None
+    number_of_replicas: int | None = None
+
+    def index_settings(self) -> dict:
+        """The operator's settings of every index (a collection adds its analysis)."""
+        chosen = {
+            "number_of_shards": self.number_of_shards,
+            "number_of_replicas": self.number_of_replicas,
+        }
+        return {key: value for key, value in chosen.items() if value is not None}
 
     def is_indexed(self, bucket_id: str, collection_id: str | None = None) -> bool:
         if not self.resources:
@@ -106,6 +119,12 @@ def _whole_number(settings, key, minimum):
     if value < minimum or isinstance(raw, float) and raw != value:
         raise ConfigurationError(f"{key} must be a whole number >= {minimum}, not {raw!r}")
     return value
+
+
+def _optional_whole_number(settings, key, minimum):
+    if _setting(settings, key) in ("", None):
+        return None
+    return _whole_number(settings, key, minimum)
 
 
 def _hosts(settings):
@@ -194,4 +213,6 @@ def parse_settings(settings) -> PluginSettings:
         max_pattern_length=_whole_number(settings, "elasticsearch.max_pattern_length", 1),
         max_pattern_repetition=_whole_number(settings, "elasticsearch.max_pattern_repetition", 1),
         max_expansions=_whole_number(settings, "elasticsearch.max_expansions", 1),
+        number_of_shards=_optional_whole_number(settings, "elasticsearch.number_of_shards", 1),
+        number_of_replicas=_optional_whole_number(settings, "elasticsearch.number_of_replicas", 0),
     )

@@ -33,6 +33,8 @@ def test_hosts_are_a_list():
         ("elasticsearch.request_timeout_seconds", "soon", "must be a number of seconds"),
         ("elasticsearch.search_timeout_seconds", "0", "greater than zero"),
         ("elasticsearch.max_retries", "-1", "whole number"),
+        ("elasticsearch.number_of_shards", "0", "whole number >= 1"),
+        ("elasticsearch.number_of_replicas", "some", "whole number >= 0"),
     ],
 )
 def test_bad_settings_are_refused_with_a_clear_message(key, value, fragment):
@@ -106,3 +108,11 @@ def test_every_setting_is_documented_and_in_the_example():
     for name in DEFAULT_SETTINGS:
         assert f"``kinto.{name}``" in readme, name
         assert f"kinto.{name} = " in example, name
+
+
+def test_shards_and_replicas_are_left_to_the_engine_unless_set():
+    assert parse_settings({}).index_settings() == {}
+    chosen = parse_settings(
+        {"elasticsearch.number_of_shards": "3", "elasticsearch.number_of_replicas": "0"}
+    )
+    assert chosen.index_settings() == {"number_of_shards": 3, "number_of_replicas": 0}
