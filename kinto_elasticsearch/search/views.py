@@ -15,7 +15,15 @@ from kinto_elasticsearch import errors, maintenance, metrics
 from kinto_elasticsearch.engine import EngineNotFound, EngineRequestError, EngineUnavailable
 from kinto_elasticsearch.listeners import ensure_index_for
 from kinto_elasticsearch.mapping import flatten_field_types
-from kinto_elasticsearch.search import facets, filters, jsonbody, querystring, ranking, rules
+from kinto_elasticsearch.search import (
+    facets,
+    filters,
+    jsonbody,
+    openapi,
+    querystring,
+    ranking,
+    rules,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -231,7 +239,7 @@ def run_search(request, body, collection=None, built=False):
         raise _unavailable(exc) from None
 
 
-@collection_search.post(permission=DYNAMIC)
+@collection_search.post(permission=DYNAMIC, **openapi.COLLECTION_SEARCH_POST)
 def post_search(request):
     return run_search(request, _json_body(request))
 
@@ -318,7 +326,7 @@ def _collection_types(request, bucket_id, collection_id):
     return load
 
 
-@collection_search.get(permission=DYNAMIC)
+@collection_search.get(permission=DYNAMIC, **openapi.COLLECTION_SEARCH_GET)
 def get_search(request):
     bucket_id, collection_id, collection = _collection_or_404(request)
     hidden = hidden_fields(request, collection)
@@ -341,7 +349,7 @@ def _values_limit(request):
     return limit
 
 
-@collection_facets.get(permission=DYNAMIC)
+@collection_facets.get(permission=DYNAMIC, **openapi.COLLECTION_FACETS_GET)
 def get_facets(request):
     """Fields with their types, and the values of low-cardinality ones with counts.
 
@@ -481,13 +489,13 @@ def run_bucket_search(request, body, readable, built=False):
     return response
 
 
-@bucket_search.post(permission=NO_PERMISSION_REQUIRED)
+@bucket_search.post(permission=NO_PERMISSION_REQUIRED, **openapi.BUCKET_SEARCH_POST)
 def post_bucket_search(request):
     readable = _readable_or_forbidden(request, request.matchdict["bucket_id"])
     return run_bucket_search(request, _json_body(request), readable)
 
 
-@bucket_search.get(permission=NO_PERMISSION_REQUIRED)
+@bucket_search.get(permission=NO_PERMISSION_REQUIRED, **openapi.BUCKET_SEARCH_GET)
 def get_bucket_search(request):
     bucket_id = request.matchdict["bucket_id"]
     readable, hidden = _readable_or_forbidden(request, bucket_id)
