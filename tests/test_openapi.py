@@ -63,7 +63,8 @@ def test_every_operation_documents_its_answers_in_kintos_error_schema(spec, oper
 def test_get_search_documents_kintos_querystring_and_paging(spec, operation_id):
     operation = _operation(spec, operation_id)
     parameters = {p["name"]: p for p in operation["parameters"]}
-    assert KINTO_LIST_PARAMETERS | {"q"} <= set(parameters)
+    search_box = {"q", "_q_fields", "_q_operator", "_fuzzy", "_prefix", "_highlight"}
+    assert KINTO_LIST_PARAMETERS | search_box <= set(parameters)
     assert all(p["in"] == "query" for p in parameters.values())
     assert parameters["_limit"]["type"] == "integer"
     # The same parameters as Kinto's own GET .../records.
@@ -124,7 +125,8 @@ def test_a_generated_client_can_search_and_gets_what_the_document_says(client):
     body = {"query": {"match": {"title": "hello"}}, "aggs": {"n": {"terms": {"field": "n"}}}}
     hits = client.call("search_collection", ids, body=body).json["hits"]
     assert hits["total"]["value"] == 3
-    page = client.call("get_collection_search", ids, query={"q": "hello", "_limit": 2})
+    query = {"q": "helo", "_fuzzy": "true", "_highlight": "title", "_limit": 2}
+    page = client.call("get_collection_search", ids, query=query)
     assert page.headers["Total-Objects"] == "3" and "Next-Page" in page.headers
     assert len(page.json["hits"]["hits"]) == 2
     facets = client.call("get_collection_search_facets", ids, query={"limit": 5}).json

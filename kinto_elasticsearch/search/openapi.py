@@ -70,8 +70,19 @@ class SearchQuerystring(PluralGetQuerySchema):
 
     q = QueryField(
         colander.String(),
-        description="Full-text query (Lucene query string syntax, AND between terms).",
+        description="Search box text (query-string syntax); ranks by relevance unless _sort.",
     )
+    _q_fields = FieldList(description="The fields q searches, with weights: title^3,body.")
+    _q_operator = QueryField(
+        colander.String(),
+        validator=colander.OneOf(["and", "or"]),
+        description="Whether every word of q is required (default: or when ranked).",
+    )
+    _fuzzy = QueryField(colander.Boolean(), description="Words of q may hold typos.")
+    _prefix = QueryField(
+        colander.Boolean(), description="The last word of q may be the start of a word."
+    )
+    _highlight = FieldList(description="Fields whose matched fragments come in highlight.")
 
 
 class SearchGetRequest(colander.MappingSchema):
