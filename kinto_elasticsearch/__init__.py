@@ -6,10 +6,11 @@ from kinto.core.events import ACTIONS, AfterResourceChanged, ResourceChanged
 from kinto.events import ServerFlushed
 
 from kinto_elasticsearch import listeners
-from kinto_elasticsearch.engine import Engine
+from kinto_elasticsearch.client import CircuitBreaker, Engine, Reachability
+from kinto_elasticsearch.client.engine import SEARCH, WRITE, quiet_client_loggers
 from kinto_elasticsearch.indexer import Indexer
 from kinto_elasticsearch.maintenance import BackgroundRebuilder
-from kinto_elasticsearch.resilience import CircuitBreaker, RetryQueue
+from kinto_elasticsearch.resilience import RetryQueue
 from kinto_elasticsearch.settings import load_settings
 
 try:
@@ -23,13 +24,20 @@ CAPABILITY_URL = "https://github.com/Kinto/kinto-elasticsearch"
 def includeme(config):
     settings = load_settings(config)
 
+    quiet_client_loggers()
+    registry = config.registry
     # Building the client connects to nothing: Kinto starts while the engine is down.
-    breaker = CircuitBreaker(
-        failures=settings.circuit_breaker_failures,
-        reset_seconds=settings.circuit_breaker_seconds,
-    )
+    breakers = {
+        lane: CircuitBreaker(
+            failures=settings.circuit_breaker_failures,
+            reset_seconds=settings.circuit_breaker_seconds,
+            name=f"{lane}s",
+        )
+        for lane in (SEARCH, WRITE)
+    }
+    reachability = Reachability(settings.hosts, metrics=lambda: getattr(registry, "metrics", None))
     indexer = Indexer(
-        Engine(settings, breaker=breaker),
+        Engine(settings, breakers=breakers, reachability=reachability),
         prefix=settings.index_prefix,
         force_refresh=settings.force_refresh,
         # The engine stops at the search timeout (the body says so) and answers with what

@@ -15,7 +15,7 @@ from kinto.core.storage.exceptions import ObjectNotFoundError
 from pyramid.paster import bootstrap, setup_logging
 
 from kinto_elasticsearch import maintenance
-from kinto_elasticsearch.engine import EngineError
+from kinto_elasticsearch.client import EngineError
 
 logger = logging.getLogger("kinto_elasticsearch.cli")
 

@@ -6,7 +6,8 @@ import uuid
 from dataclasses import dataclass, field
 
 from kinto_elasticsearch import naming
-from kinto_elasticsearch.engine import EngineError, EngineNotFound, EngineRequestError
+from kinto_elasticsearch.client import EngineError, EngineNotFound, EngineRequestError
+from kinto_elasticsearch.client.engine import SEARCH, WRITE
 from kinto_elasticsearch.mapping import flatten_field_types
 
 logger = logging.getLogger(__name__)
@@ -137,9 +138,9 @@ class Indexer:
         self.engine.call("indices.create", index=name, body=body)
         self.delete_indices([name])
 
-    def indices(self, pattern):
+    def indices(self, pattern, lane=WRITE):
         """``{physical index: [aliases]}`` for the indices matching ``pattern``."""
-        found = self.engine.call("indices.get_alias", index=pattern)
+        found = self.engine.call("indices.get_alias", index=pattern, lane=lane)
         return {name: sorted(info.get("aliases", {})) for name, info in found.items()}
 
     def delete_indices(self, names):
@@ -199,8 +200,10 @@ class Indexer:
         self._field_types[alias] = (now, types)
         return types, True
 
-    def get_mapping(self, bucket_id, collection_id):
-        body = self.engine.call("indices.get_mapping", index=self.alias(bucket_id, collection_id))
+    def get_mapping(self, bucket_id, collection_id, lane=SEARCH):
+        body = self.engine.call(
+            "indices.get_mapping", index=self.alias(bucket_id, collection_id), lane=lane
+        )
         # Behind the alias there is one index; its name does not matter here.
         return next(iter(body.values()), {}).get("mappings", {})
 
@@ -358,14 +361,18 @@ class Indexer:
     def search(self, bucket_id, collection_id, body, ensure_index=None):
         alias = self.alias(bucket_id, collection_id)
         try:
-            return self.engine.call("search", index=alias, body=body, timeout=self.search_timeout)
+            return self.engine.call(
+                "search", index=alias, body=body, timeout=self.search_timeout, lane=SEARCH
+            )
         except EngineNotFound:
             if ensure_index is None:
                 raise
         # A collection with no index yet (created while the engine was unreachable, or
         # before the plugin was enabled): give it one, so the answer has the engine's shape.
         ensure_index()
-        return self.engine.call("search", index=alias, body=body, timeout=self.search_timeout)
+        return self.engine.call(
+            "search", index=alias, body=body, timeout=self.search_timeout, lane=SEARCH
+        )
 
     def search_indices(self, names, body):
         """Search the named aliases at once (never a pattern); ``body`` restricts further.
@@ -377,6 +384,7 @@ class Indexer:
             body=body,
             timeout=self.search_timeout,
             ignore_unavailable=True,
+            lane=SEARCH,
         )
 
     def mappings(self, names):
@@ -384,14 +392,15 @@ class Indexer:
         if not names:
             return []
         found = self.engine.call(
-            "indices.get_mapping", index=",".join(names), ignore_unavailable=True
+            "indices.get_mapping", index=",".join(names), ignore_unavailable=True, lane=SEARCH
         )
         return [info.get("mappings", {}) for info in found.values()]
 
     def bucket_indices(self, bucket_id):
         """``{alias: [physical indices]}`` for the collections of a bucket that have one."""
         by_alias = {}
-        for name, aliases in self.indices(naming.bucket_pattern(self.prefix, bucket_id)).items():
+        pattern = naming.bucket_pattern(self.prefix, bucket_id)
+        for name, aliases in self.indices(pattern, lane=SEARCH).items():
             for alias in aliases:
                 by_alias.setdefault(alias, []).append(name)
         return by_alias

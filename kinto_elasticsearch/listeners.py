@@ -10,7 +10,7 @@ import logging
 from kinto.core.storage.exceptions import ObjectNotFoundError
 
 from kinto_elasticsearch import errors, metrics
-from kinto_elasticsearch.engine import EngineError, EngineRequestError, EngineUnavailable
+from kinto_elasticsearch.client import EngineError, EngineRequestError, EngineUnavailable
 from kinto_elasticsearch.events import RecordsIndexFailed, notify, notify_report
 from kinto_elasticsearch.index_settings import (
     SETTINGS_KEY,
@@ -96,7 +96,7 @@ def on_record_changed(event):
                 ensure_index=ensure_index_for(event.request, bucket_id, collection_id),
             )
     except EngineUnavailable as exc:
-        logger.warning(
+        logger.debug(
             "Search engine unavailable, %s write(s) of /buckets/%s/collections/%s queued "
             "for retry: %s",
             len(records) + len(tombstones),

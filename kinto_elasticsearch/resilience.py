@@ -1,7 +1,4 @@
-"""Keeping Kinto writes fast and the index whole while the engine is unhappy.
-
-``CircuitBreaker``: after a few consecutive failures the plugin stops waiting on the
-engine for a while, then lets one probe through; a success closes it again.
+"""Keeping the index whole while the engine is unhappy.
 
 ``RetryQueue``: writes that could not reach the engine are retried in a background
 thread, with exponential back-off. Only the newest operation per record is kept, so its
@@ -12,61 +9,13 @@ it the oldest are dropped, counted, and left to ``verify --repair``).
 import collections
 import logging
 import threading
-import time
 
 from kinto_elasticsearch import metrics
-from kinto_elasticsearch.engine import EngineError, EngineUnavailable
+from kinto_elasticsearch.client import EngineError, EngineUnavailable
 from kinto_elasticsearch.events import RecordsIndexFailed, notify, notify_report
 from kinto_elasticsearch.index_settings import tenant_settings
 
 logger = logging.getLogger(__name__)
-
-
-class CircuitBreaker:
-    def __init__(self, failures=3, reset_seconds=10.0, clock=time.monotonic):
-        self.failures = failures
-        self.reset_seconds = reset_seconds
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._consecutive = 0
-        self._opened_at = None
-        self._probing = False
-
-    @property
-    def is_open(self):
-        return self._opened_at is not None
-
-    def allow(self):
-        """Whether a request may go to the engine now."""
-        with self._lock:
-            if self._opened_at is None:
-                return True
-            if not self._probing and self._clock() - self._opened_at >= self.reset_seconds:
-                self._probing = True
-                return True
-            return False
-
-    def success(self):
-        with self._lock:
-            if self._opened_at is not None:
-                logger.info("The search engine answers again: circuit closed.")
-            self._consecutive = 0
-            self._opened_at = None
-            self._probing = False
-
-    def failure(self):
-        with self._lock:
-            self._consecutive += 1
-            self._probing = False
-            if self._consecutive >= self.failures:
-                if self._opened_at is None:
-                    logger.warning(
-                        "The search engine failed %s times in a row: not waiting on it "
-                        "for %s s (circuit open).",
-                        self._consecutive,
-                        self.reset_seconds,
-                    )
-                self._opened_at = self._clock()
 
 
 class RetryQueue:

@@ -8,7 +8,7 @@ import kinto
 import pytest
 import webtest
 
-from kinto_elasticsearch.engine import Engine
+from kinto_elasticsearch.client import Engine
 from kinto_elasticsearch.settings import parse_settings
 from tests import servers
 

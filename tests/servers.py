@@ -177,3 +177,80 @@ class BodySizeLimit:
     def close(self):
         self._server.shutdown()
         self._server.server_close()
+
+
+class FaultProxy:
+    """A reverse proxy in front of a real engine that answers some requests itself.
+
+    ``answer(method, path, body)`` returns None to forward the request, ``(status, json
+    body)`` to answer with that, or ``"hang"`` to hold the connection without answering
+    (a proxy whose upstream hangs). It stands for what a real cluster or its load balancer
+    does and the test servers cannot: a 429 from the engine's memory breaker, a 500 from
+    one aggregation, a 502 with no node behind the proxy.
+    """
+
+    def __init__(self, target_url, answer=None):
+        import http.server
+        import threading
+
+        target = urllib.request.urlparse(target_url)
+        proxy = self
+        self.answer = answer or (lambda method, path, body: None)
+        self.answered = 0
+        self._release = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _reply(self, status, payload, headers=()):
+                self.send_response(status)
+                for key, value in headers:
+                    if key.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def _forward(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                verdict = proxy.answer(self.command, self.path, body)
+                if verdict == "hang":
+                    proxy.answered += 1
+                    proxy._release.wait(60)
+                    self.close_connection = True
+                    return
+                if verdict is not None:
+                    proxy.answered += 1
+                    status, payload = verdict
+                    data = json.dumps(payload).encode()
+                    self._reply(status, data, [("Content-Type", "application/json")])
+                    return
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                request = urllib.request.Request(
+                    f"{target.scheme}://{target.netloc}{self.path}",
+                    data=body if length else None,
+                    headers=headers,
+                    method=self.command,
+                )
+                try:
+                    with urllib.request.urlopen(request, timeout=30) as response:
+                        status, payload, reply = response.status, response.read(), response
+                except urllib.error.HTTPError as error:
+                    status, payload, reply = error.code, error.read(), error
+                self._reply(status, payload, reply.headers.items())
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
+
+            def log_message(self, *args):
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self._release.set()
+        self._server.shutdown()
+        self._server.server_close()

@@ -11,7 +11,7 @@ import webtest
 from pyramid.httpexceptions import HTTPBadRequest
 from webob.multidict import MultiDict
 
-from kinto_elasticsearch.engine import Engine
+from kinto_elasticsearch.client import Engine
 from kinto_elasticsearch.mapping import collection_mapping, flatten_field_types
 from kinto_elasticsearch.search.querystring import (
     MATCH_ALL,

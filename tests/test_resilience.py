@@ -2,40 +2,9 @@ import time
 
 import pytest
 
-from kinto_elasticsearch.resilience import CircuitBreaker
 from tests.conftest import indexed
 
 COLLECTION = "/v1/buckets/b/collections/c"
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-
-def test_breaker_opens_after_consecutive_failures_and_probes_after_its_delay():
-    clock = Clock()
-    breaker = CircuitBreaker(failures=3, reset_seconds=10, clock=clock)
-    breaker.failure()
-    breaker.failure()
-    breaker.success()  # Not consecutive any more.
-    breaker.failure()
-    breaker.failure()
-    assert breaker.allow()
-    breaker.failure()
-    assert breaker.is_open and not breaker.allow()
-    clock.now = 10
-    assert breaker.allow()  # One probe...
-    assert not breaker.allow()  # ...at a time.
-    breaker.failure()
-    assert not breaker.allow()  # Failed probe: wait again.
-    clock.now = 20
-    assert breaker.allow()
-    breaker.success()
-    assert not breaker.is_open and breaker.allow()
 
 
 class NetworkSpy:

@@ -12,7 +12,12 @@ from pyramid.httpexceptions import HTTPForbidden
 from pyramid.security import NO_PERMISSION_REQUIRED
 
 from kinto_elasticsearch import errors, maintenance, metrics
-from kinto_elasticsearch.engine import EngineNotFound, EngineRequestError, EngineUnavailable
+from kinto_elasticsearch.client import (
+    EngineNotFound,
+    EngineRequestError,
+    EngineUnavailable,
+    EngineUnreachable,
+)
 from kinto_elasticsearch.listeners import ensure_index_for
 from kinto_elasticsearch.mapping import flatten_field_types
 from kinto_elasticsearch.search import (
@@ -208,7 +213,9 @@ def _prepared(body, request, restricted, hidden, built):
 
 
 def _unavailable(exc):
-    logger.error("Search failed, the engine is unavailable: %s", exc)
+    # An outage is logged once, by the engine seam, not once per search.
+    level = logging.DEBUG if isinstance(exc, EngineUnreachable) else logging.WARNING
+    logger.log(level, "Search failed, the engine could not serve it: %s", exc)
     return errors.engine_unavailable()
 
 
