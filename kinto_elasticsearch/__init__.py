@@ -4,14 +4,15 @@ from importlib.metadata import PackageNotFoundError, version
 
 from kinto.core.events import ACTIONS, AfterResourceChanged, ResourceChanged
 from kinto.events import ServerFlushed
+from pyramid.events import NewRequest
 
-from kinto_elasticsearch import listeners
 from kinto_elasticsearch.client import CircuitBreaker, Engine, Reachability
 from kinto_elasticsearch.client.engine import SEARCH, WRITE, quiet_client_loggers
 from kinto_elasticsearch.indexer import Indexer
-from kinto_elasticsearch.maintenance import BackgroundRebuilder
-from kinto_elasticsearch.resilience import RetryQueue
 from kinto_elasticsearch.settings import load_settings
+from kinto_elasticsearch.sync import listeners
+from kinto_elasticsearch.sync.sender import Sender
+from kinto_elasticsearch.sync.worker import CatchUpWorker
 
 try:
     __version__ = version("kinto-elasticsearch")
@@ -45,12 +46,22 @@ def includeme(config):
         search_timeout=settings.search_timeout + 1,
         index_settings=settings.index_settings(),
     )
-    config.registry.elasticsearch_settings = settings
-    config.registry.indexer = indexer
-    config.registry.rebuilder = BackgroundRebuilder(config.registry)
-    config.registry.retry_queue = RetryQueue(
-        indexer, config.registry, max_size=settings.retry_queue_size
+    registry.elasticsearch_settings = settings
+    registry.indexer = indexer
+    registry.catchup = CatchUpWorker(
+        registry,
+        overlap_ms=int(settings.catchup_overlap * 1000),
+        interval=settings.catchup_interval,
+        enabled=settings.catchup_in_process,
     )
+    registry.sender = Sender(
+        registry,
+        max_pending=settings.sender_max_pending,
+        # Read-your-writes waits for the bulk carrying the change, never for ever.
+        wait_seconds=settings.request_timeout + 1,
+        on_failure=registry.catchup.wake,
+    )
+    reachability.on_back(registry.catchup.wake)
 
     heartbeat_timeout = float(config.get_settings().get("heartbeat_timeout_seconds", 10))
     config.registry.heartbeats["elasticsearch"] = lambda request: indexer.ping(
@@ -84,5 +95,6 @@ def includeme(config):
         for_actions=(ACTIONS.DELETE,),
     )
     config.add_subscriber(listeners.on_server_flushed, ServerFlushed)
+    config.add_subscriber(listeners.on_new_request, NewRequest)
 
     config.scan("kinto_elasticsearch.search.views")

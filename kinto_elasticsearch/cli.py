@@ -1,4 +1,4 @@
-"""The ``kinto-elasticsearch`` command line: rebuild and verify indices.
+"""The ``kinto-elasticsearch`` command line: catch up, rebuild and verify indices.
 
 Exit status: 0 when all went well (and, for verify, everything matches), 1 when verify
 found differences, 2 on an error (bad arguments, plugin not configured, unknown bucket or
@@ -7,6 +7,7 @@ collection, engine unreachable).
 
 import argparse
 import logging
+import os
 import sys
 import time
 
@@ -16,6 +17,8 @@ from pyramid.paster import bootstrap, setup_logging
 
 from kinto_elasticsearch import maintenance
 from kinto_elasticsearch.client import EngineError
+from kinto_elasticsearch.sync.catchup import CatchUp
+from kinto_elasticsearch.sync.rebuild import RebuildInProgress, reindex_collection
 
 logger = logging.getLogger("kinto_elasticsearch.cli")
 
@@ -89,6 +92,15 @@ def build_parser():
     verify.add_argument(
         "--repair", action="store_true", help="fix every difference found, and report it"
     )
+    sync = scoped(
+        "sync",
+        "Index what changed in storage since each collection's checkpoint (what every "
+        "Kinto process does in the background), once or with --follow for ever.",
+    )
+    sync.add_argument("--follow", action="store_true", help="keep catching up, every --interval")
+    sync.add_argument(
+        "--interval", type=float, default=10.0, help="seconds between passes (default: 10)"
+    )
     return parser
 
 
@@ -124,9 +136,19 @@ def reindex(registry, args, out):
         total = storage.count_all(resource_name="record", parent_id=uri)
         progress = Progress(uri, total)
         started = time.monotonic()
-        result = maintenance.reindex_collection(
-            storage, indexer, bucket_id, collection_id, metadata, progress
-        )
+        try:
+            result = reindex_collection(
+                storage,
+                indexer,
+                bucket_id,
+                collection_id,
+                metadata,
+                progress,
+                overlap_ms=int(settings.catchup_overlap * 1000),
+                registry=registry,
+            )
+        except RebuildInProgress as exc:
+            raise CommandError(f"{uri}: {exc}; try again once it is done") from None
         progress.close()
         elapsed = time.monotonic() - started
         print(
@@ -197,12 +219,42 @@ def verify(registry, args, out):
     return 1 if differs else 0
 
 
-COMMANDS = {"reindex": reindex, "verify": verify}
+def sync(registry, args, out):
+    settings = registry.elasticsearch_settings
+    catchup = CatchUp(registry, overlap_ms=int(settings.catchup_overlap * 1000))
+    _collections(registry.storage, args)  # A clear error for an unknown scope.
+    while True:
+        started = time.monotonic()
+        try:
+            report = catchup.run(args.bucket, args.collection)
+        except EngineError as exc:
+            if not args.follow:
+                raise
+            logger.warning("Catch-up pass stopped, trying again: %s", exc)
+        else:
+            print(
+                f"{report.collections} collection(s): {report.up_to_date} up to date, "
+                f"{report.indexed} change(s) indexed, {len(report.created)} index(es) created, "
+                f"{len(report.removed)} removed, {len(report.rebuilt)} rebuilt, "
+                f"{len(report.compared)} compared in full.",
+                file=out,
+                flush=True,
+            )
+        finally:
+            transaction.abort()
+        if not args.follow:
+            return 0
+        time.sleep(max(0.0, args.interval - (time.monotonic() - started)))
+
+
+COMMANDS = {"reindex": reindex, "verify": verify, "sync": sync}
 
 
 def run(args, out=sys.stdout):
     if args.collection and not args.bucket:
         raise CommandError("--collection needs --bucket")
+    # This process does the work itself, in the foreground: no background catch-up in it.
+    os.environ["KINTO_ELASTICSEARCH_CATCHUP_IN_PROCESS"] = "false"
     try:
         env = bootstrap(args.ini)
     except FileNotFoundError as exc:

@@ -28,6 +28,17 @@ class BulkReport:
     failed: list = field(default_factory=list)
 
 
+# Every record has an ``id``; a tombstone document has none (and nothing that a mapping,
+# even a strict one, could refuse: ``last_modified`` is always mapped). Searches keep to
+# documents with an ``id``; see ``search.filters.with_filters``.
+LIVE_DOCUMENTS = {"exists": {"field": "id"}}
+
+
+def tombstone_document(tombstone):
+    """What a deleted record leaves in the index: its version, and nothing searchable."""
+    return {"last_modified": tombstone["last_modified"]}
+
+
 def _is_missing_alias(item):
     error = item.get("error")
     return isinstance(error, dict) and error.get("type") == "index_not_found_exception"
@@ -46,10 +57,6 @@ class Indexer:
         self.search_timeout = search_timeout
         # alias -> (fetched at, {field: type}): GET search needs them on every request.
         self._field_types = {}
-        # Aliases this process saw exist. Deletes are only sent to those: the engines
-        # auto-create a missing index for a delete in a bulk, and ``require_alias`` only
-        # guards index operations.
-        self._known_aliases = set()
 
     def alias(self, bucket_id, collection_id):
         return naming.alias_name(self.prefix, bucket_id, collection_id)
@@ -84,7 +91,6 @@ class Indexer:
                 self.engine.call("indices.create", index=name, body=body)
             elif exc.error_type != "resource_already_exists_exception":
                 raise
-        self._known_aliases.add(alias)
         return name
 
     def create_physical_index(self, bucket_id, collection_id, mapping, settings=None):
@@ -98,14 +104,20 @@ class Indexer:
         return name
 
     def swap_alias(self, bucket_id, collection_id, index):
-        """Move the collection's alias to ``index`` in one atomic step; drop the old ones."""
+        """Move the collection's alias to ``index`` in one atomic step; drop the indices it
+        replaced, and only those: another index of the collection may be another rebuild's.
+        """
         alias = self.alias(bucket_id, collection_id)
         self.engine.call(
             "indices.put_settings", index=index, body={"index": {"refresh_interval": None}}
         )
         self.engine.call("indices.refresh", index=index)
         pattern = naming.collection_pattern(self.prefix, bucket_id, collection_id)
-        old = [name for name in self.indices(pattern) if name != index]
+        old = [
+            name
+            for name, aliases in self.indices(pattern).items()
+            if name != index and alias in aliases
+        ]
         actions = [{"remove": {"index": name, "alias": alias}} for name in old]
         actions.append({"add": {"index": index, "alias": alias}})
         try:
@@ -117,7 +129,6 @@ class Indexer:
             self.delete_indices([alias])
             self.engine.call("indices.update_aliases", body={"actions": actions})
         self.delete_indices(old)
-        self._known_aliases.add(alias)
         self._field_types.pop(alias, None)
         return old
 
@@ -144,7 +155,6 @@ class Indexer:
         return {name: sorted(info.get("aliases", {})) for name, info in found.items()}
 
     def delete_indices(self, names):
-        self._known_aliases.clear()
         # Named one by one in the URL: Elasticsearch refuses wildcard deletes by default.
         for start in range(0, len(names), 50):
             chunk = names[start : start + 50]
@@ -209,61 +219,60 @@ class Indexer:
 
     # Documents.
 
-    def write(self, bucket_id, collection_id, records=(), tombstones=(), ensure_index=None):
-        """Index ``records`` and unindex ``tombstones`` in one bulk request.
+    def write(
+        self, bucket_id, collection_id, records=(), tombstones=(), ensure_index=None, refresh=None
+    ):
+        """Index ``records`` and the ``tombstones`` of deleted ones in one bulk request.
 
         Every write carries the record's ``last_modified`` as an external version, so
         the index never goes back to an older state, whatever the order of writes.
-        ``ensure_index`` is called to create the index when the alias is missing.
+        A delete is indexed as a tombstone document (see :func:`tombstone_document`)
+        rather than sent as a bulk delete: the engines forget the version of a deleted
+        document after ``index.gc_deletes`` (60 s), after which an older write, late from
+        another process or a catch-up, would bring the record back. A tombstone keeps
+        its version for as long as the index lives. ``ensure_index`` is called to create
+        the index when the alias is missing. ``refresh``: make the write visible to
+        searches before answering (default: the ``force_refresh`` setting).
         """
         report = BulkReport()
         operations = []
         for record in records:
             operations.append(("index", record["id"], record["last_modified"], record))
         for tombstone in tombstones:
-            operations.append(("delete", tombstone["id"], tombstone["last_modified"], None))
+            source = tombstone_document(tombstone)
+            operations.append(("delete", tombstone["id"], tombstone["last_modified"], source))
+        accepted = self._within_id_limit(operations, report)
+        if not accepted:
+            return report
+        alias = self.alias(bucket_id, collection_id)
+        missing = self._bulk(alias, accepted, report, refresh=refresh)
+        if missing and ensure_index is not None:
+            ensure_index()
+            if self._bulk(alias, missing, report, refresh=refresh):
+                raise EngineNotFound(f"index {alias} is missing")
+        else:
+            report.failed.extend((op[1], f"index {alias} does not exist") for op in missing)
+        return report
+
+    @staticmethod
+    def _within_id_limit(operations, report):
         accepted = []
         for operation in operations:
             if len(operation[1].encode()) > MAX_ID_BYTES:
                 report.failed.append((operation[1], f"id is longer than {MAX_ID_BYTES} bytes"))
             else:
                 accepted.append(operation)
-        if not accepted:
-            return report
-        alias = self.alias(bucket_id, collection_id)
-        has_deletes = any(op[0] == "delete" for op in accepted)
-        if has_deletes and alias not in self._known_aliases:
-            if self.engine.call("indices.exists_alias", name=alias):
-                self._known_aliases.add(alias)
-            else:
-                # No index: there is nothing to delete.
-                report.deleted.extend(op[1] for op in accepted if op[0] == "delete")
-                accepted = [op for op in accepted if op[0] == "index"]
-        missing = self._bulk(alias, accepted, report)
-        if missing and ensure_index is not None:
-            ensure_index()
-            retry = [op for op in missing if op[0] == "index"]
-            report.deleted.extend(op[1] for op in missing if op[0] == "delete")
-            if self._bulk(alias, retry, report):
-                raise EngineNotFound(f"index {alias} is missing")
-        else:
-            # Deleting from a missing index: there is nothing to delete.
-            report.deleted.extend(op[1] for op in missing if op[0] == "delete")
-            report.failed.extend(
-                (op[1], f"index {alias} does not exist") for op in missing if op[0] == "index"
-            )
-        return report
+        return accepted
 
-    def fill(self, index, records):
-        """Index ``records`` into a physical index being rebuilt (not through the alias)."""
+    def fill(self, index, records, tombstones=()):
+        """Index ``records`` (and tombstones) into a physical index being rebuilt."""
         report = BulkReport()
-        operations = []
-        for record in records:
-            if len(record["id"].encode()) > MAX_ID_BYTES:
-                report.failed.append((record["id"], f"id is longer than {MAX_ID_BYTES} bytes"))
-            else:
-                operations.append(("index", record["id"], record["last_modified"], record))
-        self._bulk(index, operations, report, require_alias=False, refresh=False)
+        operations = [("index", r["id"], r["last_modified"], r) for r in records]
+        operations += [
+            ("delete", t["id"], t["last_modified"], tombstone_document(t)) for t in tombstones
+        ]
+        accepted = self._within_id_limit(operations, report)
+        self._bulk(index, accepted, report, require_alias=False, refresh=False)
         return report
 
     def _bulk(self, alias, operations, report, require_alias=True, refresh=None):
@@ -271,10 +280,10 @@ class Indexer:
         if not operations:
             return []
         body = []
-        for action, record_id, version, source in operations:
+        for _, record_id, version, source in operations:
             body.append(
                 {
-                    action: {
+                    "index": {
                         "_index": alias,
                         "_id": record_id,
                         "version": version,
@@ -282,8 +291,7 @@ class Indexer:
                     }
                 }
             )
-            if source is not None:
-                body.append(source)
+            body.append(source)
         params = {"require_alias": True} if require_alias else {}
         if self.force_refresh if refresh is None else refresh:
             params["refresh"] = "true"
@@ -302,16 +310,11 @@ class Indexer:
                 alias, operations[:middle], report, require_alias, refresh
             ) + self._bulk(alias, operations[middle:], report, require_alias, refresh)
         missing = []
-        if any(
-            op[0] == "index" and "error" not in item["index"]
-            for op, item in zip(operations, response["items"], strict=True)
-        ):
-            self._known_aliases.add(alias)
         for operation, item in zip(operations, response["items"], strict=True):
             action, record_id = operation[0], operation[1]
-            result = item[action]
+            result = item["index"]
             status = result.get("status", 500)
-            if status < 300 or (action == "delete" and status == 404 and "error" not in result):
+            if status < 300:
                 (report.indexed if action == "index" else report.deleted).append(record_id)
             elif status == 409:
                 report.superseded.append(record_id)
@@ -326,23 +329,24 @@ class Indexer:
                 report.failed.append((record_id, str(reason)))
         return missing
 
-    def versions(self, bucket_id, collection_id, ids):
-        """``{id: indexed version}`` for those of ``ids`` the index holds."""
+    def versions(self, bucket_id, collection_id, ids, tombstones=True):
+        """``{id: indexed version}`` for those of ``ids`` the index holds.
+
+        With ``tombstones``, deleted records' tombstone documents count as held.
+        """
         if not ids:
             return {}
-        body = {
-            "query": {"ids": {"values": list(ids)}},
-            "size": len(ids),
-            "_source": False,
-            "version": True,
-        }
+        query = {"ids": {"values": list(ids)}}
+        if not tombstones:
+            query = {"bool": {"filter": [query, LIVE_DOCUMENTS]}}
+        body = {"query": query, "size": len(ids), "_source": False, "version": True}
         hits = self.engine.call("search", index=self.alias(bucket_id, collection_id), body=body)
         return {hit["_id"]: hit["_version"] for hit in hits["hits"]["hits"]}
 
     def iter_documents(self, bucket_id, collection_id, page_size=1000):
-        """Pages of ``{id: indexed version}`` over the whole index, in id order."""
+        """Pages of ``{id: indexed version}`` over the records of the index, in id order."""
         body = {
-            "query": {"match_all": {}},
+            "query": LIVE_DOCUMENTS,
             "size": page_size,
             "sort": [{"id": "asc"}],
             "_source": False,

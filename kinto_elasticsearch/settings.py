@@ -1,12 +1,16 @@
 """The plugin's settings: defaults, parsing and validation, read once at include time."""
 
+import logging
 import re
+import warnings
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from kinto.core.utils import read_env
 from pyramid.exceptions import ConfigurationError
 from pyramid.settings import asbool, aslist
+
+logger = logging.getLogger(__name__)
 
 ENGINES = ("elasticsearch", "opensearch")
 
@@ -25,7 +29,10 @@ DEFAULT_SETTINGS = {
     "elasticsearch.max_retries": 0,
     "elasticsearch.circuit_breaker_failures": 3,
     "elasticsearch.circuit_breaker_seconds": 10.0,
-    "elasticsearch.retry_queue_size": 10000,
+    "elasticsearch.catchup_in_process": True,
+    "elasticsearch.catchup_interval_seconds": 10.0,
+    "elasticsearch.catchup_overlap_seconds": 300.0,
+    "elasticsearch.sender_max_pending": 10000,
     "elasticsearch.allow_scripts": False,
     "elasticsearch.max_result_window": 10000,
     "elasticsearch.max_query_depth": 20,
@@ -61,7 +68,11 @@ class PluginSettings:
     max_retries: int
     circuit_breaker_failures: int
     circuit_breaker_seconds: float
-    retry_queue_size: int
+    catchup_in_process: bool
+    # 0: passes only on events (start, failed writes, engine back, collection changes).
+    catchup_interval: float
+    catchup_overlap: float
+    sender_max_pending: int
     allow_scripts: bool
     max_result_window: int
     max_query_depth: int
@@ -107,6 +118,17 @@ def _positive_float(settings, key):
         raise ConfigurationError(f"{key} must be a number of seconds, not {raw!r}") from None
     if value <= 0:
         raise ConfigurationError(f"{key} must be greater than zero, not {raw!r}")
+    return value
+
+
+def _non_negative_float(settings, key):
+    raw = _setting(settings, key)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{key} must be a number of seconds, not {raw!r}") from None
+    if value < 0:
+        raise ConfigurationError(f"{key} must be zero or more, not {raw!r}")
     return value
 
 
@@ -157,6 +179,24 @@ def _resources(settings):
     return tuple(resources)
 
 
+# Settings that are still accepted, do nothing, and say why at startup.
+DEPRECATED_SETTINGS = {
+    "elasticsearch.retry_queue_size": (
+        "the retry queue is gone: storage is the outbox, and the catch-up indexes whatever "
+        "the engine missed, however long the outage (see catchup_interval_seconds)"
+    ),
+}
+
+
+def _warn_deprecated(settings, project):
+    for key, reason in DEPRECATED_SETTINGS.items():
+        given = key in settings or f"{project}.{key}" in settings
+        if given or read_env(f"{project}.{key}", None) is not None:
+            message = f"{project}.{key} is deprecated and ignored: {reason}"
+            warnings.warn(message, DeprecationWarning, stacklevel=3)
+            logger.warning(message)
+
+
 def load_settings(config):
     """Fill the plugin's defaults and apply environment overrides, as Kinto does.
 
@@ -166,6 +206,7 @@ def load_settings(config):
     """
     settings = config.get_settings()
     project = settings.get("settings_prefix", "kinto")
+    _warn_deprecated(settings, project)
     values = {}
     for key, default in DEFAULT_SETTINGS.items():
         value = settings.get(key, settings.get(f"{project}.{key}", default))
@@ -200,7 +241,10 @@ def parse_settings(settings) -> PluginSettings:
             settings, "elasticsearch.circuit_breaker_failures", 1
         ),
         circuit_breaker_seconds=_positive_float(settings, "elasticsearch.circuit_breaker_seconds"),
-        retry_queue_size=_whole_number(settings, "elasticsearch.retry_queue_size", 0),
+        catchup_in_process=asbool(_setting(settings, "elasticsearch.catchup_in_process")),
+        catchup_interval=_non_negative_float(settings, "elasticsearch.catchup_interval_seconds"),
+        catchup_overlap=_non_negative_float(settings, "elasticsearch.catchup_overlap_seconds"),
+        sender_max_pending=_whole_number(settings, "elasticsearch.sender_max_pending", 1),
         allow_scripts=asbool(_setting(settings, "elasticsearch.allow_scripts")),
         max_result_window=_whole_number(settings, "elasticsearch.max_result_window", 1),
         max_query_depth=_whole_number(settings, "elasticsearch.max_query_depth", 1),

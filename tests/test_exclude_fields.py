@@ -4,6 +4,7 @@ from kinto_elasticsearch import maintenance
 from tests.conftest import indexed
 
 COLLECTION = "/v1/buckets/b/collections/c"
+CATCHUP = {"elasticsearch.catchup_in_process": "true"}
 RECORD = {"title": "t", "secret": "s3cr3t", "author": {"name": "ann", "email": "a@x"}}
 
 
@@ -49,21 +50,22 @@ def test_changing_the_list_rebuilds_existing_documents(
     if storage == "postgresql":
         from tests.conftest import pg_settings
 
-        app = make_app(**pg_settings(request.getfixturevalue("pg_url")))
+        app = make_app(**CATCHUP, **pg_settings(request.getfixturevalue("pg_url")))
         app.app.registry.storage.initialize_schema()
         app.app.registry.permission.initialize_schema()
     else:
-        app = make_app()
+        app = make_app(**CATCHUP)
     _setup(app, alice, ["secret"])
     app.patch_json(COLLECTION, {"data": {"index:exclude_fields": ["title"]}}, headers=alice)
-    assert app.app.registry.rebuilder.wait_until_idle(timeout=30)
+    assert app.app.registry.catchup.wait_for_pass(timeout=30)
     document = _document(engine, index_prefix)
     assert document["secret"] == "s3cr3t" and "title" not in document
 
 
 def test_a_mapping_the_live_index_cannot_take_is_applied_by_a_rebuild(
-    app, alice, engine, index_prefix
+    make_app, alice, engine, index_prefix
 ):
+    app = make_app(**CATCHUP)
     _setup(app, alice, [])
     # "title" is text now; a keyword mapping cannot be applied in place.
     app.patch_json(
@@ -71,7 +73,7 @@ def test_a_mapping_the_live_index_cannot_take_is_applied_by_a_rebuild(
         {"data": {"index:schema": {"properties": {"title": {"type": "keyword"}}}}},
         headers=alice,
     )
-    assert app.app.registry.rebuilder.wait_until_idle(timeout=30)
+    assert app.app.registry.catchup.wait_for_pass(timeout=30)
     mapping = app.app.registry.indexer.get_mapping("b", "c")
     assert mapping["properties"]["title"] == {"type": "keyword"}
     assert _document(engine, index_prefix)["title"] == "t"

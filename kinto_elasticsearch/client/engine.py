@@ -48,6 +48,8 @@ class Engine:
                 timeout=settings.request_timeout,
                 max_retries=settings.max_retries,
                 retry_on_timeout=False,
+                # Request threads, the sender and the catch-up share the client.
+                pool_maxsize=10,
             )
             self._api_errors = (opensearchpy.TransportError,)
             self._transport_errors = (opensearchpy.ConnectionError,)

@@ -6,6 +6,8 @@ the list. The filters wrap the query itself, so hits, totals, aggregations, high
 inner hits all see only what they match (``post_filter`` would leave aggregations out).
 """
 
+from kinto_elasticsearch.indexer import LIVE_DOCUMENTS
+
 MATCH_NOTHING = {"bool": {"must_not": [{"match_all": {}}]}}
 
 
@@ -17,9 +19,11 @@ def permission_filter(readable_ids):
 
 
 def with_filters(body, filters):
-    """``body`` with its query restricted by every filter of ``filters`` (None: no filter)."""
-    filters = [f for f in filters if f is not None]
-    if not filters:
-        return body
+    """``body`` with its query restricted by every filter of ``filters`` (None: no filter).
+
+    Always restricted to records: the tombstones of deleted records, kept in the index so
+    that deletes stay deleted (see ``sync``), are never part of an answer.
+    """
+    filters = [LIVE_DOCUMENTS] + [f for f in filters if f is not None]
     query = body.get("query", {"match_all": {}})
     return {**body, "query": {"bool": {"must": [query], "filter": filters}}}

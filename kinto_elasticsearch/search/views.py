@@ -18,7 +18,6 @@ from kinto_elasticsearch.client import (
     EngineUnavailable,
     EngineUnreachable,
 )
-from kinto_elasticsearch.listeners import ensure_index_for
 from kinto_elasticsearch.mapping import flatten_field_types
 from kinto_elasticsearch.search import (
     facets,
@@ -29,6 +28,7 @@ from kinto_elasticsearch.search import (
     ranking,
     rules,
 )
+from kinto_elasticsearch.sync.listeners import ensure_index_for
 
 logger = logging.getLogger(__name__)
 

@@ -1,17 +1,17 @@
-"""Kinto event subscribers: they keep the index in step with storage.
+"""Kinto event subscribers: they turn Kinto's events into changes for the index.
 
 Every subscriber to ``AfterResourceChanged`` runs after commit: a rolled-back write never
-reaches the index, and a failing engine never fails a write (errors are logged, counted,
-and healed later by ``verify --repair`` or ``reindex``).
+reaches the index, and a failing engine never fails a write. Record changes go to the
+sender; what it cannot deliver, and any collection or bucket change that could not be
+applied, is left to the catch-up, which reads storage (see ``sync``).
 """
 
 import logging
 
 from kinto.core.storage.exceptions import ObjectNotFoundError
 
-from kinto_elasticsearch import errors, metrics
+from kinto_elasticsearch import errors
 from kinto_elasticsearch.client import EngineError, EngineRequestError, EngineUnavailable
-from kinto_elasticsearch.events import RecordsIndexFailed, notify, notify_report
 from kinto_elasticsearch.index_settings import (
     SETTINGS_KEY,
     InvalidIndexSettings,
@@ -19,12 +19,8 @@ from kinto_elasticsearch.index_settings import (
     settings_changed,
     tenant_settings,
 )
-from kinto_elasticsearch.mapping import (
-    collection_mapping,
-    document,
-    documents_changed,
-    mapping_changed,
-)
+from kinto_elasticsearch.mapping import collection_mapping, documents_changed, mapping_changed
+from kinto_elasticsearch.sync.catchup import save_new_collection
 
 logger = logging.getLogger(__name__)
 
@@ -73,74 +69,18 @@ def ensure_index_for(request, bucket_id, collection_id):
 
 
 def on_record_changed(event):
-    settings, indexer = _plugin(event.request)
+    """Hand the changed records over to the sender; wait only for read-your-writes."""
+    settings = event.request.registry.elasticsearch_settings
     bucket_id = event.payload["bucket_id"]
     collection_id = event.payload["collection_id"]
     if not settings.is_indexed(bucket_id, collection_id):
         return
     # In a batch, payloads are merged: only impacted_objects lists every record.
-    if event.payload["action"] == "delete":
-        records, tombstones = [], [impacted["new"] for impacted in event.impacted_objects]
-    else:
-        metadata = collection_metadata(event.request, bucket_id, collection_id)
-        records = [document(impacted["new"], metadata) for impacted in event.impacted_objects]
-        tombstones = []
-    registry = event.request.registry
-    try:
-        with metrics.timed(registry, metrics.BULK_SECONDS):
-            report = indexer.write(
-                bucket_id,
-                collection_id,
-                records=records,
-                tombstones=tombstones,
-                ensure_index=ensure_index_for(event.request, bucket_id, collection_id),
-            )
-    except EngineUnavailable as exc:
-        logger.debug(
-            "Search engine unavailable, %s write(s) of /buckets/%s/collections/%s queued "
-            "for retry: %s",
-            len(records) + len(tombstones),
-            bucket_id,
-            collection_id,
-            exc,
-        )
-        event.request.registry.retry_queue.add(
-            bucket_id,
-            collection_id,
-            records,
-            tombstones,
-            metadata=_cached_collection(event.request, bucket_id, collection_id),
-        )
-        failures = [(obj["id"], str(exc)) for obj in [*records, *tombstones]]
-        notify(
-            event.request.registry,
-            RecordsIndexFailed(bucket_id, collection_id, failures, True, event.request),
-        )
-        return
-    except EngineError as exc:
-        count = len(records) + len(tombstones)
-        metrics.count(registry, metrics.DOCUMENTS_FAILED, count)
-        logger.error(
-            "Could not index %s record(s) of /buckets/%s/collections/%s: %s",
-            count,
-            bucket_id,
-            collection_id,
-            exc,
-        )
-        failures = [(obj["id"], str(exc)) for obj in [*records, *tombstones]]
-        notify(
-            event.request.registry,
-            RecordsIndexFailed(bucket_id, collection_id, failures, False, event.request),
-        )
-        return
-    metrics.count(registry, metrics.DOCUMENTS_INDEXED, len(report.indexed))
-    metrics.count(registry, metrics.DOCUMENTS_DELETED, len(report.deleted))
-    metrics.count(registry, metrics.DOCUMENTS_FAILED, len(report.failed))
-    for record_id, reason in report.failed:
-        logger.error(
-            "Could not index %s: %s", _record_uri(bucket_id, collection_id, record_id), reason
-        )
-    notify_report(event.request.registry, bucket_id, collection_id, report, event.request)
+    objects = [impacted["new"] for impacted in event.impacted_objects]
+    metadata = collection_metadata(event.request, bucket_id, collection_id)
+    event.request.registry.sender.submit(
+        bucket_id, collection_id, objects, metadata, wait=settings.force_refresh
+    )
 
 
 def on_collection_changed(event):
@@ -161,12 +101,14 @@ def on_collection_changed(event):
                     replace=True,
                     settings=tenant_settings(new),
                 )
+                save_new_collection(indexer, bucket_id, collection_id, new)
             elif action == "update" and (
                 documents_changed(old, new) or settings_changed(old, new)
             ):
                 # Existing documents must gain or lose fields, or be analysed anew: only a
-                # rebuild does that (an open index cannot change its analysis).
-                event.request.registry.rebuilder.request(bucket_id, collection_id)
+                # rebuild does that (an open index cannot change its analysis). The
+                # catch-up rebuilds, seeing the collection's fingerprint change.
+                event.request.registry.catchup.wake()
             elif action == "update" and mapping_changed(old, new):
                 indexer.update_mapping(bucket_id, collection_id, collection_mapping(new))
             elif action == "delete":
@@ -179,15 +121,16 @@ def on_collection_changed(event):
                 collection_id,
                 exc,
             )
-            event.request.registry.rebuilder.request(bucket_id, collection_id)
+            event.request.registry.catchup.wake()
         except EngineError as exc:
-            logger.error(
-                "Could not %s the index of /buckets/%s/collections/%s: %s",
+            logger.info(
+                "Could not %s the index of /buckets/%s/collections/%s, left to the catch-up: %s",
                 action,
                 bucket_id,
                 collection_id,
                 exc,
             )
+            event.request.registry.catchup.wake()
 
 
 def on_bucket_deleted(event):
@@ -199,7 +142,12 @@ def on_bucket_deleted(event):
         try:
             indexer.delete_bucket_indices(bucket_id)
         except EngineError as exc:
-            logger.error("Could not delete the indices of /buckets/%s: %s", bucket_id, exc)
+            logger.info(
+                "Could not delete the indices of /buckets/%s, left to the catch-up: %s",
+                bucket_id,
+                exc,
+            )
+            event.request.registry.catchup.wake()
 
 
 def validate_collection_mapping(event):
@@ -246,6 +194,11 @@ def _validate_with_engine(indexer, metadata, schema_changed, analysis_changed):
         except EngineUnavailable as exc:
             logger.warning("Could not validate %s, engine unavailable: %s", key, exc)
             return
+
+
+def on_new_request(event):
+    """Start this process's catch-up worker, at its first request (see ``sync.worker``)."""
+    event.request.registry.catchup.start()
 
 
 def on_server_flushed(event):

@@ -1,0 +1,325 @@
+"""Catch-up: index whatever changed in storage since each collection's checkpoint.
+
+Storage is the outbox. Every record and tombstone of a collection carries a
+``last_modified`` that only grows, and tombstones stay until an operator purges them, so
+a collection's index needs only a checkpoint (see ``checkpoints``) and this pass, which
+indexes the changes since, tombstones included, with external versions: it is
+idempotent, and any number of processes may run it at once.
+
+**The trap.** On PostgreSQL a row's timestamp is assigned when it is written, not when its
+transaction commits, and nothing serialises the writers of a collection: a transaction
+that took timestamp 402 may become visible after one that took 455. "Everything after the
+highest timestamp seen" would miss 402 for good. The rule used here: a pass notes the
+clock ``R`` before it reads anything. Every write whose timestamp is at most ``R - overlap``
+was committed before ``R`` (when no write transaction lasts longer than ``overlap``, the
+``catchup_overlap_seconds`` setting), so the read saw it; the checkpoint's ``timestamp``
+advances to ``R - overlap`` and no further, while ``seen`` notes the highest timestamp
+read. Until ``timestamp`` passes ``seen`` the collection is "unsettled" and every pass
+re-reads from ``timestamp``, looking the re-read records' versions up in the index first
+so that only what is missing is written: a late commit is indexed at the next pass, and
+the cost of the rule is a read, not a write. (The clocks of Kinto's processes and of
+PostgreSQL must agree to within the overlap, as NTP keeps them.)
+
+**Cheap when nothing changed.** One listing of every collection's timestamp
+(``all_resources_timestamps``, one SQL query on PostgreSQL) and one search for the
+checkpoints: a settled collection whose timestamp equals its checkpoint's costs nothing more.
+
+**Purged tombstones.** ``kinto purge_deleted`` removes tombstones; one the index never saw
+(deleted during an outage, purged before the pass) would leave the record searchable. The
+count of records plus tombstones never goes down otherwise (a delete turns a record into a
+tombstone, a re-creation turns it back), nor does the collection timestamp: when either
+did, or when the collection itself changed (updated, or deleted and created again), the
+pass compares the whole index with storage (``verify --repair``'s comparison) before
+reading on.
+
+**Lifecycle.** A collection without an index gets one; the index of a collection that
+storage no longer has (deleted, or its bucket deleted, while the engine was away) goes;
+a changed mapping is applied, or the index rebuilt when the engine refuses it or when the
+documents themselves change (``index:exclude_fields``), without downtime (``rebuild``).
+"""
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+
+from kinto_elasticsearch import naming
+from kinto_elasticsearch.client import EngineRequestError
+from kinto_elasticsearch.index_settings import tenant_settings
+from kinto_elasticsearch.mapping import collection_mapping, excluded_fields
+from kinto_elasticsearch.sync.apply import apply_changes
+from kinto_elasticsearch.sync.checkpoints import Checkpoint, SyncStore
+from kinto_elasticsearch.sync.pages import iter_changes, iter_collections, pipelined
+from kinto_elasticsearch.sync.rebuild import RebuildInProgress, reindex_collection
+
+logger = logging.getLogger(__name__)
+
+# Pages indexed between two saves of a checkpoint during a long pass.
+SAVE_EVERY_PAGES = 10
+
+
+def _digest(value):
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def fingerprint(metadata):
+    """``"{mapping}:{documents}"``: what of a collection shapes its index."""
+    return f"{_digest(collection_mapping(metadata))}:{_digest(excluded_fields(metadata))}"
+
+
+def _records_uri(bucket_id, collection_id):
+    return f"/buckets/{bucket_id}/collections/{collection_id}"
+
+
+def save_new_collection(indexer, bucket_id, collection_id, metadata):
+    """The checkpoint of a collection just created, with its index: it has no records."""
+    checkpoint = Checkpoint(
+        bucket_id,
+        collection_id,
+        metadata=metadata.get("last_modified", 0),
+        fingerprint=fingerprint(metadata),
+    )
+    SyncStore(indexer).save(indexer.alias(bucket_id, collection_id), checkpoint)
+
+
+@dataclass
+class PassReport:
+    collections: int = 0
+    up_to_date: int = 0
+    indexed: int = 0
+    compared: list = field(default_factory=list)
+    rebuilt: list = field(default_factory=list)
+    created: list = field(default_factory=list)
+    removed: list = field(default_factory=list)
+    busy: list = field(default_factory=list)
+
+
+class CatchUp:
+    """One catch-up pass over the collections in scope."""
+
+    def __init__(self, registry, overlap_ms, clock=time.time):
+        self.registry = registry
+        self.storage = registry.storage
+        self.indexer = registry.indexer
+        self.settings = registry.elasticsearch_settings
+        self.overlap_ms = overlap_ms
+        self.store = SyncStore(self.indexer)
+        self._clock = clock
+
+    def _now_ms(self):
+        return int(self._clock() * 1000)
+
+    def run(self, bucket_id=None, collection_id=None):
+        report = PassReport()
+        self.store.ensure_index()
+        # Aliases first, storage second: an alias only exists once its collection was
+        # committed, so a collection created meanwhile is never taken for a deleted one.
+        aliases = self._aliases()
+        checkpoints = self.store.load_all()
+        timestamps = self.storage.all_resources_timestamps("record")
+        # PostgreSQL lists at most its max fetch size of them, the most recent first.
+        truncated = len(timestamps) > getattr(self.storage, "_max_fetch_size", len(timestamps))
+        expected = set()
+        for bid, cid, metadata in iter_collections(self.storage, bucket_id, collection_id):
+            alias = self.indexer.alias(bid, cid)
+            expected.add(alias)
+            if not self.settings.is_indexed(bid, cid):
+                continue
+            report.collections += 1
+            timestamp = timestamps.get(_records_uri(bid, cid))
+            if timestamp is None:
+                # Never written to, unless past the listing's limit.
+                timestamp = self._resource_timestamp(bid, cid) if truncated else 0
+            self.collection(
+                bid, cid, metadata, alias in aliases, checkpoints.get(alias), timestamp, report
+            )
+        if bucket_id is None:
+            self._remove_gone(aliases, checkpoints, expected, report)
+        elif collection_id is None:
+            prefix = naming.alias_name(self.indexer.prefix, bucket_id, "")
+            in_bucket = {a: p for a, p in aliases.items() if a.startswith(prefix)}
+            self._remove_gone(in_bucket, {}, expected, report)
+        return report
+
+    def _resource_timestamp(self, bucket_id, collection_id):
+        try:
+            return self.storage.resource_timestamp(
+                resource_name="record", parent_id=_records_uri(bucket_id, collection_id)
+            )
+        except Exception:  # A read-only storage cannot give an empty collection one.
+            return 0
+
+    def _aliases(self):
+        """``{alias: [physical indices]}`` for the collections' aliases of the prefix."""
+        by_alias = {}
+        for name, aliases in self.indexer.indices(
+            naming.prefix_pattern(self.indexer.prefix)
+        ).items():
+            for alias in aliases:
+                by_alias.setdefault(alias, []).append(name)
+        return by_alias
+
+    def _remove_gone(self, aliases, checkpoints, expected, report):
+        for alias in sorted(set(aliases) - expected):
+            logger.info("Deleting the indices of %s: its collection is gone", alias)
+            self.indexer.delete_indices(sorted(aliases[alias]))
+            self.store.delete(alias)
+            report.removed.append(alias)
+        for alias in sorted(set(checkpoints) - expected - set(aliases)):
+            self.store.delete(alias)
+
+    def collection(self, bucket_id, collection_id, metadata, has_index, checkpoint, timestamp,
+                   report):  # fmt: skip
+        """Bring one collection's index up to date with storage."""
+        alias = self.indexer.alias(bucket_id, collection_id)
+        shape = fingerprint(metadata)
+        compare = False
+        if not has_index:
+            self.indexer.create_index(
+                bucket_id,
+                collection_id,
+                collection_mapping(metadata),
+                settings=tenant_settings(metadata),
+            )
+            report.created.append(alias)
+            checkpoint = None
+        elif checkpoint is None:
+            # An index without a checkpoint: made by the sender before any pass (the
+            # engine restarted empty), or by an earlier version of the plugin. Neither its
+            # documents nor its mapping are known to follow the collection: rebuild it.
+            self._rebuild(bucket_id, collection_id, metadata, shape, report)
+            return
+        elif checkpoint.fingerprint != shape:
+            if not self._reshape(bucket_id, collection_id, metadata, checkpoint, shape, report):
+                return
+            if alias in report.rebuilt:
+                return
+        if checkpoint is not None and checkpoint.metadata != metadata.get("last_modified"):
+            compare = True
+        if (
+            checkpoint is not None
+            and not compare
+            and checkpoint.settled
+            and timestamp == checkpoint.seen
+        ):
+            report.up_to_date += 1
+            return
+        parent_id = _records_uri(bucket_id, collection_id)
+        objects = self.storage.count_all(
+            resource_name="record", parent_id=parent_id, include_deleted=True
+        )
+        if checkpoint is not None and (
+            objects < checkpoint.objects or timestamp < checkpoint.seen
+        ):
+            logger.info(
+                "Tombstones of %s were purged: comparing its whole index with storage", parent_id
+            )
+            compare = True
+        started = self._now_ms()
+        if compare:
+            from kinto_elasticsearch.maintenance import verify_collection
+
+            verify_collection(
+                self.storage, self.indexer, bucket_id, collection_id, metadata, repair=True
+            )
+            report.compared.append(alias)
+        since = checkpoint.timestamp if checkpoint is not None else None
+        seen = checkpoint.seen if checkpoint is not None else 0
+        progress = Checkpoint(
+            bucket_id,
+            collection_id,
+            timestamp=since or 0,
+            seen=seen,
+            objects=objects,
+            metadata=metadata.get("last_modified", 0),
+            fingerprint=shape,
+        )
+        pages = 0
+
+        def send(page):
+            nonlocal pages
+            fresh = self._not_indexed(bucket_id, collection_id, page, seen)
+            if fresh:
+                apply_changes(
+                    self.indexer, bucket_id, collection_id, fresh, metadata,
+                    registry=self.registry,
+                )  # fmt: skip
+                report.indexed += len(fresh)
+            last = page[-1]["last_modified"]
+            progress.seen = max(progress.seen, last)
+            progress.timestamp = max(progress.timestamp, min(last, started - self.overlap_ms))
+            pages += 1
+            if pages % SAVE_EVERY_PAGES == 0:
+                self.store.save(alias, progress)
+
+        pipelined(iter_changes(self.storage, parent_id, since), send)
+        # The whole collection was read: everything up to the overlap is in.
+        progress.timestamp = max(progress.timestamp, started - self.overlap_ms)
+        progress.seen = max(progress.seen, timestamp or 0)
+        self.store.save(alias, progress)
+
+    def _not_indexed(self, bucket_id, collection_id, page, seen):
+        """The objects of ``page`` the index does not hold at their version.
+
+        Objects newer than anything read before are sent without asking; the re-read
+        overlap is looked up first, so that re-reading costs a search, not a write.
+        """
+        overlap = [obj for obj in page if obj["last_modified"] <= seen]
+        if not overlap:
+            return page
+        versions = self.indexer.versions(bucket_id, collection_id, [o["id"] for o in overlap])
+        return [
+            obj
+            for obj in page
+            if obj["last_modified"] > seen or versions.get(obj["id"], -1) < obj["last_modified"]
+        ]
+
+    def _reshape(self, bucket_id, collection_id, metadata, checkpoint, shape, report):
+        """Follow a change of the collection's mapping or documents; False if not done."""
+        alias = self.indexer.alias(bucket_id, collection_id)
+        mapping_part, documents_part = shape.split(":")
+        old_mapping, _, old_documents = checkpoint.fingerprint.partition(":")
+        if old_documents == documents_part and old_mapping != mapping_part:
+            try:
+                self.indexer.update_mapping(bucket_id, collection_id, collection_mapping(metadata))
+                return True
+            except EngineRequestError as exc:
+                logger.info("The index of %s cannot take its new mapping (%s): rebuilding",
+                            alias, exc)  # fmt: skip
+        elif old_documents == documents_part:
+            return True
+        return self._rebuild(bucket_id, collection_id, metadata, shape, report)
+
+    def _rebuild(self, bucket_id, collection_id, metadata, shape, report):
+        alias = self.indexer.alias(bucket_id, collection_id)
+        try:
+            result = reindex_collection(
+                self.storage,
+                self.indexer,
+                bucket_id,
+                collection_id,
+                metadata,
+                overlap_ms=self.overlap_ms,
+                registry=self.registry,
+            )
+        except RebuildInProgress as exc:
+            logger.info("Not rebuilding %s: %s", alias, exc)
+            report.busy.append(alias)
+            return False
+        logger.info("Rebuilt the index of %s: %s records", alias, result.indexed)
+        # The replay re-read everything from the overlap before the start: from there on.
+        self.store.save(
+            alias,
+            Checkpoint(
+                bucket_id,
+                collection_id,
+                timestamp=result.started - self.overlap_ms,
+                seen=result.timestamp,
+                objects=0,
+                metadata=metadata.get("last_modified", 0),
+                fingerprint=shape,
+            ),
+        )
+        report.rebuilt.append(alias)
+        return True

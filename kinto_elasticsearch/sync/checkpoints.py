@@ -1,0 +1,129 @@
+"""Checkpoints and leases, kept in the engine in one small index of the plugin's prefix.
+
+The index is ``{prefix}.-sync``: Kinto ids never start with ``-``, so the name can never be
+a collection's (see ``naming``), and bucket patterns never match it. Keeping checkpoints in
+the engine, not in storage, is what makes an engine that lost its data (restarted empty,
+restored from an old snapshot of another cluster) rebuild itself: with its data it lost
+its checkpoints, and the catch-up starts over for every collection, without an operator.
+
+A checkpoint says how far a collection's index is known to follow storage:
+
+- ``timestamp``: every record and tombstone with a ``last_modified`` up to it is indexed;
+- ``seen``: the highest ``last_modified`` indexed (between the two, records may still
+  be missing: transactions that took their timestamp earlier but committed later);
+- ``objects``: records and tombstones in storage when it was read (only a purge of
+  tombstones or a collection recreated makes that number go down);
+- ``metadata``: the collection's ``last_modified``, and ``fingerprint``: what of the
+  collection shapes its index (mapping, excluded fields).
+"""
+
+import time
+from dataclasses import asdict, dataclass
+
+from kinto_elasticsearch.client import EngineNotFound, EngineRequestError
+
+SYNC_INDEX_PART = "-sync"
+PAGE_SIZE = 1000
+MAPPING = {
+    "dynamic": False,
+    "properties": {"kind": {"type": "keyword"}, "alias": {"type": "keyword"}},
+}
+
+
+def sync_index_name(prefix):
+    return f"{prefix}.{SYNC_INDEX_PART}"
+
+
+def is_internal_index(prefix, name):
+    """Whether ``name`` is one of the plugin's own indices, not a collection's."""
+    return name.startswith(f"{prefix}.-")
+
+
+@dataclass
+class Checkpoint:
+    bucket_id: str
+    collection_id: str
+    timestamp: int = 0
+    seen: int = 0
+    objects: int = 0
+    metadata: int = 0
+    fingerprint: str = ""
+
+    @property
+    def settled(self):
+        """Whether nothing may still be missing below ``seen``."""
+        return self.timestamp >= self.seen
+
+
+class SyncStore:
+    """Checkpoints (and rebuild leases) of one prefix, in the engine."""
+
+    def __init__(self, indexer):
+        self.indexer = indexer
+        self.index = sync_index_name(indexer.prefix)
+
+    def _call(self, operation, **kwargs):
+        return self.indexer.engine.call(operation, **kwargs)
+
+    def ensure_index(self):
+        """Create the index, unless it exists.
+
+        A save into a missing index would auto-create it with dynamic mappings, where
+        ``alias`` cannot be sorted on: :meth:`load_all` then starts it over.
+        """
+        try:
+            self._call("indices.create", index=self.index, body={"mappings": MAPPING})
+        except EngineRequestError as exc:
+            if exc.error_type != "resource_already_exists_exception":
+                raise
+
+    def _recreate(self):
+        self.indexer.delete_indices([self.index])
+        self.ensure_index()
+
+    def load_all(self):
+        """``{alias: Checkpoint}``; empty when the engine holds none (or lost them)."""
+        body = {
+            "query": {"term": {"kind": "checkpoint"}},
+            "size": PAGE_SIZE,
+            "sort": [{"alias": "asc"}],
+        }
+        found = {}
+        while True:
+            try:
+                hits = self._call("search", index=self.index, body=body)["hits"]["hits"]
+            except EngineNotFound:
+                return found
+            except EngineRequestError:
+                self._recreate()
+                return {}
+            for hit in hits:
+                source = hit["_source"]
+                fields = {k: source[k] for k in Checkpoint.__dataclass_fields__ if k in source}
+                found[source["alias"]] = Checkpoint(**fields)
+            if len(hits) < PAGE_SIZE:
+                return found
+            body["search_after"] = hits[-1]["sort"]
+
+    def save(self, alias, checkpoint):
+        body = {
+            "kind": "checkpoint",
+            "alias": alias,
+            "saved_at": time.time(),
+            **asdict(checkpoint),
+        }
+        try:
+            self._save(alias, body)
+        except EngineNotFound:
+            self.ensure_index()
+            self._save(alias, body)
+
+    def _save(self, alias, body):
+        # Refreshed at once: the next pass, maybe in another process, searches for it.
+        self._call("index", index=self.index, id=f"checkpoint:{alias}", body=body, refresh="true")
+
+    def delete(self, alias):
+        try:
+            self._call("delete", index=self.index, id=f"checkpoint:{alias}", refresh="true")
+        except EngineNotFound:
+            pass

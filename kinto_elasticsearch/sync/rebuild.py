@@ -1,0 +1,208 @@
+"""Rebuilding a collection's index from storage into a new generation, behind its alias.
+
+Search keeps answering from the old index until the swap. Writes made meanwhile go to the
+old index through the alias; after the swap, everything modified since the rebuild
+started is replayed into the new one. "Since it started" has the trap of the catch-up
+(``catchup``): a transaction that took its timestamp before the start may commit after
+the fill read its page. So the replay re-reads an overlap behind the start, as long as
+any write transaction may last, and versions make the replay safe.
+
+One rebuild per collection at a time, in any number of processes: a rebuild holds a lease
+in the engine (``RebuildLease``), with an expiry so that a crashed rebuild does not block
+the next one for ever, and renewed while it runs. A rebuild never deletes an index it did
+not replace: the swap moves the alias from the indices it points to, and only those go.
+"""
+
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from kinto.core.storage import Filter
+from kinto.core.utils import COMPARISON
+
+from kinto_elasticsearch.client import EngineError, EngineNotFound, EngineRequestError
+from kinto_elasticsearch.index_settings import tenant_settings
+from kinto_elasticsearch.mapping import collection_mapping
+from kinto_elasticsearch.sync.apply import apply_changes, split_changes
+from kinto_elasticsearch.sync.checkpoints import SyncStore
+from kinto_elasticsearch.sync.pages import iter_record_pages, pipelined
+
+logger = logging.getLogger(__name__)
+
+LEASE_SECONDS = 120.0
+DEFAULT_OVERLAP_MS = 300_000
+
+
+class RebuildInProgress(Exception):
+    """Another process (or thread) holds this collection's rebuild lease."""
+
+
+class RebuildLease:
+    """An expiring lease on rebuilding one collection, held in the sync index.
+
+    Taken with a create-only write (one winner); an expired lease is taken over with a
+    compare-and-set on its sequence number (one winner again).
+    """
+
+    def __init__(self, store, alias, seconds=LEASE_SECONDS):
+        self._store = store
+        self.alias = alias
+        self.seconds = seconds
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._id = f"lease:{alias}"
+        self._seq = None
+        self.expires_at = 0.0
+
+    def _call(self, operation, **kwargs):
+        return self._store.indexer.engine.call(operation, index=self._store.index, **kwargs)
+
+    def _body(self):
+        self.expires_at = time.time() + self.seconds
+        return {"kind": "lease", "alias": self.alias, "owner": self.owner,
+                "expires_at": self.expires_at}  # fmt: skip
+
+    def acquire(self):
+        self._store.ensure_index()
+        try:
+            answer = self._call("index", id=self._id, body=self._body(), op_type="create")
+        except EngineRequestError as exc:
+            if exc.status != 409:
+                raise
+            answer = self._take_over()
+        self._seq = (answer["_seq_no"], answer["_primary_term"])
+        return self
+
+    def _take_over(self):
+        current = self._call("get", id=self._id)
+        if current["_source"].get("expires_at", 0) > time.time():
+            raise RebuildInProgress(
+                f"{self.alias} is being rebuilt by {current['_source'].get('owner')}"
+            )
+        try:
+            return self._call(
+                "index",
+                id=self._id,
+                body=self._body(),
+                if_seq_no=current["_seq_no"],
+                if_primary_term=current["_primary_term"],
+            )
+        except EngineRequestError as exc:
+            if exc.status == 409:
+                raise RebuildInProgress(
+                    f"{self.alias} was taken over by another rebuild"
+                ) from None
+            raise
+
+    def renew(self):
+        """Extend the lease when half of it went by; raise if it was lost meanwhile."""
+        if time.time() < self.expires_at - self.seconds / 2:
+            return
+        try:
+            answer = self._call(
+                "index",
+                id=self._id,
+                body=self._body(),
+                if_seq_no=self._seq[0],
+                if_primary_term=self._seq[1],
+            )
+        except EngineRequestError as exc:
+            if exc.status == 409:
+                raise RebuildInProgress(f"the lease on {self.alias} was lost") from None
+            raise
+        self._seq = (answer["_seq_no"], answer["_primary_term"])
+
+    def release(self):
+        try:
+            self._call("delete", id=self._id, if_seq_no=self._seq[0], if_primary_term=self._seq[1])
+        except (EngineNotFound, EngineRequestError):
+            pass  # Expired and taken over, or gone with the index: not ours any more.
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+@dataclass
+class ReindexResult:
+    bucket_id: str
+    collection_id: str
+    index: str = ""
+    indexed: int = 0
+    replayed: int = 0
+    failed: list = field(default_factory=list)
+    # The clock (ms) before the fill read anything, and the collection's timestamp then.
+    started: int = 0
+    timestamp: int = 0
+
+
+def _records_uri(bucket_id, collection_id):
+    return f"/buckets/{bucket_id}/collections/{collection_id}"
+
+
+def reindex_collection(
+    storage,
+    indexer,
+    bucket_id,
+    collection_id,
+    metadata,
+    progress=None,
+    overlap_ms=DEFAULT_OVERLAP_MS,
+    registry=None,
+):
+    """Rebuild a collection's index into a new physical index, then swap the alias.
+
+    Raises :class:`RebuildInProgress` if another rebuild of the collection holds the lease.
+    """
+    lease = RebuildLease(SyncStore(indexer), indexer.alias(bucket_id, collection_id))
+    with lease:
+        return _reindex(
+            storage, indexer, bucket_id, collection_id, metadata, progress, overlap_ms, lease,
+            registry,
+        )  # fmt: skip
+
+
+def _reindex(
+    storage, indexer, bucket_id, collection_id, metadata, progress, overlap_ms, lease, registry
+):
+    parent_id = _records_uri(bucket_id, collection_id)
+    result = ReindexResult(bucket_id, collection_id)
+    result.started = int(time.time() * 1000)
+    result.timestamp = storage.resource_timestamp(resource_name="record", parent_id=parent_id)
+    result.index = indexer.create_physical_index(
+        bucket_id, collection_id, collection_mapping(metadata), settings=tenant_settings(metadata)
+    )
+
+    def send(objects):
+        lease.renew()
+        records, tombstones = split_changes(objects, metadata)
+        report = indexer.fill(result.index, records, tombstones)
+        result.indexed += len(records) - len(report.failed)
+        result.failed.extend(report.failed)
+        if progress:
+            progress(len(records))
+
+    # Tombstones too: a late write older than a delete must find the delete's version.
+    pages = iter_record_pages(storage, "record", parent_id, include_deleted=True)
+    try:
+        pipelined(pages, send)
+        lease.renew()
+        indexer.swap_alias(bucket_id, collection_id, result.index)
+    except BaseException:
+        try:
+            indexer.delete_indices([result.index])
+        except EngineError:
+            logger.warning("Could not delete %s, left by a failed rebuild", result.index)
+        raise
+    since = [Filter("last_modified", result.started - overlap_ms, COMPARISON.GT)]
+    for page in iter_record_pages(storage, "record", parent_id, since, include_deleted=True):
+        report = apply_changes(
+            indexer, bucket_id, collection_id, page, metadata, registry=registry
+        )
+        result.replayed += len(page)
+        result.failed.extend(report.failed)
+    return result

@@ -1,0 +1,177 @@
+"""Group commit: the changes of many requests, sent in one bulk request per collection.
+
+A request hands its changes over and returns: it does not wait for the engine, unless
+the operator asked for read-your-writes (``force_refresh``). Then it waits for the bulk
+request that carries its change, which is still shared with the other requests of the
+moment, and never longer than ``wait_seconds``: a write never hangs on the engine.
+
+The sender holds at most ``max_pending`` changes. It needs no more: storage is the outbox.
+Whatever it cannot deliver (a full queue, an engine down, a crash of the process) is
+indexed by the catch-up, which ``on_failure`` wakes up.
+"""
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+from kinto_elasticsearch.client import EngineError
+from kinto_elasticsearch.events import RecordsIndexFailed, notify
+from kinto_elasticsearch.sync.apply import apply_changes
+
+logger = logging.getLogger(__name__)
+
+# Objects per bulk request: large enough to amortise a request, small enough for any
+# engine's default http.max_content_length with records of a few KiB.
+BULK_SIZE = 1000
+
+
+@dataclass
+class _Handover:
+    bucket_id: str
+    collection_id: str
+    objects: list
+    metadata: dict
+    done: threading.Event | None
+
+
+class Sender:
+    def __init__(self, registry, max_pending=10000, wait_seconds=5.0, on_failure=None):
+        self._registry = registry
+        self.max_pending = max_pending
+        self.wait_seconds = wait_seconds
+        self._on_failure = on_failure or (lambda: None)
+        self._reset()
+
+    def _reset(self):
+        # A pre-loading server forks after the app was built: the child has no thread,
+        # and a lock held at fork time would stay held. Start afresh in each process.
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
+        self._pending = []
+        self._count = 0
+        self._busy = False
+        self._thread = None
+
+    def _metrics(self):
+        return getattr(self._registry, "metrics", None)
+
+    def _count_metric(self, key, value=1):
+        metrics = self._metrics()
+        if metrics is not None and value:
+            metrics.count(key, value)
+
+    def submit(self, bucket_id, collection_id, objects, metadata, wait=False):
+        """Hand ``objects`` (records and tombstones of one collection) over for indexing.
+
+        With ``wait``, return once they are indexed and searchable, or after
+        ``wait_seconds`` at most.
+        """
+        if self._pid != os.getpid():
+            self._reset()
+        done = threading.Event() if wait else None
+        with self._lock:
+            if self._count + len(objects) > self.max_pending:
+                full = True
+            else:
+                full = False
+                self._pending.append(
+                    _Handover(bucket_id, collection_id, list(objects), metadata, done)
+                )
+                self._count += len(objects)
+                self._start()
+                self._ready.notify()
+        if full:
+            # Nothing is lost: the catch-up reads them from storage.
+            self._count_metric("elasticsearch.sender.overflow", len(objects))
+            self._on_failure()
+            return
+        if done is not None and not done.wait(self.wait_seconds):
+            self._count_metric("elasticsearch.sender.wait_timeouts")
+
+    def wait_until_idle(self, timeout):
+        """Block until every change handed over was sent (or given up); True if so."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._pending or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._ready.wait(left)
+            return True
+
+    def _start(self):
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(
+                target=self._run, name="kinto-elasticsearch-sender", daemon=True
+            )
+            self._thread.start()
+
+    def _run(self):
+        while True:
+            with self._lock:
+                while not self._pending:
+                    self._ready.wait()
+                batch, self._pending, self._count = self._pending, [], 0
+                self._busy = True
+            try:
+                self._send(batch)
+            except Exception:
+                # Whatever went wrong, the thread goes on and the catch-up heals.
+                logger.exception("Sending %s change(s) to the search engine failed", len(batch))
+                self._on_failure()
+            finally:
+                with self._lock:
+                    self._busy = False
+                    self._ready.notify_all()
+                for handover in batch:
+                    if handover.done is not None:
+                        handover.done.set()
+
+    def _send(self, batch):
+        """One bulk request per collection (and per ``BULK_SIZE`` objects) for ``batch``."""
+        groups = {}
+        for handover in batch:
+            key = (handover.bucket_id, handover.collection_id)
+            group = groups.setdefault(key, {"objects": {}, "metadata": None, "wait": False})
+            for obj in handover.objects:
+                current = group["objects"].get(obj["id"])
+                if current is None or current["last_modified"] < obj["last_modified"]:
+                    group["objects"][obj["id"]] = obj
+            group["metadata"] = handover.metadata
+            group["wait"] = group["wait"] or handover.done is not None
+        failed = False
+        for (bucket_id, collection_id), group in groups.items():
+            objects = list(group["objects"].values())
+            for start in range(0, len(objects), BULK_SIZE):
+                chunk = objects[start : start + BULK_SIZE]
+                try:
+                    apply_changes(
+                        self._registry.indexer,
+                        bucket_id,
+                        collection_id,
+                        chunk,
+                        group["metadata"],
+                        refresh=group["wait"] or None,
+                        registry=self._registry,
+                    )
+                except EngineError as exc:
+                    failed = True
+                    self._count_metric("elasticsearch.sender.failed", len(chunk))
+                    logger.debug(
+                        "Could not send %s change(s) of /buckets/%s/collections/%s, left to "
+                        "the catch-up: %s",
+                        len(chunk),
+                        bucket_id,
+                        collection_id,
+                        exc,
+                    )
+                    failures = [(obj["id"], str(exc)) for obj in chunk]
+                    notify(
+                        self._registry,
+                        RecordsIndexFailed(bucket_id, collection_id, failures, True),
+                    )
+        if failed:
+            self._on_failure()

@@ -1,0 +1,125 @@
+"""The catch-up's background thread, one per Kinto process.
+
+Started lazily: a pre-loading server (gunicorn ``--preload``, uWSGI without ``lazy-apps``)
+builds the app once and forks its workers, and a thread does not survive a fork. Every
+entry point (the first request of a process, a failed write, a collection change) calls
+:meth:`CatchUpWorker.wake`, which (re)starts the thread when the process id changed.
+
+A pass runs at start, whenever the engine answers again after an outage, after any write
+the sender could not deliver, after a collection change, and every ``interval`` seconds
+(``catchup_interval_seconds``; 0: only on those events).
+"""
+
+import logging
+import os
+import threading
+import time
+
+import transaction
+
+from kinto_elasticsearch.client import EngineError
+from kinto_elasticsearch.sync.catchup import CatchUp
+
+logger = logging.getLogger(__name__)
+
+# Wake-ups closer than this are merged: an outage fails writes by the thousand.
+MIN_GAP_SECONDS = 0.5
+# The longest wait between two attempts while passes fail.
+MAX_RETRY_SECONDS = 8.0
+
+
+class CatchUpWorker:
+    def __init__(self, registry, overlap_ms, interval=10.0, enabled=True):
+        self._registry = registry
+        self.overlap_ms = overlap_ms
+        self.interval = interval
+        self.enabled = enabled
+        self._pid = None
+        self._thread = None
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._done = threading.Condition()
+        self.passes = 0
+        self.last_error = None
+        self._stopped = False
+
+    def wake(self):
+        """Ask for a pass soon (and start the thread in this process if needed)."""
+        if not self.enabled:
+            return
+        self.start()
+        self._wake.set()
+
+    def start(self):
+        if not self.enabled:
+            return
+        if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._wake = threading.Event()
+                self._done = threading.Condition()
+                self._thread = None
+            if self._thread is None or not self._thread.is_alive():
+                self._wake.set()  # A pass at start.
+                self._thread = threading.Thread(
+                    target=self._run, name="kinto-elasticsearch-catchup", daemon=True
+                )
+                self._thread.start()
+
+    def wait_for_pass(self, timeout):
+        """Wake the worker and wait for a pass that started after this call and succeeded;
+        True if one did within ``timeout`` seconds."""
+        with self._done:
+            target = self.passes + (2 if self._running else 1)
+        self.wake()
+        deadline = time.monotonic() + timeout
+        with self._done:
+            while self.passes < target or self.last_error is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._done.wait(left)
+        return True
+
+    def stop(self):
+        """End the thread after its current pass (an app being closed, in tests)."""
+        self._stopped = True
+        self._wake.set()
+
+    _running = False
+
+    def _run(self):
+        retry = MIN_GAP_SECONDS
+        delay = self.interval or None
+        while True:
+            self._wake.wait(delay)
+            self._wake.clear()
+            if self._stopped:
+                return
+            self._running = True
+            try:
+                CatchUp(self._registry, self.overlap_ms).run()
+                self.last_error = None
+            except EngineError as exc:
+                # The outage itself is logged once, by the engine seam.
+                self.last_error = exc
+                logger.debug("Catch-up pass stopped: %s", exc)
+            except Exception as exc:
+                self.last_error = exc
+                logger.exception("Catch-up pass failed")
+            finally:
+                self._running = False
+                transaction.abort()
+                with self._done:
+                    self.passes += 1
+                    self._done.notify_all()
+            if self.last_error is None:
+                retry, delay = MIN_GAP_SECONDS, self.interval or None
+            else:
+                # Try again soon, then less and less often: the engine being back is
+                # noticed within seconds, without hammering it while it is away.
+                delay = retry
+                retry = min(retry * 2, MAX_RETRY_SECONDS)
+            time.sleep(MIN_GAP_SECONDS)
