@@ -36,7 +36,7 @@ def includeme(config):
         )
         for lane in (SEARCH, WRITE)
     }
-    reachability = Reachability(settings.hosts, metrics=lambda: getattr(registry, "metrics", None))
+    reachability = Reachability(settings.hosts, registry=registry)
     indexer = Indexer(
         Engine(settings, breakers=breakers, reachability=reachability),
         prefix=settings.index_prefix,

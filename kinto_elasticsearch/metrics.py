@@ -10,22 +10,29 @@ import contextlib
 
 SEARCH_SECONDS = "elasticsearch.search.seconds"
 BULK_SECONDS = "elasticsearch.bulk.seconds"
+CATCHUP_SECONDS = "elasticsearch.catchup.seconds"
 
 DOCUMENTS_INDEXED = "elasticsearch.documents.indexed"
 DOCUMENTS_DELETED = "elasticsearch.documents.deleted"
 DOCUMENTS_FAILED = "elasticsearch.documents.failed"
-RETRY_QUEUED = "elasticsearch.retry.queued"
-RETRY_RECOVERED = "elasticsearch.retry.recovered"
-RETRY_DROPPED = "elasticsearch.retry.dropped"
+CATCHUP_INDEXED = "elasticsearch.catchup.indexed"
+SENDER_FAILED = "elasticsearch.sender.failed"
+SENDER_OVERFLOW = "elasticsearch.sender.overflow"
+SENDER_WAIT_TIMEOUTS = "elasticsearch.sender.wait_timeouts"
+ENGINE_UNREACHABLE = "elasticsearch.engine.unreachable"
+ENGINE_OUTAGES = "elasticsearch.engine.outages"
 
-TIMERS = (SEARCH_SECONDS, BULK_SECONDS)
+TIMERS = (SEARCH_SECONDS, BULK_SECONDS, CATCHUP_SECONDS)
 COUNTERS = (
     DOCUMENTS_INDEXED,
     DOCUMENTS_DELETED,
     DOCUMENTS_FAILED,
-    RETRY_QUEUED,
-    RETRY_RECOVERED,
-    RETRY_DROPPED,
+    CATCHUP_INDEXED,
+    SENDER_FAILED,
+    SENDER_OVERFLOW,
+    SENDER_WAIT_TIMEOUTS,
+    ENGINE_UNREACHABLE,
+    ENGINE_OUTAGES,
 )
 
 

@@ -67,11 +67,16 @@ class EngineServer:
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
-    def restart(self):
-        """Start the server again on the same port (osmem-server starts empty)."""
+    def restart(self, empty=False):
+        """Start the server again on the same port (osmem-server always starts empty;
+        noida-db keeps its data unless ``empty``, as a node that lost its disk)."""
         self.stop()
+        if empty and self.data_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            os.makedirs(self.data_dir)
         self.process = _launch(self.engine, self.port, self.data_dir)
         wait_until_up(self.url, self.process)
+        _warm_up(self.url)
 
     def close(self):
         self.stop()
@@ -100,6 +105,15 @@ def _launch(engine, port, data_dir):
     )
 
 
+def _warm_up(url):
+    """Create and delete an index: osmem-server's first index creation takes seconds on a
+    busy machine (longer than the plugin's request timeout), every later one milliseconds."""
+    for method in ("PUT", "DELETE"):
+        request = urllib.request.Request(f"{url}/warm-up", method=method)
+        with urllib.request.urlopen(request, timeout=60) as response:
+            response.read()
+
+
 def start_engine(engine, port=None):
     """Start a fresh server of ``engine`` on 127.0.0.1 and wait until it answers."""
     port = port or free_port()
@@ -108,6 +122,7 @@ def start_engine(engine, port=None):
     server = EngineServer(engine, f"http://127.0.0.1:{port}", process, data_dir, port)
     try:
         wait_until_up(server.url, process)
+        _warm_up(server.url)
     except Exception:
         server.close()
         raise
@@ -183,8 +198,9 @@ class FaultProxy:
     """A reverse proxy in front of a real engine that answers some requests itself.
 
     ``answer(method, path, body)`` returns None to forward the request, ``(status, json
-    body)`` to answer with that, or ``"hang"`` to hold the connection without answering
-    (a proxy whose upstream hangs). It stands for what a real cluster or its load balancer
+    body)`` to answer with that, ``"hang"`` to hold the connection without answering
+    (a proxy whose upstream hangs), or a number of seconds to wait before forwarding.
+    It stands for what a real cluster or its load balancer
     does and the test servers cannot: a 429 from the engine's memory breaker, a 500 from
     one aggregation, a 502 with no node behind the proxy.
     """
@@ -215,6 +231,10 @@ class FaultProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 verdict = proxy.answer(self.command, self.path, body)
+                if isinstance(verdict, float):
+                    # A slow engine: answer, after ``verdict`` seconds.
+                    proxy._release.wait(verdict)
+                    verdict = None
                 if verdict == "hang":
                     proxy.answered += 1
                     proxy._release.wait(60)

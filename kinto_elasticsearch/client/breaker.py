@@ -17,6 +17,8 @@ import logging
 import threading
 import time
 
+from kinto_elasticsearch import metrics
+
 logger = logging.getLogger(__name__)
 
 
@@ -76,10 +78,9 @@ class CircuitBreaker:
 class Reachability:
     """Whether the engine answers: one log line per change, counts in metrics."""
 
-    def __init__(self, hosts, metrics=None, clock=time.monotonic):
+    def __init__(self, hosts, registry=None, clock=time.monotonic):
         self.hosts = ", ".join(hosts)
-        # A callable returning Kinto's metrics service: it is set up after the plugins.
-        self._metrics = metrics
+        self._registry = registry
         self._clock = clock
         self._lock = threading.Lock()
         self._down_since = None
@@ -94,17 +95,16 @@ class Reachability:
         self._listeners.append(listener)
 
     def _count(self, key):
-        metrics = self._metrics() if self._metrics else None
-        if metrics is not None:
-            metrics.count(key)
+        if self._registry is not None:
+            metrics.count(self._registry, key)
 
     def unreachable(self, error):
-        self._count("elasticsearch.engine.unreachable")
+        self._count(metrics.ENGINE_UNREACHABLE)
         with self._lock:
             if self._down_since is not None:
                 return
             self._down_since = self._clock()
-        self._count("elasticsearch.engine.outages")
+        self._count(metrics.ENGINE_OUTAGES)
         logger.warning(
             "The search engine at %s is unreachable (%s): searches answer 503 and the index "
             "catches up from storage once it is back.",

@@ -7,8 +7,8 @@ sent are decided here once.
 """
 
 import logging
-import time
 
+from kinto_elasticsearch import metrics
 from kinto_elasticsearch.events import notify_report
 from kinto_elasticsearch.index_settings import tenant_settings
 from kinto_elasticsearch.mapping import collection_mapping, document
@@ -44,9 +44,7 @@ def apply_changes(
             settings=tenant_settings(metadata),
         )
 
-    metrics = getattr(registry, "metrics", None) if registry is not None else None
-    started = time.perf_counter()
-    try:
+    with metrics.timed(registry, metrics.BULK_SECONDS):
         report = indexer.write(
             bucket_id,
             collection_id,
@@ -55,14 +53,9 @@ def apply_changes(
             ensure_index=ensure_index,
             refresh=refresh,
         )
-    finally:
-        if metrics is not None:
-            metrics.observe("elasticsearch.bulk.seconds", time.perf_counter() - started)
-    if metrics is not None:
-        metrics.count("elasticsearch.documents.indexed", len(report.indexed))
-        metrics.count("elasticsearch.documents.deleted", len(report.deleted))
-        if report.failed:
-            metrics.count("elasticsearch.documents.failed", len(report.failed))
+    metrics.count(registry, metrics.DOCUMENTS_INDEXED, len(report.indexed))
+    metrics.count(registry, metrics.DOCUMENTS_DELETED, len(report.deleted))
+    metrics.count(registry, metrics.DOCUMENTS_FAILED, len(report.failed))
     for record_id, reason in report.failed:
         logger.error(
             "Could not index /buckets/%s/collections/%s/records/%s: %s",

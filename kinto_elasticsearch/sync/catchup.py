@@ -44,7 +44,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from kinto_elasticsearch import naming
+from kinto_elasticsearch import metrics, naming
 from kinto_elasticsearch.client import EngineRequestError
 from kinto_elasticsearch.index_settings import tenant_settings
 from kinto_elasticsearch.mapping import collection_mapping, excluded_fields
@@ -111,6 +111,10 @@ class CatchUp:
         return int(self._clock() * 1000)
 
     def run(self, bucket_id=None, collection_id=None):
+        with metrics.timed(self.registry, metrics.CATCHUP_SECONDS):
+            return self._run(bucket_id, collection_id)
+
+    def _run(self, bucket_id, collection_id):
         report = PassReport()
         self.store.ensure_index()
         # Aliases first, storage second: an alias only exists once its collection was
@@ -246,6 +250,7 @@ class CatchUp:
                     registry=self.registry,
                 )  # fmt: skip
                 report.indexed += len(fresh)
+                metrics.count(self.registry, metrics.CATCHUP_INDEXED, len(fresh))
             last = page[-1]["last_modified"]
             progress.seen = max(progress.seen, last)
             progress.timestamp = max(progress.timestamp, min(last, started - self.overlap_ms))

@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from kinto_elasticsearch import metrics
 from kinto_elasticsearch.client import EngineError
 from kinto_elasticsearch.events import RecordsIndexFailed, notify
 from kinto_elasticsearch.sync.apply import apply_changes
@@ -55,14 +56,6 @@ class Sender:
         self._busy = False
         self._thread = None
 
-    def _metrics(self):
-        return getattr(self._registry, "metrics", None)
-
-    def _count_metric(self, key, value=1):
-        metrics = self._metrics()
-        if metrics is not None and value:
-            metrics.count(key, value)
-
     def submit(self, bucket_id, collection_id, objects, metadata, wait=False):
         """Hand ``objects`` (records and tombstones of one collection) over for indexing.
 
@@ -85,11 +78,11 @@ class Sender:
                 self._ready.notify()
         if full:
             # Nothing is lost: the catch-up reads them from storage.
-            self._count_metric("elasticsearch.sender.overflow", len(objects))
+            metrics.count(self._registry, metrics.SENDER_OVERFLOW, len(objects))
             self._on_failure()
             return
         if done is not None and not done.wait(self.wait_seconds):
-            self._count_metric("elasticsearch.sender.wait_timeouts")
+            metrics.count(self._registry, metrics.SENDER_WAIT_TIMEOUTS)
 
     def wait_until_idle(self, timeout):
         """Block until every change handed over was sent (or given up); True if so."""
@@ -159,7 +152,7 @@ class Sender:
                     )
                 except EngineError as exc:
                     failed = True
-                    self._count_metric("elasticsearch.sender.failed", len(chunk))
+                    metrics.count(self._registry, metrics.SENDER_FAILED, len(chunk))
                     logger.debug(
                         "Could not send %s change(s) of /buckets/%s/collections/%s, left to "
                         "the catch-up: %s",

@@ -1,0 +1,427 @@
+"""Storage is the outbox: the sender, the catch-up and the rebuild lease (issue 11)."""
+
+import os
+import time
+
+import psycopg2
+import pytest
+from kinto.core.utils import COMPARISON
+
+from kinto_elasticsearch import naming
+from kinto_elasticsearch.client import EngineUnreachable
+from kinto_elasticsearch.sync.apply import apply_changes
+from kinto_elasticsearch.sync.catchup import CatchUp
+from kinto_elasticsearch.sync.checkpoints import SyncStore
+from kinto_elasticsearch.sync.rebuild import RebuildInProgress, RebuildLease, reindex_collection
+from tests.conftest import indexed, pg_settings
+from tests.servers import FaultProxy
+
+COLLECTION = "/v1/buckets/b/collections/c"
+CATCHUP = {"elasticsearch.catchup_in_process": "true"}
+
+
+def _stored(app, alice, collection=COLLECTION):
+    records = app.get(f"{collection}/records?_limit=10000", headers=alice).json["data"]
+    return {r["id"]: (r["last_modified"], r) for r in records}
+
+
+def _setup(app, alice):
+    app.put_json("/v1/buckets/b", {}, headers=alice)
+    app.put_json(COLLECTION, {}, headers=alice)
+
+
+def _pass(app, overlap_ms=0, within=10.0):
+    """One catch-up pass, tried again while the engine is not reachable yet (as the
+    worker does after an outage)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return CatchUp(app.app.registry, overlap_ms=overlap_ms).run()
+        except EngineUnreachable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+# The sender.
+
+
+def test_a_write_does_not_wait_for_the_engine(
+    make_app, alice, engine_server, engine, index_prefix
+):
+    proxy = FaultProxy(engine_server.url)
+    app = make_app(**{"elasticsearch.hosts": proxy.url, "elasticsearch.force_refresh": "false"})
+    try:
+        _setup(app, alice)
+        proxy.answer = lambda method, path, body: 1.5 if "_bulk" in path else None
+        started = time.monotonic()
+        for i in range(5):
+            app.put_json(f"{COLLECTION}/records/r{i}", {"data": {}}, headers=alice)
+        assert time.monotonic() - started < 1.5
+        assert app.app.registry.sender.wait_until_idle(timeout=20)
+        engine.call("indices.refresh", index=f"{index_prefix}.*")
+        assert set(indexed(engine, index_prefix, "b", "c")) == {f"r{i}" for i in range(5)}
+    finally:
+        proxy.close()
+
+
+def test_the_changes_of_many_requests_share_one_bulk(make_app, alice, engine_server):
+    proxy = FaultProxy(engine_server.url)
+    bulks = []
+
+    def slow_first_bulk(method, path, body):
+        if "_bulk" in path:
+            bulks.append(body.count(b'"_id"'))
+            return 2.0 if len(bulks) == 1 else None
+        return None
+
+    app = make_app(**{"elasticsearch.hosts": proxy.url, "elasticsearch.force_refresh": "false"})
+    try:
+        _setup(app, alice)
+        proxy.answer = slow_first_bulk
+        for i in range(10):
+            app.put_json(f"{COLLECTION}/records/r{i}", {"data": {}}, headers=alice)
+        assert app.app.registry.sender.wait_until_idle(timeout=20)
+    finally:
+        proxy.close()
+    # The first bulk was slow: the writes made meanwhile waited for the next one, together.
+    assert len(bulks) == 2 and sum(bulks) == 10
+
+
+def test_read_your_writes_waits_for_its_bulk_but_never_hangs(make_app, alice, engine_server):
+    proxy = FaultProxy(engine_server.url)
+    app = make_app(
+        **{
+            "elasticsearch.hosts": proxy.url,
+            "elasticsearch.request_timeout_seconds": "0.5",
+            "elasticsearch.force_refresh": "true",
+        }
+    )
+    try:
+        _setup(app, alice)
+        app.put_json(f"{COLLECTION}/records/r0", {"data": {}}, headers=alice)
+        assert app.post_json(f"{COLLECTION}/search", {}, headers=alice).json["hits"]["hits"]
+        proxy.answer = lambda method, path, body: "hang" if "_bulk" in path else None
+        started = time.monotonic()
+        app.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice, status=201)
+        # The bulk hangs: the write waits for its timeout (plus one second), no more.
+        assert time.monotonic() - started < 3
+    finally:
+        proxy.close()
+
+
+def test_a_full_sender_hands_over_to_the_catch_up(
+    make_app, alice, engine, index_prefix, metrics_factory
+):
+    app = make_app(**CATCHUP, **{"elasticsearch.sender_max_pending": "2"})
+    metrics = metrics_factory(app)
+    _setup(app, alice)
+    requests = [
+        {"method": "PUT", "path": f"{COLLECTION}/records/r{i}", "body": {"data": {}}}
+        for i in range(5)
+    ]
+    app.post_json("/v1/batch", {"defaults": {"headers": alice}, "requests": requests})
+    assert metrics.counts["elasticsearch.sender.overflow"] == 5
+    assert app.app.registry.catchup.wait_for_pass(timeout=30)
+    assert set(indexed(engine, index_prefix, "b", "c")) == {f"r{i}" for i in range(5)}
+
+
+def test_the_sender_and_the_worker_start_again_in_a_forked_process(make_app, alice):
+    app = make_app(**CATCHUP)
+    _setup(app, alice)
+    app.put_json(f"{COLLECTION}/records/r0", {"data": {}}, headers=alice)
+    registry = app.app.registry
+    pid = os.fork()
+    if pid == 0:  # The child, as a pre-loading server's worker: no thread came along.
+        try:
+            app.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
+            ok = registry.sender._thread.is_alive() and registry.catchup._thread.is_alive()
+            ok = ok and registry.catchup.wait_for_pass(timeout=20)
+        except BaseException:
+            ok = False
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+# Deletes stay deleted.
+
+
+def test_an_older_write_delivered_after_the_delete_never_brings_the_record_back(
+    app, alice, engine, index_prefix
+):
+    _setup(app, alice)
+    old = app.put_json(f"{COLLECTION}/records/r1", {"data": {"v": 1}}, headers=alice).json["data"]
+    app.delete(f"{COLLECTION}/records/r1", headers=alice)
+    indexer = app.app.registry.indexer
+    # However late (the engines forget a bulk delete's version after index.gc_deletes),
+    # the tombstone document keeps the delete's version.
+    assert indexer.versions("b", "c", ["r1"])["r1"] > old["last_modified"]
+    report = apply_changes(indexer, "b", "c", [old], {})
+    assert report.superseded == ["r1"]
+    assert "r1" not in indexed(engine, index_prefix, "b", "c")
+    hits = app.post_json(f"{COLLECTION}/search", {}, headers=alice).json["hits"]
+    assert hits["total"]["value"] == 0
+    facets = app.get(f"{COLLECTION}/search/facets", headers=alice).json
+    last_modified = [f for f in facets["fields"] if f["name"] == "last_modified"]
+    assert facets["total"] == 0 and all(not f.get("values") for f in last_modified)
+    assert app.get(f"{COLLECTION}/search", headers=alice).headers["Total-Objects"] == "0"
+
+
+# The catch-up.
+
+
+def test_an_outage_longer_than_any_queue_ends_with_the_index_equal_to_storage(
+    make_app, alice, own_engine_server, engine_server, index_prefix
+):
+    app = make_app(
+        **CATCHUP,
+        **{
+            "elasticsearch.hosts": own_engine_server.url,
+            "elasticsearch.sender_max_pending": "10",
+            "elasticsearch.circuit_breaker_seconds": "0.5",
+        },
+    )
+    _setup(app, alice)
+    app.put_json(f"{COLLECTION}/records/before", {"data": {}}, headers=alice)
+    app.put_json(f"{COLLECTION}/records/gone", {"data": {}}, headers=alice)
+    own_engine_server.stop()
+    for first in range(0, 60, 20):
+        requests = [
+            {"method": "PUT", "path": f"{COLLECTION}/records/r{i}", "body": {"data": {"i": i}}}
+            for i in range(first, first + 20)
+        ]
+        app.post_json("/v1/batch", {"defaults": {"headers": alice}, "requests": requests})
+    app.patch_json(f"{COLLECTION}/records/before", {"data": {"n": 1}}, headers=alice)
+    app.delete(f"{COLLECTION}/records/gone", headers=alice)
+    own_engine_server.restart()
+    # No command: the worker notices the engine is back.
+    deadline = time.monotonic() + 30
+    engine = app.app.registry.indexer.engine
+    while time.monotonic() < deadline:
+        try:
+            if indexed(engine, index_prefix, "b", "c") == _stored(app, alice):
+                break
+        except Exception:
+            pass
+        time.sleep(0.5)
+    assert indexed(engine, index_prefix, "b", "c") == _stored(app, alice)
+
+
+def test_an_engine_restarted_empty_is_refilled_from_storage(
+    make_app, alice, own_engine_server, index_prefix
+):
+    app = make_app(**{"elasticsearch.hosts": own_engine_server.url})
+    _setup(app, alice)
+    for i in range(5):
+        app.put_json(f"{COLLECTION}/records/r{i}", {"data": {}}, headers=alice)
+    app.delete(f"{COLLECTION}/records/r0", headers=alice)
+    _pass(app)
+    own_engine_server.restart(empty=True)
+    report = _pass(app)
+    assert report.created == [naming.alias_name(index_prefix, "b", "c")]
+    engine = app.app.registry.indexer.engine
+    assert indexed(engine, index_prefix, "b", "c") == _stored(app, alice)
+
+
+def test_a_settled_collection_costs_no_read_of_its_records(app, alice):
+    _setup(app, alice)
+    app.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
+    _pass(app)
+    storage = app.app.registry.storage
+    reads = []
+    list_all = storage.list_all
+
+    def counting(*args, **kwargs):
+        if kwargs.get("resource_name") == "record":
+            reads.append(kwargs)
+        return list_all(*args, **kwargs)
+
+    storage.list_all = counting
+    report = _pass(app)
+    assert (report.up_to_date, reads) == (1, [])
+    app.put_json(f"{COLLECTION}/records/r2", {"data": {}}, headers=alice)
+    report = _pass(app)
+    assert report.up_to_date == 0 and len(reads) == 1
+    # Only what changed since the checkpoint was read.
+    [since] = reads[0]["filters"]
+    assert since.field == "last_modified" and since.operator == COMPARISON.GT
+
+
+def test_collection_and_bucket_changes_during_an_outage_are_applied(
+    make_app, alice, own_engine_server, index_prefix
+):
+    app = make_app(
+        **{
+            "elasticsearch.hosts": own_engine_server.url,
+            "elasticsearch.circuit_breaker_seconds": "0.1",
+        }
+    )
+    for bucket in ("b", "gone"):
+        app.put_json(f"/v1/buckets/{bucket}", {}, headers=alice)
+        for collection in ("c", "deleted", "schema"):
+            app.put_json(f"/v1/buckets/{bucket}/collections/{collection}", {}, headers=alice)
+            app.put_json(
+                f"/v1/buckets/{bucket}/collections/{collection}/records/r1",
+                {"data": {"n": 1}},
+                headers=alice,
+            )
+    _pass(app)
+    own_engine_server.stop()
+    app.delete("/v1/buckets/b/collections/deleted", headers=alice)
+    app.delete("/v1/buckets/gone", headers=alice)
+    schema = {"properties": {"title": {"type": "keyword"}}}
+    app.patch_json(
+        "/v1/buckets/b/collections/schema", {"data": {"index:schema": schema}}, headers=alice
+    )
+    own_engine_server.restart()
+    report = _pass(app)
+    engine = app.app.registry.indexer.engine
+    aliases = {
+        alias
+        for info in engine.call("indices.get_alias", index=f"{index_prefix}.*").values()
+        for alias in info["aliases"]
+    }
+    assert aliases == {naming.alias_name(index_prefix, "b", c) for c in ("c", "schema")}
+    mapping = app.app.registry.indexer.get_mapping("b", "schema")
+    assert mapping["properties"]["title"] == {"type": "keyword"}
+    assert set(indexed(engine, index_prefix, "b", "schema")) == {"r1"}
+    assert report.collections == 2
+
+
+def test_purged_tombstones_are_detected_and_their_records_unindexed(
+    make_app, alice, own_engine_server, index_prefix
+):
+    app = make_app(**{"elasticsearch.hosts": own_engine_server.url})
+    _setup(app, alice)
+    for i in range(3):
+        app.put_json(f"{COLLECTION}/records/r{i}", {"data": {}}, headers=alice)
+    _pass(app)
+    own_engine_server.stop()
+    app.delete(f"{COLLECTION}/records/r1", headers=alice)
+    # kinto purge_deleted: the tombstone is gone before the engine saw it.
+    storage = app.app.registry.storage
+    assert storage.purge_deleted(resource_name="record", parent_id="/buckets/b/collections/c")
+    own_engine_server.restart()
+    report = _pass(app)
+    engine = app.app.registry.indexer.engine
+    assert set(indexed(engine, index_prefix, "b", "c")) == {"r0", "r2"}
+    if own_engine_server.engine == "elasticsearch":  # noida-db kept the old index.
+        assert report.compared == [naming.alias_name(index_prefix, "b", "c")]
+
+
+def test_two_transactions_committed_out_of_timestamp_order_are_both_indexed(
+    make_app, alice, pg_url, engine, index_prefix
+):
+    app = make_app(**pg_settings(pg_url))
+    app.app.registry.storage.initialize_schema()
+    app.app.registry.permission.initialize_schema()
+    _setup(app, alice)
+    app.put_json(f"{COLLECTION}/records/first", {"data": {}}, headers=alice)
+    parent = "/buckets/b/collections/c"
+    insert = (
+        "INSERT INTO objects (id, parent_id, resource_name, data, deleted) "
+        "VALUES (%s, %s, 'record', '{}'::jsonb, FALSE) RETURNING as_epoch(last_modified)"
+    )
+    slow, fast = psycopg2.connect(pg_url), psycopg2.connect(pg_url)
+    try:
+        with slow.cursor() as cursor:
+            cursor.execute(insert, ("slow", parent))
+            [slow_timestamp] = cursor.fetchone()
+        time.sleep(0.01)
+        with fast.cursor() as cursor:
+            cursor.execute(insert, ("fast", parent))
+            [fast_timestamp] = cursor.fetchone()
+        fast.commit()
+        # "fast" is visible, "slow" is not yet, and has the earlier timestamp.
+        assert slow_timestamp < fast_timestamp
+        catchup = CatchUp(app.app.registry, overlap_ms=60_000)
+        catchup.run()
+        assert "slow" not in indexed(engine, index_prefix, "b", "c")
+        slow.commit()
+    finally:
+        slow.close()
+        fast.close()
+    catchup.run()
+    assert {"first", "fast", "slow"} == set(indexed(engine, index_prefix, "b", "c"))
+    # Without the overlap, a checkpoint past "fast" would have missed "slow" for good.
+    store = SyncStore(app.app.registry.indexer)
+    [checkpoint] = store.load_all().values()
+    assert checkpoint.timestamp < slow_timestamp <= checkpoint.seen
+
+
+# Rebuilds.
+
+
+def test_one_rebuild_per_collection_at_a_time(app, alice, engine, index_prefix):
+    _setup(app, alice)
+    app.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
+    registry = app.app.registry
+    indexer, storage = registry.indexer, registry.storage
+    metadata = storage.get(resource_name="collection", parent_id="/buckets/b", object_id="c")
+    alias = indexer.alias("b", "c")
+    other = RebuildLease(SyncStore(indexer), alias).acquire()
+    with pytest.raises(RebuildInProgress):
+        reindex_collection(storage, indexer, "b", "c", metadata)
+    # A crashed rebuild's lease expires: the next rebuild takes it over.
+    other.release()
+    other = RebuildLease(SyncStore(indexer), alias, seconds=0.01).acquire()
+    time.sleep(0.05)
+    result = reindex_collection(storage, indexer, "b", "c", metadata)
+    assert result.indexed == 1
+    with pytest.raises(RebuildInProgress):
+        other.renew()
+
+
+def test_a_rebuild_never_deletes_an_index_it_did_not_replace(app, alice, engine, index_prefix):
+    _setup(app, alice)
+    app.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
+    registry = app.app.registry
+    indexer, storage = registry.indexer, registry.storage
+    metadata = storage.get(resource_name="collection", parent_id="/buckets/b", object_id="c")
+    # Another rebuild's new generation, being filled (not behind the alias yet).
+    filling = indexer.create_physical_index("b", "c", {})
+    result = reindex_collection(storage, indexer, "b", "c", metadata)
+    names = set(indexer.indices(naming.collection_pattern(index_prefix, "b", "c")))
+    assert names == {filling, result.index}
+
+
+def test_the_rebuild_replays_what_committed_late_with_the_overlap(
+    make_app, alice, pg_url, engine, index_prefix
+):
+    app = make_app(**pg_settings(pg_url))
+    registry = app.app.registry
+    registry.storage.initialize_schema()
+    registry.permission.initialize_schema()
+    _setup(app, alice)
+    app.put_json(f"{COLLECTION}/records/first", {"data": {}}, headers=alice)
+    insert = (
+        "INSERT INTO objects (id, parent_id, resource_name, data, deleted) "
+        "VALUES (%s, %s, 'record', '{}'::jsonb, FALSE)"
+    )
+    late = psycopg2.connect(pg_url)
+    storage, indexer = registry.storage, registry.indexer
+    metadata = storage.get(resource_name="collection", parent_id="/buckets/b", object_id="c")
+    list_all = storage.list_all
+
+    def commit_late_during_the_fill(*args, **kwargs):
+        page = list_all(*args, **kwargs)
+        filters = kwargs.get("filters") or []
+        replaying = any(
+            f.field == "last_modified" and f.operator == COMPARISON.GT for f in filters
+        )
+        if not replaying and not late.closed:
+            late.commit()  # Its timestamp predates the rebuild's start.
+            late.close()
+        return page
+
+    try:
+        with late.cursor() as cursor:
+            cursor.execute(insert, ("late", "/buckets/b/collections/c"))
+        storage.list_all = commit_late_during_the_fill
+        reindex_collection(storage, indexer, "b", "c", metadata, overlap_ms=60_000)
+    finally:
+        storage.list_all = list_all
+        if not late.closed:
+            late.close()
+    assert set(indexed(engine, index_prefix, "b", "c")) == {"first", "late"}
