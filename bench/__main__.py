@@ -14,11 +14,11 @@ import time
 
 from bench import harness
 from tests.postgres import PostgresServer
-from tests.servers import start_engine
+from tests.servers import FaultProxy, start_engine
 
 BUCKET = "bench"
-QUICK = {"rounds": 2, "writes": 40, "sizes": (2000, 10000), "searches": 15}
-FULL = {"rounds": 3, "writes": 150, "sizes": (10_000, 100_000), "searches": 40}
+QUICK = {"rounds": 2, "writes": 40, "sizes": (2000, 10000), "searches": 15, "outage": 2000}
+FULL = {"rounds": 3, "writes": 150, "sizes": (10_000, 100_000), "searches": 40, "outage": 10_000}
 STATUSES = ["new", "open", "closed", "archived", "spam"]
 WORDS = "kinto search index record bucket collection alpha beta gamma delta".split()
 
@@ -83,25 +83,36 @@ class Bench:
         self.proxy = harness.CountingProxy(self.engine.port)
         self.blackhole = harness.Blackhole()
         url = self.pg.url
+        # Catch-up passes only on events (the servers' start, failed writes, the engine's
+        # return): the benchmark loads records straight into PostgreSQL, and periodic
+        # passes of four servers indexing them would be measured with everything else.
+        events_only = {"catchup_interval_seconds": 0}
         without, port_a = harness.write_ini("without-plugin", url, self.engine.url, plugin=False)
-        with_plugin, port_b = harness.write_ini("with-plugin", url, self.engine.url)
-        proxied, port_c = harness.write_ini("proxied", url, self.proxy.url)
-        hung, port_d = harness.write_ini("engine-hung", url, self.blackhole.url)
+        with_plugin, port_b = harness.write_ini("with-plugin", url, self.engine.url, **events_only)
+        proxied, port_c = harness.write_ini("proxied", url, self.proxy.url, **events_only)
+        hung, port_d = harness.write_ini("engine-hung", url, self.blackhole.url, **events_only)
+        ryw, port_e = harness.write_ini(
+            "read-your-writes", url, self.engine.url, force_refresh="true", **events_only
+        )
+        self.outage_proxy = FaultProxy(self.engine.url)
+        outage, port_f = harness.write_ini("outage", url, self.outage_proxy.url, **events_only)
         self.ini = with_plugin
         harness.run_measured([str(harness.BIN / "kinto"), "migrate", "--ini", str(without)])
         self.a = harness.KintoServer("without-plugin", without, port_a)
         self.b = harness.KintoServer("with-plugin", with_plugin, port_b)
         self.c = harness.KintoServer("proxied", proxied, port_c)
         self.d = harness.KintoServer("engine-hung", hung, port_d)
+        self.e = harness.KintoServer("read-your-writes", ryw, port_e)
+        self.f = harness.KintoServer("outage", outage, port_f)
         status, _, _ = self.b.client.request("PUT", f"/v1/buckets/{BUCKET}", {})
         assert status in (200, 201), status
 
     def teardown(self):
-        for name in ("a", "b", "c", "d"):
+        for name in ("a", "b", "c", "d", "e", "f"):
             server = getattr(self, name, None)
             if server:
                 server.stop()
-        for name in ("proxy", "blackhole"):
+        for name in ("proxy", "blackhole", "outage_proxy"):
             if getattr(self, name, None):
                 getattr(self, name).close()
         if getattr(self, "engine", None):
@@ -120,17 +131,34 @@ class Bench:
 
     def writes(self):
         n, rounds = self.config["writes"], self.config["rounds"]
-        timings = {"without": [], "with": []}
+        timings = {"without": [], "with": [], "ryw": []}
+        servers = (("without", self.a), ("with", self.b), ("ryw", self.e))
         for round_ in range(rounds):
-            for label, server in (("without", self.a), ("with", self.b)):
+            for label, server in servers:
                 uri = self.collection(server, f"writes-{label}-{round_}")
                 requests = [("POST", f"{uri}/records", {"data": record(i)}) for i in range(n)]
                 timings[label] += latencies(server.client, requests)
-        a, b = timings["without"], timings["with"]
+        a, b, c = timings["without"], timings["with"], timings["ryw"]
         self.rows["writes"] = {
             "n": f"{rounds} rounds x {n} creates each",
-            "p50": (harness.median(a), harness.median(b)),
-            "p95": (harness.percentile(a, 0.95), harness.percentile(b, 0.95)),
+            **{
+                key: tuple(harness.percentile(t, fraction) for t in (a, b, c))
+                for key, fraction in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+            },
+        }
+        # Eight writers at once, each on its own collection: throughput.
+        throughput = {"without": [], "with": []}
+        for round_ in range(rounds):
+            for label, server in servers[:2]:
+                throughput[label].append(
+                    self._concurrent(server, f"conc-{label}-{round_}", writers=8, count=n // 2)
+                )
+        self.rows["concurrent"] = {
+            "n": f"{rounds} rounds x 8 writers x {n // 2} creates each",
+            "throughput": (
+                harness.median(throughput["without"]),
+                harness.median(throughput["with"]),
+            ),
         }
         # A /batch of 25 creates reaches the engine as how many requests?
         uri = self.collection(self.c, "grouped")
@@ -142,6 +170,107 @@ class Bench:
         status, body, _ = self.c.client.request("POST", "/v1/batch", {"requests": requests})
         assert status == 200, body
         self.rows["batch"] = dict(self.proxy.counts)
+
+    def _concurrent(self, server, prefix, writers, count):
+        """Creates per second of ``writers`` clients at once, each on its own collection."""
+        import threading
+
+        uris = [self.collection(server, f"{prefix}-{w}") for w in range(writers)]
+        errors = []
+
+        def write(uri):
+            client = harness.Client("127.0.0.1", server.port)
+            try:
+                for i in range(count):
+                    status, _, _ = client.request("POST", f"{uri}/records", {"data": record(i)})
+                    if status >= 400:
+                        errors.append(status)
+            finally:
+                client.close()
+
+        threads = [threading.Thread(target=write, args=(uri,)) for uri in uris]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+        if errors:
+            raise RuntimeError(f"concurrent writes answered {sorted(set(errors))}")
+        return writers * count / elapsed
+
+    # 6. Storage as the outbox: an outage, and the catch-up.
+
+    def outbox(self):
+        from opensearchpy import OpenSearch, helpers
+
+        client = OpenSearch(hosts=[self.engine.url], timeout=120)
+        outage = self.config["outage"]
+        # An outage of `outage` writes: the engine answers 502 (no node behind the proxy).
+        uri = self.collection(self.f, "outage")
+        self.outage_proxy.answer = lambda method, path, body: (502, {"error": "Bad Gateway"})
+        started = time.perf_counter()
+        for first in range(0, outage, 25):
+            requests = [
+                {"method": "PUT", "path": f"{uri}/records/r{i:07d}", "body": {"data": record(i)}}
+                for i in range(first, min(first + 25, outage))
+            ]
+            status, body, _ = self.f.client.request("POST", "/v1/batch", {"requests": requests})
+            assert status == 200, body
+        writing = time.perf_counter() - started
+        self.outage_proxy.answer = lambda method, path, body: None
+        back = time.perf_counter()
+        alias = f"bench.{BUCKET}.outage"
+        query = {"query": {"exists": {"field": "id"}}}
+        while True:
+            try:
+                count = client.count(index=alias, body=query)["count"]
+            except Exception:
+                count = 0
+            if count == outage or time.perf_counter() - back > 600:
+                break
+            time.sleep(0.2)
+        converged = time.perf_counter() - back
+        self.f.stop()
+        self.f = None
+        # The catch-up rate: `sync` on records it never saw, against the bulk helper.
+        rounds, size = self.config["rounds"], outage
+        self.collection(self.a, "empty-sync")
+        self.collection(self.a, "catchup")
+        load_records(self.pg.url, "catchup", size)
+        documents = [record(i) for i in range(size)]
+        sync = [str(harness.BIN / "kinto-elasticsearch"), "sync", "--ini", str(self.ini),
+                "-b", BUCKET]  # fmt: skip
+        startup, rates, bulk = [], [], []
+        for round_ in range(rounds):
+            elapsed, _, _ = harness.run_measured([*sync, "-c", "empty-sync"])
+            startup.append(elapsed)
+            index = f"baseline-catchup-{round_}"
+            client.indices.create(index=index)
+            begun = time.perf_counter()
+            helpers.bulk(
+                client,
+                ({"_index": index, "_id": d["id"], "_source": d} for d in documents),
+                chunk_size=1000,
+            )
+            bulk.append(size / (time.perf_counter() - begun))
+            client.indices.delete(index=index)
+            # Forget the collection, as an engine that never saw it.
+            client.indices.delete(index=f"bench.{BUCKET}.catchup.*")
+            client.delete(index="bench.-sync", id=f"checkpoint:bench.{BUCKET}.catchup",
+                          refresh=True, ignore=[404])  # fmt: skip
+            elapsed, _, _ = harness.run_measured([*sync, "-c", "catchup"])
+            rates.append(size / elapsed)
+        client.close()
+        self.rows["outbox"] = {
+            "outage": outage,
+            "writing": writing,
+            "converged": converged,
+            "rounds": rounds,
+            "bulk": harness.median(bulk),
+            "sync": harness.median(rates),
+            "startup": harness.median(startup),
+        }
 
     # 2. Rebuild throughput and memory.
 
@@ -352,6 +481,8 @@ class Bench:
             lines += self._ranked_section()
         if "down" in self.rows:
             lines += self._down_section()
+        if "outbox" in self.rows:
+            lines += self._outbox_section()
         return "\n".join(lines)
 
     def _writes_section(self):
@@ -361,12 +492,16 @@ class Bench:
             "",
             f"{w['n']}.",
             "",
-            "| | without plugin (A) | with plugin (B) | B / A |",
-            "|---|---|---|---|",
+            "B: with the plugin, as configured by default (the request hands its change to "
+            "the sender). C: with read-your-writes (`force_refresh`: the request waits for "
+            "the refreshed bulk carrying its change).",
+            "",
+            "| | without plugin (A) | with plugin (B) | B / A | read-your-writes (C) | C / A |",
+            "|---|---|---|---|---|---|",
         ]
-        for key in ("p50", "p95"):
-            a, b = w[key]
-            lines.append(f"| {key} | {ms(a)} | {ms(b)} | {b / a:.2f} |")
+        for key in ("p50", "p95", "p99"):
+            a, b, c = w[key]
+            lines.append(f"| {key} | {ms(a)} | {ms(b)} | {b / a:.2f} | {ms(c)} | {c / a:.2f} |")
         bulk_requests = sum(v for (m, route), v in self.rows["batch"].items() if route == "_bulk")
         lines += [
             "",
@@ -374,7 +509,40 @@ class Bench:
             f"(all requests seen by a counting proxy: {self._counts()}).",
             "",
         ]
+        if "concurrent" in self.rows:
+            c = self.rows["concurrent"]
+            a, b = c["throughput"]
+            lines += [
+                f"{c['n']} (Kinto serves 4 threads): {a:,.0f} creates/s without the plugin, "
+                f"{b:,.0f} with it: **{b / a:.2f}**.",
+                "",
+            ]
         return lines
+
+    def _outbox_section(self):
+        o = self.rows["outbox"]
+        corrected = o["outage"] / max(o["outage"] / o["sync"] - o["startup"], 1e-9)
+        return [
+            "## 6. Storage as the outbox: an outage, and the catch-up",
+            "",
+            f"{o['outage']:,} writes (PUTs in `/batch`es of 25) while the engine answered "
+            f"502, in {o['writing']:.1f} s; every one succeeded. Once the engine answered "
+            f"again, the index held all {o['outage']:,} records after **{o['converged']:.1f} s**"
+            ", with no command run (the worker notices within its retry delay, at most 8 s, "
+            "then one catch-up pass indexes them).",
+            "",
+            f"Catch-up rate, {o['rounds']} rounds on {o['outage']:,} records loaded straight "
+            "into PostgreSQL: A, the client's bulk helper loading the same documents into the "
+            "engine; B, `kinto-elasticsearch sync` (whole command, reading from PostgreSQL).",
+            "",
+            "| bulk helper (A) | sync (B) | B / A | B without the command's start-up | ratio |",
+            "|---|---|---|---|---|",
+            f"| {o['bulk']:,.0f} rec/s | {o['sync']:,.0f} rec/s | {o['sync'] / o['bulk']:.2f} "
+            f"| {corrected:,.0f} rec/s | {corrected / o['bulk']:.2f} |",
+            "",
+            f"The command's start-up, measured on an empty collection: {o['startup']:.2f} s.",
+            "",
+        ]
 
     def _rebuild_section(self):
         r = self.rows["rebuild"]
@@ -479,7 +647,8 @@ def main(argv=None):
     parser.add_argument("--output", default=str(harness.ROOT / "bench" / "RESULTS.md"))
     parser.add_argument(
         "--only", action="append", metavar="STEP",
-        help="run only this step: writes, rebuild, search, filtering, ranked or engine_down",
+        help="run only this step: writes, outbox, rebuild, search, filtering, ranked or "
+        "engine_down",
     )  # fmt: skip
     args = parser.parse_args(argv)
     bench = Bench(QUICK if args.quick else FULL)
@@ -487,8 +656,16 @@ def main(argv=None):
     command = "make bench" if not (args.quick or args.only) else "python -m bench"
     if args.quick:
         command += " --quick"
-    steps = [bench.writes, bench.rebuild, bench.search, bench.filtering, bench.ranked]
-    steps.append(bench.engine_down)
+    # The outage runs before the rebuild loads its large collections into PostgreSQL.
+    steps = [
+        bench.writes,
+        bench.outbox,
+        bench.rebuild,
+        bench.search,
+        bench.filtering,
+        bench.ranked,
+        bench.engine_down,
+    ]
     if args.only:
         steps = [step for step in steps if step.__name__ in args.only]
         # Searches run on the collections the rebuild step fills.

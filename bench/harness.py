@@ -37,6 +37,7 @@ kinto.elasticsearch.hosts = {engine_url}
 kinto.elasticsearch.engine = opensearch
 kinto.elasticsearch.index_prefix = bench
 kinto.elasticsearch.request_timeout_seconds = 2
+{extra}
 
 [server:main]
 use = egg:waitress#main
@@ -74,14 +75,20 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def write_ini(name, storage_url, engine_url, plugin=True):
+def write_ini(name, storage_url, engine_url, plugin=True, **settings):
+    """An ini file for one Kinto server; ``settings``: more ``kinto.elasticsearch.*``."""
     WORK.mkdir(parents=True, exist_ok=True)
     includes = "kinto_elasticsearch" if plugin else ""
     port = free_port()
     path = WORK / f"{name}.ini"
+    extra = "\n".join(f"kinto.elasticsearch.{key} = {value}" for key, value in settings.items())
     path.write_text(
         INI_TEMPLATE.format(
-            includes=includes, storage_url=storage_url, engine_url=engine_url, port=port
+            includes=includes,
+            storage_url=storage_url,
+            engine_url=engine_url,
+            port=port,
+            extra=extra,
         )
     )
     return path, port

@@ -8,9 +8,9 @@
         config.add_subscriber(on_indexed, RecordsIndexed)
         config.add_subscriber(on_failed, RecordsIndexFailed)
 
-Both are sent after Kinto's transaction committed. ``request`` is None for writes sent by
-the background retry thread. A subscriber that raises is logged and ignored: it cannot
-break indexing or the Kinto write.
+Both are sent after Kinto's transaction committed, from the thread that indexed (the
+sender, the catch-up, a repair): ``request`` is None. A subscriber that raises is logged
+and ignored: it cannot break indexing or the Kinto write.
 """
 
 import logging
@@ -39,7 +39,7 @@ class RecordsIndexFailed:
     collection_id: str
     # (record id, reason) pairs.
     failures: list = field(default_factory=list)
-    # True when the engine could not be reached and the writes were queued for retry;
+    # True when the engine could not be reached (the catch-up indexes them from storage);
     # False when the engine refused the records (they stay out until fixed).
     will_retry: bool = False
     request: object = None

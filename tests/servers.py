@@ -274,3 +274,52 @@ class FaultProxy:
         self._release.set()
         self._server.shutdown()
         self._server.server_close()
+
+
+class KintoProcess:
+    """``kinto start`` on an ini file: a real Kinto HTTP server (waitress), by its pid."""
+
+    def __init__(self, ini, port, log_path):
+        self.ini, self.port, self.log_path = ini, port, log_path
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = None
+
+    def start(self, timeout=60.0):
+        import sys
+        from pathlib import Path
+
+        kinto = str(Path(sys.executable).parent / "kinto")
+        log = open(self.log_path, "a")  # noqa: SIM115 - closed with the process
+        self.process = subprocess.Popen(
+            [kinto, "start", "--ini", str(self.ini)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"Kinto exited; see {self.log_path}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/v1/", timeout=1) as response:
+                    response.read()
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"Kinto did not start; see {self.log_path}")
+
+    def kill(self):
+        """SIGKILL, as an OOM killer or a careless deploy would."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()

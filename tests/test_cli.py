@@ -219,3 +219,40 @@ def test_a_refused_mapping_is_not_stored(pg_app, alice):
     )
     # PostgreSQL rolled the transaction back.
     assert "index:schema" not in pg_app.get(COLLECTION, headers=alice).json["data"]
+
+
+def test_sync_indexes_what_the_index_missed(filled, alice, write_ini, engine, index_prefix):
+    filled.app.registry.indexer.delete_collection_indices("b", "c")
+    _fill(filled, alice, 20, start=100)  # Written while the index was gone.
+    result = cli("sync", "--ini", write_ini())
+    assert result.returncode == 0, result.stderr
+    assert "1 collection(s)" in result.stdout and "1 index(es) created" in result.stdout
+    assert indexed(engine, index_prefix, "b", "c") == _stored(filled, alice)
+    again = cli("sync", "--ini", write_ini(), "-b", "b", "-c", "c")
+    assert again.returncode == 0 and "0 change(s) indexed" in again.stdout
+
+
+def test_sync_follow_keeps_catching_up(filled, alice, write_ini, engine, index_prefix):
+    import signal
+    import time
+
+    process = subprocess.Popen(
+        [CLI, "sync", "--ini", str(write_ini()), "--follow", "--interval", "0.5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        filled.app.registry.indexer.delete_collection_indices("b", "c")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if indexed(engine, index_prefix, "b", "c") == _stored(filled, alice):
+                    break
+            except Exception:
+                pass
+            time.sleep(0.2)
+        assert indexed(engine, index_prefix, "b", "c") == _stored(filled, alice)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)

@@ -425,3 +425,9 @@ def test_the_rebuild_replays_what_committed_late_with_the_overlap(
         if not late.closed:
             late.close()
     assert set(indexed(engine, index_prefix, "b", "c")) == {"first", "late"}
+
+
+def test_the_retry_queue_setting_is_deprecated_and_ignored(make_app, caplog):
+    with pytest.warns(DeprecationWarning, match="retry_queue_size is deprecated and ignored"):
+        make_app(**{"elasticsearch.retry_queue_size": "10"})
+    assert "storage is the outbox" in caplog.text

@@ -38,8 +38,6 @@ a changed mapping is applied, or the index rebuilt when the engine refuses it or
 documents themselves change (``index:exclude_fields``), without downtime (``rebuild``).
 """
 
-import hashlib
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -47,9 +45,9 @@ from dataclasses import dataclass, field
 from kinto_elasticsearch import metrics, naming
 from kinto_elasticsearch.client import EngineRequestError
 from kinto_elasticsearch.index_settings import tenant_settings
-from kinto_elasticsearch.mapping import collection_mapping, excluded_fields
+from kinto_elasticsearch.mapping import collection_mapping
 from kinto_elasticsearch.sync.apply import apply_changes
-from kinto_elasticsearch.sync.checkpoints import Checkpoint, SyncStore
+from kinto_elasticsearch.sync.checkpoints import Checkpoint, SyncStore, fingerprint
 from kinto_elasticsearch.sync.pages import iter_changes, iter_collections, pipelined
 from kinto_elasticsearch.sync.rebuild import RebuildInProgress, reindex_collection
 
@@ -57,15 +55,6 @@ logger = logging.getLogger(__name__)
 
 # Pages indexed between two saves of a checkpoint during a long pass.
 SAVE_EVERY_PAGES = 10
-
-
-def _digest(value):
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def fingerprint(metadata):
-    """``"{mapping}:{documents}"``: what of a collection shapes its index."""
-    return f"{_digest(collection_mapping(metadata))}:{_digest(excluded_fields(metadata))}"
 
 
 def _records_uri(bucket_id, collection_id):
@@ -192,7 +181,7 @@ class CatchUp:
             # An index without a checkpoint: made by the sender before any pass (the
             # engine restarted empty), or by an earlier version of the plugin. Neither its
             # documents nor its mapping are known to follow the collection: rebuild it.
-            self._rebuild(bucket_id, collection_id, metadata, shape, report)
+            self._rebuild(bucket_id, collection_id, metadata, report)
             return
         elif checkpoint.fingerprint != shape:
             if not self._reshape(bucket_id, collection_id, metadata, checkpoint, shape, report):
@@ -294,9 +283,9 @@ class CatchUp:
                             alias, exc)  # fmt: skip
         elif old_documents == documents_part:
             return True
-        return self._rebuild(bucket_id, collection_id, metadata, shape, report)
+        return self._rebuild(bucket_id, collection_id, metadata, report)
 
-    def _rebuild(self, bucket_id, collection_id, metadata, shape, report):
+    def _rebuild(self, bucket_id, collection_id, metadata, report):
         alias = self.indexer.alias(bucket_id, collection_id)
         try:
             result = reindex_collection(
@@ -313,18 +302,5 @@ class CatchUp:
             report.busy.append(alias)
             return False
         logger.info("Rebuilt the index of %s: %s records", alias, result.indexed)
-        # The replay re-read everything from the overlap before the start: from there on.
-        self.store.save(
-            alias,
-            Checkpoint(
-                bucket_id,
-                collection_id,
-                timestamp=result.started - self.overlap_ms,
-                seen=result.timestamp,
-                objects=0,
-                metadata=metadata.get("last_modified", 0),
-                fingerprint=shape,
-            ),
-        )
         report.rebuilt.append(alias)
         return True

@@ -17,10 +17,14 @@ A checkpoint says how far a collection's index is known to follow storage:
   collection shapes its index (mapping, excluded fields).
 """
 
+import hashlib
+import json
 import time
 from dataclasses import asdict, dataclass
 
 from kinto_elasticsearch.client import EngineNotFound, EngineRequestError
+from kinto_elasticsearch.index_settings import tenant_settings
+from kinto_elasticsearch.mapping import collection_mapping, excluded_fields
 
 SYNC_INDEX_PART = "-sync"
 PAGE_SIZE = 1000
@@ -28,6 +32,17 @@ MAPPING = {
     "dynamic": False,
     "properties": {"kind": {"type": "keyword"}, "alias": {"type": "keyword"}},
 }
+
+
+def _digest(value):
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def fingerprint(metadata):
+    """``"{mapping}:{documents}"``: what of a collection shapes its index. The second part
+    changes what only a rebuild applies: excluded fields, and the analysis settings."""
+    documents = [excluded_fields(metadata), tenant_settings(metadata)]
+    return f"{_digest(collection_mapping(metadata))}:{_digest(documents)}"
 
 
 def sync_index_name(prefix):

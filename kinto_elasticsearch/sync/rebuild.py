@@ -27,7 +27,7 @@ from kinto_elasticsearch.client import EngineError, EngineNotFound, EngineReques
 from kinto_elasticsearch.index_settings import tenant_settings
 from kinto_elasticsearch.mapping import collection_mapping
 from kinto_elasticsearch.sync.apply import apply_changes, split_changes
-from kinto_elasticsearch.sync.checkpoints import SyncStore
+from kinto_elasticsearch.sync.checkpoints import Checkpoint, SyncStore, fingerprint
 from kinto_elasticsearch.sync.pages import iter_record_pages, pipelined
 
 logger = logging.getLogger(__name__)
@@ -158,12 +158,25 @@ def reindex_collection(
 
     Raises :class:`RebuildInProgress` if another rebuild of the collection holds the lease.
     """
-    lease = RebuildLease(SyncStore(indexer), indexer.alias(bucket_id, collection_id))
-    with lease:
-        return _reindex(
+    store = SyncStore(indexer)
+    alias = indexer.alias(bucket_id, collection_id)
+    with RebuildLease(store, alias) as lease:
+        result = _reindex(
             storage, indexer, bucket_id, collection_id, metadata, progress, overlap_ms, lease,
             registry,
         )  # fmt: skip
+        # The catch-up goes on from there: the replay re-read everything since the overlap
+        # before the start, and the index has the collection's current shape.
+        checkpoint = Checkpoint(
+            bucket_id,
+            collection_id,
+            timestamp=result.started - overlap_ms,
+            seen=result.timestamp,
+            metadata=metadata.get("last_modified", 0),
+            fingerprint=fingerprint(metadata),
+        )
+        store.save(alias, checkpoint)
+    return result
 
 
 def _reindex(
