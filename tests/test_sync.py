@@ -431,3 +431,45 @@ def test_the_retry_queue_setting_is_deprecated_and_ignored(make_app, caplog):
     with pytest.warns(DeprecationWarning, match="retry_queue_size is deprecated and ignored"):
         make_app(**{"elasticsearch.retry_queue_size": "10"})
     assert "storage is the outbox" in caplog.text
+
+
+def test_an_unexpected_error_neither_ends_the_sender_nor_loses_the_changes(
+    make_app, alice, engine, index_prefix
+):
+    app = make_app(**CATCHUP)
+    _setup(app, alice)
+    indexer = app.app.registry.indexer
+    write = indexer.write
+
+    def broken_once(*args, **kwargs):
+        indexer.write = write
+        raise RuntimeError("a bug")
+
+    # A mock: nothing real makes the bulk path raise an exception nobody expects.
+    indexer.write = broken_once
+    app.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
+    app.put_json(f"{COLLECTION}/records/r2", {"data": {}}, headers=alice)
+    assert "r2" in indexed(engine, index_prefix, "b", "c")  # The sender goes on...
+    assert app.app.registry.catchup.wait_for_pass(timeout=30)
+    assert set(indexed(engine, index_prefix, "b", "c")) == {"r1", "r2"}  # ...r1 is healed.
+
+
+def test_a_collection_being_rebuilt_elsewhere_is_still_caught_up(app, alice, engine, index_prefix):
+    _setup(app, alice)
+    app.put_json(f"{COLLECTION}/records/r1", {"data": {"title": "a"}}, headers=alice)
+    _pass(app)
+    registry = app.app.registry
+    alias = registry.indexer.alias("b", "c")
+    # Another process holds the rebuild lease (or died holding it).
+    RebuildLease(SyncStore(registry.indexer), alias).acquire()
+    app.patch_json(COLLECTION, {"data": {"index:exclude_fields": ["title"]}}, headers=alice)
+    # A record written behind the sender's back: only the catch-up can index it.
+    registry.storage.create(
+        resource_name="record", parent_id="/buckets/b/collections/c", obj={"id": "r2"}
+    )
+    report = _pass(app)
+    assert report.busy == [alias]
+    assert set(indexed(engine, index_prefix, "b", "c")) == {"r1", "r2"}
+    # The rebuild is still owed: the checkpoint kept the old fingerprint.
+    [checkpoint] = SyncStore(registry.indexer).load_all().values()
+    assert _pass(app).busy == [alias] and checkpoint.fingerprint

@@ -181,13 +181,17 @@ class CatchUp:
             # An index without a checkpoint: made by the sender before any pass (the
             # engine restarted empty), or by an earlier version of the plugin. Neither its
             # documents nor its mapping are known to follow the collection: rebuild it.
-            self._rebuild(bucket_id, collection_id, metadata, report)
-            return
+            if self._rebuild(bucket_id, collection_id, metadata, report):
+                return
         elif checkpoint.fingerprint != shape:
-            if not self._reshape(bucket_id, collection_id, metadata, checkpoint, shape, report):
-                return
-            if alias in report.rebuilt:
-                return
+            if self._reshape(bucket_id, collection_id, metadata, checkpoint, shape, report):
+                if alias in report.rebuilt:
+                    return
+            else:
+                # Another process is rebuilding it (or died doing so, until its lease
+                # expires): keep the live index caught up meanwhile, and try again next
+                # pass (the old fingerprint stays).
+                shape = checkpoint.fingerprint
         if checkpoint is not None and checkpoint.metadata != metadata.get("last_modified"):
             compare = True
         if (

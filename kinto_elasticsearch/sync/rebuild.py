@@ -32,7 +32,8 @@ from kinto_elasticsearch.sync.pages import iter_record_pages, pipelined
 
 logger = logging.getLogger(__name__)
 
-LEASE_SECONDS = 120.0
+# Renewed at every page, so a live rebuild never loses it; a dead one blocks no longer.
+LEASE_SECONDS = 60.0
 DEFAULT_OVERLAP_MS = 300_000
 
 
