@@ -99,6 +99,11 @@ class Bench:
         )
         self.outage_proxy = FaultProxy(self.engine.url)
         outage, port_f = harness.write_ini("outage", url, self.outage_proxy.url, **events_only)
+        # The catch-up command, as a batch job: a bulk of 1,000 records may take longer than
+        # a request's 2 s on a busy machine.
+        self.sync_ini, _ = harness.write_ini(
+            "sync", url, self.engine.url, request_timeout_seconds=30
+        )
         self.ini = with_plugin
         harness.run_measured([str(harness.BIN / "kinto"), "migrate", "--ini", str(without)])
         self.a = harness.KintoServer("without-plugin", without, port_a)
@@ -242,7 +247,7 @@ class Bench:
         self.collection(self.a, "catchup")
         load_records(self.pg.url, "catchup", size)
         documents = [record(i) for i in range(size)]
-        sync = [str(harness.BIN / "kinto-elasticsearch"), "sync", "--ini", str(self.ini),
+        sync = [str(harness.BIN / "kinto-elasticsearch"), "sync", "--ini", str(self.sync_ini),
                 "-b", BUCKET]  # fmt: skip
         startup, rates, bulk = [], [], []
         for round_ in range(rounds):
@@ -675,20 +680,31 @@ def main(argv=None):
         if {"search", "filtering", "ranked"} & set(args.only) and bench.rebuild not in steps:
             steps.insert(0, bench.rebuild)
         command += " " + " ".join(f"--only {name}" for name in args.only)
+    failure = None
     try:
         bench.setup()
         for step in steps:
             step_started = time.monotonic()
             print(f"bench: {step.__name__}...", file=sys.stderr, flush=True)
-            step()
+            try:
+                step()
+            except Exception as exc:
+                # Keep the figures of the steps that ran; say which one failed.
+                failure = f"{step.__name__}: {exc}"
+                print(f"bench: {step.__name__} failed: {exc}", file=sys.stderr, flush=True)
+                break
             elapsed = time.monotonic() - step_started
             print(f"bench: {step.__name__} took {elapsed:.0f} s", file=sys.stderr, flush=True)
     finally:
         bench.teardown()
     text = bench.report(command, time.monotonic() - started)
+    if failure:
+        text += f"\n\n**Incomplete run**: step {failure}\n"
     with open(args.output, "w") as out:
         out.write(text)
     print(text)
+    if failure:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

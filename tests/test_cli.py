@@ -226,7 +226,7 @@ def test_sync_indexes_what_the_index_missed(filled, alice, write_ini, engine, in
     _fill(filled, alice, 20, start=100)  # Written while the index was gone.
     result = cli("sync", "--ini", write_ini())
     assert result.returncode == 0, result.stderr
-    assert "1 collection(s)" in result.stdout and "1 index(es) created" in result.stdout
+    assert "1 collection(s): 0 up to date" in result.stdout
     assert indexed(engine, index_prefix, "b", "c") == _stored(filled, alice)
     again = cli("sync", "--ini", write_ini(), "-b", "b", "-c", "c")
     assert again.returncode == 0 and "0 change(s) indexed" in again.stdout

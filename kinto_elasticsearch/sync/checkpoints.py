@@ -76,6 +76,7 @@ class SyncStore:
     def __init__(self, indexer):
         self.indexer = indexer
         self.index = sync_index_name(indexer.prefix)
+        self._ensured = False
 
     def _call(self, operation, **kwargs):
         return self.indexer.engine.call(operation, **kwargs)
@@ -86,14 +87,18 @@ class SyncStore:
         A save into a missing index would auto-create it with dynamic mappings, where
         ``alias`` cannot be sorted on: :meth:`load_all` then starts it over.
         """
+        if self._ensured:
+            return
         try:
             self._call("indices.create", index=self.index, body={"mappings": MAPPING})
         except EngineRequestError as exc:
             if exc.error_type != "resource_already_exists_exception":
                 raise
+        self._ensured = True
 
     def _recreate(self):
         self.indexer.delete_indices([self.index])
+        self._ensured = False
         self.ensure_index()
 
     def load_all(self):
@@ -127,13 +132,8 @@ class SyncStore:
             "saved_at": time.time(),
             **asdict(checkpoint),
         }
-        try:
-            self._save(alias, body)
-        except EngineNotFound:
-            self.ensure_index()
-            self._save(alias, body)
-
-    def _save(self, alias, body):
+        # Created first (once per store): a write would auto-create it, with dynamic mappings.
+        self.ensure_index()
         # Refreshed at once: the next pass, maybe in another process, searches for it.
         self._call("index", index=self.index, id=f"checkpoint:{alias}", body=body, refresh="true")
 

@@ -30,10 +30,6 @@ def _plugin(request):
     return registry.elasticsearch_settings, registry.indexer
 
 
-def _record_uri(bucket_id, collection_id, record_id):
-    return f"/buckets/{bucket_id}/collections/{collection_id}/records/{record_id}"
-
-
 def _cached_collection(request, bucket_id, collection_id):
     uri = f"/buckets/{bucket_id}/collections/{collection_id}"
     return getattr(request, "bound_data", {}).get("collections", {}).get(uri)

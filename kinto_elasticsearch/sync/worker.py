@@ -42,6 +42,7 @@ class CatchUpWorker:
         self.passes = 0
         self.last_error = None
         self._stopped = False
+        self._running = False
 
     def wake(self):
         """Ask for a pass soon (and start the thread in this process if needed)."""
@@ -87,8 +88,6 @@ class CatchUpWorker:
         """End the thread after its current pass (an app being closed, in tests)."""
         self._stopped = True
         self._wake.set()
-
-    _running = False
 
     def _run(self):
         retry = MIN_GAP_SECONDS
