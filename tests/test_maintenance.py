@@ -5,6 +5,7 @@ import pytest
 
 from kinto_elasticsearch import maintenance, naming
 from kinto_elasticsearch.mapping import collection_mapping
+from kinto_elasticsearch.sync import pages
 from tests.conftest import indexed
 
 COLLECTION = "/v1/buckets/b/collections/c"
@@ -36,13 +37,13 @@ def test_reindex_builds_a_new_index_and_swaps_the_alias(
     filled, alice, engine, index_prefix, monkeypatch
 ):
     registry = _registry(filled)
-    monkeypatch.setattr(maintenance, "PAGE_SIZE", 50)
+    monkeypatch.setattr(pages, "PAGE_SIZE", 50)
     old = set(registry.indexer.indices(f"{index_prefix}.*"))
     result = maintenance.reindex_collection(
         registry.storage, registry.indexer, "b", "c", {}, progress=None
     )
     assert result.indexed == 120
-    indices = registry.indexer.indices(f"{index_prefix}.*")
+    indices = registry.indexer.indices(naming.collection_pattern(index_prefix, "b", "c"))
     # Only the new index is left, behind the alias.
     assert indices == {result.index: [naming.alias_name(index_prefix, "b", "c")]}
     assert result.index not in old
@@ -63,7 +64,7 @@ def test_reindex_with_concurrent_writes_ends_equal_to_storage(
     filled, alice, engine, index_prefix, monkeypatch
 ):
     registry = _registry(filled)
-    monkeypatch.setattr(maintenance, "PAGE_SIZE", 10)
+    monkeypatch.setattr(pages, "PAGE_SIZE", 10)
     stop = threading.Event()
     errors = []
 
@@ -105,7 +106,7 @@ def test_verify_reports_and_repairs_every_kind_of_difference(
     filled, alice, engine, index_prefix, monkeypatch
 ):
     registry = _registry(filled)
-    monkeypatch.setattr(maintenance, "PAGE_SIZE", 50)
+    monkeypatch.setattr(pages, "PAGE_SIZE", 50)
     # The index as a lossy past could have left it: two records missing, one outdated,
     # three documents of records storage never had.
     indexer = registry.indexer
@@ -161,7 +162,11 @@ def test_verify_indices_finds_orphans_and_old_generations(filled, engine, index_
     later = maintenance.verify_indices(indexer, expected, pattern, now=4102444800)
     assert later.detached == [detached]
     maintenance.verify_indices(indexer, expected, pattern, repair=True, now=4102444800)
-    assert set(indexer.indices(pattern)) == {f"{indexer.alias('b', 'c')}.0"}
+    # The plugin's own checkpoints index is neither an orphan nor a generation.
+    assert set(indexer.indices(pattern)) == {
+        f"{indexer.alias('b', 'c')}.0",
+        f"{index_prefix}.-sync",
+    }
 
 
 def test_reindex_pages_through_storage_reading_at_most_two_pages_ahead(
@@ -169,7 +174,7 @@ def test_reindex_pages_through_storage_reading_at_most_two_pages_ahead(
 ):
     """Reading overlaps sending, but memory stays bounded: the reader never runs ahead."""
     registry = _registry(filled)
-    monkeypatch.setattr(maintenance, "PAGE_SIZE", 10)
+    monkeypatch.setattr(pages, "PAGE_SIZE", 10)
     pages_read, ahead = [], []
     list_all, fill = registry.storage.list_all, registry.indexer.fill
 
@@ -179,10 +184,10 @@ def test_reindex_pages_through_storage_reading_at_most_two_pages_ahead(
             pages_read.append(len(page))
         return page
 
-    def slow_fill(index, documents):
+    def slow_fill(index, documents, tombstones=()):
         time.sleep(0.05)  # An engine slower than storage: an unbounded reader would race.
         ahead.append(len(pages_read) - len(ahead) - 1)
-        return fill(index, documents)
+        return fill(index, documents, tombstones)
 
     monkeypatch.setattr(registry.storage, "list_all", counting_list_all)
     monkeypatch.setattr(registry.indexer, "fill", slow_fill)
@@ -203,7 +208,7 @@ def test_a_failure_on_either_side_stops_the_pipeline():
         sent.append(item)
 
     with pytest.raises(RuntimeError, match="engine said no"):
-        maintenance.pipelined(iter(range(100)), failing_send)
+        pages.pipelined(iter(range(100)), failing_send)
     assert sent == [0, 1, 2]
 
     def failing_items():
@@ -212,5 +217,5 @@ def test_a_failure_on_either_side_stops_the_pipeline():
 
     sent.clear()
     with pytest.raises(OSError, match="storage said no"):
-        maintenance.pipelined(failing_items(), sent.append)
+        pages.pipelined(failing_items(), sent.append)
     assert sent == [0, 1, 2][: len(sent)]
