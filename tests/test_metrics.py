@@ -6,6 +6,7 @@ import pytest
 import webtest
 
 from kinto_elasticsearch import metrics
+from kinto_elasticsearch.sync.catchup import CatchUp
 from tests.conftest import base_settings
 
 COLLECTION = "/v1/buckets/blog/collections/articles"
@@ -13,9 +14,12 @@ INCLUDES = "kinto.plugins.default_bucket kinto.plugins.flush"
 
 
 def _exercise(app, alice):
-    """Three bulk writes (two records indexed, one deleted) and one search of each kind."""
+    """A catch-up pass, three bulk writes (two records indexed, one deleted) and one search
+    of each kind."""
     app.put_json("/v1/buckets/blog", {}, headers=alice)
     app.put_json(COLLECTION, {}, headers=alice)
+    # One catch-up pass (nothing to index yet: it sends no bulk).
+    CatchUp(app.app.registry, overlap_ms=0).run()
     app.put_json(f"{COLLECTION}/records/r1", {"data": {"n": 1}}, headers=alice)
     app.put_json(f"{COLLECTION}/records/r2", {"data": {"n": 2}}, headers=alice)
     app.delete(f"{COLLECTION}/records/r1", headers=alice)
