@@ -177,6 +177,13 @@ class Bench:
         ]
         status, body, _ = self.c.client.request("POST", "/v1/batch", {"requests": requests})
         assert status == 200, body
+        # The request does not wait for the sender: give it a moment to send.
+        deadline = time.monotonic() + 10
+        while not any(route == "_bulk" for _, route in self.proxy.counts):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)
         self.rows["batch"] = dict(self.proxy.counts)
 
     def _concurrent(self, server, prefix, writers, count):

@@ -36,7 +36,6 @@ kinto.paginate_by = 10
 kinto.elasticsearch.hosts = {engine_url}
 kinto.elasticsearch.engine = opensearch
 kinto.elasticsearch.index_prefix = bench
-kinto.elasticsearch.request_timeout_seconds = 2
 {extra}
 
 [server:main]
@@ -81,6 +80,7 @@ def write_ini(name, storage_url, engine_url, plugin=True, **settings):
     includes = "kinto_elasticsearch" if plugin else ""
     port = free_port()
     path = WORK / f"{name}.ini"
+    settings = {"request_timeout_seconds": 2, **settings}
     extra = "\n".join(f"kinto.elasticsearch.{key} = {value}" for key, value in settings.items())
     path.write_text(
         INI_TEMPLATE.format(
