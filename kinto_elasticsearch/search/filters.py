@@ -10,6 +10,10 @@ from kinto_elasticsearch.indexer import LIVE_DOCUMENTS
 
 MATCH_NOTHING = {"bool": {"must_not": [{"match_all": {}}]}}
 
+# Records only: the index also holds a tombstone per deleted record (its version, so that
+# deletes stay deleted, see ``sync``), which no search, count or facet may see.
+RECORDS = LIVE_DOCUMENTS
+
 
 def permission_filter(readable_ids):
     """Records a caller may read: None when they may read all, else a filter on their ids."""
@@ -19,11 +23,9 @@ def permission_filter(readable_ids):
 
 
 def with_filters(body, filters):
-    """``body`` with its query restricted by every filter of ``filters`` (None: no filter).
-
-    Always restricted to records: the tombstones of deleted records, kept in the index so
-    that deletes stay deleted (see ``sync``), are never part of an answer.
-    """
-    filters = [LIVE_DOCUMENTS] + [f for f in filters if f is not None]
+    """``body`` with its query restricted by every filter of ``filters`` (None: no filter)."""
+    filters = [f for f in filters if f is not None]
+    if not filters:
+        return body
     query = body.get("query", {"match_all": {}})
     return {**body, "query": {"bool": {"must": [query], "filter": filters}}}

@@ -230,7 +230,7 @@ def run_search(request, body, collection=None, built=False):
     hidden = hidden_fields(request, collection)
     shared_ids = request.context.shared_ids
     body = _prepared(body, request, shared_ids is not None, hidden, built)
-    body = filters.with_filters(body, [filters.permission_filter(shared_ids)])
+    body = filters.with_filters(body, [filters.RECORDS, filters.permission_filter(shared_ids)])
     indexer = request.registry.indexer
     try:
         with metrics.timed(request.registry, metrics.SEARCH_SECONDS):
@@ -379,7 +379,8 @@ def get_facets(request):
             described = [f for f in described if f["name"] in wanted]
         # The plugin's own body: only the timeout and the plugin's filters to add.
         body = {**facets.facets_body(described, limit), "timeout": query_limits(request).timeout}
-        body = filters.with_filters(body, [filters.permission_filter(request.context.shared_ids)])
+        readable = filters.permission_filter(request.context.shared_ids)
+        body = filters.with_filters(body, [filters.RECORDS, readable])
         with metrics.timed(request.registry, metrics.SEARCH_SECONDS):
             response = indexer.search(bucket_id, collection_id, body, ensure_index=ensure)
     except EngineUnavailable as exc:
@@ -484,7 +485,7 @@ def run_bucket_search(request, body, readable, built=False):
         aliases, permission, collections = _bucket_filter(request, bucket_id, readable)
         if not aliases:
             return _nothing_found()
-        body = filters.with_filters(body, [permission])
+        body = filters.with_filters(body, [filters.RECORDS, permission])
         with metrics.timed(request.registry, metrics.SEARCH_SECONDS):
             response = indexer.search_indices(aliases, body)
     except EngineRequestError as exc:
