@@ -487,3 +487,21 @@ def test_a_reader_of_some_records_ranks_only_them(app):
         assert found[0]["_score"] > found[1]["_score"]
         response = app.get(f"{url}?{qs}&_limit=1", headers=READER)
         assert response.headers["Total-Objects"] == "2"
+
+
+def test_typos_and_prefixes_expand_the_words_not_the_syntax(app):
+    collection = "/v1/buckets/b/collections/c"
+    app.put_json("/v1/buckets/b", {}, headers=ALICE)
+    app.put_json(collection, {}, headers=ALICE)
+    titles = {"k1": "kinto search", "k2": "kinto and spam", "o1": "this and that", "o2": "nothing"}
+    for rid, title in titles.items():
+        app.put_json(f"{collection}/records/{rid}", {"data": {"title": title}}, headers=ALICE)
+    url = f"{collection}/search"
+    for options, word in (
+        ("_fuzzy=true", "serch"),
+        ("_prefix=true", "sea"),
+        ("_fuzzy=true&_prefix=true", "sea"),
+    ):
+        found = ids(app, f"q=title:kinto AND {word}&_q_operator=or&{options}", url=url)
+        assert set(found) == {"k1", "k2"}
+        assert found[0] == "k1"

@@ -13,9 +13,9 @@ they are ignored, as ``GET .../records`` ignores them:
   ``highlight``, HTML-escaped around ``<em>`` tags so that a client can insert them as HTML.
 
 Which records match is ``q`` itself, in the query-string syntax GET search always took
-(``simple_query_string`` for callers kept from private fields), plus, when asked for, the
-same words with typos or with the last one as a prefix. It is a filter: it reads no
-statistics.
+(``simple_query_string`` for callers kept from private fields), plus, when asked for, its
+words (``AND``, ``-word`` and ``field:`` aside) with typos or with the last one as a
+prefix. It is a filter: it reads no statistics.
 
 How they rank is a score of the record's own: for each word of ``q``, the weight of the
 best field holding it (``_q_fields``), half that for a typo or a prefix, summed over the
@@ -168,11 +168,13 @@ class SearchBox:
                 }
             }
         alternatives = [exact]
-        if searched and self.fuzzy:
-            alternatives.append(_words(self.text, searched, operator, **_FUZZY))
-        if searched and self.prefix:
+        # Typos and prefixes of the words alone: ``AND`` or ``-spam`` are no words to expand.
+        plain = " ".join(word for word, _ in _scored_words(self))
+        if searched and plain and self.fuzzy:
+            alternatives.append(_words(plain, searched, operator, **_FUZZY))
+        if searched and plain and self.prefix:
             fuzzy = _FUZZY if self.fuzzy else {}
-            alternatives.append(_words(self.text, searched, operator, type="bool_prefix", **fuzzy))
+            alternatives.append(_words(plain, searched, operator, type="bool_prefix", **fuzzy))
         if len(alternatives) == 1:
             return exact
         return {"bool": {"should": alternatives, "minimum_should_match": 1}}
