@@ -437,11 +437,12 @@ class Bench:
         from kinto_elasticsearch.search import ranking
         from kinto_elasticsearch.search.querystring import querystring_to_search
 
+        # Prefixes are left out: osmem-server answers a 100k-record prefix search in more
+        # than the 10 s search timeout (its own cost, not the plugin's nor a real engine's).
         cases = {
             "ranked": "q=kinto search&_q_fields=title^3,tags",
             "typos, highlights": "q=kinto serch&_q_fields=title^3,tags&_fuzzy=true"
             "&_highlight=title",
-            "prefix": "q=kinto sea&_prefix=true",
         }
         engine = harness.Client("127.0.0.1", self.engine.port)
         # A quarter of the other steps' searches: a ranked search of 100k records takes
