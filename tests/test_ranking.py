@@ -505,3 +505,19 @@ def test_typos_and_prefixes_expand_the_words_not_the_syntax(app):
         found = ids(app, f"q=title:kinto AND {word}&_q_operator=or&{options}", url=url)
         assert set(found) == {"k1", "k2"}
         assert found[0] == "k1"
+
+
+def test_the_ranked_search_stays_within_the_guards_cost_limits(make_app):
+    """Every clause the search box adds (words, typos, prefixes) counts against the
+    operator's ``max_clauses``, and a search over it is Kinto's 400 naming the limit."""
+    app = make_app(**{"elasticsearch.max_clauses": "40"})
+    collection = "/v1/buckets/b/collections/c"
+    app.put_json("/v1/buckets/b", {}, headers=ALICE)
+    app.put_json(collection, {}, headers=ALICE)
+    app.put_json(f"{collection}/records/r1", {"data": {"title": "kinto search"}}, headers=ALICE)
+    url = f"{collection}/search"
+    assert ids(app, "q=kinto search", url=url) == ["r1"]
+    words = " ".join(["kinto", "search", "box", "relevance", "ranking", "typos"])
+    error = app.get(f"{url}?q={words}&_fuzzy=true&_prefix=true", headers=ALICE, status=400).json
+    assert "max_clauses" in error["message"]
+    assert error["details"][0]["location"] == "querystring"
