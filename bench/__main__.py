@@ -426,7 +426,7 @@ class Bench:
         self.rows["filtering"] = {"n": f"{rounds} rounds x {n} requests each", "size": size,
                                   "results": results}  # fmt: skip
 
-    # 5. Ranked search (GET search as a search box) against its own body.
+    # 7. Ranked search (GET search as a search box) against its own body.
 
     def ranked(self):
         from urllib.parse import parse_qsl, quote
@@ -472,7 +472,7 @@ class Bench:
         self.rows["ranked"] = {"n": f"{rounds} rounds x {n} searches each", "results": results,
                                "cases": cases}  # fmt: skip
 
-    # 6. Writes while the engine hangs.
+    # 5. Writes while the engine hangs.
 
     def engine_down(self):
         n, rounds = self.config["writes"], self.config["rounds"]
@@ -637,7 +637,7 @@ class Bench:
     def _ranked_section(self):
         r = self.rows["ranked"]
         lines = [
-            "## 5. Ranked search (GET search as a search box)",
+            "## 7. Ranked search (GET search as a search box)",
             "",
             f"{r['n']}, 10 per page. A: the body GET search builds (relevance order, "
             "scores of the record's own, exact total), sent straight to the engine. B: "
@@ -655,7 +655,7 @@ class Bench:
     def _down_section(self):
         d = self.rows["down"]
         lines = [
-            "## 6. Writes while the engine hangs",
+            "## 5. Writes while the engine hangs",
             "",
             f"{d['n']}. A: engine up. B: the engine accepts connections and never answers "
             "(the worst case: every request would wait for its timeout); the circuit breaker "
