@@ -12,6 +12,9 @@ $(STAMP): setup.cfg setup.py pyproject.toml
 	$(PYTHON3) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -e ".[test]"
+	# Kinto's own tests, from its source distribution: tests/test_kinto_suite.py runs them.
+	$(PYTHON) -m pip download --quiet --no-deps --no-binary :all: --dest $(VENV)/kinto-sdist \
+		"kinto==$$($(PYTHON) -c 'from importlib.metadata import version; print(version("kinto"))')"
 	touch $(STAMP)
 
 # Kinto with the plugin and an in-memory search engine, on 127.0.0.1:8888.
