@@ -14,9 +14,10 @@ description of the DSL and cannot drift apart.
 The walk is closed-world: query types, aggregation types, suggesters, rescorers and top-level
 keys are allow-listed, so a key the engine adds later is refused until someone has decided
 what it holds. Field names are the users' data (a field may well be called ``script``), so
-the keys of field-keyed objects are reported as fields and never read as DSL. The tables were
-checked against the Elasticsearch specification (``elastic/elasticsearch-specification``)
-and OpenSearch's query and aggregation builders.
+the keys of field-keyed objects are reported as fields and never read as DSL. The tables
+follow the engines' reference documentation; they have not yet been checked key by key
+against the Elasticsearch specification (``elastic/elasticsearch-specification``) or
+OpenSearch's query and aggregation builders.
 """
 
 import re

@@ -12,6 +12,7 @@ collection, fails that test.
 import itertools
 import os
 
+import pytest
 import webtest
 from kinto.core import testing
 
@@ -56,10 +57,11 @@ def make_app(cls, settings=None, config=None):
 
 
 def _settle(registry):
-    for name, method in (("rebuilder", "wait_until_idle"), ("sender", "wait_until_idle")):
-        worker = getattr(registry, name, None)
-        if worker is not None and hasattr(worker, method):
-            getattr(worker, method)(SETTLE_SECONDS)
+    """Let the plugin's background work finish, as it would in a running server: the
+    sender's pending bulks, and a catch-up pass (what no event announced, such as the
+    collections the default bucket creates, reaches the index through it)."""
+    registry.sender.wait_until_idle(SETTLE_SECONDS)
+    assert registry.catchup.wait_for_pass(SETTLE_SECONDS), "no catch-up pass succeeded"
 
 
 def differences(registry):
@@ -96,6 +98,22 @@ def tear_down(self):
 
 testing.BaseWebTest.make_app = classmethod(make_app)
 testing.BaseWebTest.tearDown = tear_down
+
+
+# Known failures, each tied to an open issue. Strict: once fixed, the run fails until the
+# entry goes, so this list cannot hide a regression.
+KNOWN_FAILURES = {
+    "tests/plugins/test_history.py::HistoryViewTest::test_tracks_record_attributes_update": (
+        "issue 10: an update the engine refuses (42, then 'baz') leaves the old version"
+    ),
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        reason = KNOWN_FAILURES.get(item.nodeid)
+        if reason:
+            item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
 
 
 def pytest_terminal_summary(terminalreporter):
