@@ -64,6 +64,14 @@ def base_settings(engine_server, index_prefix, **overrides):
     return settings
 
 
+def close_app(app):
+    """Stop an app's background threads and close its client: they hold its registry."""
+    registry = app.app.registry
+    registry.sender.stop()
+    registry.catchup.stop()
+    registry.indexer.engine.close()
+
+
 @pytest.fixture
 def make_app(engine_server, index_prefix, engine):
     apps = []
@@ -76,8 +84,7 @@ def make_app(engine_server, index_prefix, engine):
 
     yield make
     for app in apps:
-        app.app.registry.catchup.stop()
-        app.app.registry.indexer.engine.close()
+        close_app(app)
 
 
 @pytest.fixture

@@ -43,6 +43,7 @@ class Sender:
         self.max_pending = max_pending
         self.wait_seconds = wait_seconds
         self._on_failure = on_failure or (lambda: None)
+        self._stopped = False
         self._reset()
 
     def _reset(self):
@@ -95,7 +96,16 @@ class Sender:
                 self._ready.wait(left)
             return True
 
+    def stop(self):
+        """End the thread once what was handed over is sent (an app being closed): it
+        holds the registry, so an app would otherwise never be freed."""
+        with self._lock:
+            self._stopped = True
+            self._ready.notify_all()
+
     def _start(self):
+        if self._stopped:
+            return
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(
                 target=self._run, name="kinto-elasticsearch-sender", daemon=True
@@ -105,8 +115,10 @@ class Sender:
     def _run(self):
         while True:
             with self._lock:
-                while not self._pending:
+                while not self._pending and not self._stopped:
                     self._ready.wait()
+                if not self._pending:
+                    return
                 batch, self._pending, self._count = self._pending, [], 0
                 self._busy = True
             try:
