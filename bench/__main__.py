@@ -236,7 +236,7 @@ class Bench:
 
         from webob.multidict import MultiDict
 
-        from kinto_elasticsearch.mapping import flatten_field_types
+        from kinto_elasticsearch.index.mapping import flatten_field_types
         from kinto_elasticsearch.search.querystring import querystring_to_search
 
         # C: the body GET search sends for the same querystring, straight to the engine,
@@ -271,7 +271,7 @@ class Bench:
 
         from webob.multidict import MultiDict
 
-        from kinto_elasticsearch.mapping import flatten_field_types
+        from kinto_elasticsearch.index.mapping import flatten_field_types
         from kinto_elasticsearch.search import ranking
         from kinto_elasticsearch.search.querystring import querystring_to_search
 

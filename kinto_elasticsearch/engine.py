@@ -73,6 +73,8 @@ class Engine:
 
     def __init__(self, settings, breaker=None):
         self.name = settings.engine
+        # The type of objects whose keys are data: one field in the mapping, any keys.
+        self.flattened_type = "flat_object" if self.name == "opensearch" else "flattened"
         self.breaker = breaker
         self.hosts = settings.hosts
         self.request_timeout = settings.request_timeout

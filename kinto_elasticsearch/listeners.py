@@ -12,12 +12,7 @@ from kinto.core.storage.exceptions import ObjectNotFoundError
 from kinto_elasticsearch import errors, metrics
 from kinto_elasticsearch.engine import EngineError, EngineRequestError, EngineUnavailable
 from kinto_elasticsearch.events import RecordsIndexFailed, notify, notify_report
-from kinto_elasticsearch.mapping import (
-    collection_mapping,
-    document,
-    documents_changed,
-    mapping_changed,
-)
+from kinto_elasticsearch.index.mapping import documents_changed, mapping_changed, metadata_errors
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +50,7 @@ def ensure_index_for(request, bucket_id, collection_id):
 
     def ensure():
         metadata = collection_metadata(request, bucket_id, collection_id)
-        request.registry.indexer.create_index(
-            bucket_id, collection_id, collection_mapping(metadata)
-        )
+        request.registry.indexer.create_index(bucket_id, collection_id, metadata)
 
     return ensure
 
@@ -69,11 +62,12 @@ def on_record_changed(event):
     if not settings.is_indexed(bucket_id, collection_id):
         return
     # In a batch, payloads are merged: only impacted_objects lists every record.
+    metadata = None
     if event.payload["action"] == "delete":
         records, tombstones = [], [impacted["new"] for impacted in event.impacted_objects]
     else:
         metadata = collection_metadata(event.request, bucket_id, collection_id)
-        records = [document(impacted["new"], metadata) for impacted in event.impacted_objects]
+        records = [impacted["new"] for impacted in event.impacted_objects]
         tombstones = []
     registry = event.request.registry
     try:
@@ -83,6 +77,7 @@ def on_record_changed(event):
                 collection_id,
                 records=records,
                 tombstones=tombstones,
+                metadata=metadata,
                 ensure_index=ensure_index_for(event.request, bucket_id, collection_id),
             )
     except EngineUnavailable as exc:
@@ -99,7 +94,7 @@ def on_record_changed(event):
             collection_id,
             records,
             tombstones,
-            metadata=_cached_collection(event.request, bucket_id, collection_id),
+            metadata=metadata,
         )
         failures = [(obj["id"], str(exc)) for obj in [*records, *tombstones]]
         notify(
@@ -125,12 +120,25 @@ def on_record_changed(event):
         return
     metrics.count(registry, metrics.DOCUMENTS_INDEXED, len(report.indexed))
     metrics.count(registry, metrics.DOCUMENTS_DELETED, len(report.deleted))
+    log_report(registry, bucket_id, collection_id, report)
+    notify_report(event.request.registry, bucket_id, collection_id, report, event.request)
+
+
+def log_report(registry, bucket_id, collection_id, report):
+    """Count and log what the engine refused, and what it took only in part."""
     metrics.count(registry, metrics.DOCUMENTS_FAILED, len(report.failed))
+    metrics.count(registry, metrics.DOCUMENTS_PARTIAL, len(report.partial))
     for record_id, reason in report.failed:
         logger.error(
             "Could not index %s: %s", _record_uri(bucket_id, collection_id, record_id), reason
         )
-    notify_report(event.request.registry, bucket_id, collection_id, report, event.request)
+    for record_id, left_out, reason in report.partial:
+        logger.warning(
+            "Indexed %s without %s%s",
+            _record_uri(bucket_id, collection_id, record_id),
+            ", ".join(left_out),
+            f" (the engine refused: {reason})" if reason else "",
+        )
 
 
 def on_collection_changed(event):
@@ -144,14 +152,12 @@ def on_collection_changed(event):
             continue
         try:
             if action == "create":
-                indexer.create_index(
-                    bucket_id, collection_id, collection_mapping(new), replace=True
-                )
+                indexer.create_index(bucket_id, collection_id, new, replace=True)
             elif action == "update" and documents_changed(old, new):
                 # Existing documents must gain or lose fields: only a rebuild does that.
                 event.request.registry.rebuilder.request(bucket_id, collection_id)
             elif action == "update" and mapping_changed(old, new):
-                indexer.update_mapping(bucket_id, collection_id, collection_mapping(new))
+                indexer.update_mapping(bucket_id, collection_id, new)
             elif action == "delete":
                 indexer.delete_collection_indices(bucket_id, collection_id)
         except EngineRequestError as exc:
@@ -194,22 +200,19 @@ def validate_collection_mapping(event):
     bucket_id = event.payload["bucket_id"]
     for impacted in event.impacted_objects:
         new, old = impacted["new"], impacted.get("old") or {}
-        if "index:schema" not in new or new["index:schema"] == old.get("index:schema"):
-            continue
         if not settings.is_indexed(bucket_id, new["id"]):
             continue
-        message = None
-        if not isinstance(new["index:schema"], dict):
-            message = "index:schema must be an object holding an index mapping"
-        else:
+        # Only what this write changes: a collection stored earlier stays writable.
+        found = [(k, m) for k, m in metadata_errors(new) if new.get(k) != old.get(k)]
+        if not found and "index:schema" in new and new["index:schema"] != old.get("index:schema"):
             try:
-                indexer.validate_mapping(collection_mapping(new))
+                indexer.validate_mapping(new)
             except EngineRequestError as exc:
-                message = f"The search engine refused index:schema: {exc.message}"
+                found = [("index:schema", f"The search engine refused index:schema: {exc.message}")]
             except EngineUnavailable as exc:
                 logger.warning("Could not validate index:schema, engine unavailable: %s", exc)
-        if message:
-            raise errors.invalid_body(message, "index:schema")
+        if found:
+            raise errors.invalid(*[("body", key, message) for key, message in found])
 
 
 def on_server_flushed(event):

@@ -20,8 +20,8 @@ from kinto.core.storage import Filter, Sort
 from kinto.core.storage.exceptions import ObjectNotFoundError
 from kinto.core.utils import COMPARISON
 
-from kinto_elasticsearch import naming
-from kinto_elasticsearch.mapping import collection_mapping, document
+from kinto_elasticsearch.index import naming
+from kinto_elasticsearch.indexer import MAX_ID_BYTES
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +124,8 @@ class ReindexResult:
     indexed: int = 0
     replayed: int = 0
     failed: list = field(default_factory=list)
+    # (record id, paths left out, reason) of the records indexed in part.
+    partial: list = field(default_factory=list)
 
 
 def reindex_collection(storage, indexer, bucket_id, collection_id, metadata, progress=None):
@@ -136,29 +138,30 @@ def reindex_collection(storage, indexer, bucket_id, collection_id, metadata, pro
     parent_id = _records_uri(bucket_id, collection_id)
     result = ReindexResult(bucket_id, collection_id)
     since = storage.resource_timestamp(resource_name="record", parent_id=parent_id)
-    result.index = indexer.create_physical_index(
-        bucket_id, collection_id, collection_mapping(metadata)
-    )
+    result.index = indexer.create_physical_index(bucket_id, collection_id, metadata)
 
-    def send(documents):
-        report = indexer.fill(result.index, documents)
-        result.indexed += len(documents) - len(report.failed)
+    def send(records):
+        report = indexer.fill(result.index, records, metadata)
+        result.indexed += len(records) - len(report.failed)
         result.failed.extend(report.failed)
+        result.partial.extend(report.partial)
         if progress:
-            progress(len(documents))
+            progress(len(records))
 
     pages = iter_record_pages(storage, "record", parent_id)
     try:
-        pipelined(([document(r, metadata) for r in page] for page in pages), send)
+        pipelined(pages, send)
     except Exception:
         indexer.delete_indices([result.index])
         raise
     indexer.swap_alias(bucket_id, collection_id, result.index)
     since_filter = [Filter("last_modified", since, COMPARISON.GT)]
     for page in iter_record_pages(storage, "record", parent_id, since_filter, True):
-        records = [document(r, metadata) for r in page if not r.get("deleted")]
+        records = [r for r in page if not r.get("deleted")]
         tombstones = [r for r in page if r.get("deleted")]
-        report = indexer.write(bucket_id, collection_id, records=records, tombstones=tombstones)
+        report = indexer.write(
+            bucket_id, collection_id, records=records, tombstones=tombstones, metadata=metadata
+        )
         result.replayed += len(page)
         result.failed.extend(report.failed)
     return result
@@ -186,6 +189,10 @@ class CollectionReport:
     missing: Difference = field(default_factory=Difference)
     outdated: Difference = field(default_factory=Difference)
     extra: Difference = field(default_factory=Difference)
+    # Not differences: records indexed at their version with some paths left out
+    # (examples are ``(id, paths)``), and records no index can take (``(id, reason)``).
+    partial: Difference = field(default_factory=Difference)
+    unindexable: Difference = field(default_factory=Difference)
     repaired: int = 0
 
     @property
@@ -208,23 +215,41 @@ def verify_collection(storage, indexer, bucket_id, collection_id, metadata, repa
             report.repaired = result.indexed + result.replayed
         return report
 
-    # Storage to index: records missing from the index, or indexed at an older version.
+    # Storage to index: records missing from the index, indexed at an older version, or
+    # at their version with some paths left out.
     for page in iter_record_pages(storage, "record", parent_id):
         report.records += len(page)
         versions = indexer.versions(bucket_id, collection_id, [r["id"] for r in page])
-        missing = [r for r in page if r["id"] not in versions]
+        absent = [r for r in page if r["id"] not in versions]
+        too_long = [r for r in absent if len(r["id"].encode()) > MAX_ID_BYTES]
+        missing = [r for r in absent if r not in too_long]
         outdated = [
-            r for r in page if r["id"] in versions and versions[r["id"]] < r["last_modified"]
+            r for r in page if r["id"] in versions and versions[r["id"]][0] < r["last_modified"]
+        ]
+        partial = [
+            r
+            for r in page
+            if r["id"] in versions
+            and versions[r["id"]][0] >= r["last_modified"]
+            and versions[r["id"]][1]
         ]
         report.missing.add([r["id"] for r in missing])
         report.outdated.add([r["id"] for r in outdated])
+        report.partial.add([(r["id"], versions[r["id"]][1]) for r in partial])
+        report.unindexable.add(
+            [(r["id"], f"id is longer than {MAX_ID_BYTES} bytes") for r in too_long]
+        )
         if repair and (missing or outdated):
             written = indexer.write(
-                bucket_id,
-                collection_id,
-                records=[document(r, metadata) for r in missing + outdated],
+                bucket_id, collection_id, records=missing + outdated, metadata=metadata
             )
             report.repaired += len(written.indexed)
+        if repair and partial:
+            # The same version again: the best form the index takes now (after a mapping
+            # change, or a rebuild, it may hold more of the record).
+            indexer.write(
+                bucket_id, collection_id, records=partial, metadata=metadata, same_version=True
+            )
 
     # Index to storage: documents of records that storage no longer has.
     for documents in indexer.iter_documents(bucket_id, collection_id):

@@ -14,6 +14,7 @@ BULK_SECONDS = "elasticsearch.bulk.seconds"
 DOCUMENTS_INDEXED = "elasticsearch.documents.indexed"
 DOCUMENTS_DELETED = "elasticsearch.documents.deleted"
 DOCUMENTS_FAILED = "elasticsearch.documents.failed"
+DOCUMENTS_PARTIAL = "elasticsearch.documents.partial"
 RETRY_QUEUED = "elasticsearch.retry.queued"
 RETRY_RECOVERED = "elasticsearch.retry.recovered"
 RETRY_DROPPED = "elasticsearch.retry.dropped"
@@ -23,6 +24,7 @@ COUNTERS = (
     DOCUMENTS_INDEXED,
     DOCUMENTS_DELETED,
     DOCUMENTS_FAILED,
+    DOCUMENTS_PARTIAL,
     RETRY_QUEUED,
     RETRY_RECOVERED,
     RETRY_DROPPED,

@@ -167,7 +167,7 @@ class RetryQueue:
             delay = min(delay * 2, self.max_backoff)
 
     def _send(self, bucket_id, collection_id, batch):
-        from kinto_elasticsearch.mapping import collection_mapping
+        from kinto_elasticsearch.listeners import log_report
 
         records = [obj for action, obj in batch if action == "index"]
         tombstones = [obj for action, obj in batch if action == "delete"]
@@ -178,8 +178,9 @@ class RetryQueue:
                 collection_id,
                 records=records,
                 tombstones=tombstones,
+                metadata=metadata,
                 ensure_index=lambda: self._indexer.create_index(
-                    bucket_id, collection_id, collection_mapping(metadata)
+                    bucket_id, collection_id, metadata
                 ),
             )
         except EngineUnavailable:
@@ -202,14 +203,6 @@ class RetryQueue:
         metrics.count(self._registry, metrics.RETRY_RECOVERED, recovered)
         metrics.count(self._registry, metrics.DOCUMENTS_INDEXED, len(report.indexed))
         metrics.count(self._registry, metrics.DOCUMENTS_DELETED, len(report.deleted))
-        metrics.count(self._registry, metrics.DOCUMENTS_FAILED, len(report.failed))
-        for record_id, reason in report.failed:
-            logger.error(
-                "Could not index /buckets/%s/collections/%s/records/%s: %s",
-                bucket_id,
-                collection_id,
-                record_id,
-                reason,
-            )
+        log_report(self._registry, bucket_id, collection_id, report)
         notify_report(self._registry, bucket_id, collection_id, report)
         return True

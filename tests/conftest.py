@@ -103,7 +103,7 @@ def engine(engine_server, index_prefix):
 
 def indexed(engine, index_prefix, bucket_id, collection_id):
     """``{record id: (version, source)}`` as the engine holds them, read behind the plugin."""
-    from kinto_elasticsearch import naming
+    from kinto_elasticsearch.index import naming
 
     body = engine.call(
         "search",

@@ -2,7 +2,7 @@ import logging
 
 import pytest
 
-from kinto_elasticsearch import naming
+from kinto_elasticsearch.index import naming
 from tests.conftest import EngineSpy, auth, indexed
 
 COLLECTION = "/v1/buckets/blog/collections/articles"
@@ -86,13 +86,22 @@ def test_indexing_is_measured(blog, alice, metrics):
     assert len(metrics.timed["elasticsearch.bulk.seconds"]) == 2
 
 
-def test_a_refused_record_is_logged_and_counted(blog, alice, metrics, caplog, engine_server):
+def test_a_value_the_mapping_cannot_hold_is_left_out_logged_and_counted(
+    blog, alice, metrics, caplog, engine, index_prefix
+):
     blog.put_json(f"{COLLECTION}/records/r1", {"data": {"n": 1}}, headers=alice)
-    with caplog.at_level(logging.ERROR, logger="kinto_elasticsearch"):
-        # "n" is mapped as a number now: a string that is not one cannot be indexed.
+    with caplog.at_level(logging.WARNING, logger="kinto_elasticsearch"):
+        # "n" is mapped as a number now: a string that is not one cannot be searched.
         blog.put_json(f"{COLLECTION}/records/r2", {"data": {"n": "not a number"}}, headers=alice)
-    assert metrics.counts["elasticsearch.documents.failed"] == 1
-    assert f"{COLLECTION[3:]}/records/r2" in caplog.text
+    assert metrics.counts["elasticsearch.documents.partial"] == 1
+    assert "elasticsearch.documents.failed" not in metrics.counts
+    assert f"{COLLECTION[3:]}/records/r2 without n" in caplog.text
+    version, source = indexed(engine, index_prefix, "blog", "articles")["r2"]
+    assert source["_unindexed"] == ["n"]
+    found = blog.post_json(
+        f"{COLLECTION}/search", {"query": {"term": {"_unindexed": "n"}}}, headers=alice
+    ).json["hits"]["hits"]
+    assert [hit["_id"] for hit in found] == ["r2"]
 
 
 def test_a_collection_gets_its_index_with_its_mapping(app, alice, engine, index_prefix):

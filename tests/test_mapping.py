@@ -1,4 +1,4 @@
-from kinto_elasticsearch.mapping import (
+from kinto_elasticsearch.index.mapping import (
     STRING_MAPPING,
     collection_mapping,
     flatten_field_types,

@@ -12,7 +12,7 @@ from pyramid.httpexceptions import HTTPBadRequest
 from webob.multidict import MultiDict
 
 from kinto_elasticsearch.engine import Engine
-from kinto_elasticsearch.mapping import collection_mapping, flatten_field_types
+from kinto_elasticsearch.index.mapping import collection_mapping, flatten_field_types
 from kinto_elasticsearch.search.querystring import (
     MATCH_ALL,
     MATCH_NONE,

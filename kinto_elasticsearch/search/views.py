@@ -13,8 +13,8 @@ from pyramid.security import NO_PERMISSION_REQUIRED
 
 from kinto_elasticsearch import errors, maintenance, metrics
 from kinto_elasticsearch.engine import EngineNotFound, EngineRequestError, EngineUnavailable
+from kinto_elasticsearch.index.mapping import flatten_field_types
 from kinto_elasticsearch.listeners import ensure_index_for
-from kinto_elasticsearch.mapping import flatten_field_types
 from kinto_elasticsearch.search import facets, filters, jsonbody, querystring, ranking, rules
 
 logger = logging.getLogger(__name__)
@@ -369,7 +369,7 @@ def get_facets(request):
             response = indexer.search(bucket_id, collection_id, body, ensure_index=ensure)
     except EngineUnavailable as exc:
         raise _unavailable(exc) from None
-    return facets.facets_response(described, response)
+    return facets.facets_response(described, response, hidden, wanted)
 
 
 def readable_collections(request, bucket_id):
