@@ -284,3 +284,35 @@ def test_index_map_like_maps_an_object_with_the_engines_flattened_type(
     assert mapping["properties"]["dependencies"]["type"] == engine.flattened_type
     _, source = indexed(engine, index_prefix, "b", "c")["r1"]
     assert "_unindexed" not in source
+
+
+def test_facets_say_which_fields_are_not_searchable_and_in_how_many_records(collection, alice):
+    _put(collection, alice, "r1", {"price": 10, "tags": {"a": 1}})
+    _put(collection, alice, "r2", {"price": "on demand", "tags": "none"})
+    _put(collection, alice, "r3", {"price": "ask", "tags": {"b": 2}})
+    response = collection.get(f"{COLLECTION}/search/facets?limit=0", headers=alice).json
+    fields = {field["name"]: field for field in response["fields"]}
+    assert fields["price"]["searchable"] is True and fields["price"]["unsearchable_in"] == 2
+    assert fields["tags.a"]["searchable"] is True and "unsearchable_in" not in fields["tags.a"]
+    # "tags" is an object in the mapping: the record holding a string has it left out.
+    assert fields["tags"] == {
+        "name": "tags",
+        "type": None,
+        "sortable": False,
+        "searchable": False,
+        "unsearchable_in": 1,
+    }
+    assert "_unindexed" not in fields
+
+
+def test_private_fields_left_out_are_reported_but_not_listed_for_readers(
+    app, alice, engine, index_prefix, metrics
+):
+    app.put_json("/v1/buckets/b", {}, headers=alice)
+    app.put_json(COLLECTION, {"data": {"index:private_fields": ["salary"]}}, headers=alice)
+    _put(app, alice, "r1", {"salary": 1000, "grade": 1})
+    _put(app, alice, "r2", {"salary": "secret deal", "grade": "high"})
+    _, source = indexed(engine, index_prefix, "b", "c")["r2"]
+    # Any reader may query _unindexed: it must not tell whose salary is unusual.
+    assert source["_unindexed"] == ["grade"]
+    assert metrics.counts["elasticsearch.documents.partial"] == 1

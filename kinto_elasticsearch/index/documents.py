@@ -27,10 +27,11 @@ refused update is thus always replaced by its new version, never left at the old
 import re
 from dataclasses import dataclass, field
 
-from kinto_elasticsearch.index.fieldnames import UNINDEXED_FIELD, escape_key
+from kinto_elasticsearch.index.fieldnames import UNINDEXED_FIELD, escape_key, escape_path
 from kinto_elasticsearch.index.mapping import (
     MAX_DEPTH,
     excluded_fields,
+    private_fields,
     selected_fields,
 )
 
@@ -89,6 +90,8 @@ class Document:
     source: dict
     # Dotted paths (escaped keys) that are not searchable in this document.
     left_out: list = field(default_factory=list)
+    # Private fields of the collection (escaped): never listed in the document.
+    private: list = field(default_factory=list)
 
 
 def _without(value, path):
@@ -251,9 +254,12 @@ def _escaped(value):
     return value
 
 
-def _with_marker(source, left_out):
-    if left_out:
-        source[UNINDEXED_FIELD] = sorted(set(left_out))
+def _with_marker(source, left_out, private=()):
+    """The document with its list of paths left out; private fields are not listed in it,
+    since any reader could query the list (they are still logged and reported)."""
+    listed = [p for p in left_out if not any(p == f or p.startswith(f"{f}.") for f in private)]
+    if listed:
+        source[UNINDEXED_FIELD] = sorted(set(listed))
     return source
 
 
@@ -266,9 +272,9 @@ def build(record, metadata=None, known=None):
     source[ID_FIELD] = record[ID_FIELD]
     source[MODIFIED_FIELD] = record[MODIFIED_FIELD]
     left_out = sorted(set(builder.left_out))
-    return Document(
-        record[ID_FIELD], record[MODIFIED_FIELD], _with_marker(source, left_out), left_out
-    )
+    private = [escape_path(path) for path in private_fields(metadata)]
+    source = _with_marker(source, left_out, private)
+    return Document(record[ID_FIELD], record[MODIFIED_FIELD], source, left_out, private)
 
 
 def _drop(value, parts):
@@ -291,7 +297,8 @@ def reduced(document, paths):
         if path not in (ID_FIELD, MODIFIED_FIELD):
             source = _drop(source, path.split("."))
     left_out = sorted(set(document.left_out) | set(paths) - {ID_FIELD, MODIFIED_FIELD})
-    return Document(document.id, document.version, _with_marker(source, left_out), left_out)
+    source = _with_marker(source, left_out, document.private)
+    return Document(document.id, document.version, source, left_out, document.private)
 
 
 def minimal(document):
@@ -301,7 +308,8 @@ def minimal(document):
         | {p.split(".")[0] for p in document.left_out}
     )
     source = {ID_FIELD: document.id, MODIFIED_FIELD: document.version}
-    return Document(document.id, document.version, _with_marker(source, left_out), left_out)
+    source = _with_marker(source, left_out, document.private)
+    return Document(document.id, document.version, source, left_out, document.private)
 
 
 def _dynamic_type(value):

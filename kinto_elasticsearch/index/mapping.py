@@ -93,6 +93,10 @@ def map_like_fields(metadata):
     return _paths(metadata, MAP_LIKE_KEY)
 
 
+def private_fields(metadata):
+    return _paths(metadata, "index:private_fields")
+
+
 def metadata_errors(metadata):
     """``(key, message)`` for each indexing key of the metadata that is malformed."""
     errors = []
