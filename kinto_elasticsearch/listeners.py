@@ -208,7 +208,9 @@ def validate_collection_mapping(event):
             try:
                 indexer.validate_mapping(new)
             except EngineRequestError as exc:
-                found = [("index:schema", f"The search engine refused index:schema: {exc.message}")]
+                found = [
+                    ("index:schema", f"The search engine refused index:schema: {exc.message}")
+                ]
             except EngineUnavailable as exc:
                 logger.warning("Could not validate index:schema, engine unavailable: %s", exc)
         if found:

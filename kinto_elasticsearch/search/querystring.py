@@ -63,9 +63,8 @@ from kinto.core.resource.schema import PluralGetQuerySchema
 from kinto.core.utils import COMPARISON
 
 from kinto_elasticsearch import errors
-from kinto_elasticsearch.search import ranking
-
 from kinto_elasticsearch.index.fieldnames import UNINDEXED_FIELD
+from kinto_elasticsearch.search import ranking
 
 ID_FIELD = "id"
 MODIFIED_FIELD = "last_modified"
