@@ -457,7 +457,15 @@ class Indexer:
         body = {"dynamic": False}
         for name in reversed(path.split(".") if path else []):
             body = {"properties": {name: {"type": "object", **body}}}
-        self.engine.call("indices.put_mapping", index=index, body=body)
+        try:
+            self.engine.call("indices.put_mapping", index=index, body=body)
+        except EngineNotFound:
+            pass  # No index yet: the write finds it missing, creates it and comes back.
+        except EngineRequestError:
+            if not path:
+                raise
+            # The object cannot be closed (another process mapped it otherwise): the top.
+            self._close(index, "", known)
 
     def _bulk(
         self,
@@ -490,7 +498,12 @@ class Indexer:
             if exc.status != 413:
                 raise
             if len(operations) == 1:
-                report.failed.append((operations[0][1], f"too large for the engine: {exc}"))
+                reason = f"too large for the engine: {exc}"
+                action, record_id, _, document = operations[0]
+                if action == "index" and not _is_minimal(document):
+                    # Sent again in its minimal form, so that no older version stays.
+                    return [], [(operations[0], reason)]
+                report.failed.append((record_id, reason))
                 return [], []
             # Too large as a whole: send halves, so that one huge record cannot keep the
             # others of the same write out of the index.

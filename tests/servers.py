@@ -72,6 +72,7 @@ class EngineServer:
         self.stop()
         self.process = _launch(self.engine, self.port, self.data_dir)
         wait_until_up(self.url, self.process)
+        _warm_up(self.url)
 
     def close(self):
         self.stop()

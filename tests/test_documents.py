@@ -316,3 +316,28 @@ def test_private_fields_left_out_are_reported_but_not_listed_for_readers(
     # Any reader may query _unindexed: it must not tell whose salary is unusual.
     assert source["_unindexed"] == ["grade"]
     assert metrics.counts["elasticsearch.documents.partial"] == 1
+
+
+def test_json_schema_dates_are_dates_and_a_bad_one_leaves_only_itself_out(
+    app, alice, engine, index_prefix
+):
+    app.put_json("/v1/buckets/b", {}, headers=alice)
+    schema = {
+        "type": "object",
+        "properties": {
+            "published": {"type": "string", "format": "date-time"},
+            "status": {"enum": ["draft", "live"]},
+        },
+    }
+    app.put_json(COLLECTION, {"data": {"schema": schema}}, headers=alice)
+    _put(app, alice, "old", {"published": "2020-01-01T10:00:00Z", "status": "live"})
+    _put(app, alice, "new", {"published": "2026-05-01T10:00:00+02:00", "status": "draft"})
+    _put(app, alice, "bad", {"published": "next week", "status": "live"})
+    range_query = {"range": {"published": {"gte": "2025-01-01"}}}
+    assert _ids(app, alice, range_query) == ["new"]
+    assert _ids(app, alice, {"term": {"status": "live"}}) == ["bad", "old"]
+    assert _ids(app, alice, {"term": {"_unindexed": "published"}}) == ["bad"]
+    years = {"date_histogram": {"field": "published", "calendar_interval": "year"}}
+    body = {"size": 0, "aggs": {"years": years}}
+    buckets = app.post_json(f"{COLLECTION}/search", body, headers=alice).json["aggregations"]
+    assert sum(b["doc_count"] for b in buckets["years"]["buckets"]) == 2

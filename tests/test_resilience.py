@@ -166,7 +166,7 @@ def test_mapping_conflicts_and_long_ids_do_not_keep_the_others_out(
     assert "longer than 512 bytes" in caplog.text
 
 
-def test_a_record_too_large_for_the_engine_does_not_keep_the_others_out(
+def test_a_record_too_large_for_the_engine_is_indexed_in_minimal_form(
     make_app, alice, engine_server, engine, index_prefix, metrics_factory, caplog
 ):
     from tests.servers import BodySizeLimit
@@ -190,7 +190,10 @@ def test_a_record_too_large_for_the_engine_does_not_keep_the_others_out(
     finally:
         proxy.close()
     assert proxy.refused >= 2  # The whole bulk, then the huge record alone.
-    assert set(indexed(engine, index_prefix, "b", "c")) == {f"small{i}" for i in range(4)}
-    assert metrics.counts["elasticsearch.documents.failed"] == 1
-    assert "/buckets/b/collections/c/records/huge" in caplog.text
+    documents = indexed(engine, index_prefix, "b", "c")
+    assert set(documents) == {f"small{i}" for i in range(4)} | {"huge"}
+    # The huge one in its minimal form: found by id, its text not searchable.
+    assert documents["huge"][1]["_unindexed"] == ["text"]
+    assert metrics.counts["elasticsearch.documents.partial"] == 1
+    assert "/buckets/b/collections/c/records/huge without text" in caplog.text
     assert "too large" in caplog.text
