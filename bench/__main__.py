@@ -13,6 +13,7 @@ import sys
 import time
 
 from bench import harness
+from kinto_elasticsearch.index.mapping import collection_mapping, index_settings
 from tests.postgres import PostgresServer
 from tests.servers import FaultProxy, start_engine
 
@@ -357,6 +358,67 @@ class Bench:
                 env=env, check=True, capture_output=True, stdin=subprocess.DEVNULL,
             )  # fmt: skip
 
+    # 8. Indexing real-world JSON (tests/corpus.py) through Kinto.
+
+    def realworld(self):
+        from opensearchpy import OpenSearch, helpers
+
+        from tests import corpus
+
+        records = {**corpus.schema_records(), **corpus.definition_records()}
+        client = OpenSearch(hosts=[self.engine.url], timeout=120)
+        rounds = self.config["rounds"]
+        rates = {"bulk": [], "without": [], "with": []}
+        refused = []
+        for round_ in range(rounds):
+            # A: the client's bulk helper, the records as they are, into an index with the
+            # plugin's settings and mapping; what the engine refuses is counted, not retried.
+            index = f"realworld-{round_}"
+            body = {"settings": index_settings({}), "mappings": collection_mapping({})}
+            client.indices.create(index=index, body=body)
+            started = time.perf_counter()
+            _, errors = helpers.bulk(
+                client,
+                ({"_index": index, "_id": rid, "_source": data} for rid, data in records.items()),
+                chunk_size=25,
+                max_chunk_bytes=50 * 2**20,
+                raise_on_error=False,
+            )
+            rates["bulk"].append(len(records) / (time.perf_counter() - started))
+            refused.append(len(errors))
+            client.indices.delete(index=index)
+            # B and C: /batch requests of 25 records, Kinto with and without the plugin.
+            for label, server in (("without", self.a), ("with", self.b)):
+                uri = self.collection(server, f"realworld-{label}-{round_}")[3:]
+                started = time.perf_counter()
+                items = list(records.items())
+                for start in range(0, len(items), 25):
+                    requests = [
+                        {"method": "PUT", "path": f"{uri}/records/{rid}", "body": {"data": data}}
+                        for rid, data in items[start : start + 25]
+                    ]
+                    status, body, _ = server.client.request(
+                        "POST", "/v1/batch", {"requests": requests}
+                    )
+                    assert status == 200, body
+                if label == "with":
+                    # The sender indexes after the requests answered: until all are indexed.
+                    alias = f"bench.{BUCKET}.realworld-with-{round_}"
+                    query = {"query": {"exists": {"field": "id"}}}
+                    while client.count(index=alias, body=query)["count"] < len(records):
+                        if time.perf_counter() - started > 600:
+                            raise RuntimeError(f"{alias} was not indexed within 600 s")
+                        time.sleep(0.05)
+                rates[label].append(len(records) / (time.perf_counter() - started))
+        client.close()
+        size = sum(len(json.dumps(data)) for data in records.values())
+        self.rows["realworld"] = {
+            "n": f"{rounds} rounds of {len(records)} records ({size / 2**20:.1f} MiB of JSON)",
+            "rates": {label: harness.median(values) for label, values in rates.items()},
+            "refused": max(refused),
+            "count": len(records),
+        }
+
     # 3. Search overhead against the engine itself.
 
     def search(self):
@@ -398,7 +460,7 @@ class Bench:
 
         from webob.multidict import MultiDict
 
-        from kinto_elasticsearch.mapping import flatten_field_types
+        from kinto_elasticsearch.index.mapping import flatten_field_types
         from kinto_elasticsearch.search.querystring import querystring_to_search
 
         # C: the body GET search sends for the same querystring, straight to the engine,
@@ -433,7 +495,7 @@ class Bench:
 
         from webob.multidict import MultiDict
 
-        from kinto_elasticsearch.mapping import flatten_field_types
+        from kinto_elasticsearch.index.mapping import flatten_field_types
         from kinto_elasticsearch.search import ranking
         from kinto_elasticsearch.search.querystring import querystring_to_search
 
@@ -517,6 +579,8 @@ class Bench:
             lines += self._down_section()
         if "outbox" in self.rows:
             lines += self._outbox_section()
+        if "realworld" in self.rows:
+            lines += self._realworld_section()
         return "\n".join(lines)
 
     def _writes_section(self):
@@ -669,6 +733,30 @@ class Bench:
             lines.append(f"| {key} | {ms(a)} | {ms(b)} | {b / a:.2f} |")
         return lines + [""]
 
+    def _realworld_section(self):
+        r = self.rows["realworld"]
+        rates = r["rates"]
+        return [
+            "## 8. Indexing real-world JSON",
+            "",
+            f"{r['n']}: the JSON schemas check-jsonschema vendors, the JSON Schema "
+            "metaschemas and their definitions (`tests/corpus.py`). A: the client's bulk "
+            "helper loading the records as they are, 25 per request, into an index with the "
+            "plugin's mapping. B: `/batch` requests of 25 records through Kinto with the "
+            "plugin, timed until every record is indexed. C: the same through Kinto without "
+            "the plugin.",
+            "",
+            "| bulk helper (A) | Kinto + plugin (B) | B / A | Kinto alone (C) | B / C |",
+            "|---|---|---|---|---|",
+            f"| {rates['bulk']:,.0f} rec/s | {rates['with']:,.0f} rec/s | "
+            f"{rates['with'] / rates['bulk']:.2f} | {rates['without']:,.0f} rec/s | "
+            f"{rates['with'] / rates['without']:.2f} |",
+            "",
+            f"The engine refused {r['refused']} of the {r['count']} records the bulk helper "
+            "sent as they are; through the plugin every record was indexed, some in part.",
+            "",
+        ]
+
     def _counts(self):
         return ", ".join(
             f"{m} {route}: {n}" for (m, route), n in sorted(self.rows["batch"].items())
@@ -681,8 +769,8 @@ def main(argv=None):
     parser.add_argument("--output", default=str(harness.ROOT / "bench" / "RESULTS.md"))
     parser.add_argument(
         "--only", action="append", metavar="STEP",
-        help="run only this step: writes, outbox, rebuild, search, filtering, ranked or "
-        "engine_down",
+        help="run only this step: writes, outbox, rebuild, search, filtering, ranked, "
+        "engine_down or realworld",
     )  # fmt: skip
     args = parser.parse_args(argv)
     bench = Bench(QUICK if args.quick else FULL)
@@ -699,6 +787,7 @@ def main(argv=None):
         bench.filtering,
         bench.ranked,
         bench.engine_down,
+        bench.realworld,
     ]
     if args.only:
         steps = [step for step in steps if step.__name__ in args.only]

@@ -153,20 +153,23 @@ def reindex(registry, args, out):
         elapsed = time.monotonic() - started
         print(
             f"{uri}: {result.indexed} records indexed into {result.index} in {elapsed:.1f} s, "
-            f"{result.replayed} changes replayed, {len(result.failed)} refused",
+            f"{result.replayed} changes replayed, {len(result.failed)} refused, "
+            f"{len(result.partial)} indexed in part",
             file=out,
         )
         for record_id, reason in result.failed[: maintenance.EXAMPLES]:
             print(f"  refused {uri}/records/{record_id}: {reason}", file=out)
+        for record_id, left_out, _ in result.partial[: maintenance.EXAMPLES]:
+            print(f"  in part {uri}/records/{record_id}: without {', '.join(left_out)}", file=out)
         count += 1
         transaction.abort()
     print(f"{count} collection(s) reindexed.", file=out)
     return 0
 
 
-def _examples(difference):
+def _examples(difference, describe=str):
     more = ", ..." if difference.count > len(difference.examples) else ""
-    return ", ".join(difference.examples) + more
+    return ", ".join(describe(example) for example in difference.examples) + more
 
 
 def verify(registry, args, out):
@@ -201,6 +204,18 @@ def verify(registry, args, out):
             difference = getattr(report, kind)
             if difference.count:
                 print(f"  {difference.count} {label}: {_examples(difference)}", file=out)
+        if report.partial.count:
+            print(
+                f"  {report.partial.count} indexed in part (not searchable by these fields): "
+                + _examples(report.partial, lambda e: f"{e[0]} ({', '.join(e[1])})"),
+                file=out,
+            )
+        if report.unindexable.count:
+            print(
+                f"  {report.unindexable.count} no index can hold: "
+                + _examples(report.unindexable, lambda e: f"{e[0]} ({e[1]})"),
+                file=out,
+            )
         if args.repair and report.differs:
             print(f"  repaired: {report.repaired} document(s) written or deleted", file=out)
     pattern = maintenance.scope_pattern(indexer.prefix, args.bucket, args.collection)

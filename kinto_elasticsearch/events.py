@@ -2,10 +2,13 @@
 
 .. code-block:: python
 
-    from kinto_elasticsearch.events import RecordsIndexed, RecordsIndexFailed
+    from kinto_elasticsearch.events import (
+        RecordsIndexed, RecordsIndexedInPart, RecordsIndexFailed
+    )
 
     def includeme(config):
         config.add_subscriber(on_indexed, RecordsIndexed)
+        config.add_subscriber(on_partial, RecordsIndexedInPart)
         config.add_subscriber(on_failed, RecordsIndexFailed)
 
 Both are sent after Kinto's transaction committed, from the thread that indexed (the
@@ -28,6 +31,20 @@ class RecordsIndexed:
     # Ids of records written to the index, and of records removed from it.
     indexed: list = field(default_factory=list)
     unindexed: list = field(default_factory=list)
+    request: object = None
+
+
+@dataclass
+class RecordsIndexedInPart:
+    """These records of one collection are indexed, but not searchable by some fields.
+
+    A subset of the records of the :class:`RecordsIndexed` event of the same write.
+    """
+
+    bucket_id: str
+    collection_id: str
+    # (record id, dotted paths left out, the engine's reason or None) triples.
+    partial: list = field(default_factory=list)
     request: object = None
 
 
@@ -59,6 +76,8 @@ def notify_report(registry, bucket_id, collection_id, report, request=None):
             registry,
             RecordsIndexed(bucket_id, collection_id, report.indexed, report.deleted, request),
         )
+    if report.partial:
+        notify(registry, RecordsIndexedInPart(bucket_id, collection_id, report.partial, request))
     if report.failed:
         notify(
             registry,

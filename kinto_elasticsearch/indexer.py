@@ -5,15 +5,34 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from kinto_elasticsearch import naming
 from kinto_elasticsearch.client import EngineError, EngineNotFound, EngineRequestError
 from kinto_elasticsearch.client.engine import SEARCH, WRITE
-from kinto_elasticsearch.mapping import flatten_field_types
+from kinto_elasticsearch.index import documents, naming
+from kinto_elasticsearch.index.fieldnames import UNINDEXED_FIELD as UNINDEXED
+from kinto_elasticsearch.index.mapping import MAX_FIELDS, collection_mapping, index_settings
+from kinto_elasticsearch.index_settings import tenant_settings
 
 logger = logging.getLogger(__name__)
 
 # The engines refuse a whole bulk request, not one item, when an ``_id`` is longer.
 MAX_ID_BYTES = 512
+# Fields a mapping may reach before new ones stop being mapped: a margin under the
+# engine's limit for fields that other processes add at the same time.
+FIELD_BUDGET = MAX_FIELDS - 20
+# Bulk requests for one write, refused documents included: the first, one with the
+# mapping read again, a few dropping the fields the engine names, and the minimal form.
+MAX_ROUNDS = 6
+# Engine errors that refuse a document (or a mapping) for what it holds: a reduced form
+# may pass.
+DOCUMENT_ERRORS = {
+    "mapper_parsing_exception",
+    "document_parsing_exception",
+    "illegal_argument_exception",
+    "strict_dynamic_mapping_exception",
+    "mapper_exception",
+    "json_parse_exception",
+    "x_content_parse_exception",
+}
 
 
 @dataclass
@@ -22,9 +41,13 @@ class BulkReport:
 
     indexed: list = field(default_factory=list)
     deleted: list = field(default_factory=list)
+    # (record id, paths left out, the engine's reason or None) for each record indexed
+    # partially: a subset of ``indexed``.
+    partial: list = field(default_factory=list)
     # Writes the index already had a newer version of: success, nothing to do.
     superseded: list = field(default_factory=list)
-    # (record id, reason) for each record the engine refused.
+    # (record id, reason) for each record the engine refused, even in its minimal form
+    # (or could not be sent: an id too long).
     failed: list = field(default_factory=list)
 
 
@@ -37,6 +60,27 @@ LIVE_DOCUMENTS = {"exists": {"field": "id"}}
 def tombstone_document(tombstone):
     """What a deleted record leaves in the index: its version, and nothing searchable."""
     return {"last_modified": tombstone["last_modified"]}
+
+
+def _tombstone(obj):
+    return documents.Document(obj["id"], obj["last_modified"], tombstone_document(obj))
+
+
+def _is_minimal(document):
+    return set(document.source) <= {"id", "last_modified", documents.UNINDEXED_FIELD}
+
+
+def _reduce(document, record, metadata, known, reason, attempt):
+    """The next form of a refused document: rebuilt against the mapping read afresh
+    (first retry), less the field the engine names; the minimal form when that changes
+    nothing."""
+    candidate = documents.build(record, metadata, known) if attempt == 1 else document
+    field_name = documents.refused_field(reason)
+    if field_name:
+        candidate = documents.reduced(candidate, [field_name])
+    if candidate.source == document.source or attempt == MAX_ROUNDS - 1:
+        return documents.minimal(candidate)
+    return candidate
 
 
 def _is_missing_alias(item):
@@ -55,7 +99,8 @@ class Indexer:
         self.index_settings = dict(index_settings or {})
         self.force_refresh = force_refresh
         self.search_timeout = search_timeout
-        # alias -> (fetched at, {field: type}): GET search needs them on every request.
+        # index or alias -> (fetched at, KnownMapping): GET search needs the field types
+        # on every request, writes need them to foresee what the engine would refuse.
         self._field_types = {}
 
     def alias(self, bucket_id, collection_id):
@@ -63,10 +108,46 @@ class Indexer:
 
     # Indices.
 
-    def _settings(self, collection_settings, **fixed):
-        return {**self.index_settings, **(collection_settings or {}), **fixed}
+    def index_body(self, metadata, settings=None):
+        """Settings and mappings of a new index for a collection with this metadata.
 
-    def create_index(self, bucket_id, collection_id, mapping, replace=False, settings=None):
+        The operator's settings (shards, replicas), the plugin's own (malformed values
+        tolerated, the field limit), the collection's ``index:settings`` (analysis), and
+        ``settings`` last.
+        """
+        return {
+            "settings": {
+                **self.index_settings,
+                **index_settings(metadata),
+                **tenant_settings(metadata),
+                **(settings or {}),
+            },
+            "mappings": collection_mapping(metadata, self.engine.flattened_type),
+        }
+
+    def _create(self, name, metadata, aliases=None, settings=None):
+        """Create an index; if the engine refuses the collection's mapping, create it with
+        the plugin's own fields only, so that the collection is never left without one."""
+        body = self.index_body(metadata, settings)
+        if aliases:
+            body["aliases"] = aliases
+        try:
+            return self.engine.call("indices.create", index=name, body=body)
+        except EngineRequestError as exc:
+            if exc.error_type not in DOCUMENT_ERRORS or not metadata:
+                raise
+            logger.error(
+                "The engine refused the mapping derived for index %s (%s): created with "
+                "dynamic mapping only",
+                name,
+                exc,
+            )
+            fallback = self.index_body({}, settings)
+            if aliases:
+                fallback["aliases"] = aliases
+            return self.engine.call("indices.create", index=name, body=fallback)
+
+    def create_index(self, bucket_id, collection_id, metadata, replace=False):
         """Create the collection's index and alias, unless it exists already.
 
         With ``replace``, indices left from an earlier collection of the same id (deleted
@@ -78,9 +159,8 @@ class Indexer:
         # The first generation has a fixed name so that concurrent creators converge on
         # one index instead of attaching the alias to several.
         name = f"{alias}.0"
-        body = {"settings": self._settings(settings), "mappings": mapping, "aliases": {alias: {}}}
         try:
-            self.engine.call("indices.create", index=name, body=body)
+            self._create(name, metadata, aliases={alias: {}})
         except EngineRequestError as exc:
             if exc.error_type == "invalid_alias_name_exception":
                 # An index auto-created under the alias's name (a delete sent while the
@@ -88,19 +168,19 @@ class Indexer:
                 # nothing of value, the alias name is ours.
                 logger.warning("Replacing index %s, auto-created under an alias name", alias)
                 self.delete_indices([alias])
-                self.engine.call("indices.create", index=name, body=body)
+                self._create(name, metadata, aliases={alias: {}})
             elif exc.error_type != "resource_already_exists_exception":
                 raise
+        self._field_types.pop(alias, None)
         return name
 
-    def create_physical_index(self, bucket_id, collection_id, mapping, settings=None):
+    def create_physical_index(self, bucket_id, collection_id, metadata):
         """A new, empty physical index for a rebuild, not yet behind the alias.
 
         It is not refreshed while it is filled; :meth:`swap_alias` restores that.
         """
         name = naming.new_index_name(self.prefix, bucket_id, collection_id)
-        body = {"mappings": mapping, "settings": self._settings(settings, refresh_interval="-1")}
-        self.engine.call("indices.create", index=name, body=body)
+        self._create(name, metadata, settings={"index.refresh_interval": "-1"})
         return name
 
     def swap_alias(self, bucket_id, collection_id, index):
@@ -132,20 +212,26 @@ class Indexer:
         self._field_types.pop(alias, None)
         return old
 
-    def update_mapping(self, bucket_id, collection_id, mapping):
-        """Apply a changed mapping to the live index (refused if it conflicts)."""
-        self.engine.call(
-            "indices.put_mapping", index=self.alias(bucket_id, collection_id), body=mapping
-        )
+    def update_mapping(self, bucket_id, collection_id, metadata):
+        """Apply a collection's changed mapping to the live index (refused if it conflicts)."""
+        alias = self.alias(bucket_id, collection_id)
+        mapping = collection_mapping(metadata, self.engine.flattened_type)
+        self._field_types.pop(alias, None)
+        self.engine.call("indices.put_mapping", index=alias, body=mapping)
 
-    def validate_mapping(self, mapping, settings=None):
-        """Raise EngineRequestError if the engine would refuse this mapping (and settings).
+    def validate_mapping(self, metadata, with_mapping=True):
+        """Raise EngineRequestError if the engine would refuse this collection's index.
+
+        Without ``with_mapping``, only the settings are tried (an empty mapping), so
+        that a refusal can name the part of the metadata it comes from.
 
         The probe index lives under the prefix but its part starts with ``-``, which no
         Kinto id does, so it can never be taken for a collection's index.
         """
         name = f"{self.prefix}.-validate-{uuid.uuid4().hex}"
-        body = {"mappings": mapping, "settings": settings or {}}
+        body = self.index_body(metadata)
+        if not with_mapping:
+            body["mappings"] = {}
         self.engine.call("indices.create", index=name, body=body)
         self.delete_indices([name])
 
@@ -202,13 +288,31 @@ class Indexer:
         ``refresh`` when they meet a field the cached copy does not know.
         """
         alias = self.alias(bucket_id, collection_id)
-        cached = self._field_types.get(alias)
+        known, fresh = self.known_mapping(alias, max_age, refresh, missing_ok=False)
+        return {k: v for k, v in known.types.items() if v is not None}, fresh
+
+    def known_mapping(self, index, max_age=60.0, refresh=False, missing_ok=True):
+        """``(KnownMapping, fresh)`` of an index or alias, cached a while.
+
+        Writes add the fields they create to the cached copy, with no type when the
+        engine chooses it, so the field count stays right without reading the mapping
+        after each write.
+        """
+        cached = self._field_types.get(index)
         now = time.monotonic()
         if cached and not refresh and now - cached[0] < max_age:
             return cached[1], False
-        types = flatten_field_types(self.get_mapping(bucket_id, collection_id))
-        self._field_types[alias] = (now, types)
-        return types, True
+        try:
+            body = self.engine.call("indices.get_mapping", index=index)
+        except EngineNotFound:
+            if not missing_ok:
+                raise
+            # No index yet: the write finds it missing, and creates it.
+            return documents.KnownMapping(), True
+        mapping = next(iter(body.values()), {}).get("mappings", {})
+        known = documents.KnownMapping.from_mapping(mapping)
+        self._field_types[index] = (now, known)
+        return known, True
 
     def get_mapping(self, bucket_id, collection_id, lane=SEARCH):
         body = self.engine.call(
@@ -220,12 +324,24 @@ class Indexer:
     # Documents.
 
     def write(
-        self, bucket_id, collection_id, records=(), tombstones=(), ensure_index=None, refresh=None
+        self,
+        bucket_id,
+        collection_id,
+        records=(),
+        tombstones=(),
+        metadata=None,
+        ensure_index=None,
+        refresh=None,
+        same_version=False,
     ):
         """Index ``records`` and the ``tombstones`` of deleted ones in one bulk request.
 
-        Every write carries the record's ``last_modified`` as an external version, so
-        the index never goes back to an older state, whatever the order of writes.
+        Records become documents (``index/documents.py``) with their collection's
+        ``metadata``. Every write carries the record's ``last_modified`` as an external
+        version, so the index never goes back to an older state, whatever the order of
+        writes; ``same_version`` lets a document replace one of the same version (repairs
+        of partial documents).
+
         A delete is indexed as a tombstone document (see :func:`tombstone_document`)
         rather than sent as a bulk delete: the engines forget the version of a deleted
         document after ``index.gc_deletes`` (60 s), after which an older write, late from
@@ -235,63 +351,188 @@ class Indexer:
         searches before answering (default: the ``force_refresh`` setting).
         """
         report = BulkReport()
-        operations = []
-        for record in records:
-            operations.append(("index", record["id"], record["last_modified"], record))
-        for tombstone in tombstones:
-            source = tombstone_document(tombstone)
-            operations.append(("delete", tombstone["id"], tombstone["last_modified"], source))
-        accepted = self._within_id_limit(operations, report)
-        if not accepted:
+        records = self._sendable(records, report)
+        tombstones = self._sendable(tombstones, report)
+        if not records and not tombstones:
             return report
         alias = self.alias(bucket_id, collection_id)
-        missing = self._bulk(alias, accepted, report, refresh=refresh)
+        send = dict(version_type="external_gte" if same_version else "external", refresh=refresh)
+        missing = self._apply(alias, records, tombstones, metadata, report, **send)
         if missing and ensure_index is not None:
             ensure_index()
-            if self._bulk(alias, missing, report, refresh=refresh):
+            records = [obj for kind, obj in missing if kind == "index"]
+            tombstones = [obj for kind, obj in missing if kind == "delete"]
+            if self._apply(alias, records, tombstones, metadata, report, **send):
                 raise EngineNotFound(f"index {alias} is missing")
         else:
-            report.failed.extend((op[1], f"index {alias} does not exist") for op in missing)
+            report.failed.extend(
+                (obj["id"], f"index {alias} does not exist") for _, obj in missing
+            )
+        return report
+
+    def fill(self, index, records, tombstones=(), metadata=None):
+        """Index ``records`` (and tombstones) into a physical index being rebuilt."""
+        report = BulkReport()
+        records = self._sendable(records, report)
+        tombstones = self._sendable(tombstones, report)
+        self._apply(
+            index, records, tombstones, metadata, report, require_alias=False, refresh=False
+        )
         return report
 
     @staticmethod
-    def _within_id_limit(operations, report):
-        accepted = []
-        for operation in operations:
-            if len(operation[1].encode()) > MAX_ID_BYTES:
-                report.failed.append((operation[1], f"id is longer than {MAX_ID_BYTES} bytes"))
+    def _sendable(objects, report):
+        kept = []
+        for obj in objects:
+            if len(obj["id"].encode()) > MAX_ID_BYTES:
+                report.failed.append((obj["id"], f"id is longer than {MAX_ID_BYTES} bytes"))
             else:
-                accepted.append(operation)
-        return accepted
+                kept.append(obj)
+        return kept
 
-    def fill(self, index, records, tombstones=()):
-        """Index ``records`` (and tombstones) into a physical index being rebuilt."""
-        report = BulkReport()
-        operations = [("index", r["id"], r["last_modified"], r) for r in records]
-        operations += [
-            ("delete", t["id"], t["last_modified"], tombstone_document(t)) for t in tombstones
+    def _apply(
+        self,
+        index,
+        records,
+        tombstones,
+        metadata,
+        report,
+        version_type="external",
+        require_alias=True,
+        refresh=None,
+    ):
+        """Write documents and deletes; send refused documents again, reduced.
+
+        A document the engine refuses is sent again in the same call: first rebuilt
+        against the mapping read afresh, then without each field the engine names, and
+        at last in its minimal form (id, version, every field left out), which any index
+        takes. Its new version thus always replaces the old one. A record the engine
+        refuses even then (its old version deleted) is in ``report.failed``.
+
+        Returns ``(action, record or tombstone)`` for what found no index.
+        """
+        by_id = {record["id"]: record for record in records}
+        known, docs = self._documents(index, records, metadata)
+        operations = [("index", d.id, d.version, d) for d in docs]
+        operations += [("delete", t["id"], t["last_modified"], _tombstone(t)) for t in tombstones]
+        send = dict(require_alias=require_alias, refresh=refresh, version_type=version_type)
+        missing, refused = self._bulk(index, operations, report, **send)
+        reasons, unindexable = {}, []
+        for attempt in range(1, MAX_ROUNDS + 1):
+            if not refused:
+                break
+            if any(documents.is_field_limit(reason) for _, reason in refused):
+                self._close(index, "", known)
+            if attempt == 1 or any(documents.is_field_limit(reason) for _, reason in refused):
+                known, _ = self.known_mapping(index, refresh=True)
+            retry = []
+            for operation, reason in refused:
+                document = operation[3]
+                if operation[0] == "delete" or _is_minimal(document) or attempt == MAX_ROUNDS:
+                    report.failed.append((operation[1], reason))
+                    if operation[0] == "index":
+                        unindexable.append(document)
+                    continue
+                reasons[document.id] = reason
+                retry.append(
+                    (
+                        "index",
+                        document.id,
+                        document.version,
+                        _reduce(document, by_id[document.id], metadata, known, reason, attempt),
+                    )
+                )
+            missing_now, refused = self._bulk(index, retry, report, **send)
+            missing += missing_now
+        if unindexable:
+            # Whatever older version the index holds must not stay searchable: a tombstone
+            # of the record's version replaces it (and a repair, at the same version, the
+            # tombstone; see ``same_version``).
+            deletes = [("delete", d.id, d.version, _tombstone(d.source)) for d in unindexable]
+            self._bulk(index, deletes, BulkReport(), **send)
+        report.partial = [
+            (record_id, left_out, reason or reasons.get(record_id))
+            for record_id, left_out, reason in report.partial
         ]
-        accepted = self._within_id_limit(operations, report)
-        self._bulk(index, accepted, report, require_alias=False, refresh=False)
-        return report
+        by_tombstone = {t["id"]: t for t in tombstones}
+        return [
+            (op[0], by_id[op[1]] if op[0] == "index" else by_tombstone[op[1]]) for op in missing
+        ]
 
-    def _bulk(self, alias, operations, report, require_alias=True, refresh=None):
-        """Send one bulk request; return the operations that found no alias."""
+    def _documents(self, index, records, metadata):
+        """``(known mapping, documents)`` for ``records``, keeping the mapping within its
+        field limit: near it, the object bringing the most new fields stops mapping them
+        (``dynamic: false``: they stay in ``_source``, listed as left out)."""
+        if not records:
+            return None, []
+        known, fresh = self.known_mapping(index)
+
+        def build():
+            docs = [documents.build(record, metadata, known) for record in records]
+            added = {}
+            for doc in docs:
+                added.update(documents.new_fields(doc, known))
+            return docs, added
+
+        docs, added = build()
+        if not fresh and (added or any(documents.untyped(doc, known) for doc in docs)):
+            known, fresh = self.known_mapping(index, refresh=True)
+            docs, added = build()
+        for _ in range(4):
+            if not added or len(known.types) + len(added) <= FIELD_BUDGET:
+                break
+            self._close(index, documents.widest_object(added), known)
+            known, _ = self.known_mapping(index, refresh=True)
+            docs, added = build()
+        known.types.update(added)
+        return known, docs
+
+    def _close(self, index, path, known):
+        """Stop mapping new fields under the object at ``path`` ("" for the top)."""
+        logger.warning(
+            "Index %s is near its limit of %s fields (%s mapped): new fields under %s are "
+            "no longer mapped (kept in _source, listed in %s)",
+            index,
+            MAX_FIELDS,
+            len(known.types) if known else "?",
+            repr(path) if path else "the top level",
+            documents.UNINDEXED_FIELD,
+        )
+        body = {"dynamic": False}
+        for name in reversed(path.split(".") if path else []):
+            body = {"properties": {name: {"type": "object", **body}}}
+        try:
+            self.engine.call("indices.put_mapping", index=index, body=body)
+        except EngineNotFound:
+            pass  # No index yet: the write finds it missing, creates it and comes back.
+        except EngineRequestError:
+            if not path:
+                raise
+            # The object cannot be closed (another process mapped it otherwise): the top.
+            self._close(index, "", known)
+
+    def _bulk(
+        self,
+        index,
+        operations,
+        report,
+        require_alias=True,
+        refresh=None,
+        version_type="external",
+    ):
+        """Send one bulk request.
+
+        Returns the operations that found no alias, and ``(operation, reason)`` for the
+        documents the engine refused for what they hold.
+        """
         if not operations:
-            return []
+            return [], []
         body = []
-        for _, record_id, version, source in operations:
-            body.append(
-                {
-                    "index": {
-                        "_index": alias,
-                        "_id": record_id,
-                        "version": version,
-                        "version_type": "external",
-                    }
-                }
-            )
-            body.append(source)
+        for _, record_id, version, document in operations:
+            # Deletes too are documents (tombstones), indexed with the version of the delete.
+            meta = {"_index": index, "_id": record_id, "version": version}
+            body.append({"index": {**meta, "version_type": version_type}})
+            body.append(document.source)
         params = {"require_alias": True} if require_alias else {}
         if self.force_refresh if refresh is None else refresh:
             params["refresh"] = "true"
@@ -301,47 +542,73 @@ class Indexer:
             if exc.status != 413:
                 raise
             if len(operations) == 1:
-                report.failed.append((operations[0][1], f"too large for the engine: {exc}"))
-                return []
+                reason = f"too large for the engine: {exc}"
+                action, record_id, _, document = operations[0]
+                if action == "index" and not _is_minimal(document):
+                    # Sent again in its minimal form, so that no older version stays.
+                    return [], [(operations[0], reason)]
+                report.failed.append((record_id, reason))
+                return [], []
             # Too large as a whole: send halves, so that one huge record cannot keep the
             # others of the same write out of the index.
             middle = len(operations) // 2
-            return self._bulk(
-                alias, operations[:middle], report, require_alias, refresh
-            ) + self._bulk(alias, operations[middle:], report, require_alias, refresh)
-        missing = []
+            send = dict(require_alias=require_alias, refresh=refresh, version_type=version_type)
+            first = self._bulk(index, operations[:middle], report, **send)
+            second = self._bulk(index, operations[middle:], report, **send)
+            return first[0] + second[0], first[1] + second[1]
+        missing, refused = [], []
         for operation, item in zip(operations, response["items"], strict=True):
-            action, record_id = operation[0], operation[1]
+            action, record_id, _, document = operation
             result = item["index"]
             status = result.get("status", 500)
             if status < 300:
                 (report.indexed if action == "index" else report.deleted).append(record_id)
+                if document is not None and document.left_out:
+                    report.partial.append((record_id, document.left_out, None))
             elif status == 409:
                 report.superseded.append(record_id)
             elif _is_missing_alias(result):
                 missing.append(operation)
             else:
-                reason = result.get("error", {})
-                reason = reason.get("reason", reason) if isinstance(reason, dict) else reason
-                caused = (result.get("error") or {}).get("caused_by")
+                error = result.get("error") or {}
+                reason = error.get("reason", error) if isinstance(error, dict) else error
+                caused = error.get("caused_by") if isinstance(error, dict) else None
                 if isinstance(caused, dict) and caused.get("reason"):
                     reason = f"{reason}: {caused['reason']}"
-                report.failed.append((record_id, str(reason)))
-        return missing
+                kind = error.get("type") if isinstance(error, dict) else None
+                if action == "index" and (kind in DOCUMENT_ERRORS or status == 400):
+                    refused.append((operation, str(reason)))
+                else:
+                    report.failed.append((record_id, str(reason)))
+        return missing, refused
 
     def versions(self, bucket_id, collection_id, ids, tombstones=True):
         """``{id: indexed version}`` for those of ``ids`` the index holds.
 
         With ``tombstones``, deleted records' tombstone documents count as held.
         """
+        return {
+            record_id: version
+            for record_id, (version, _) in self._held(bucket_id, collection_id, ids, tombstones)
+        }
+
+    def indexed_records(self, bucket_id, collection_id, ids):
+        """``{id: (indexed version, paths left out)}`` for the records of ``ids`` the index
+        holds (tombstones are not records)."""
+        return dict(self._held(bucket_id, collection_id, ids, tombstones=False))
+
+    def _held(self, bucket_id, collection_id, ids, tombstones):
         if not ids:
-            return {}
+            return []
         query = {"ids": {"values": list(ids)}}
         if not tombstones:
             query = {"bool": {"filter": [query, LIVE_DOCUMENTS]}}
-        body = {"query": query, "size": len(ids), "_source": False, "version": True}
+        body = {"query": query, "size": len(ids), "_source": [UNINDEXED], "version": True}
         hits = self.engine.call("search", index=self.alias(bucket_id, collection_id), body=body)
-        return {hit["_id"]: hit["_version"] for hit in hits["hits"]["hits"]}
+        return [
+            (hit["_id"], (hit["_version"], (hit.get("_source") or {}).get(UNINDEXED)))
+            for hit in hits["hits"]["hits"]
+        ]
 
     def iter_documents(self, bucket_id, collection_id, page_size=1000):
         """Pages of ``{id: indexed version}`` over the records of the index, in id order."""

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from kinto.core.storage import Filter
 from kinto.core.utils import COMPARISON
 
-from kinto_elasticsearch import naming
+from kinto_elasticsearch.index import naming
+from kinto_elasticsearch.indexer import MAX_ID_BYTES
 from kinto_elasticsearch.sync.apply import apply_changes
 from kinto_elasticsearch.sync.checkpoints import is_internal_index
 from kinto_elasticsearch.sync.pages import iter_collections, iter_record_pages
@@ -54,6 +55,10 @@ class CollectionReport:
     missing: Difference = field(default_factory=Difference)
     outdated: Difference = field(default_factory=Difference)
     extra: Difference = field(default_factory=Difference)
+    # Not differences: records indexed at their version with some paths left out
+    # (examples are ``(id, paths)``), and records no index can take (``(id, reason)``).
+    partial: Difference = field(default_factory=Difference)
+    unindexable: Difference = field(default_factory=Difference)
     repaired: int = 0
 
     @property
@@ -76,23 +81,42 @@ def verify_collection(storage, indexer, bucket_id, collection_id, metadata, repa
             report.repaired = result.indexed + result.replayed
         return report
 
-    # Storage to index: records missing from the index, or indexed at an older version.
+    # Storage to index: records missing from the index, indexed at an older version, or
+    # at their version with some paths left out.
     for page in iter_record_pages(storage, "record", parent_id):
         report.records += len(page)
-        ids = [r["id"] for r in page]
         # A tombstone document holding the id of a live record does not make it indexed.
-        versions = indexer.versions(bucket_id, collection_id, ids, tombstones=False)
-        missing = [r for r in page if r["id"] not in versions]
+        versions = indexer.indexed_records(bucket_id, collection_id, [r["id"] for r in page])
+        absent = [r for r in page if r["id"] not in versions]
+        too_long = [r for r in absent if len(r["id"].encode()) > MAX_ID_BYTES]
+        missing = [r for r in absent if r not in too_long]
         outdated = [
-            r for r in page if r["id"] in versions and versions[r["id"]] < r["last_modified"]
+            r for r in page if r["id"] in versions and versions[r["id"]][0] < r["last_modified"]
+        ]
+        partial = [
+            r
+            for r in page
+            if r["id"] in versions
+            and versions[r["id"]][0] >= r["last_modified"]
+            and versions[r["id"]][1]
         ]
         report.missing.add([r["id"] for r in missing])
         report.outdated.add([r["id"] for r in outdated])
+        report.partial.add([(r["id"], versions[r["id"]][1]) for r in partial])
+        report.unindexable.add(
+            [(r["id"], f"id is longer than {MAX_ID_BYTES} bytes") for r in too_long]
+        )
         if repair and (missing or outdated):
+            # The same version may replace a tombstone of it: a record the engine could not
+            # take at all (see ``Indexer._apply``) gets another chance.
             written = apply_changes(
-                indexer, bucket_id, collection_id, missing + outdated, metadata
+                indexer, bucket_id, collection_id, missing + outdated, metadata, same_version=True
             )
             report.repaired += len(written.indexed)
+        if repair and partial:
+            # The same version again: the best form the index takes now (after a mapping
+            # change, or a rebuild, it may hold more of the record).
+            apply_changes(indexer, bucket_id, collection_id, partial, metadata, same_version=True)
 
     # Index to storage: documents of records that storage no longer has.
     for documents in indexer.iter_documents(bucket_id, collection_id):

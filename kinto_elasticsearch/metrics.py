@@ -15,6 +15,7 @@ CATCHUP_SECONDS = "elasticsearch.catchup.seconds"
 DOCUMENTS_INDEXED = "elasticsearch.documents.indexed"
 DOCUMENTS_DELETED = "elasticsearch.documents.deleted"
 DOCUMENTS_FAILED = "elasticsearch.documents.failed"
+DOCUMENTS_PARTIAL = "elasticsearch.documents.partial"
 CATCHUP_INDEXED = "elasticsearch.catchup.indexed"
 SENDER_FAILED = "elasticsearch.sender.failed"
 SENDER_OVERFLOW = "elasticsearch.sender.overflow"
@@ -27,6 +28,7 @@ COUNTERS = (
     DOCUMENTS_INDEXED,
     DOCUMENTS_DELETED,
     DOCUMENTS_FAILED,
+    DOCUMENTS_PARTIAL,
     CATCHUP_INDEXED,
     SENDER_FAILED,
     SENDER_OVERFLOW,

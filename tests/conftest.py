@@ -117,7 +117,7 @@ def indexed(engine, index_prefix, bucket_id, collection_id):
 
     Tombstones of deleted records are left out: they are not records.
     """
-    from kinto_elasticsearch import naming
+    from kinto_elasticsearch.index import naming
     from kinto_elasticsearch.indexer import LIVE_DOCUMENTS
 
     body = engine.call(

@@ -129,6 +129,15 @@ def start_engine(engine, port=None):
     return server
 
 
+def _warm_up(url):
+    """Create and delete an index: osmem-server takes seconds over its first one, longer
+    than the plugin's request timeout, which would fail whichever test comes first."""
+    for method in ("PUT", "DELETE"):
+        request = urllib.request.Request(f"{url}/warm-up", method=method)
+        with urllib.request.urlopen(request, timeout=60) as response:
+            response.read()
+
+
 def external_engine():
     """The real cluster named by the environment, if any."""
     hosts = os.environ.get("KINTO_ELASTICSEARCH_TEST_HOSTS")

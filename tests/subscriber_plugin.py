@@ -1,6 +1,6 @@
 """A plugin that subscribes to the plugin's events, as another Kinto plugin would."""
 
-from kinto_elasticsearch.events import RecordsIndexed, RecordsIndexFailed
+from kinto_elasticsearch.events import RecordsIndexed, RecordsIndexedInPart, RecordsIndexFailed
 
 
 def includeme(config):
@@ -13,5 +13,6 @@ def includeme(config):
         raise RuntimeError("a broken subscriber must not break indexing")
 
     config.add_subscriber(on_event, RecordsIndexed)
+    config.add_subscriber(on_event, RecordsIndexedInPart)
     config.add_subscriber(on_event, RecordsIndexFailed)
     config.add_subscriber(broken, RecordsIndexed)

@@ -17,8 +17,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from kinto_elasticsearch import naming
 from kinto_elasticsearch.client import Engine
+from kinto_elasticsearch.index import naming
 from kinto_elasticsearch.indexer import LIVE_DOCUMENTS
 from kinto_elasticsearch.settings import parse_settings
 from tests.conftest import INI_TEMPLATE, pg_settings

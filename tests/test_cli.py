@@ -256,3 +256,18 @@ def test_sync_follow_keeps_catching_up(filled, alice, write_ini, engine, index_p
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(30)
+
+
+def test_records_indexed_in_part_verify_clean_and_are_listed(filled, alice, write_ini):
+    # "n" is a number in every other record: these two cannot be searched by it.
+    for record_id in ("odd1", "odd2"):
+        filled.put_json(
+            f"{COLLECTION}/records/{record_id}", {"data": {"n": "many"}}, headers=alice
+        )
+    result = cli("verify", "--ini", write_ini())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "/buckets/b/collections/c: ok, 62 records, 62 documents" in result.stdout
+    assert "2 indexed in part (not searchable by these fields): odd" in result.stdout
+    assert "(n)" in result.stdout
+    result = cli("verify", "--ini", write_ini(), "--repair")
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,6 +1,6 @@
 import pytest
 
-from kinto_elasticsearch.events import RecordsIndexed, RecordsIndexFailed
+from kinto_elasticsearch.events import RecordsIndexed, RecordsIndexedInPart, RecordsIndexFailed
 from tests.conftest import indexed
 
 COLLECTION = "/v1/buckets/b/collections/c"
@@ -22,28 +22,34 @@ def events_app(make_app, alice):
     return app
 
 
-def test_subscribers_learn_what_was_indexed_and_what_failed(
+def test_subscribers_learn_what_was_indexed_in_part_and_what_failed(
     events_app, alice, engine, index_prefix
 ):
+    long_id = "x" * 600
     requests = [
         {"method": "PUT", "path": f"{COLLECTION}/records/good", "body": {"data": {"n": 1}}},
         {"method": "PUT", "path": f"{COLLECTION}/records/bad", "body": {"data": {"n": "x"}}},
+        {"method": "PUT", "path": f"{COLLECTION}/records/{long_id}", "body": {"data": {}}},
     ]
     events_app.post_json("/v1/batch", {"defaults": {"headers": alice}, "requests": requests})
     received = events_app.app.registry.received_events
     indexed_events = [e for e in received if isinstance(e, RecordsIndexed)]
+    partial_events = [e for e in received if isinstance(e, RecordsIndexedInPart)]
     failed_events = [e for e in received if isinstance(e, RecordsIndexFailed)]
     assert [(e.bucket_id, e.collection_id, e.indexed) for e in indexed_events] == [
-        ("b", "c", ["good"])
+        ("b", "c", ["good", "bad"])
     ]
     # Indexing happens in the sender's thread, after the request handed its changes over.
     assert indexed_events[0].request is None
+    [partial] = partial_events
+    assert [(record_id, left_out) for record_id, left_out, _ in partial.partial] == [
+        ("bad", ["n"])
+    ]
     [failed] = failed_events
     assert failed.will_retry is False
-    assert [record_id for record_id, _ in failed.failures] == ["bad"]
-    assert "n" in failed.failures[0][1]
+    assert failed.failures == [(long_id, "id is longer than 512 bytes")]
     # The broken subscriber did not stop indexing.
-    assert set(indexed(engine, index_prefix, "b", "c")) == {"good"}
+    assert set(indexed(engine, index_prefix, "b", "c")) == {"good", "bad"}
 
 
 def test_subscribers_learn_what_was_unindexed(events_app, alice):

@@ -36,7 +36,7 @@ def test_excluded_fields_stay_out_of_rebuilds_and_repairs(app, alice, engine, in
     maintenance.reindex_collection(registry.storage, registry.indexer, "b", "c", metadata)
     assert "secret" not in _document(engine, index_prefix)
     registry.indexer.delete_collection_indices("b", "c")
-    registry.indexer.create_index("b", "c", {"properties": {"id": {"type": "keyword"}}})
+    registry.indexer.create_index("b", "c", {})
     maintenance.verify_collection(
         registry.storage, registry.indexer, "b", "c", metadata, repair=True
     )

@@ -7,7 +7,8 @@ analysis is not found).
 
 import pytest
 
-from kinto_elasticsearch import index_settings, naming
+from kinto_elasticsearch import index_settings
+from kinto_elasticsearch.index import naming
 from kinto_elasticsearch.sync.catchup import CatchUp
 from tests.conftest import indexed
 

@@ -2,10 +2,11 @@ import logging
 
 import pytest
 
-from kinto_elasticsearch import naming
+from kinto_elasticsearch.index import naming
 from tests.conftest import EngineSpy, auth, indexed
 
 COLLECTION = "/v1/buckets/blog/collections/articles"
+C_URI = "/v1/buckets/b/collections/c"
 
 
 @pytest.fixture
@@ -86,13 +87,22 @@ def test_indexing_is_measured(blog, alice, metrics):
     assert len(metrics.timed["elasticsearch.bulk.seconds"]) == 2
 
 
-def test_a_refused_record_is_logged_and_counted(blog, alice, metrics, caplog, engine_server):
+def test_a_value_the_mapping_cannot_hold_is_left_out_logged_and_counted(
+    blog, alice, metrics, caplog, engine, index_prefix
+):
     blog.put_json(f"{COLLECTION}/records/r1", {"data": {"n": 1}}, headers=alice)
-    with caplog.at_level(logging.ERROR, logger="kinto_elasticsearch"):
-        # "n" is mapped as a number now: a string that is not one cannot be indexed.
+    with caplog.at_level(logging.WARNING, logger="kinto_elasticsearch"):
+        # "n" is mapped as a number now: a string that is not one cannot be searched.
         blog.put_json(f"{COLLECTION}/records/r2", {"data": {"n": "not a number"}}, headers=alice)
-    assert metrics.counts["elasticsearch.documents.failed"] == 1
-    assert f"{COLLECTION[3:]}/records/r2" in caplog.text
+    assert metrics.counts["elasticsearch.documents.partial"] == 1
+    assert "elasticsearch.documents.failed" not in metrics.counts
+    assert f"{COLLECTION[3:]}/records/r2 without n" in caplog.text
+    version, source = indexed(engine, index_prefix, "blog", "articles")["r2"]
+    assert source["_unindexed"] == ["n"]
+    found = blog.post_json(
+        f"{COLLECTION}/search", {"query": {"term": {"_unindexed": "n"}}}, headers=alice
+    ).json["hits"]["hits"]
+    assert [hit["_id"] for hit in found] == ["r2"]
 
 
 def test_a_collection_gets_its_index_with_its_mapping(app, alice, engine, index_prefix):
@@ -266,3 +276,67 @@ def test_force_refresh_makes_each_write_visible_at_once(make_app, alice, force_r
     assert app.app.registry.sender.wait_until_idle(timeout=10)
     [(_, bulk)] = [call for call in spy.calls if call[0] == "bulk"]
     assert bulk.get("refresh") == expected
+
+
+def test_mapping_conflicts_and_long_ids_do_not_keep_the_others_out(
+    app, alice, engine, index_prefix, metrics, caplog
+):
+    app.put_json("/v1/buckets/b", {}, headers=alice)
+    app.put_json(
+        C_URI,
+        {"data": {"index:schema": {"properties": {"n": {"type": "long"}}}}},
+        headers=alice,
+    )
+    long_id = "x" * 600
+    requests = [
+        {"method": "PUT", "path": f"{C_URI}/records/good1", "body": {"data": {"n": 1}}},
+        {"method": "PUT", "path": f"{C_URI}/records/bad", "body": {"data": {"n": "abc"}}},
+        {"method": "PUT", "path": f"{C_URI}/records/{long_id}", "body": {"data": {}}},
+        {"method": "PUT", "path": f"{C_URI}/records/good2", "body": {"data": {"n": 2}}},
+    ]
+    responses = app.post_json(
+        "/v1/batch", {"defaults": {"headers": alice}, "requests": requests}
+    ).json["responses"]
+    assert [r["status"] for r in responses] == [201, 201, 201, 201]
+    documents = indexed(engine, index_prefix, "b", "c")
+    # "bad" is indexed without the value its field cannot hold; only the id no engine
+    # takes keeps a record out.
+    assert set(documents) == {"good1", "good2", "bad"}
+    assert documents["bad"][1]["_unindexed"] == ["n"]
+    assert metrics.counts["elasticsearch.documents.failed"] == 1
+    assert metrics.counts["elasticsearch.documents.partial"] == 1
+    assert "/buckets/b/collections/c/records/bad without n" in caplog.text
+    assert "longer than 512 bytes" in caplog.text
+
+
+def test_a_record_too_large_for_the_engine_is_indexed_in_minimal_form(
+    make_app, alice, engine_server, engine, index_prefix, metrics_factory, caplog
+):
+    from tests.servers import BodySizeLimit
+
+    proxy = BodySizeLimit(engine_server.url, limit=20_000)
+    try:
+        app = make_app(**{"elasticsearch.hosts": proxy.url})
+        metrics = metrics_factory(app)
+        app.put_json("/v1/buckets/b", {}, headers=alice)
+        app.put_json(C_URI, {}, headers=alice)
+        requests = [
+            {"method": "PUT", "path": f"{C_URI}/records/small{i}", "body": {"data": {"i": i}}}
+            for i in range(4)
+        ]
+        requests.insert(2, {"method": "PUT", "path": f"{C_URI}/records/huge",
+                            "body": {"data": {"text": "x" * 50_000}}})  # fmt: skip
+        responses = app.post_json(
+            "/v1/batch", {"defaults": {"headers": alice}, "requests": requests}
+        ).json["responses"]
+        assert [r["status"] for r in responses] == [201] * 5
+    finally:
+        proxy.close()
+    assert proxy.refused >= 2  # The whole bulk, then the huge record alone.
+    documents = indexed(engine, index_prefix, "b", "c")
+    assert set(documents) == {f"small{i}" for i in range(4)} | {"huge"}
+    # The huge one in its minimal form: found by id, its text not searchable.
+    assert documents["huge"][1]["_unindexed"] == ["text"]
+    assert metrics.counts["elasticsearch.documents.partial"] == 1
+    assert "/buckets/b/collections/c/records/huge without text" in caplog.text
+    assert "too large" in caplog.text

@@ -3,8 +3,8 @@ import time
 
 import pytest
 
-from kinto_elasticsearch import maintenance, naming
-from kinto_elasticsearch.mapping import collection_mapping
+from kinto_elasticsearch import maintenance
+from kinto_elasticsearch.index import naming
 from kinto_elasticsearch.sync import pages
 from tests.conftest import indexed
 
@@ -111,7 +111,7 @@ def test_verify_reports_and_repairs_every_kind_of_difference(
     # three documents of records storage never had.
     indexer = registry.indexer
     indexer.delete_collection_indices("b", "c")
-    indexer.create_index("b", "c", collection_mapping({}))
+    indexer.create_index("b", "c", {})
     documents = []
     for record_id, (last_modified, record) in _stored(filled, alice).items():
         if record_id == "r003":
@@ -184,10 +184,10 @@ def test_reindex_pages_through_storage_reading_at_most_two_pages_ahead(
             pages_read.append(len(page))
         return page
 
-    def slow_fill(index, documents, tombstones=()):
+    def slow_fill(index, records, tombstones=(), metadata=None):
         time.sleep(0.05)  # An engine slower than storage: an unbounded reader would race.
         ahead.append(len(pages_read) - len(ahead) - 1)
-        return fill(index, documents, tombstones)
+        return fill(index, records, tombstones, metadata)
 
     monkeypatch.setattr(registry.storage, "list_all", counting_list_all)
     monkeypatch.setattr(registry.indexer, "fill", slow_fill)

@@ -1,6 +1,11 @@
-from kinto_elasticsearch.mapping import (
+import pytest
+
+from kinto_elasticsearch.index.mapping import (
+    DERIVED_FIELDS,
+    REQUIRED_PROPERTIES,
     STRING_MAPPING,
     collection_mapping,
+    count_fields,
     flatten_field_types,
     mapping_changed,
 )
@@ -65,3 +70,110 @@ def test_flatten_field_types_lists_sub_fields():
         "a": "object",
         "a.b": "long",
     }
+
+
+def _derived(schema, **kwargs):
+    return collection_mapping({"schema": schema}, **kwargs)["properties"]
+
+
+def test_dates_enums_and_nullable_types_are_mapped():
+    properties = _derived(
+        {
+            "properties": {
+                "published": {"type": "string", "format": "date-time"},
+                "day": {"type": ["string", "null"], "format": "date"},
+                "status": {"enum": ["draft", "live"]},
+                "kind": {"const": "article"},
+                "level": {"enum": [1, 2, 3]},
+                "ratio": {"type": "number", "nullable": True},
+            }
+        }
+    )
+    assert properties["published"] == {"type": "date", "ignore_malformed": True}
+    assert properties["day"] == {"type": "date", "ignore_malformed": True}
+    assert properties["status"]["type"] == "keyword" and properties["kind"]["type"] == "keyword"
+    assert properties["level"] == {"type": "long"}
+    assert properties["ratio"] == {"type": "double"}
+
+
+def test_local_references_are_followed_and_cycles_stop():
+    schema = {
+        "definitions": {
+            "node": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "child": {"$ref": "#/definitions/node"},
+                },
+            }
+        },
+        "properties": {"root": {"$ref": "#/definitions/node"}, "other": {"$ref": "other.json"}},
+    }
+    properties = _derived(schema)
+    assert properties["root"]["properties"]["name"] == STRING_MAPPING
+    assert "child" not in properties["root"]["properties"]  # a cycle: left dynamic
+    assert "other" not in properties
+
+
+def test_combinations_of_compatible_types_are_merged():
+    properties = _derived(
+        {
+            "properties": {
+                "size": {"anyOf": [{"type": "integer"}, {"type": "number"}, {"type": "null"}]},
+                "either": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+                "author": {
+                    "allOf": [
+                        {"properties": {"name": {"type": "string"}}},
+                        {"properties": {"age": {"type": "integer"}}},
+                    ]
+                },
+            }
+        }
+    )
+    assert properties["size"] == {"type": "double"}
+    assert "either" not in properties  # a string or a number: dynamic mapping decides
+    assert set(properties["author"]["properties"]) == {"name", "age"}
+
+
+def test_map_like_objects_get_the_engine_flattened_type():
+    schema = {
+        "properties": {
+            "dependencies": {"type": "object", "additionalProperties": {"type": "string"}},
+            "env": {"patternProperties": {"^[A-Z_]+$": {"type": "string"}}},
+        }
+    }
+    properties = _derived(schema, flat_type="flat_object")
+    assert properties["dependencies"] == {"type": "flat_object"}
+    assert properties["env"] == {"type": "flat_object"}
+
+
+def test_keys_the_engine_cannot_take_are_escaped_in_derived_mappings():
+    properties = _derived({"properties": {"a.b": {"type": "integer"}, "_id": {"type": "string"}}})
+    assert properties["a%2Eb"] == {"type": "long"} and "%5Fid" in properties
+
+
+def test_a_schema_larger_than_the_field_limit_is_cut_to_what_fits():
+    schema = {
+        "properties": {
+            f"f{i}": {
+                "type": "object",
+                "properties": {f"g{j}": {"type": "string"} for j in range(50)},
+            }
+            for i in range(100)
+        }
+    }
+    properties = _derived(schema)
+    assert count_fields(properties) <= DERIVED_FIELDS + len(REQUIRED_PROPERTIES)
+    # Breadth first: every top-level field is kept before any nested one.
+    assert all(f"f{i}" in properties for i in range(100))
+
+
+@pytest.mark.parametrize("schema", [None, [], "x", {"properties": []}, {"type": 3}, True])
+def test_any_schema_gives_a_mapping(schema):
+    assert collection_mapping({"schema": schema})["properties"]["id"] == {"type": "keyword"}
+
+
+@pytest.mark.parametrize("explicit", [{"properties": []}, {"properties": {"a": 1}}, [], "x"])
+def test_a_malformed_index_schema_never_raises(explicit):
+    mapping = collection_mapping({"index:schema": explicit})
+    assert mapping["properties"]["last_modified"] == {"type": "long"}

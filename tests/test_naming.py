@@ -3,7 +3,7 @@ import itertools
 
 import pytest
 
-from kinto_elasticsearch import naming
+from kinto_elasticsearch.index import naming
 
 # Every shape of valid Kinto id that could trip an encoding: case, '-', '_', digits, length.
 IDS = [

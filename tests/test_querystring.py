@@ -12,7 +12,7 @@ from pyramid.httpexceptions import HTTPBadRequest
 from webob.multidict import MultiDict
 
 from kinto_elasticsearch.client import Engine
-from kinto_elasticsearch.mapping import collection_mapping, flatten_field_types
+from kinto_elasticsearch.index.mapping import collection_mapping, flatten_field_types
 from kinto_elasticsearch.search.querystring import (
     MATCH_ALL,
     MATCH_NONE,
@@ -73,6 +73,16 @@ def exists(field):
 
 def missing(field):
     return {"bool": {"must_not": [exists(field)]}}
+
+
+def left_out(field, mapped=False):
+    # Held by the record but left out of the index (index/documents.py), or searchable.
+    clauses = [{"term": {"_unindexed": field}}, {"prefix": {"_unindexed": f"{field}."}}]
+    return {"bool": {"should": [exists(field)] * mapped + clauses, "minimum_should_match": 1}}
+
+
+def held(field):
+    return left_out(field, mapped=True)
 
 
 def or_missing(clause, field):
@@ -328,14 +338,14 @@ def test_like_matches_strings_only(qs):
 @pytest.mark.parametrize(
     ("qs", "expected"),
     [
-        ("has_title=true", exists("title")),
-        ("has_title=1", exists("title")),
-        ("has_author=true", exists("author")),
-        ("has_title=false", missing("title")),
-        ("has_title=0", missing("title")),
-        ("has_nope=true", MATCH_NONE),
-        ("has_nope=false", MATCH_ALL),
-        ("has_title.keyword=true", MATCH_NONE),
+        ("has_title=true", held("title")),
+        ("has_title=1", held("title")),
+        ("has_author=true", held("author")),
+        ("has_title=false", {"bool": {"must_not": [held("title")]}}),
+        ("has_title=0", {"bool": {"must_not": [held("title")]}}),
+        ("has_nope=true", left_out("nope")),
+        ("has_nope=false", {"bool": {"must_not": [left_out("nope")]}}),
+        ("has_title.keyword=true", left_out("title.keyword")),
     ],
 )
 def test_has(qs, expected):
@@ -348,6 +358,7 @@ def test_filters_combine():
             "filter": [
                 {"term": {"flag": True}},
                 or_missing({"range": {"age": {"gte": 20}}}, "age"),
+                {"bool": {"must_not": [left_out("nope")]}},
             ]
         }
     }
@@ -491,7 +502,7 @@ def test_full_text_fields_without_keyword_cannot_be_compared_or_sorted():
         description
     )
     assert bad_request("_sort=body", field_types=field_types)["details"][0]["name"] == "_sort"
-    assert only_filter("has_body=true", field_types=field_types) == exists("body")
+    assert only_filter("has_body=true", field_types=field_types) == held("body")
 
 
 # Parity with Kinto, on a real server

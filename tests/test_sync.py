@@ -7,8 +7,8 @@ import psycopg2
 import pytest
 from kinto.core.utils import COMPARISON
 
-from kinto_elasticsearch import naming
 from kinto_elasticsearch.client import EngineUnreachable
+from kinto_elasticsearch.index import naming
 from kinto_elasticsearch.sync.apply import apply_changes
 from kinto_elasticsearch.sync.catchup import CatchUp
 from kinto_elasticsearch.sync.checkpoints import SyncStore

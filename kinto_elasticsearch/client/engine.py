@@ -35,6 +35,8 @@ def quiet_client_loggers():
 class Engine:
     def __init__(self, settings, breakers=None, reachability=None):
         self.name = settings.engine
+        # The type of objects whose keys are data: one field in the mapping, any keys.
+        self.flattened_type = "flat_object" if self.name == "opensearch" else "flattened"
         # {lane: CircuitBreaker}; a lane without one always sends.
         self.breakers = breakers or {}
         self.reachability = reachability

@@ -5,12 +5,15 @@ caller's permission filter so that counts never reveal records they cannot read.
 is of low cardinality when the engine reports no other values beyond those returned.
 """
 
+from kinto_elasticsearch.index.fieldnames import UNINDEXED_FIELD
+
 # Types the engine can sort and aggregate on directly.
 AGGREGATABLE = {
     "keyword", "constant_keyword", "long", "integer", "short", "byte", "double", "float",
     "half_float", "scaled_float", "unsigned_long", "date", "date_nanos", "boolean", "ip",
 }  # fmt: skip
-CONTAINERS = {"object", "nested", "flattened"}
+CONTAINERS = {"object", "nested", "flattened", "flat_object"}
+UNINDEXED_AGGREGATION = "unindexed"
 DEFAULT_VALUES = 20
 MAX_VALUES = 100
 # Kinto's own fields, always present and unique per record: no point listing values.
@@ -22,6 +25,8 @@ def describe_fields(field_types, hidden=frozenset()):
     fields = []
     for path, kind in sorted(field_types.items()):
         if kind in CONTAINERS or path in hidden or any(path.startswith(f"{h}.") for h in hidden):
+            continue
+        if path == UNINDEXED_FIELD or path.startswith(f"{UNINDEXED_FIELD}."):
             continue
         parent = path.rsplit(".", 1)[0] if "." in path else None
         if parent and field_types.get(parent) not in (None, *CONTAINERS):
@@ -37,6 +42,7 @@ def describe_fields(field_types, hidden=frozenset()):
                 "type": kind,
                 "sortable": sort_field is not None,
                 "sort_field": sort_field,
+                "searchable": True,
             }
         )
     return fields
@@ -58,6 +64,8 @@ def facets_body(fields, values_limit):
                 aggs[f"f{position}"] = {
                     "terms": {"field": field["sort_field"], "size": values_limit}
                 }
+    # Which fields some records hold but cannot be searched by, and in how many records.
+    aggs[UNINDEXED_AGGREGATION] = {"terms": {"field": UNINDEXED_FIELD, "size": MAX_VALUES}}
     return {"size": 0, "aggs": aggs, "track_total_hits": True}
 
 
@@ -69,14 +77,26 @@ def _value(kind, bucket):
     return bucket["key"]
 
 
-def facets_response(fields, response):
+def facets_response(fields, response, hidden=frozenset(), wanted=None):
     aggregations = response.get("aggregations", {})
     present = aggregations.get("present", {}).get("buckets", {})
+    unsearchable = {
+        bucket["key"]: bucket["doc_count"]
+        for bucket in aggregations.get(UNINDEXED_AGGREGATION, {}).get("buckets", [])
+        if not any(bucket["key"] == h or bucket["key"].startswith(f"{h}.") for h in hidden)
+    }
     result = []
     for position, field in enumerate(fields):
         if present.get(f"f{position}", {}).get("doc_count", 0) == 0:
             continue
-        entry = {"name": field["name"], "type": field["type"], "sortable": field["sortable"]}
+        entry = {
+            "name": field["name"],
+            "type": field["type"],
+            "sortable": field["sortable"],
+            "searchable": True,
+        }
+        if field["name"] in unsearchable:
+            entry["unsearchable_in"] = unsearchable.pop(field["name"])
         agg = aggregations.get(f"f{position}")
         if agg is not None:
             entry["values"] = [
@@ -85,5 +105,12 @@ def facets_response(fields, response):
             ]
             entry["complete"] = agg.get("sum_other_doc_count", 0) == 0
         result.append(entry)
+    named = {entry["name"] for entry in result}
+    for name, count in sorted(unsearchable.items()):
+        if name not in named and (not wanted or name in wanted):
+            result.append(
+                {"name": name, "type": None, "sortable": False, "searchable": False,
+                 "unsearchable_in": count}
+            )  # fmt: skip
     total = response["hits"]["total"]
     return {"total": total["value"] if isinstance(total, dict) else total, "fields": result}

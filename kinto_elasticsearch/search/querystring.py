@@ -63,6 +63,7 @@ from kinto.core.resource.schema import PluralGetQuerySchema
 from kinto.core.utils import COMPARISON
 
 from kinto_elasticsearch import errors
+from kinto_elasticsearch.index.fieldnames import UNINDEXED_FIELD
 from kinto_elasticsearch.search import ranking
 
 ID_FIELD = "id"
@@ -395,9 +396,21 @@ def _check(param, operator, name, value):
         raise _invalid((param, "Search cannot compare whole arrays or objects"))
 
 
+def _held(field):
+    """Records that hold the field: searchable there, or listed as left out of the index
+    (``index/documents.py``), since the record has it all the same."""
+    left_out = [
+        {"term": {UNINDEXED_FIELD: field.path}},
+        {"prefix": {UNINDEXED_FIELD: f"{field.path}."}},
+    ]
+    if field.mapped:
+        left_out.insert(0, _exists(field))
+    return {"bool": {"should": left_out, "minimum_should_match": 1}}
+
+
 def _filter(operator, field, value, param):
     if operator == COMPARISON.HAS:
-        return _exists(field) if value else _negate(_exists(field))
+        return _held(field) if value else _negate(_held(field))
 
     if operator == COMPARISON.LIKE:
         if field.rank != _STRING:

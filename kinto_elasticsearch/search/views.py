@@ -18,7 +18,7 @@ from kinto_elasticsearch.client import (
     EngineUnavailable,
     EngineUnreachable,
 )
-from kinto_elasticsearch.mapping import flatten_field_types
+from kinto_elasticsearch.index.mapping import flatten_field_types
 from kinto_elasticsearch.search import (
     facets,
     filters,
@@ -385,7 +385,7 @@ def get_facets(request):
             response = indexer.search(bucket_id, collection_id, body, ensure_index=ensure)
     except EngineUnavailable as exc:
         raise _unavailable(exc) from None
-    return facets.facets_response(described, response)
+    return facets.facets_response(described, response, hidden, wanted)
 
 
 def readable_collections(request, bucket_id):

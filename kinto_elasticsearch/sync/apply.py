@@ -10,39 +10,40 @@ import logging
 
 from kinto_elasticsearch import metrics
 from kinto_elasticsearch.events import notify_report
-from kinto_elasticsearch.index_settings import tenant_settings
-from kinto_elasticsearch.mapping import collection_mapping, document
 
 logger = logging.getLogger(__name__)
 
 
-def split_changes(objects, metadata):
-    """``(documents of records, tombstones)`` for storage objects of one collection."""
-    records = [document(obj, metadata) for obj in objects if not obj.get("deleted")]
+def split_changes(objects):
+    """``(records, tombstones)`` among storage objects of one collection."""
+    records = [obj for obj in objects if not obj.get("deleted")]
     tombstones = [obj for obj in objects if obj.get("deleted")]
     return records, tombstones
 
 
 def apply_changes(
-    indexer, bucket_id, collection_id, objects, metadata, refresh=None, registry=None
+    indexer,
+    bucket_id,
+    collection_id,
+    objects,
+    metadata,
+    refresh=None,
+    registry=None,
+    same_version=False,
 ):
     """Index the records and tombstones ``objects`` of a collection, in one bulk request.
 
-    ``metadata`` is the collection object: it decides the documents and, if the index is
-    missing, its mapping. Raises ``EngineError`` when the bulk request as a whole failed
-    (nothing can be assumed indexed); records the engine refused one by one are logged,
-    counted and reported in the returned ``BulkReport``, and in events and metrics when
-    a Kinto ``registry`` is given.
+    ``metadata`` is the collection object: it decides the documents (``index.documents``)
+    and, if the index is missing, its mapping. ``same_version``: a document may replace
+    one of the same version (repairs: the best form the index takes now). Raises
+    ``EngineError`` when the bulk request as a whole failed (nothing can be assumed
+    indexed); records indexed in part or refused are logged, counted and reported in the
+    returned ``BulkReport``, and in events and metrics when a Kinto ``registry`` is given.
     """
-    records, tombstones = split_changes(objects, metadata)
+    records, tombstones = split_changes(objects)
 
     def ensure_index():
-        indexer.create_index(
-            bucket_id,
-            collection_id,
-            collection_mapping(metadata),
-            settings=tenant_settings(metadata),
-        )
+        indexer.create_index(bucket_id, collection_id, metadata)
 
     with metrics.timed(registry, metrics.BULK_SECONDS):
         report = indexer.write(
@@ -50,20 +51,31 @@ def apply_changes(
             collection_id,
             records=records,
             tombstones=tombstones,
+            metadata=metadata,
             ensure_index=ensure_index,
             refresh=refresh,
+            same_version=same_version,
         )
     metrics.count(registry, metrics.DOCUMENTS_INDEXED, len(report.indexed))
     metrics.count(registry, metrics.DOCUMENTS_DELETED, len(report.deleted))
-    metrics.count(registry, metrics.DOCUMENTS_FAILED, len(report.failed))
-    for record_id, reason in report.failed:
-        logger.error(
-            "Could not index /buckets/%s/collections/%s/records/%s: %s",
-            bucket_id,
-            collection_id,
-            record_id,
-            reason,
-        )
+    log_report(registry, bucket_id, collection_id, report)
     if registry is not None:
         notify_report(registry, bucket_id, collection_id, report)
     return report
+
+
+def log_report(registry, bucket_id, collection_id, report):
+    """Count and log what the engine refused, and what it took only in part."""
+    metrics.count(registry, metrics.DOCUMENTS_FAILED, len(report.failed))
+    metrics.count(registry, metrics.DOCUMENTS_PARTIAL, len(report.partial))
+    uri = f"/buckets/{bucket_id}/collections/{collection_id}/records"
+    for record_id, reason in report.failed:
+        logger.error("Could not index %s/%s: %s", uri, record_id, reason)
+    for record_id, left_out, reason in report.partial:
+        logger.warning(
+            "Indexed %s/%s without %s%s",
+            uri,
+            record_id,
+            ", ".join(left_out),
+            f" (the engine refused: {reason})" if reason else "",
+        )

@@ -42,10 +42,9 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from kinto_elasticsearch import metrics, naming
+from kinto_elasticsearch import metrics
 from kinto_elasticsearch.client import EngineRequestError
-from kinto_elasticsearch.index_settings import tenant_settings
-from kinto_elasticsearch.mapping import collection_mapping
+from kinto_elasticsearch.index import naming
 from kinto_elasticsearch.sync.apply import apply_changes
 from kinto_elasticsearch.sync.checkpoints import Checkpoint, SyncStore, fingerprint
 from kinto_elasticsearch.sync.pages import iter_changes, iter_collections, pipelined
@@ -169,12 +168,7 @@ class CatchUp:
         shape = fingerprint(metadata)
         compare = False
         if not has_index:
-            self.indexer.create_index(
-                bucket_id,
-                collection_id,
-                collection_mapping(metadata),
-                settings=tenant_settings(metadata),
-            )
+            self.indexer.create_index(bucket_id, collection_id, metadata)
             report.created.append(alias)
             checkpoint = None
         elif checkpoint is None:
@@ -280,7 +274,7 @@ class CatchUp:
         old_mapping, _, old_documents = checkpoint.fingerprint.partition(":")
         if old_documents == documents_part and old_mapping != mapping_part:
             try:
-                self.indexer.update_mapping(bucket_id, collection_id, collection_mapping(metadata))
+                self.indexer.update_mapping(bucket_id, collection_id, metadata)
                 return True
             except EngineRequestError as exc:
                 logger.info("The index of %s cannot take its new mapping (%s): rebuilding",

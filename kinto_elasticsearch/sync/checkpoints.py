@@ -23,8 +23,13 @@ import time
 from dataclasses import asdict, dataclass
 
 from kinto_elasticsearch.client import EngineNotFound, EngineRequestError
+from kinto_elasticsearch.index.mapping import (
+    collection_mapping,
+    excluded_fields,
+    private_fields,
+    selected_fields,
+)
 from kinto_elasticsearch.index_settings import tenant_settings
-from kinto_elasticsearch.mapping import collection_mapping, excluded_fields
 
 SYNC_INDEX_PART = "-sync"
 PAGE_SIZE = 1000
@@ -34,14 +39,26 @@ MAPPING = {
 }
 
 
+# Raised when the plugin changes what a record becomes in the index (see ``index.documents``).
+DOCUMENTS_VERSION = 2
+
+
 def _digest(value):
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def fingerprint(metadata):
     """``"{mapping}:{documents}"``: what of a collection shapes its index. The second part
-    changes what only a rebuild applies: excluded fields, and the analysis settings."""
-    documents = [excluded_fields(metadata), tenant_settings(metadata)]
+    changes what only a rebuild applies: the fields sent (excluded, selected), those never
+    listed as left out (private), and the analysis settings. A version of the plugin that
+    builds documents otherwise changes it too, so that its indices are rebuilt once."""
+    documents = [
+        DOCUMENTS_VERSION,
+        excluded_fields(metadata),
+        selected_fields(metadata),
+        private_fields(metadata),
+        tenant_settings(metadata),
+    ]
     return f"{_digest(collection_mapping(metadata))}:{_digest(documents)}"
 
 

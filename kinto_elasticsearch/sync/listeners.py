@@ -12,14 +12,13 @@ from kinto.core.storage.exceptions import ObjectNotFoundError
 
 from kinto_elasticsearch import errors
 from kinto_elasticsearch.client import EngineError, EngineRequestError, EngineUnavailable
+from kinto_elasticsearch.index.mapping import documents_changed, mapping_changed, metadata_errors
 from kinto_elasticsearch.index_settings import (
     SETTINGS_KEY,
     InvalidIndexSettings,
     check,
     settings_changed,
-    tenant_settings,
 )
-from kinto_elasticsearch.mapping import collection_mapping, documents_changed, mapping_changed
 from kinto_elasticsearch.sync.catchup import save_new_collection
 
 logger = logging.getLogger(__name__)
@@ -54,12 +53,7 @@ def ensure_index_for(request, bucket_id, collection_id):
 
     def ensure():
         metadata = collection_metadata(request, bucket_id, collection_id)
-        request.registry.indexer.create_index(
-            bucket_id,
-            collection_id,
-            collection_mapping(metadata),
-            settings=tenant_settings(metadata),
-        )
+        request.registry.indexer.create_index(bucket_id, collection_id, metadata)
 
     return ensure
 
@@ -90,13 +84,7 @@ def on_collection_changed(event):
             continue
         try:
             if action == "create":
-                indexer.create_index(
-                    bucket_id,
-                    collection_id,
-                    collection_mapping(new),
-                    replace=True,
-                    settings=tenant_settings(new),
-                )
+                indexer.create_index(bucket_id, collection_id, new, replace=True)
                 save_new_collection(indexer, bucket_id, collection_id, new)
             elif action == "update" and (
                 documents_changed(old, new) or settings_changed(old, new)
@@ -106,7 +94,7 @@ def on_collection_changed(event):
                 # catch-up rebuilds, seeing the collection's fingerprint change.
                 event.request.registry.catchup.wake()
             elif action == "update" and mapping_changed(old, new):
-                indexer.update_mapping(bucket_id, collection_id, collection_mapping(new))
+                indexer.update_mapping(bucket_id, collection_id, new)
             elif action == "delete":
                 indexer.delete_collection_indices(bucket_id, collection_id)
         except EngineRequestError as exc:
@@ -156,34 +144,34 @@ def validate_collection_mapping(event):
     bucket_id = event.payload["bucket_id"]
     for impacted in event.impacted_objects:
         new, old = impacted["new"], impacted.get("old") or {}
+        if not settings.is_indexed(bucket_id, new["id"]):
+            continue
+        # Only what this write changes: a collection stored earlier stays writable.
+        found = [(k, m) for k, m in metadata_errors(new) if new.get(k) != old.get(k)]
+        if found:
+            raise errors.invalid(*[("body", key, message) for key, message in found])
         schema_changed = "index:schema" in new and new["index:schema"] != old.get("index:schema")
         analysis_changed = settings_changed(old, new)
         if not (schema_changed or analysis_changed):
-            continue
-        if not settings.is_indexed(bucket_id, new["id"]):
             continue
         if SETTINGS_KEY in new:
             try:
                 check(new[SETTINGS_KEY])
             except InvalidIndexSettings as exc:
                 raise errors.invalid_body(exc.description, exc.location) from None
-        if schema_changed and not isinstance(new["index:schema"], dict):
-            message = "index:schema must be an object holding an index mapping"
-            raise errors.invalid_body(message, "index:schema")
         _validate_with_engine(indexer, new, schema_changed, analysis_changed)
 
 
 def _validate_with_engine(indexer, metadata, schema_changed, analysis_changed):
     """Ask the engine; the refusal names what changed (the settings first, alone)."""
-    analysis = tenant_settings(metadata)
     probes = []
     if analysis_changed and schema_changed:
-        probes.append((SETTINGS_KEY, {}))
+        probes.append((SETTINGS_KEY, False))
     key = "index:schema" if schema_changed else SETTINGS_KEY
-    probes.append((key, collection_mapping(metadata)))
-    for key, mapping in probes:
+    probes.append((key, True))
+    for key, with_mapping in probes:
         try:
-            indexer.validate_mapping(mapping, settings=analysis)
+            indexer.validate_mapping(metadata, with_mapping=with_mapping)
         except EngineRequestError as exc:
             message = f"The search engine refused {key}: {exc.message}"
             raise errors.invalid_body(message, key) from None

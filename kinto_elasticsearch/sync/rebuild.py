@@ -24,8 +24,6 @@ from kinto.core.storage import Filter
 from kinto.core.utils import COMPARISON
 
 from kinto_elasticsearch.client import EngineError, EngineNotFound, EngineRequestError
-from kinto_elasticsearch.index_settings import tenant_settings
-from kinto_elasticsearch.mapping import collection_mapping
 from kinto_elasticsearch.sync.apply import apply_changes, split_changes
 from kinto_elasticsearch.sync.checkpoints import Checkpoint, SyncStore, fingerprint
 from kinto_elasticsearch.sync.pages import iter_record_pages, pipelined
@@ -136,6 +134,8 @@ class ReindexResult:
     indexed: int = 0
     replayed: int = 0
     failed: list = field(default_factory=list)
+    # (record id, paths left out, reason) of the records indexed in part.
+    partial: list = field(default_factory=list)
     # The clock (ms) before the fill read anything, and the collection's timestamp then.
     started: int = 0
     timestamp: int = 0
@@ -187,16 +187,15 @@ def _reindex(
     result = ReindexResult(bucket_id, collection_id)
     result.started = int(time.time() * 1000)
     result.timestamp = storage.resource_timestamp(resource_name="record", parent_id=parent_id)
-    result.index = indexer.create_physical_index(
-        bucket_id, collection_id, collection_mapping(metadata), settings=tenant_settings(metadata)
-    )
+    result.index = indexer.create_physical_index(bucket_id, collection_id, metadata)
 
     def send(objects):
         lease.renew()
-        records, tombstones = split_changes(objects, metadata)
-        report = indexer.fill(result.index, records, tombstones)
+        records, tombstones = split_changes(objects)
+        report = indexer.fill(result.index, records, tombstones, metadata)
         result.indexed += len(records) - len(report.failed)
         result.failed.extend(report.failed)
+        result.partial.extend(report.partial)
         if progress:
             progress(len(records))
 

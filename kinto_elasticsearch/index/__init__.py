@@ -1,0 +1,1 @@
+"""What the engine holds: index names, mappings, and what a record becomes in the index."""
