@@ -102,11 +102,7 @@ testing.BaseWebTest.tearDown = tear_down
 
 # Known failures, each tied to an open issue. Strict: once fixed, the run fails until the
 # entry goes, so this list cannot hide a regression.
-KNOWN_FAILURES = {
-    "tests/plugins/test_history.py::HistoryViewTest::test_tracks_record_attributes_update": (
-        "issue 10: an update the engine refuses (42, then 'baz') leaves the old version"
-    ),
-}
+KNOWN_FAILURES = {}
 
 
 def pytest_collection_modifyitems(items):
