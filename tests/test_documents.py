@@ -166,6 +166,16 @@ def test_keys_that_cannot_be_field_names_are_escaped(collection, alice, engine, 
         "r1"
     ]
     assert _ids(collection, alice, {"match_all": {}}) == ["r1"]
+    # Hits are records: their keys as the record has them, highlights too.
+    body = {
+        "query": {"match": {"%2E/package%2Ejson": "./package.json"}},
+        "highlight": {"fields": {"%2E/package%2Ejson": {}}},
+    }
+    [hit] = collection.post_json(f"{COLLECTION}/search", body, headers=alice).json["hits"]["hits"]
+    assert {k: v for k, v in hit["_source"].items() if k not in ("id", "last_modified")} == data
+    assert list(hit["highlight"]) == ["./package.json"]
+    [hit] = collection.get(f"{COLLECTION}/search?q=empty", headers=alice).json["hits"]["hits"]
+    assert hit["_source"][""] == "empty" and hit["_source"]["nested"] == data["nested"]
 
 
 def test_thousands_of_distinct_keys_never_stop_indexing(collection, alice, engine, index_prefix):

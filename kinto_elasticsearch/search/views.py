@@ -22,6 +22,7 @@ from kinto_elasticsearch.index.mapping import flatten_field_types
 from kinto_elasticsearch.search import (
     facets,
     filters,
+    hits,
     jsonbody,
     openapi,
     querystring,
@@ -234,7 +235,7 @@ def run_search(request, body, collection=None, built=False):
     indexer = request.registry.indexer
     try:
         with metrics.timed(request.registry, metrics.SEARCH_SECONDS):
-            return indexer.search(
+            response = indexer.search(
                 bucket_id,
                 collection_id,
                 body,
@@ -244,6 +245,7 @@ def run_search(request, body, collection=None, built=False):
         raise _refused(exc) from None
     except EngineUnavailable as exc:
         raise _unavailable(exc) from None
+    return hits.as_records(response)
 
 
 @collection_search.post(permission=DYNAMIC, **openapi.COLLECTION_SEARCH_POST)
@@ -304,10 +306,10 @@ def translate_querystring(request, load_types, hidden, readable_fields):
 
 def paginated(request, search, response):
     """The engine response for one page, with Kinto's ``Total-Objects`` and ``Next-Page``."""
-    hits = response.get("hits", {})
-    page, token = search.paginate(hits.get("hits", []))
-    hits["hits"] = page
-    total = hits.get("total", {})
+    found = response.get("hits", {})
+    page, token = search.paginate(found.get("hits", []))
+    found["hits"] = page
+    total = found.get("total", {})
     request.response.headers["Total-Objects"] = str(
         total.get("value", 0) if isinstance(total, dict) else total
     )
@@ -494,7 +496,7 @@ def run_bucket_search(request, body, readable, built=False):
         raise _unavailable(exc) from None
     for hit in response.get("hits", {}).get("hits", []):
         hit["_collection"] = collections.get(hit.get("_index"))
-    return response
+    return hits.as_records(response)
 
 
 @bucket_search.post(permission=NO_PERMISSION_REQUIRED, **openapi.BUCKET_SEARCH_POST)
