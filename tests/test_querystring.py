@@ -137,17 +137,10 @@ def test_empty_fields_return_whole_records():
     assert translate("_fields=").body["_source"] is True
 
 
-def test_q_is_a_query_string_query_with_and_and_filters_still_apply():
-    assert query("q=apple pie&min_age=20") == {
-        "bool": {
-            "must": [{"query_string": {"query": "apple pie", "default_operator": "AND"}}],
-            "filter": [or_missing({"range": {"age": {"gte": 20}}}, "age")],
-        }
-    }
-
-
-def test_an_empty_q_is_no_query():
-    assert query("q=") == MATCH_ALL
+@pytest.mark.parametrize("qs", ["q=", "q=%20%20", "q=apple"])
+def test_q_is_never_a_filter_here(qs):
+    # The search box is added by search.ranking; here ``q`` is neither a filter nor a query.
+    assert query(qs) == MATCH_ALL
 
 
 def test_parameters_kinto_ignores_are_ignored():
@@ -779,21 +772,6 @@ def test_the_data_set_covers_paging_and_filtering(kinto_app, stored):
         if not qs.startswith("_")
     ]
     assert sum(1 for count in counts if 0 < count < 30) > len(counts) * 2 // 3
-
-
-@pytest.mark.parametrize(
-    ("q", "kinto_qs"),
-    [
-        ("title:apple", "has_title=true&like_title=apple"),
-        ("title:(apple pie)", "has_title=true&like_title=apple pie"),
-        (
-            "title:apple&min_age=22&_sort=-age",
-            "has_title=true&like_title=apple&min_age=22&_sort=-age",
-        ),
-    ],
-)
-def test_q_narrows_the_list_with_every_word(kinto_app, stored, client, field_types, q, kinto_qs):
-    assert search_pages(client, field_types, f"q={q}") == kinto_pages(kinto_app, kinto_qs)
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ memory backend differs:
 - ``like_`` is case-insensitive, anchored when the value has a ``*``, a substring match
   otherwise.
 
-``q`` is a query string query (``default_operator: AND``) that records must also match;
+``q``, the search box, is not read here: ``search.ranking`` adds it to this search.
 ``_token`` holds the sort values of the last hit, for ``search_after``; the sort always
 ends with ``id`` so that the order is total and pages neither skip nor repeat a record
 under concurrent writes.
@@ -171,7 +171,8 @@ def querystring_to_search(
     grouped = {}
     for key, value in params.items():
         grouped.setdefault(key, []).append(value)
-    texts = grouped.pop(QUERY_PARAM, [])
+    # The search box's, never a filter (see ``search.ranking``).
+    grouped.pop(QUERY_PARAM, None)
     # What cornice hands to the schema: repeated parameters become lists.
     cstruct = {key: values[0] if len(values) == 1 else values for key, values in grouped.items()}
     try:
@@ -179,17 +180,8 @@ def querystring_to_search(
     except colander.Invalid as error:
         raise _invalid(*sorted(error.asdict().items())) from None
 
-    # AND, unlike the engine's default: records are listed in Kinto's sort order, not by
-    # relevance, so every extra word must narrow the list rather than pad it with weak
-    # matches, as every other parameter does.
-    must = [{"query_string": {"query": text, "default_operator": "AND"}} for text in texts if text]
     filters = [f for f in _filters(validated, field_types) if f != MATCH_ALL]
-    if must or filters:
-        query = {
-            "bool": {key: value for key, value in (("must", must), ("filter", filters)) if value}
-        }
-    else:
-        query = MATCH_ALL
+    query = {"bool": {"filter": filters}} if filters else MATCH_ALL
 
     # ``_limit=0`` is no limit to Kinto either.
     limit = min(validated.get("_limit") or max_limit, max_limit, MAX_RESULT_WINDOW)
