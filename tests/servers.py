@@ -147,62 +147,6 @@ def external_engine():
     return EngineServer(engine, hosts.split()[0])
 
 
-class BodySizeLimit:
-    """A reverse proxy refusing request bodies over ``limit`` bytes with 413, as nginx's
-    ``client_max_body_size`` does in front of many clusters; the rest reaches the engine."""
-
-    def __init__(self, target_url, limit):
-        import http.server
-        import threading
-
-        target = urllib.request.urlparse(target_url)
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _forward(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                if length > limit:
-                    proxy.refused += 1
-                    self.send_response(413)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                request = urllib.request.Request(
-                    f"{target.scheme}://{target.netloc}{self.path}",
-                    data=body,
-                    headers=headers,
-                    method=self.command,
-                )
-                try:
-                    with urllib.request.urlopen(request, timeout=30) as response:
-                        status, payload, reply = response.status, response.read(), response
-                except urllib.error.HTTPError as error:
-                    status, payload, reply = error.code, error.read(), error
-                self.send_response(status)
-                for key, value in reply.headers.items():
-                    if key.lower() not in ("content-length", "transfer-encoding", "connection"):
-                        self.send_header(key, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
-
-            def log_message(self, *args):
-                pass
-
-        self.refused = 0
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self._server.shutdown()
-        self._server.server_close()
-
-
 class FaultProxy:
     """A reverse proxy in front of a real engine that answers some requests itself.
 
@@ -288,6 +232,19 @@ class FaultProxy:
         self._release.set()
         self._server.shutdown()
         self._server.server_close()
+
+
+def body_size_limit(target_url, limit):
+    """A proxy refusing request bodies over ``limit`` bytes with 413, as nginx's
+    ``client_max_body_size`` does in front of many clusters; the rest reaches the engine.
+    ``answered`` counts the refusals."""
+
+    def answer(method, path, body):
+        if len(body) > limit:
+            return 413, {"error": "Request Entity Too Large", "status": 413}
+        return None
+
+    return FaultProxy(target_url, answer)
 
 
 class KintoProcess:
