@@ -13,7 +13,7 @@ import sys
 import time
 
 from bench import harness
-from kinto_elasticsearch.index.mapping import collection_mapping, index_settings
+from kinto_elasticsearch.index.mapping import collection_mapping, plugin_settings
 from tests.postgres import PostgresServer
 from tests.servers import FaultProxy, start_engine
 
@@ -374,7 +374,7 @@ class Bench:
             # A: the client's bulk helper, the records as they are, into an index with the
             # plugin's settings and mapping; what the engine refuses is counted, not retried.
             index = f"realworld-{round_}"
-            body = {"settings": index_settings({}), "mappings": collection_mapping({})}
+            body = {"settings": plugin_settings({}), "mappings": collection_mapping({})}
             client.indices.create(index=index, body=body)
             started = time.perf_counter()
             _, errors = helpers.bulk(

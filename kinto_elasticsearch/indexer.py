@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from kinto_elasticsearch.client import EngineError, EngineNotFound, EngineRequestError
 from kinto_elasticsearch.client.engine import SEARCH, WRITE
 from kinto_elasticsearch.index import documents, naming
+from kinto_elasticsearch.index.analysis import tenant_settings
 from kinto_elasticsearch.index.fieldnames import UNINDEXED_FIELD as UNINDEXED
-from kinto_elasticsearch.index.mapping import MAX_FIELDS, collection_mapping, index_settings
-from kinto_elasticsearch.index_settings import tenant_settings
+from kinto_elasticsearch.index.mapping import MAX_FIELDS, collection_mapping, plugin_settings
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class Indexer:
         return {
             "settings": {
                 **self.index_settings,
-                **index_settings(metadata),
+                **plugin_settings(metadata),
                 **tenant_settings(metadata),
                 **(settings or {}),
             },

@@ -7,8 +7,7 @@ analysis is not found).
 
 import pytest
 
-from kinto_elasticsearch import index_settings
-from kinto_elasticsearch.index import naming
+from kinto_elasticsearch.index import analysis, naming
 from kinto_elasticsearch.sync.catchup import CatchUp
 from tests.conftest import indexed
 
@@ -336,6 +335,6 @@ def test_the_operators_settings_go_to_every_index(make_app, alice, engine, index
 
 def test_tenant_settings_leave_out_what_is_not_allowed():
     allowed = {"analysis": {"analyzer": {"a": {"type": "standard"}}}}
-    assert index_settings.tenant_settings({"index:settings": allowed}) == allowed
-    assert index_settings.tenant_settings({"index:settings": {"number_of_shards": 1}}) == {}
-    assert index_settings.tenant_settings({}) == {}
+    assert analysis.tenant_settings({"index:settings": allowed}) == allowed
+    assert analysis.tenant_settings({"index:settings": {"number_of_shards": 1}}) == {}
+    assert analysis.tenant_settings({}) == {}

@@ -390,8 +390,8 @@ def collection_mapping(metadata, flat_type="flattened"):
     return mapping
 
 
-def index_settings(metadata):
-    """The settings of a collection's new index."""
+def plugin_settings(metadata):
+    """The plugin's own settings of a collection's new index (malformed values, field limit)."""
     return dict(INDEX_SETTINGS)
 
 

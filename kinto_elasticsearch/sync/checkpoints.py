@@ -23,13 +23,13 @@ import time
 from dataclasses import asdict, dataclass
 
 from kinto_elasticsearch.client import EngineNotFound, EngineRequestError
+from kinto_elasticsearch.index.analysis import tenant_settings
 from kinto_elasticsearch.index.mapping import (
     collection_mapping,
     excluded_fields,
     private_fields,
     selected_fields,
 )
-from kinto_elasticsearch.index_settings import tenant_settings
 
 SYNC_INDEX_PART = "-sync"
 PAGE_SIZE = 1000

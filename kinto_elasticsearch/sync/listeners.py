@@ -12,13 +12,13 @@ from kinto.core.storage.exceptions import ObjectNotFoundError
 
 from kinto_elasticsearch import errors
 from kinto_elasticsearch.client import EngineError, EngineRequestError, EngineUnavailable
-from kinto_elasticsearch.index.mapping import documents_changed, mapping_changed, metadata_errors
-from kinto_elasticsearch.index_settings import (
+from kinto_elasticsearch.index.analysis import (
     SETTINGS_KEY,
     InvalidIndexSettings,
     check,
     settings_changed,
 )
+from kinto_elasticsearch.index.mapping import documents_changed, mapping_changed, metadata_errors
 from kinto_elasticsearch.sync.catchup import save_new_collection
 
 logger = logging.getLogger(__name__)
