@@ -19,7 +19,7 @@ from kinto_elasticsearch import maintenance
 from kinto_elasticsearch.index import naming
 from kinto_elasticsearch.index.mapping import MAX_FIELDS, count_fields
 from tests import corpus
-from tests.conftest import auth, base_settings
+from tests.conftest import auth, base_settings, close_app
 
 ALICE = auth("alice")
 BUCKET = "/v1/buckets/world"
@@ -47,7 +47,12 @@ def _store(app, collection, records):
 @pytest.fixture(scope="module")
 def world(engine_server, engine_client):
     prefix = f"t{os.getpid()}-world{next(_prefixes)}"
-    app = webtest.TestApp(kinto.main({}, **base_settings(engine_server, prefix)))
+    # Bulks of 25 whole JSON schemas: noida-db on a busy machine can take longer than the
+    # default 2 s, and a timeout would leave them to a catch-up these tests do not run.
+    settings = base_settings(
+        engine_server, prefix, **{"elasticsearch.request_timeout_seconds": "30"}
+    )
+    app = webtest.TestApp(kinto.main({}, **settings))
     app.put_json(BUCKET, {}, headers=ALICE)
     metaschema = corpus.metaschemas()[corpus.DRAFT_07]
     app.put_json(f"{BUCKET}/collections/schemas", {"data": {"schema": metaschema}}, headers=ALICE)
@@ -56,7 +61,7 @@ def world(engine_server, engine_client):
     for collection, data in records.items():
         _store(app, collection, data)
     yield app, prefix, records
-    app.app.registry.indexer.engine.close()
+    close_app(app)
     for name in engine_client.call("indices.get_alias", index=f"{prefix}.*"):
         engine_client.call("indices.delete", index=name)
 
