@@ -93,12 +93,13 @@ class Indexer:
                 raise
         return name
 
-    def create_physical_index(self, bucket_id, collection_id, mapping, settings=None):
-        """A new, empty physical index for a rebuild, not yet behind the alias.
+    def create_physical_index(self, bucket_id, collection_id, mapping, settings=None, name=None):
+        """A new, empty physical index for a rebuild (``name``, or a new generation's), not
+        yet behind the alias.
 
         It is not refreshed while it is filled; :meth:`swap_alias` restores that.
         """
-        name = naming.new_index_name(self.prefix, bucket_id, collection_id)
+        name = name or naming.new_index_name(self.prefix, bucket_id, collection_id)
         body = {"mappings": mapping, "settings": self._settings(settings, refresh_interval="-1")}
         self.engine.call("indices.create", index=name, body=body)
         return name

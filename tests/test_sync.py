@@ -365,12 +365,75 @@ def test_one_rebuild_per_collection_at_a_time(app, alice, engine, index_prefix):
         reindex_collection(storage, indexer, "b", "c", metadata)
     # A crashed rebuild's lease expires: the next rebuild takes it over.
     other.release()
-    other = RebuildLease(SyncStore(indexer), alias, seconds=0.01).acquire()
-    time.sleep(0.05)
+    _dead_lease(indexer, alias, "never-created")
     result = reindex_collection(storage, indexer, "b", "c", metadata)
     assert result.indexed == 1
-    with pytest.raises(RebuildInProgress):
-        other.renew()
+
+
+def _dead_lease(indexer, alias, index):
+    """What a rebuild killed midway leaves in the sync index: a lease that expired."""
+    store = SyncStore(indexer)
+    store.ensure_index()
+    body = {"kind": "lease", "alias": alias, "owner": "dead", "index": index,
+            "expires_at": time.time() - 1}  # fmt: skip
+    indexer.engine.call("index", index=store.index, id=f"lease:{alias}", body=body)
+
+
+def test_a_live_lease_is_renewed_by_its_heartbeat_however_long_a_page_takes(app, alice):
+    _setup(app, alice)
+    indexer = app.app.registry.indexer
+    lease = RebuildLease(SyncStore(indexer), indexer.alias("b", "c"), seconds=0.6).acquire()
+    try:
+        time.sleep(1.5)
+        lease.renew()  # Not lost, not expired.
+        with pytest.raises(RebuildInProgress):
+            RebuildLease(SyncStore(indexer), indexer.alias("b", "c")).acquire()
+    finally:
+        lease.release()
+
+
+def test_the_catch_up_removes_what_a_dead_rebuild_left_and_keeps_a_live_ones(
+    app, alice, engine, index_prefix
+):
+    _setup(app, alice)
+    app.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
+    app.put_json("/v1/buckets/b/collections/other", {}, headers=alice)
+    indexer = app.app.registry.indexer
+    _pass(app)
+    # A rebuild of b/c killed midway: its index is half filled, behind no alias.
+    dead = indexer.create_physical_index("b", "c", {})
+    _dead_lease(indexer, indexer.alias("b", "c"), dead)
+    # A live rebuild of b/other, filling its new index.
+    filling = naming.new_index_name(index_prefix, "b", "other")
+    lease = RebuildLease(SyncStore(indexer), indexer.alias("b", "other"), index=filling)
+    lease.acquire()
+    try:
+        indexer.create_physical_index("b", "other", {}, name=filling)
+        assert _pass(app).abandoned == [dead]
+        names = set(indexer.indices(f"{index_prefix}.b.*"))
+        assert names == {f"{indexer.alias('b', 'c')}.0", f"{indexer.alias('b', 'other')}.0",
+                         filling}  # fmt: skip
+    finally:
+        lease.release()
+    # Its rebuild gone without a swap (and its lease with it): the index goes too.
+    assert _pass(app).abandoned == [filling]
+    assert set(indexed(engine, index_prefix, "b", "c")) == {"r1"}
+
+
+def test_a_rebuild_taking_over_an_expired_lease_removes_the_dead_rebuilds_index(
+    app, alice, index_prefix
+):
+    _setup(app, alice)
+    app.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
+    registry = app.app.registry
+    indexer, storage = registry.indexer, registry.storage
+    metadata = storage.get(resource_name="collection", parent_id="/buckets/b", object_id="c")
+    dead = indexer.create_physical_index("b", "c", {})
+    _dead_lease(indexer, indexer.alias("b", "c"), dead)
+    result = reindex_collection(storage, indexer, "b", "c", metadata)
+    assert set(indexer.indices(naming.collection_pattern(index_prefix, "b", "c"))) == {
+        result.index
+    }
 
 
 def test_a_rebuild_never_deletes_an_index_it_did_not_replace(app, alice, engine, index_prefix):
@@ -379,11 +442,15 @@ def test_a_rebuild_never_deletes_an_index_it_did_not_replace(app, alice, engine,
     registry = app.app.registry
     indexer, storage = registry.indexer, registry.storage
     metadata = storage.get(resource_name="collection", parent_id="/buckets/b", object_id="c")
-    # Another rebuild's new generation, being filled (not behind the alias yet).
-    filling = indexer.create_physical_index("b", "c", {})
-    result = reindex_collection(storage, indexer, "b", "c", metadata)
+    filling = []
+
+    def another_rebuild_starts(count):
+        # Another rebuild's new generation, being filled (not behind the alias yet).
+        filling.append(indexer.create_physical_index("b", "c", {}))
+
+    result = reindex_collection(storage, indexer, "b", "c", metadata, another_rebuild_starts)
     names = set(indexer.indices(naming.collection_pattern(index_prefix, "b", "c")))
-    assert names == {filling, result.index}
+    assert names == {*filling, result.index}
 
 
 def test_the_rebuild_replays_what_committed_late_with_the_overlap(
@@ -460,8 +527,8 @@ def test_a_collection_being_rebuilt_elsewhere_is_still_caught_up(app, alice, eng
     _pass(app)
     registry = app.app.registry
     alias = registry.indexer.alias("b", "c")
-    # Another process holds the rebuild lease (or died holding it).
-    RebuildLease(SyncStore(registry.indexer), alias).acquire()
+    # Another process holds the rebuild lease.
+    lease = RebuildLease(SyncStore(registry.indexer), alias).acquire()
     app.patch_json(COLLECTION, {"data": {"index:exclude_fields": ["title"]}}, headers=alice)
     # A record written behind the sender's back: only the catch-up can index it.
     registry.storage.create(
@@ -473,3 +540,4 @@ def test_a_collection_being_rebuilt_elsewhere_is_still_caught_up(app, alice, eng
     # The rebuild is still owed: the checkpoint kept the old fingerprint.
     [checkpoint] = SyncStore(registry.indexer).load_all().values()
     assert _pass(app).busy == [alias] and checkpoint.fingerprint
+    lease.release()

@@ -33,7 +33,8 @@ pass compares the whole index with storage (``verify --repair``'s comparison) be
 reading on.
 
 **Lifecycle.** A collection without an index gets one; the index of a collection that
-storage no longer has (deleted, or its bucket deleted, while the engine was away) goes;
+storage no longer has (deleted, or its bucket deleted, while the engine was away) goes,
+and so does an index a rebuild that died left behind (``rebuild.remove_abandoned``);
 a changed mapping is applied, or the index rebuilt when the engine refuses it or when the
 documents themselves change (``index:exclude_fields``), without downtime (``rebuild``).
 """
@@ -49,7 +50,11 @@ from kinto_elasticsearch.mapping import collection_mapping
 from kinto_elasticsearch.sync.apply import apply_changes
 from kinto_elasticsearch.sync.checkpoints import Checkpoint, SyncStore, fingerprint
 from kinto_elasticsearch.sync.pages import iter_changes, iter_collections, pipelined
-from kinto_elasticsearch.sync.rebuild import RebuildInProgress, reindex_collection
+from kinto_elasticsearch.sync.rebuild import (
+    RebuildInProgress,
+    reindex_collection,
+    remove_abandoned,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +87,8 @@ class PassReport:
     created: list = field(default_factory=list)
     removed: list = field(default_factory=list)
     busy: list = field(default_factory=list)
+    # Indices left by rebuilds that died, deleted.
+    abandoned: list = field(default_factory=list)
 
 
 class CatchUp:
@@ -108,7 +115,8 @@ class CatchUp:
         self.store.ensure_index()
         # Aliases first, storage second: an alias only exists once its collection was
         # committed, so a collection created meanwhile is never taken for a deleted one.
-        aliases = self._aliases()
+        indices = self.indexer.indices(naming.prefix_pattern(self.indexer.prefix))
+        aliases = self._aliases(indices)
         checkpoints = self.store.load_all()
         timestamps = self.storage.all_resources_timestamps("record")
         # PostgreSQL lists at most its max fetch size of them, the most recent first.
@@ -133,6 +141,11 @@ class CatchUp:
             prefix = naming.alias_name(self.indexer.prefix, bucket_id, "")
             in_bucket = {a: p for a, p in aliases.items() if a.startswith(prefix)}
             self._remove_gone(in_bucket, {}, expected, report)
+        if bucket_id is not None:
+            scope = naming.alias_name(self.indexer.prefix, bucket_id, collection_id or "")
+            scope = f"{scope}." if collection_id else scope  # A bucket's ends with a dot.
+            indices = {n: a for n, a in indices.items() if n.startswith(scope)}
+        report.abandoned = remove_abandoned(self.store, indices)
         return report
 
     def _resource_timestamp(self, bucket_id, collection_id):
@@ -143,12 +156,11 @@ class CatchUp:
         except Exception:  # A read-only storage cannot give an empty collection one.
             return 0
 
-    def _aliases(self):
+    @staticmethod
+    def _aliases(indices):
         """``{alias: [physical indices]}`` for the collections' aliases of the prefix."""
         by_alias = {}
-        for name, aliases in self.indexer.indices(
-            naming.prefix_pattern(self.indexer.prefix)
-        ).items():
+        for name, aliases in indices.items():
             for alias in aliases:
                 by_alias.setdefault(alias, []).append(name)
         return by_alias
