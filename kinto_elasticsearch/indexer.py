@@ -344,6 +344,17 @@ class Indexer:
         hits = self.engine.call("search", index=self.alias(bucket_id, collection_id), body=body)
         return {hit["_id"]: hit["_version"] for hit in hits["hits"]["hits"]}
 
+    def count_live(self, bucket_id, collection_id, up_to):
+        """The records (not tombstones) the index holds at a version up to ``up_to``, as
+        of a refresh made now."""
+        alias = self.alias(bucket_id, collection_id)
+        self.engine.call("indices.refresh", index=alias)
+        query = {
+            "bool": {"filter": [LIVE_DOCUMENTS, {"range": {"last_modified": {"lte": up_to}}}]}
+        }
+        body = {"query": query, "size": 0, "track_total_hits": True}
+        return self.engine.call("search", index=alias, body=body)["hits"]["total"]["value"]
+
     def iter_documents(self, bucket_id, collection_id, page_size=1000):
         """Pages of ``{id: indexed version}`` over the records of the index, in id order."""
         body = {

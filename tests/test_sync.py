@@ -1,6 +1,8 @@
 """Storage is the outbox: the sender, the catch-up and the rebuild lease (issue 11)."""
 
 import os
+import subprocess
+import sys
 import time
 
 import psycopg2
@@ -541,3 +543,76 @@ def test_a_collection_being_rebuilt_elsewhere_is_still_caught_up(app, alice, eng
     [checkpoint] = SyncStore(registry.indexer).load_all().values()
     assert _pass(app).busy == [alias] and checkpoint.fingerprint
     lease.release()
+
+
+# Tombstone purges.
+
+
+def _purge_deleted(ini, max_retained):
+    """Kinto's own command, as an operator runs it."""
+    kinto = os.path.join(os.path.dirname(sys.executable), "kinto")
+    result = subprocess.run(
+        [kinto, "purge-deleted", "--ini", str(ini), "record", str(max_retained)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
+def _deleted_during_an_outage(registry, ids):
+    """Deletes the index never hears of: the sender's bulk failed, the engine was away."""
+    for record_id in ids:
+        registry.storage.delete(
+            resource_name="record", parent_id="/buckets/b/collections/c", object_id=record_id
+        )
+    import transaction
+
+    transaction.commit()
+
+
+def test_records_deleted_during_an_outage_then_purged_leave_the_index(
+    pg_app, alice, write_ini, engine, index_prefix
+):
+    _setup(pg_app, alice)
+    for i in range(5):
+        pg_app.put_json(f"{COLLECTION}/records/r{i}", {"data": {}}, headers=alice)
+    _pass(pg_app)
+    registry = pg_app.app.registry
+    _deleted_during_an_outage(registry, ["r0", "r1"])
+    _purge_deleted(write_ini(), 0)
+    # As many records created since as tombstones purged: the count of objects is the
+    # checkpoint's again, and the collection's timestamp went forward.
+    for record_id in ("r8", "r9"):
+        registry.storage.create(
+            resource_name="record", parent_id="/buckets/b/collections/c", obj={"id": record_id}
+        )
+    import transaction
+
+    transaction.commit()
+    report = _pass(pg_app)
+    assert report.compared == [registry.indexer.alias("b", "c")]
+    assert set(indexed(engine, index_prefix, "b", "c")) == {"r2", "r3", "r4", "r8", "r9"}
+    # Found and repaired: the next pass compares nothing.
+    registry.storage.create(
+        resource_name="record", parent_id="/buckets/b/collections/c", obj={"id": "r10"}
+    )
+    transaction.commit()
+    assert _pass(pg_app).compared == []
+
+
+@pytest.mark.parametrize("max_retained", [0, 1])
+def test_a_purge_of_everything_since_the_checkpoint_is_found_by_the_purge_check(
+    pg_app, alice, write_ini, engine, index_prefix, max_retained
+):
+    _setup(pg_app, alice)
+    for i in range(4):
+        pg_app.put_json(f"{COLLECTION}/records/r{i}", {"data": {}}, headers=alice)
+    # Records deleted, their tombstones purged: without a kept one, the newest object left
+    # is the one the checkpoint saw last, and the collection looks up to date.
+    _pass(pg_app)
+    registry = pg_app.app.registry
+    _deleted_during_an_outage(registry, ["r0", "r1"])
+    _purge_deleted(write_ini(), max_retained)
+    catchup = CatchUp(registry, overlap_ms=0)
+    catchup.run(check_purges=True)
+    # With one kept, r1's tombstone is left and read; r0's is purged, and found.
+    assert set(indexed(engine, index_prefix, "b", "c")) == {"r2", "r3"}
