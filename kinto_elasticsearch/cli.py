@@ -17,7 +17,7 @@ from pyramid.paster import bootstrap, setup_logging
 
 from kinto_elasticsearch import maintenance
 from kinto_elasticsearch.client import EngineError
-from kinto_elasticsearch.sync.catchup import CatchUp
+from kinto_elasticsearch.sync.catchup import PURGE_CHECK_SECONDS, CatchUp
 from kinto_elasticsearch.sync.rebuild import RebuildInProgress, reindex_collection
 
 logger = logging.getLogger("kinto_elasticsearch.cli")
@@ -238,10 +238,14 @@ def sync(registry, args, out):
     settings = registry.elasticsearch_settings
     catchup = CatchUp(registry, overlap_ms=int(settings.catchup_overlap * 1000))
     _collections(registry.storage, args)  # A clear error for an unknown scope.
+    purges_checked = None
     while True:
         started = time.monotonic()
+        due = purges_checked is None or started - purges_checked >= PURGE_CHECK_SECONDS
         try:
-            report = catchup.run(args.bucket, args.collection)
+            report = catchup.run(args.bucket, args.collection, check_purges=due)
+            if due:
+                purges_checked = started
         except EngineError as exc:
             if not args.follow:
                 raise

@@ -174,12 +174,13 @@ class Indexer:
         self._field_types.pop(alias, None)
         return name
 
-    def create_physical_index(self, bucket_id, collection_id, metadata):
-        """A new, empty physical index for a rebuild, not yet behind the alias.
+    def create_physical_index(self, bucket_id, collection_id, metadata, name=None):
+        """A new, empty physical index for a rebuild (``name``, or a new generation's), not
+        yet behind the alias.
 
         It is not refreshed while it is filled; :meth:`swap_alias` restores that.
         """
-        name = naming.new_index_name(self.prefix, bucket_id, collection_id)
+        name = name or naming.new_index_name(self.prefix, bucket_id, collection_id)
         self._create(name, metadata, settings={"index.refresh_interval": "-1"})
         return name
 
@@ -609,6 +610,17 @@ class Indexer:
             (hit["_id"], (hit["_version"], (hit.get("_source") or {}).get(UNINDEXED)))
             for hit in hits["hits"]["hits"]
         ]
+
+    def count_live(self, bucket_id, collection_id, up_to):
+        """The records (not tombstones) the index holds at a version up to ``up_to``, as
+        of a refresh made now."""
+        alias = self.alias(bucket_id, collection_id)
+        self.engine.call("indices.refresh", index=alias)
+        query = {
+            "bool": {"filter": [LIVE_DOCUMENTS, {"range": {"last_modified": {"lte": up_to}}}]}
+        }
+        body = {"query": query, "size": 0, "track_total_hits": True}
+        return self.engine.call("search", index=alias, body=body)["hits"]["total"]["value"]
 
     def iter_documents(self, bucket_id, collection_id, page_size=1000):
         """Pages of ``{id: indexed version}`` over the records of the index, in id order."""

@@ -5,6 +5,7 @@ back, the index equals storage within 30 s without any command, and ``verify`` e
 
 import base64
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -336,5 +337,101 @@ def test_two_rebuilds_at_once(chaos):
     for status, output in outcomes:
         assert status == 0 or (status == 2 and "being rebuilt" in output), output
     assert any(status == 0 for status, _ in outcomes)
+    assert _converges(chaos, [("b", "c")]) == {}
+    assert _verify(chaos)[0] == 0, _verify(chaos)[1]
+
+
+def _collection_indices(engine, prefix, bucket_id, collection_id):
+    """``{physical index: [aliases]}`` of one collection."""
+    found = engine.call(
+        "indices.get_alias", index=naming.collection_pattern(prefix, bucket_id, collection_id)
+    )
+    return {name: sorted(info.get("aliases", {})) for name, info in found.items()}
+
+
+def _no_index_without_alias(state, bucket_id, collection_id, seconds=CONVERGE_SECONDS):
+    engine = _engine(state)
+    deadline = time.monotonic() + seconds
+    try:
+        while True:
+            indices = _collection_indices(engine, state.prefix, bucket_id, collection_id)
+            if all(indices.values()) or time.monotonic() > deadline:
+                return indices
+            time.sleep(0.5)
+    finally:
+        engine.close()
+
+
+def test_a_rebuild_killed_midway_leaves_nothing_behind(chaos):
+    # Its index goes within the lease (15 s) and a catch-up interval.
+    kinto = chaos.kinto("often", **{"kinto.elasticsearch.catchup_interval_seconds": "2"})
+    kinto.start()
+    http = Http(kinto.url)
+    collection = _collection(http)
+    requests = [
+        {"method": "PUT", "path": f"{collection}/records/r{i}", "body": {"data": {"i": i}}}
+        for i in range(25)
+    ]
+    http("POST", "/batch", {"requests": requests})
+    alias = naming.alias_name(chaos.prefix, "b", "c")
+    # The fill of a new generation (not the first, ``.0``) hangs: the rebuild is midway.
+    new_generation = re.compile(rb'"_index": ?"' + re.escape(alias.encode()) + rb"\.[1-9]")
+    chaos.proxy.answer = lambda method, path, body: (
+        "hang" if "_bulk" in path and new_generation.search(body) else None
+    )
+    args = [CLI, "reindex", "--ini", str(chaos.first.ini), "-b", "b", "-c", "c"]
+    rebuild = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while chaos.proxy.answered == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert chaos.proxy.answered, "the rebuild never reached its fill"
+    rebuild.kill()
+    rebuild.wait()
+    chaos.proxy.answer = lambda method, path, body: None
+    engine = _engine(chaos)
+    try:
+        left = _collection_indices(engine, chaos.prefix, "b", "c")
+    finally:
+        engine.close()
+    assert [name for name, aliases in left.items() if not aliases], left
+    http("PUT", f"{collection}/records/after", {"data": {}})
+    http("DELETE", f"{collection}/records/r3")
+    # No command run: the catch-up of the Kinto process removes it once its lease expired.
+    assert all(_no_index_without_alias(chaos, "b", "c").values())
+    assert _converges(chaos, [("b", "c")]) == {}
+    assert _verify(chaos)[0] == 0, _verify(chaos)[1]
+
+
+def test_a_rebuild_owed_by_a_process_killed_before_it_started_is_still_done(chaos):
+    kinto = chaos.first.start()
+    http = Http(kinto.url)
+    collection = _collection(http)
+    for i in range(5):
+        http("PUT", f"{collection}/records/r{i}", {"data": {"title": f"t{i}", "n": i}})
+    # The rebuild the change asks for never gets its lease: Kinto dies first.
+    chaos.proxy.answer = lambda method, path, body: "hang" if "lease" in path else None
+    status, _ = http("PATCH", collection, {"data": {"index:exclude_fields": ["title"]}})
+    assert status == 200
+    deadline = time.monotonic() + 30
+    while chaos.proxy.answered == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert chaos.proxy.answered, "the catch-up never tried to rebuild"
+    kinto.kill()
+    chaos.proxy.answer = lambda method, path, body: None
+    kinto.start()
+    engine = _engine(chaos)
+    alias = naming.alias_name(chaos.prefix, "b", "c")
+    try:
+        deadline = time.monotonic() + CONVERGE_SECONDS
+        while True:
+            hits = engine.call("search", index=alias, body={"query": LIVE_DOCUMENTS})
+            sources = [hit["_source"] for hit in hits["hits"]["hits"]]
+            rebuilt = len(sources) == 5 and not any("title" in s for s in sources)
+            if rebuilt or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    finally:
+        engine.close()
+    assert rebuilt, sources
     assert _converges(chaos, [("b", "c")]) == {}
     assert _verify(chaos)[0] == 0, _verify(chaos)[1]

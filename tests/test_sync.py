@@ -1,6 +1,8 @@
 """Storage is the outbox: the sender, the catch-up and the rebuild lease (issue 11)."""
 
 import os
+import subprocess
+import sys
 import time
 
 import psycopg2
@@ -365,12 +367,75 @@ def test_one_rebuild_per_collection_at_a_time(app, alice, engine, index_prefix):
         reindex_collection(storage, indexer, "b", "c", metadata)
     # A crashed rebuild's lease expires: the next rebuild takes it over.
     other.release()
-    other = RebuildLease(SyncStore(indexer), alias, seconds=0.01).acquire()
-    time.sleep(0.05)
+    _dead_lease(indexer, alias, "never-created")
     result = reindex_collection(storage, indexer, "b", "c", metadata)
     assert result.indexed == 1
-    with pytest.raises(RebuildInProgress):
-        other.renew()
+
+
+def _dead_lease(indexer, alias, index):
+    """What a rebuild killed midway leaves in the sync index: a lease that expired."""
+    store = SyncStore(indexer)
+    store.ensure_index()
+    body = {"kind": "lease", "alias": alias, "owner": "dead", "index": index,
+            "expires_at": time.time() - 1}  # fmt: skip
+    indexer.engine.call("index", index=store.index, id=f"lease:{alias}", body=body)
+
+
+def test_a_live_lease_is_renewed_by_its_heartbeat_however_long_a_page_takes(app, alice):
+    _setup(app, alice)
+    indexer = app.app.registry.indexer
+    lease = RebuildLease(SyncStore(indexer), indexer.alias("b", "c"), seconds=0.6).acquire()
+    try:
+        time.sleep(1.5)
+        lease.renew()  # Not lost, not expired.
+        with pytest.raises(RebuildInProgress):
+            RebuildLease(SyncStore(indexer), indexer.alias("b", "c")).acquire()
+    finally:
+        lease.release()
+
+
+def test_the_catch_up_removes_what_a_dead_rebuild_left_and_keeps_a_live_ones(
+    app, alice, engine, index_prefix
+):
+    _setup(app, alice)
+    app.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
+    app.put_json("/v1/buckets/b/collections/other", {}, headers=alice)
+    indexer = app.app.registry.indexer
+    _pass(app)
+    # A rebuild of b/c killed midway: its index is half filled, behind no alias.
+    dead = indexer.create_physical_index("b", "c", {})
+    _dead_lease(indexer, indexer.alias("b", "c"), dead)
+    # A live rebuild of b/other, filling its new index.
+    filling = naming.new_index_name(index_prefix, "b", "other")
+    lease = RebuildLease(SyncStore(indexer), indexer.alias("b", "other"), index=filling)
+    lease.acquire()
+    try:
+        indexer.create_physical_index("b", "other", {}, name=filling)
+        assert _pass(app).abandoned == [dead]
+        names = set(indexer.indices(f"{index_prefix}.b.*"))
+        assert names == {f"{indexer.alias('b', 'c')}.0", f"{indexer.alias('b', 'other')}.0",
+                         filling}  # fmt: skip
+    finally:
+        lease.release()
+    # Its rebuild gone without a swap (and its lease with it): the index goes too.
+    assert _pass(app).abandoned == [filling]
+    assert set(indexed(engine, index_prefix, "b", "c")) == {"r1"}
+
+
+def test_a_rebuild_taking_over_an_expired_lease_removes_the_dead_rebuilds_index(
+    app, alice, index_prefix
+):
+    _setup(app, alice)
+    app.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
+    registry = app.app.registry
+    indexer, storage = registry.indexer, registry.storage
+    metadata = storage.get(resource_name="collection", parent_id="/buckets/b", object_id="c")
+    dead = indexer.create_physical_index("b", "c", {})
+    _dead_lease(indexer, indexer.alias("b", "c"), dead)
+    result = reindex_collection(storage, indexer, "b", "c", metadata)
+    assert set(indexer.indices(naming.collection_pattern(index_prefix, "b", "c"))) == {
+        result.index
+    }
 
 
 def test_a_rebuild_never_deletes_an_index_it_did_not_replace(app, alice, engine, index_prefix):
@@ -379,11 +444,15 @@ def test_a_rebuild_never_deletes_an_index_it_did_not_replace(app, alice, engine,
     registry = app.app.registry
     indexer, storage = registry.indexer, registry.storage
     metadata = storage.get(resource_name="collection", parent_id="/buckets/b", object_id="c")
-    # Another rebuild's new generation, being filled (not behind the alias yet).
-    filling = indexer.create_physical_index("b", "c", {})
-    result = reindex_collection(storage, indexer, "b", "c", metadata)
+    filling = []
+
+    def another_rebuild_starts(count):
+        # Another rebuild's new generation, being filled (not behind the alias yet).
+        filling.append(indexer.create_physical_index("b", "c", {}))
+
+    result = reindex_collection(storage, indexer, "b", "c", metadata, another_rebuild_starts)
     names = set(indexer.indices(naming.collection_pattern(index_prefix, "b", "c")))
-    assert names == {filling, result.index}
+    assert names == {*filling, result.index}
 
 
 def test_the_rebuild_replays_what_committed_late_with_the_overlap(
@@ -460,8 +529,8 @@ def test_a_collection_being_rebuilt_elsewhere_is_still_caught_up(app, alice, eng
     _pass(app)
     registry = app.app.registry
     alias = registry.indexer.alias("b", "c")
-    # Another process holds the rebuild lease (or died holding it).
-    RebuildLease(SyncStore(registry.indexer), alias).acquire()
+    # Another process holds the rebuild lease.
+    lease = RebuildLease(SyncStore(registry.indexer), alias).acquire()
     app.patch_json(COLLECTION, {"data": {"index:exclude_fields": ["title"]}}, headers=alice)
     # A record written behind the sender's back: only the catch-up can index it.
     registry.storage.create(
@@ -473,3 +542,77 @@ def test_a_collection_being_rebuilt_elsewhere_is_still_caught_up(app, alice, eng
     # The rebuild is still owed: the checkpoint kept the old fingerprint.
     [checkpoint] = SyncStore(registry.indexer).load_all().values()
     assert _pass(app).busy == [alias] and checkpoint.fingerprint
+    lease.release()
+
+
+# Tombstone purges.
+
+
+def _purge_deleted(ini, max_retained):
+    """Kinto's own command, as an operator runs it."""
+    kinto = os.path.join(os.path.dirname(sys.executable), "kinto")
+    result = subprocess.run(
+        [kinto, "purge-deleted", "--ini", str(ini), "record", str(max_retained)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
+def _deleted_during_an_outage(registry, ids):
+    """Deletes the index never hears of: the sender's bulk failed, the engine was away."""
+    for record_id in ids:
+        registry.storage.delete(
+            resource_name="record", parent_id="/buckets/b/collections/c", object_id=record_id
+        )
+    import transaction
+
+    transaction.commit()
+
+
+def test_records_deleted_during_an_outage_then_purged_leave_the_index(
+    pg_app, alice, write_ini, engine, index_prefix
+):
+    _setup(pg_app, alice)
+    for i in range(5):
+        pg_app.put_json(f"{COLLECTION}/records/r{i}", {"data": {}}, headers=alice)
+    _pass(pg_app)
+    registry = pg_app.app.registry
+    _deleted_during_an_outage(registry, ["r0", "r1"])
+    _purge_deleted(write_ini(), 0)
+    # As many records created since as tombstones purged: the count of objects is the
+    # checkpoint's again, and the collection's timestamp went forward.
+    for record_id in ("r8", "r9"):
+        registry.storage.create(
+            resource_name="record", parent_id="/buckets/b/collections/c", obj={"id": record_id}
+        )
+    import transaction
+
+    transaction.commit()
+    report = _pass(pg_app)
+    assert report.compared == [registry.indexer.alias("b", "c")]
+    assert set(indexed(engine, index_prefix, "b", "c")) == {"r2", "r3", "r4", "r8", "r9"}
+    # Found and repaired: the next pass compares nothing.
+    registry.storage.create(
+        resource_name="record", parent_id="/buckets/b/collections/c", obj={"id": "r10"}
+    )
+    transaction.commit()
+    assert _pass(pg_app).compared == []
+
+
+@pytest.mark.parametrize("max_retained", [0, 1])
+def test_a_purge_of_everything_since_the_checkpoint_is_found_by_the_purge_check(
+    pg_app, alice, write_ini, engine, index_prefix, max_retained
+):
+    _setup(pg_app, alice)
+    for i in range(4):
+        pg_app.put_json(f"{COLLECTION}/records/r{i}", {"data": {}}, headers=alice)
+    # Records deleted, their tombstones purged: without a kept one, the newest object left
+    # is the one the checkpoint saw last, and the collection looks up to date.
+    _pass(pg_app)
+    registry = pg_app.app.registry
+    _deleted_during_an_outage(registry, ["r0", "r1"])
+    _purge_deleted(write_ini(), max_retained)
+    catchup = CatchUp(registry, overlap_ms=0)
+    catchup.run(check_purges=True)
+    # With one kept, r1's tombstone is left and read; r0's is purged, and found.
+    assert set(indexed(engine, index_prefix, "b", "c")) == {"r2", "r3"}

@@ -24,16 +24,32 @@ PostgreSQL must agree to within the overlap, as NTP keeps them.)
 (``all_resources_timestamps``, one SQL query on PostgreSQL) and one search for the
 checkpoints: a settled collection whose timestamp equals its checkpoint's costs nothing more.
 
-**Purged tombstones.** ``kinto purge_deleted`` removes tombstones; one the index never saw
-(deleted during an outage, purged before the pass) would leave the record searchable. The
-count of records plus tombstones never goes down otherwise (a delete turns a record into a
-tombstone, a re-creation turns it back), nor does the collection timestamp: when either
-did, or when the collection itself changed (updated, or deleted and created again), the
-pass compares the whole index with storage (``verify --repair``'s comparison) before
-reading on.
+**Purged tombstones.** ``kinto purge-deleted record N`` (``storage.purge_deleted`` with
+``max_retained``, or ``before``) removes tombstones; one the index never saw (a record
+deleted during an outage, its tombstone purged before the pass) would leave the record
+searchable, since nothing in storage says it ever was. What cannot hide such a purge is
+the number of *live* records up to the checkpoint's ``timestamp`` ``T``: every record and
+tombstone of storage with a ``last_modified`` up to ``T`` is in the index at that version
+(that is what ``T`` means), and the index never holds a version storage did not commit.
+So after the pass applied the changes since ``T``, the index's live documents up to ``T``
+(counted first, after a refresh) are storage's live records up to ``T``, plus the records
+whose tombstone was purged (their document stays live, at its old version, up to ``T``),
+plus records a write changed between the two counts (which only adds to the index side):
+when the index has more, the pass compares the whole index with storage (``verify
+--repair``'s comparison, paged, bounded in memory) and deletes what storage lacks. A
+record the engine refused is missing from the index side and could offset one purged
+record in that count; ``verify`` reports both. The check costs one count on each side,
+so it runs for the collections a pass reads changes of, and for every collection only
+``check_purges`` passes (the first of each process, then every ``PURGE_CHECK_SECONDS``):
+a purge that removed every object written since the checkpoint (``max_retained`` 0)
+leaves the collection looking up to date, and is found by the next of those passes.
+The count of objects going down (only a purge does that) or the collection timestamp
+going back (a purge of the newest tombstone) starts the comparison at once. A changed
+collection (updated, or deleted and created again) is compared in full too.
 
 **Lifecycle.** A collection without an index gets one; the index of a collection that
-storage no longer has (deleted, or its bucket deleted, while the engine was away) goes;
+storage no longer has (deleted, or its bucket deleted, while the engine was away) goes,
+and so does an index a rebuild that died left behind (``rebuild.remove_abandoned``);
 a changed mapping is applied, or the index rebuilt when the engine refuses it or when the
 documents themselves change (``index:exclude_fields``), without downtime (``rebuild``).
 """
@@ -42,18 +58,27 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from kinto.core.storage import Filter
+from kinto.core.utils import COMPARISON
+
 from kinto_elasticsearch import metrics
 from kinto_elasticsearch.client import EngineRequestError
 from kinto_elasticsearch.index import naming
 from kinto_elasticsearch.sync.apply import apply_changes
 from kinto_elasticsearch.sync.checkpoints import Checkpoint, SyncStore, fingerprint
 from kinto_elasticsearch.sync.pages import iter_changes, iter_collections, pipelined
-from kinto_elasticsearch.sync.rebuild import RebuildInProgress, reindex_collection
+from kinto_elasticsearch.sync.rebuild import (
+    RebuildInProgress,
+    reindex_collection,
+    remove_abandoned,
+)
 
 logger = logging.getLogger(__name__)
 
 # Pages indexed between two saves of a checkpoint during a long pass.
 SAVE_EVERY_PAGES = 10
+# How often the count that finds purged tombstones runs for collections that look up to date.
+PURGE_CHECK_SECONDS = 300.0
 
 
 def _records_uri(bucket_id, collection_id):
@@ -81,6 +106,8 @@ class PassReport:
     created: list = field(default_factory=list)
     removed: list = field(default_factory=list)
     busy: list = field(default_factory=list)
+    # Indices left by rebuilds that died, deleted.
+    abandoned: list = field(default_factory=list)
 
 
 class CatchUp:
@@ -98,16 +125,19 @@ class CatchUp:
     def _now_ms(self):
         return int(self._clock() * 1000)
 
-    def run(self, bucket_id=None, collection_id=None):
+    def run(self, bucket_id=None, collection_id=None, check_purges=False):
+        """One pass; with ``check_purges``, look for purged tombstones in every collection,
+        not only in those with changes (see the module's docstring)."""
         with metrics.timed(self.registry, metrics.CATCHUP_SECONDS):
-            return self._run(bucket_id, collection_id)
+            return self._run(bucket_id, collection_id, check_purges)
 
-    def _run(self, bucket_id, collection_id):
+    def _run(self, bucket_id, collection_id, check_purges):
         report = PassReport()
         self.store.ensure_index()
         # Aliases first, storage second: an alias only exists once its collection was
         # committed, so a collection created meanwhile is never taken for a deleted one.
-        aliases = self._aliases()
+        indices = self.indexer.indices(naming.prefix_pattern(self.indexer.prefix))
+        aliases = self._aliases(indices)
         checkpoints = self.store.load_all()
         timestamps = self.storage.all_resources_timestamps("record")
         # PostgreSQL lists at most its max fetch size of them, the most recent first.
@@ -124,14 +154,20 @@ class CatchUp:
                 # Never written to, unless past the listing's limit.
                 timestamp = self._resource_timestamp(bid, cid) if truncated else 0
             self.collection(
-                bid, cid, metadata, alias in aliases, checkpoints.get(alias), timestamp, report
-            )
+                bid, cid, metadata, alias in aliases, checkpoints.get(alias), timestamp, report,
+                check_purges,
+            )  # fmt: skip
         if bucket_id is None:
             self._remove_gone(aliases, checkpoints, expected, report)
         elif collection_id is None:
             prefix = naming.alias_name(self.indexer.prefix, bucket_id, "")
             in_bucket = {a: p for a, p in aliases.items() if a.startswith(prefix)}
             self._remove_gone(in_bucket, {}, expected, report)
+        if bucket_id is not None:
+            scope = naming.alias_name(self.indexer.prefix, bucket_id, collection_id or "")
+            scope = f"{scope}." if collection_id else scope  # A bucket's ends with a dot.
+            indices = {n: a for n, a in indices.items() if n.startswith(scope)}
+        report.abandoned = remove_abandoned(self.store, indices)
         return report
 
     def _resource_timestamp(self, bucket_id, collection_id):
@@ -142,12 +178,11 @@ class CatchUp:
         except Exception:  # A read-only storage cannot give an empty collection one.
             return 0
 
-    def _aliases(self):
+    @staticmethod
+    def _aliases(indices):
         """``{alias: [physical indices]}`` for the collections' aliases of the prefix."""
         by_alias = {}
-        for name, aliases in self.indexer.indices(
-            naming.prefix_pattern(self.indexer.prefix)
-        ).items():
+        for name, aliases in indices.items():
             for alias in aliases:
                 by_alias.setdefault(alias, []).append(name)
         return by_alias
@@ -162,7 +197,7 @@ class CatchUp:
             self.store.delete(alias)
 
     def collection(self, bucket_id, collection_id, metadata, has_index, checkpoint, timestamp,
-                   report):  # fmt: skip
+                   report, check_purges=False):  # fmt: skip
         """Bring one collection's index up to date with storage."""
         alias = self.indexer.alias(bucket_id, collection_id)
         shape = fingerprint(metadata)
@@ -194,6 +229,8 @@ class CatchUp:
             and checkpoint.settled
             and timestamp == checkpoint.seen
         ):
+            if check_purges and self._purged(bucket_id, collection_id, checkpoint.timestamp):
+                self._compare(bucket_id, collection_id, metadata, report)
             report.up_to_date += 1
             return
         parent_id = _records_uri(bucket_id, collection_id)
@@ -209,12 +246,7 @@ class CatchUp:
             compare = True
         started = self._now_ms()
         if compare:
-            from kinto_elasticsearch.maintenance import verify_collection
-
-            verify_collection(
-                self.storage, self.indexer, bucket_id, collection_id, metadata, repair=True
-            )
-            report.compared.append(alias)
+            self._compare(bucket_id, collection_id, metadata, report)
         since = checkpoint.timestamp if checkpoint is not None else None
         seen = checkpoint.seen if checkpoint is not None else 0
         progress = Checkpoint(
@@ -246,10 +278,38 @@ class CatchUp:
                 self.store.save(alias, progress)
 
         pipelined(iter_changes(self.storage, parent_id, since), send)
+        if not compare and since and self._purged(bucket_id, collection_id, since):
+            self._compare(bucket_id, collection_id, metadata, report)
         # The whole collection was read: everything up to the overlap is in.
         progress.timestamp = max(progress.timestamp, started - self.overlap_ms)
         progress.seen = max(progress.seen, timestamp or 0)
         self.store.save(alias, progress)
+
+    def _compare(self, bucket_id, collection_id, metadata, report):
+        from kinto_elasticsearch.maintenance import verify_collection
+
+        verify_collection(
+            self.storage, self.indexer, bucket_id, collection_id, metadata, repair=True
+        )
+        report.compared.append(self.indexer.alias(bucket_id, collection_id))
+
+    def _purged(self, bucket_id, collection_id, timestamp):
+        """Whether the index holds live records up to ``timestamp`` that storage lost: their
+        tombstones were purged before the index saw them (see the module's docstring)."""
+        indexed = self.indexer.count_live(bucket_id, collection_id, up_to=timestamp)
+        stored = self.storage.count_all(
+            resource_name="record",
+            parent_id=_records_uri(bucket_id, collection_id),
+            filters=[Filter("last_modified", timestamp, COMPARISON.MAX)],
+        )
+        if indexed > stored:
+            logger.info(
+                "The index of %s has %s live records up to %s, storage %s: tombstones were "
+                "purged, comparing its whole index with storage",
+                _records_uri(bucket_id, collection_id), indexed, timestamp, stored,
+            )  # fmt: skip
+            return True
+        return False
 
     def _not_indexed(self, bucket_id, collection_id, page, seen):
         """The objects of ``page`` the index does not hold at their version.

@@ -9,13 +9,20 @@ any write transaction may last, and versions make the replay safe.
 
 One rebuild per collection at a time, in any number of processes: a rebuild holds a lease
 in the engine (``RebuildLease``), with an expiry so that a crashed rebuild does not block
-the next one for ever, and renewed while it runs. A rebuild never deletes an index it did
-not replace: the swap moves the alias from the indices it points to, and only those go.
+the next one for ever, and renewed by a thread of its own while it runs. A rebuild never
+deletes an index it did not replace: the swap moves the alias from the indices it points
+to, and only those go.
+
+A rebuild killed midway (SIGKILL, OOM) leaves its new index behind, with no alias. The
+lease names that index, so the index is known to be abandoned once the lease expired (or
+was taken over): ``remove_abandoned`` deletes the indices of a collection that no alias
+points to and no live lease names, and the catch-up calls it at every pass.
 """
 
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -24,14 +31,16 @@ from kinto.core.storage import Filter
 from kinto.core.utils import COMPARISON
 
 from kinto_elasticsearch.client import EngineError, EngineNotFound, EngineRequestError
+from kinto_elasticsearch.index import naming
 from kinto_elasticsearch.sync.apply import apply_changes, split_changes
 from kinto_elasticsearch.sync.checkpoints import Checkpoint, SyncStore, fingerprint
 from kinto_elasticsearch.sync.pages import iter_record_pages, pipelined
 
 logger = logging.getLogger(__name__)
 
-# Renewed at every page, so a live rebuild never loses it; a dead one blocks no longer.
-LEASE_SECONDS = 60.0
+# Renewed every third of it by the rebuild's heartbeat, however long one page takes: a live
+# rebuild keeps it, and a dead one blocks the next (and keeps its index) no longer.
+LEASE_SECONDS = 15.0
 DEFAULT_OVERLAP_MS = 300_000
 
 
@@ -43,17 +52,22 @@ class RebuildLease:
     """An expiring lease on rebuilding one collection, held in the sync index.
 
     Taken with a create-only write (one winner); an expired lease is taken over with a
-    compare-and-set on its sequence number (one winner again).
+    compare-and-set on its sequence number (one winner again). It names the physical
+    ``index`` the rebuild fills, which no one else may delete while the lease lives.
     """
 
-    def __init__(self, store, alias, seconds=LEASE_SECONDS):
+    def __init__(self, store, alias, index="", seconds=LEASE_SECONDS):
         self._store = store
         self.alias = alias
+        self.index = index
         self.seconds = seconds
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._id = f"lease:{alias}"
+        self._id = lease_id(alias)
         self._seq = None
         self.expires_at = 0.0
+        self._lost = None
+        self._released = threading.Event()
+        self._heartbeat = None
 
     def _call(self, operation, **kwargs):
         return self._store.indexer.engine.call(operation, index=self._store.index, **kwargs)
@@ -61,7 +75,7 @@ class RebuildLease:
     def _body(self):
         self.expires_at = time.time() + self.seconds
         return {"kind": "lease", "alias": self.alias, "owner": self.owner,
-                "expires_at": self.expires_at}  # fmt: skip
+                "index": self.index, "expires_at": self.expires_at}  # fmt: skip
 
     def acquire(self):
         self._store.ensure_index()
@@ -72,6 +86,10 @@ class RebuildLease:
                 raise
             answer = self._take_over()
         self._seq = (answer["_seq_no"], answer["_primary_term"])
+        self._heartbeat = threading.Thread(
+            target=self._beat, name="kinto-elasticsearch-lease", daemon=True
+        )
+        self._heartbeat.start()
         return self
 
     def _take_over(self):
@@ -95,25 +113,40 @@ class RebuildLease:
                 ) from None
             raise
 
+    def _beat(self):
+        while not self._released.wait(self.seconds / 3):
+            try:
+                answer = self._call(
+                    "index",
+                    id=self._id,
+                    body=self._body(),
+                    if_seq_no=self._seq[0],
+                    if_primary_term=self._seq[1],
+                )
+            except EngineRequestError as exc:
+                if exc.status == 409:
+                    self._lost = RebuildInProgress(f"the lease on {self.alias} was lost")
+                    return
+            except EngineNotFound:
+                self._lost = RebuildInProgress(f"the lease on {self.alias} is gone")
+                return
+            except EngineError:
+                continue  # The engine is away: the rebuild's own requests fail too.
+            else:
+                self._seq = (answer["_seq_no"], answer["_primary_term"])
+
     def renew(self):
-        """Extend the lease when half of it went by; raise if it was lost meanwhile."""
-        if time.time() < self.expires_at - self.seconds / 2:
-            return
-        try:
-            answer = self._call(
-                "index",
-                id=self._id,
-                body=self._body(),
-                if_seq_no=self._seq[0],
-                if_primary_term=self._seq[1],
-            )
-        except EngineRequestError as exc:
-            if exc.status == 409:
-                raise RebuildInProgress(f"the lease on {self.alias} was lost") from None
-            raise
-        self._seq = (answer["_seq_no"], answer["_primary_term"])
+        """Raise if the lease was lost or expired: the rebuild must stop (the heartbeat
+        renews it)."""
+        if self._lost is not None:
+            raise self._lost
+        if time.time() >= self.expires_at:
+            raise RebuildInProgress(f"the lease on {self.alias} expired")
 
     def release(self):
+        self._released.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join()
         try:
             self._call("delete", id=self._id, if_seq_no=self._seq[0], if_primary_term=self._seq[1])
         except (EngineNotFound, EngineRequestError):
@@ -124,6 +157,61 @@ class RebuildLease:
 
     def __exit__(self, *exc):
         self.release()
+
+
+def lease_id(alias):
+    return f"lease:{alias}"
+
+
+def live_lease_index(store, alias, now=None):
+    """The index a live rebuild of ``alias`` is filling, or None.
+
+    A realtime get, not a search: a lease taken a moment ago must count.
+    """
+    try:
+        lease = store.indexer.engine.call("get", index=store.index, id=lease_id(alias))
+    except EngineNotFound:
+        return None
+    source = lease.get("_source", {})
+    if source.get("expires_at", 0) <= (time.time() if now is None else now):
+        return None
+    return source.get("index") or None
+
+
+def abandoned_indices(prefix, indices):
+    """``{alias: [indices]}`` of the collections' physical indices no alias points to.
+
+    ``indices`` is ``{physical index: [aliases]}`` of the prefix. Names are
+    ``{prefix}.{bucket}.{collection}.{generation}``; the plugin's own (``{prefix}.-...``)
+    and an index auto-created under an alias's name are not a rebuild's.
+    """
+    found = {}
+    head = f"{prefix}."
+    for name, aliases in indices.items():
+        if aliases or not name.startswith(head):
+            continue
+        parts = name[len(head) :].split(".")
+        if len(parts) != 3 or parts[0].startswith("-") or not parts[2].isdigit():
+            continue
+        found.setdefault(name.rsplit(".", 1)[0], []).append(name)
+    return found
+
+
+def remove_abandoned(store, indices):
+    """Delete the indices left by dead rebuilds: behind no alias, named by no live lease.
+
+    Listed first, leases read second: a rebuild takes its lease before it creates its
+    index, so an index in the listing whose rebuild is alive has a lease by then.
+    """
+    removed = []
+    for alias, names in sorted(abandoned_indices(store.indexer.prefix, indices).items()):
+        filling = live_lease_index(store, alias)
+        dead = sorted(name for name in names if name != filling)
+        if dead:
+            logger.info("Deleting %s, left by a rebuild that did not finish", ", ".join(dead))
+            store.indexer.delete_indices(dead)
+            removed.extend(dead)
+    return removed
 
 
 @dataclass
@@ -161,7 +249,14 @@ def reindex_collection(
     """
     store = SyncStore(indexer)
     alias = indexer.alias(bucket_id, collection_id)
-    with RebuildLease(store, alias) as lease:
+    # Named before the lease is taken, so that the lease can name it before it exists.
+    index = naming.new_index_name(indexer.prefix, bucket_id, collection_id)
+    with RebuildLease(store, alias, index=index) as lease:
+        # Holding the lease, any other index of the collection behind no alias is dead.
+        remove_abandoned(
+            store,
+            indexer.indices(naming.collection_pattern(indexer.prefix, bucket_id, collection_id)),
+        )
         result = _reindex(
             storage, indexer, bucket_id, collection_id, metadata, progress, overlap_ms, lease,
             registry,
@@ -187,7 +282,9 @@ def _reindex(
     result = ReindexResult(bucket_id, collection_id)
     result.started = int(time.time() * 1000)
     result.timestamp = storage.resource_timestamp(resource_name="record", parent_id=parent_id)
-    result.index = indexer.create_physical_index(bucket_id, collection_id, metadata)
+    result.index = indexer.create_physical_index(
+        bucket_id, collection_id, metadata, name=lease.index
+    )
 
     def send(objects):
         lease.renew()

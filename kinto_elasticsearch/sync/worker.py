@@ -18,7 +18,7 @@ import time
 import transaction
 
 from kinto_elasticsearch.client import EngineError
-from kinto_elasticsearch.sync.catchup import CatchUp
+from kinto_elasticsearch.sync.catchup import PURGE_CHECK_SECONDS, CatchUp
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class CatchUpWorker:
         self.last_error = None
         self._stopped = False
         self._running = False
+        self._purges_checked = None
 
     def wake(self):
         """Ask for a pass soon (and start the thread in this process if needed)."""
@@ -99,7 +100,13 @@ class CatchUpWorker:
                 return
             self._running = True
             try:
-                CatchUp(self._registry, self.overlap_ms).run()
+                now = time.monotonic()
+                due = self._purges_checked is None or now - self._purges_checked >= (
+                    PURGE_CHECK_SECONDS
+                )
+                CatchUp(self._registry, self.overlap_ms).run(check_purges=due)
+                if due:
+                    self._purges_checked = now
                 self.last_error = None
             except EngineError as exc:
                 # The outage itself is logged once, by the engine seam.
