@@ -102,6 +102,9 @@ class Indexer:
         # index or alias -> (fetched at, KnownMapping): GET search needs the field types
         # on every request, writes need them to foresee what the engine would refuse.
         self._field_types = {}
+        # The plugin's own indices (checkpoints) this process created or found: created
+        # once, not at every use (each attempt is a 400 the client libraries log).
+        self.internal_indices = set()
 
     def alias(self, bucket_id, collection_id):
         return naming.alias_name(self.prefix, bucket_id, collection_id)
@@ -242,6 +245,7 @@ class Indexer:
         return {name: sorted(info.get("aliases", {})) for name, info in found.items()}
 
     def delete_indices(self, names):
+        self.internal_indices.difference_update(names)
         # Named one by one in the URL: Elasticsearch refuses wildcard deletes by default.
         for start in range(0, len(names), 50):
             chunk = names[start : start + 50]

@@ -616,3 +616,19 @@ def test_a_purge_of_everything_since_the_checkpoint_is_found_by_the_purge_check(
     catchup.run(check_purges=True)
     # With one kept, r1's tombstone is left and read; r0's is purged, and found.
     assert set(indexed(engine, index_prefix, "b", "c")) == {"r2", "r3"}
+
+
+def test_the_checkpoints_index_is_created_once_per_process(app, alice, engine, index_prefix):
+    from tests.conftest import EngineSpy
+
+    spy = EngineSpy(app.app.registry.indexer.engine)
+    app.put_json("/v1/buckets/b", {}, headers=alice)
+    for i in range(3):
+        app.put_json(f"/v1/buckets/b/collections/c{i}", {}, headers=alice)
+    sync_index = f"{index_prefix}.-sync"
+    creates = [kw for op, kw in spy.calls if op == "indices.create" and kw["index"] == sync_index]
+    assert len(creates) == 1
+    # Each new collection has its checkpoint all the same.
+    assert set(SyncStore(app.app.registry.indexer).load_all()) == {
+        naming.alias_name(index_prefix, "b", f"c{i}") for i in range(3)
+    }

@@ -93,7 +93,6 @@ class SyncStore:
     def __init__(self, indexer):
         self.indexer = indexer
         self.index = sync_index_name(indexer.prefix)
-        self._ensured = False
 
     def _call(self, operation, **kwargs):
         return self.indexer.engine.call(operation, **kwargs)
@@ -104,18 +103,17 @@ class SyncStore:
         A save into a missing index would auto-create it with dynamic mappings, where
         ``alias`` cannot be sorted on: :meth:`load_all` then starts it over.
         """
-        if self._ensured:
+        if self.index in self.indexer.internal_indices:
             return
         try:
             self._call("indices.create", index=self.index, body={"mappings": MAPPING})
         except EngineRequestError as exc:
             if exc.error_type != "resource_already_exists_exception":
                 raise
-        self._ensured = True
+        self.indexer.internal_indices.add(self.index)
 
     def _recreate(self):
         self.indexer.delete_indices([self.index])
-        self._ensured = False
         self.ensure_index()
 
     def load_all(self):
