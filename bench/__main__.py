@@ -19,6 +19,8 @@ from tests.servers import FaultProxy, start_engine
 
 BUCKET = "bench"
 QUICK = {"rounds": 2, "writes": 40, "sizes": (2000, 10000), "searches": 15, "outage": 2000}
+# Clients writing during the outage, each to a collection of its own.
+OUTAGE_WRITERS = 4
 FULL = {"rounds": 3, "writes": 150, "sizes": (10_000, 100_000), "searches": 40, "outage": 10_000}
 STATUSES = ["new", "open", "closed", "archived", "spam"]
 WORDS = "kinto search index record bucket collection alpha beta gamma delta".split()
@@ -223,24 +225,18 @@ class Bench:
         client = OpenSearch(hosts=[self.engine.url], timeout=120)
         outage = self.config["outage"]
         # An outage of `outage` writes: the engine answers 502 (no node behind the proxy).
-        uri = self.collection(self.f, "outage")
+        uris = [self.collection(self.f, f"outage-{c}") for c in range(OUTAGE_WRITERS)]
         self.outage_proxy.answer = lambda method, path, body: (502, {"error": "Bad Gateway"})
         started = time.perf_counter()
-        for first in range(0, outage, 25):
-            requests = [
-                {"method": "PUT", "path": f"{uri}/records/r{i:07d}", "body": {"data": record(i)}}
-                for i in range(first, min(first + 25, outage))
-            ]
-            status, body, _ = self.f.client.request("POST", "/v1/batch", {"requests": requests})
-            assert status == 200, body
+        self._batches(self.f, uris, outage)
         writing = time.perf_counter() - started
         self.outage_proxy.answer = lambda method, path, body: None
         back = time.perf_counter()
-        alias = f"bench.{BUCKET}.outage"
+        aliases = ",".join(f"bench.{BUCKET}.outage-{c}" for c in range(OUTAGE_WRITERS))
         query = {"query": {"exists": {"field": "id"}}}
         while True:
             try:
-                count = client.count(index=alias, body=query)["count"]
+                count = client.count(index=aliases, body=query)["count"]
             except Exception:
                 count = 0
             if count == outage or time.perf_counter() - back > 600:
@@ -287,6 +283,42 @@ class Bench:
             "sync": harness.median(rates),
             "startup": harness.median(startup),
         }
+
+    @staticmethod
+    def _batches(server, uris, count):
+        """PUT ``count`` records in ``/batch``es of 25, one client per collection of ``uris``
+        at once (as many as Kinto serves threads): the outage is sized in writes, not in
+        the time one client takes. One collection each: concurrent writers of one
+        collection collide on its timestamps, and Kinto answers some of them 409."""
+        import threading
+
+        errors = []
+
+        def write(uri, numbers):
+            client = harness.Client("127.0.0.1", server.port)
+            try:
+                for first in range(0, len(numbers), 25):
+                    requests = [
+                        {"method": "PUT", "path": f"{uri}/records/r{i:07d}",
+                         "body": {"data": record(i)}}
+                        for i in numbers[first : first + 25]
+                    ]  # fmt: skip
+                    status, body, _ = client.request("POST", "/v1/batch", {"requests": requests})
+                    if status != 200:
+                        errors.append((status, body))
+            finally:
+                client.close()
+
+        shares = [list(range(count))[c :: len(uris)] for c in range(len(uris))]
+        threads = [
+            threading.Thread(target=write, args=pair) for pair in zip(uris, shares, strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise RuntimeError(f"writes during the outage failed: {errors[0]}")
 
     # 2. Rebuild throughput and memory.
 
@@ -623,7 +655,8 @@ class Bench:
         return [
             "## 6. Storage as the outbox: an outage, and the catch-up",
             "",
-            f"{o['outage']:,} writes (PUTs in `/batch`es of 25) while the engine answered "
+            f"{o['outage']:,} writes (PUTs in `/batch`es of 25, {OUTAGE_WRITERS} clients at "
+            f"once, each on a collection of its own) while the engine answered "
             f"502, in {o['writing']:.1f} s; every one succeeded. Once the engine answered "
             f"again, the index held all {o['outage']:,} records after **{o['converged']:.1f} s**"
             ", with no command run (the worker notices within its retry delay, at most 8 s, "
