@@ -45,6 +45,8 @@ def includeme(config):
         # it found; the client waits a little longer, for that answer.
         search_timeout=settings.search_timeout + 1,
         index_settings=settings.index_settings(),
+        pools=settings.pools,
+        pool_settings=settings.pool_settings(),
     )
     registry.elasticsearch_settings = settings
     registry.indexer = indexer

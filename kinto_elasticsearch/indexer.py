@@ -1,5 +1,6 @@
 """Every call the plugin makes to the search engine."""
 
+import fnmatch
 import logging
 import time
 import uuid
@@ -7,10 +8,11 @@ from dataclasses import dataclass, field
 
 from kinto_elasticsearch.client import EngineError, EngineNotFound, EngineRequestError
 from kinto_elasticsearch.client.engine import SEARCH, WRITE
-from kinto_elasticsearch.index import documents, naming
+from kinto_elasticsearch.index import documents, naming, placement
 from kinto_elasticsearch.index.analysis import tenant_settings
 from kinto_elasticsearch.index.fieldnames import UNINDEXED_FIELD as UNINDEXED
 from kinto_elasticsearch.index.mapping import MAX_FIELDS, collection_mapping, plugin_settings
+from kinto_elasticsearch.index.placement import COLLECTION_FIELD
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +51,9 @@ class BulkReport:
     # (record id, reason) for each record the engine refused, even in its minimal form
     # (or could not be sent: an id too long).
     failed: list = field(default_factory=list)
+    # (physical index, document id, record id) of documents written where the collection
+    # no longer lives: its placement changed (a promotion) since this process read it.
+    misplaced: list = field(default_factory=list)
 
 
 # Every record has an ``id``; a tombstone document has none (and nothing that a mapping,
@@ -90,13 +95,27 @@ def _is_missing_alias(item):
 
 class Indexer:
     def __init__(
-        self, engine, prefix, force_refresh=False, search_timeout=None, index_settings=None
+        self,
+        engine,
+        prefix,
+        force_refresh=False,
+        search_timeout=None,
+        index_settings=None,
+        pools=0,
+        pool_settings=None,
     ):
         self.engine = engine
         self.prefix = prefix
-        # The operator's settings of every index (shards, replicas); a collection adds its
-        # own ``index:settings`` (analysis) where its indices are created.
+        # The operator's settings of every dedicated index (shards, replicas); a collection
+        # adds its own ``index:settings`` (analysis) where its indices are created.
         self.index_settings = dict(index_settings or {})
+        # How many pooled indices small collections share (0: every collection has its
+        # own index, as before pools), and the operator's settings of those.
+        self.pools = pools
+        self.pool_settings = dict(pool_settings or {})
+        # alias -> (fetched at, its pool or None): every write needs it, and it changes only
+        # when a collection is created, rebuilt or deleted.
+        self._placements = {}
         self.force_refresh = force_refresh
         self.search_timeout = search_timeout
         # index or alias -> (fetched at, KnownMapping): GET search needs the field types
@@ -108,6 +127,34 @@ class Indexer:
 
     def alias(self, bucket_id, collection_id):
         return naming.alias_name(self.prefix, bucket_id, collection_id)
+
+    def placement(self, bucket_id, collection_id, metadata=None, max_age=60.0, refresh=False):
+        """Where the collection's records live: the engine's word (its alias) once the
+        collection has an index, else where :func:`placement.choose` would create it."""
+        alias = self.alias(bucket_id, collection_id)
+        cached = self._placements.get(alias)
+        if cached and not refresh and time.monotonic() - cached[0] < max_age:
+            return placement.Placement(bucket_id, collection_id, alias, cached[1])
+        try:
+            found = self.engine.call("indices.get_alias", name=alias)
+        except EngineNotFound:
+            return self._chosen(bucket_id, collection_id, metadata)
+        self.remember_placements({alias: sorted(found)})
+        return placement.Placement(bucket_id, collection_id, alias, self._placements[alias][1])
+
+    def remember_placements(self, by_alias):
+        """Note where collections live from ``{alias: [physical indices]}`` read anyway (a
+        catch-up pass lists them all), sparing a lookup per collection."""
+        now = time.monotonic()
+        for alias, indices in by_alias.items():
+            self._placements[alias] = (now, placement.pool_of(self.prefix, indices))
+
+    def _chosen(self, bucket_id, collection_id, metadata):
+        return placement.choose(self.prefix, self.pools, bucket_id, collection_id, metadata)
+
+    def _forget(self, alias):
+        self._placements.pop(alias, None)
+        self._field_types.pop(alias, None)
 
     # Indices.
 
@@ -159,6 +206,9 @@ class Indexer:
         if replace:
             self.delete_collection_indices(bucket_id, collection_id)
         alias = self.alias(bucket_id, collection_id)
+        where = self._chosen(bucket_id, collection_id, metadata)
+        if where.pooled:
+            return self._create_pooled(where)
         # The first generation has a fixed name so that concurrent creators converge on
         # one index instead of attaching the alias to several.
         name = f"{alias}.0"
@@ -174,8 +224,40 @@ class Indexer:
                 self._create(name, metadata, aliases={alias: {}})
             elif exc.error_type != "resource_already_exists_exception":
                 raise
-        self._field_types.pop(alias, None)
+        self._forget(alias)
         return name
+
+    def pool_body(self):
+        """Settings and mappings of a pooled index: the plugin's own fields, the
+        collection field, and the operator's pool settings."""
+        mappings = collection_mapping({}, self.engine.flattened_type)
+        mappings.setdefault("properties", {})[COLLECTION_FIELD] = {"type": "keyword"}
+        return {
+            "settings": {**self.pool_settings, **plugin_settings({})},
+            "mappings": mappings,
+        }
+
+    def ensure_pool(self, name):
+        """Create the pooled index ``name`` unless it exists (processes race for it)."""
+        try:
+            self.engine.call("indices.create", index=name, body=self.pool_body())
+        except EngineRequestError as exc:
+            if exc.error_type != "resource_already_exists_exception":
+                raise
+
+    def _create_pooled(self, where):
+        """Give a pooled collection its filtered alias on its pool (creating the pool)."""
+        self.ensure_pool(where.pool)
+        try:
+            self.engine.call("indices.update_aliases", body={"actions": [where.alias_action()]})
+        except EngineRequestError as exc:
+            if exc.error_type != "invalid_alias_name_exception":
+                raise
+            logger.warning("Replacing index %s, auto-created under an alias name", where.alias)
+            self.delete_indices([where.alias])
+            self.engine.call("indices.update_aliases", body={"actions": [where.alias_action()]})
+        self._forget(where.alias)
+        return where.pool
 
     def create_physical_index(self, bucket_id, collection_id, metadata, name=None):
         """A new, empty physical index for a rebuild (``name``, or a new generation's), not
@@ -202,7 +284,12 @@ class Indexer:
             for name, aliases in self.indices(pattern).items()
             if name != index and alias in aliases
         ]
+        # A pooled collection moving to an index of its own (a promotion): the alias leaves
+        # the pool in the same atomic step, and its documents there go after the swap.
+        was = self.placement(bucket_id, collection_id, refresh=True)
         actions = [{"remove": {"index": name, "alias": alias}} for name in old]
+        if was.pooled:
+            actions.append({"remove": {"index": was.pool, "alias": alias}})
         actions.append({"add": {"index": index, "alias": alias}})
         try:
             self.engine.call("indices.update_aliases", body={"actions": actions})
@@ -212,16 +299,26 @@ class Indexer:
             logger.warning("Replacing index %s, auto-created under an alias name", alias)
             self.delete_indices([alias])
             self.engine.call("indices.update_aliases", body={"actions": actions})
+        self._forget(alias)
         self.delete_indices(old)
-        self._field_types.pop(alias, None)
+        if was.pooled:
+            self.delete_pooled_documents(was)
         return old
 
     def update_mapping(self, bucket_id, collection_id, metadata):
-        """Apply a collection's changed mapping to the live index (refused if it conflicts)."""
+        """Apply a collection's changed mapping to the live index (refused if it conflicts).
+
+        False, doing nothing, for a pooled collection: its pool's mapping is every
+        tenant's, and a collection with a mapping of its own needs its own index (a
+        rebuild, which the caller leaves to the catch-up).
+        """
         alias = self.alias(bucket_id, collection_id)
+        if self.placement(bucket_id, collection_id, metadata).pooled:
+            return False
         mapping = collection_mapping(metadata, self.engine.flattened_type)
         self._field_types.pop(alias, None)
         self.engine.call("indices.put_mapping", index=alias, body=mapping)
+        return True
 
     def validate_mapping(self, metadata, with_mapping=True):
         """Raise EngineRequestError if the engine would refuse this collection's index.
@@ -240,9 +337,41 @@ class Indexer:
         self.delete_indices([name])
 
     def indices(self, pattern, lane=WRITE):
-        """``{physical index: [aliases]}`` for the indices matching ``pattern``."""
+        """``{physical index: [aliases]}`` for the indices matching ``pattern``.
+
+        Some engines resolve a pattern against aliases too (a collection pattern would
+        then bring in the pool behind a pooled collection's alias): only indices whose own
+        name matches are kept.
+        """
         found = self.engine.call("indices.get_alias", index=pattern, lane=lane)
-        return {name: sorted(info.get("aliases", {})) for name, info in found.items()}
+        return {
+            name: sorted(info.get("aliases", {}))
+            for name, info in found.items()
+            if fnmatch.fnmatchcase(name, pattern)
+        }
+
+    def pooled_aliases(self, alias_pattern=None, lane=WRITE):
+        """``{alias: (pool, collection key)}`` for the pooled collections (whose alias
+        matches ``alias_pattern``, when given)."""
+        try:
+            found = self.engine.call(
+                "indices.get_alias", index=naming.pool_pattern(self.prefix), lane=lane
+            )
+        except EngineNotFound:
+            return {}
+        pooled = {}
+        for pool, info in found.items():
+            if not naming.is_pool(self.prefix, pool):
+                continue
+            for alias, details in info.get("aliases", {}).items():
+                if alias_pattern and not fnmatch.fnmatchcase(alias, alias_pattern):
+                    continue
+                term = (details.get("filter") or {}).get("term", {})
+                key = term.get(COLLECTION_FIELD)
+                if isinstance(key, dict):
+                    key = key.get("value")
+                pooled[alias] = (pool, key)
+        return pooled
 
     def delete_indices(self, names):
         self.internal_indices.difference_update(names)
@@ -261,12 +390,81 @@ class Indexer:
         return names
 
     def delete_collection_indices(self, bucket_id, collection_id):
+        """Delete a collection's indices, or its documents and alias in its pool."""
+        alias = self.alias(bucket_id, collection_id)
+        where = self.placement(bucket_id, collection_id, refresh=True)
+        self._forget(alias)
+        if where.pooled:
+            self._remove_aliases([(where.pool, alias)])
+            self.delete_pooled_documents(where)
         pattern = naming.collection_pattern(self.prefix, bucket_id, collection_id)
         return self.delete_indices(sorted(self.indices(pattern)))
 
     def delete_bucket_indices(self, bucket_id):
+        """Delete a bucket's indices, and its collections' documents and aliases in pools:
+        one delete-by-query per pool, for the keys of that bucket only."""
         pattern = naming.bucket_pattern(self.prefix, bucket_id)
+        pooled = self.pooled_aliases(pattern)
+        for alias in pooled:
+            self._forget(alias)
+        self.drop_pooled(pooled)
         return self.delete_indices(sorted(self.indices(pattern)))
+
+    def drop_alias(self, alias, indices):
+        """Remove a collection known only by its alias and the ``indices`` behind it (its
+        collection is gone): dedicated indices are deleted, a pool loses the collection's
+        alias and documents only."""
+        dedicated = [name for name in indices if not naming.is_pool(self.prefix, name)]
+        if len(dedicated) < len(indices):
+            self._forget(alias)
+            pooled = self.pooled_aliases()
+            self.drop_pooled({alias: pooled[alias]} if alias in pooled else {})
+        return self.delete_indices(sorted(dedicated))
+
+    def drop_pooled(self, pooled):
+        """Remove pooled collections (``{alias: (pool, key)}``): aliases, then documents."""
+        self._remove_aliases([(pool, alias) for alias, (pool, _) in sorted(pooled.items())])
+        by_pool = {}
+        for pool, key in pooled.values():
+            if key:
+                by_pool.setdefault(pool, []).append(key)
+        for pool, keys in sorted(by_pool.items()):
+            self._delete_by_query(pool, {"terms": {COLLECTION_FIELD: sorted(keys)}})
+
+    def _remove_aliases(self, pairs):
+        for start in range(0, len(pairs), 500):
+            actions = [
+                {"remove": {"index": pool, "alias": alias}}
+                for pool, alias in pairs[start : start + 500]
+            ]
+            try:
+                self.engine.call("indices.update_aliases", body={"actions": actions})
+            except EngineNotFound:
+                # Some went away meanwhile (another process deleted them): one at a time.
+                for action in actions:
+                    try:
+                        self.engine.call("indices.update_aliases", body={"actions": [action]})
+                    except EngineNotFound:
+                        pass
+
+    def delete_pooled_documents(self, where):
+        """Delete every document of a pooled collection from its pool (and no other's):
+        routed to the collection's shard, filtered by its key."""
+        self._delete_by_query(where.pool, where.collection_filter(), routing=where.key)
+
+    def _delete_by_query(self, pool, query, routing=None):
+        params = {"routing": routing} if routing else {}
+        try:
+            self.engine.call(
+                "delete_by_query",
+                index=pool,
+                body={"query": query},
+                conflicts="proceed",
+                refresh=True,
+                **params,
+            )
+        except EngineNotFound:
+            pass  # No pool, no documents.
 
     def flush(self):
         """Delete every index of this plugin's prefix."""
@@ -356,15 +554,21 @@ class Indexer:
         searches before answering (default: the ``force_refresh`` setting).
         """
         report = BulkReport()
-        records = self._sendable(records, report)
-        tombstones = self._sendable(tombstones, report)
+        where = self.placement(bucket_id, collection_id, metadata)
+        records = self._sendable(records, report, where)
+        tombstones = self._sendable(tombstones, report, where)
         if not records and not tombstones:
             return report
-        alias = self.alias(bucket_id, collection_id)
-        send = dict(version_type="external_gte" if same_version else "external", refresh=refresh)
+        alias = where.alias
+        send = dict(
+            version_type="external_gte" if same_version else "external",
+            refresh=refresh,
+            where=where,
+        )
         missing = self._apply(alias, records, tombstones, metadata, report, **send)
         if missing and ensure_index is not None:
             ensure_index()
+            send["where"] = self.placement(bucket_id, collection_id, metadata, refresh=True)
             records = [obj for kind, obj in missing if kind == "index"]
             tombstones = [obj for kind, obj in missing if kind == "delete"]
             if self._apply(alias, records, tombstones, metadata, report, **send):
@@ -373,7 +577,37 @@ class Indexer:
             report.failed.extend(
                 (obj["id"], f"index {alias} does not exist") for _, obj in missing
             )
+        if report.misplaced:
+            self._replace_misplaced(
+                bucket_id, collection_id, records, tombstones, metadata, report, send
+            )
         return report
+
+    def _replace_misplaced(
+        self, bucket_id, collection_id, records, tombstones, metadata, report, send
+    ):
+        """Write again, where the collection lives now, what went through its alias under
+        an older placement (another process promoted it meanwhile), and delete the copies
+        written with the old ``_id``: a dedicated index must not hold pooled documents."""
+        misplaced, report.misplaced = report.misplaced, []
+        logger.info(
+            "The placement of /buckets/%s/collections/%s changed: writing %s documents again",
+            bucket_id,
+            collection_id,
+            len(misplaced),
+        )
+        body = [{"delete": {"_index": index, "_id": doc_id}} for index, doc_id, _ in misplaced]
+        self.engine.call("bulk", body=body)
+        again = {record_id for _, _, record_id in misplaced}
+        send["where"] = self.placement(bucket_id, collection_id, refresh=True)
+        self._apply(
+            send["where"].alias,
+            [r for r in records if r["id"] in again],
+            [t for t in tombstones if t["id"] in again],
+            metadata,
+            report,
+            **send,
+        )
 
     def fill(self, index, records, tombstones=(), metadata=None):
         """Index ``records`` (and tombstones) into a physical index being rebuilt."""
@@ -386,10 +620,11 @@ class Indexer:
         return report
 
     @staticmethod
-    def _sendable(objects, report):
+    def _sendable(objects, report, where=None):
         kept = []
         for obj in objects:
-            if len(obj["id"].encode()) > MAX_ID_BYTES:
+            document_id = where.document_id(obj["id"]) if where else obj["id"]
+            if len(document_id.encode()) > MAX_ID_BYTES:
                 report.failed.append((obj["id"], f"id is longer than {MAX_ID_BYTES} bytes"))
             else:
                 kept.append(obj)
@@ -405,6 +640,7 @@ class Indexer:
         version_type="external",
         require_alias=True,
         refresh=None,
+        where=None,
     ):
         """Write documents and deletes; send refused documents again, reduced.
 
@@ -420,7 +656,9 @@ class Indexer:
         known, docs = self._documents(index, records, metadata)
         operations = [("index", d.id, d.version, d) for d in docs]
         operations += [("delete", t["id"], t["last_modified"], _tombstone(t)) for t in tombstones]
-        send = dict(require_alias=require_alias, refresh=refresh, version_type=version_type)
+        send = dict(
+            require_alias=require_alias, refresh=refresh, version_type=version_type, where=where
+        )
         missing, refused = self._bulk(index, operations, report, **send)
         reasons, unindexable = {}, []
         for attempt in range(1, MAX_ROUNDS + 1):
@@ -524,8 +762,10 @@ class Indexer:
         require_alias=True,
         refresh=None,
         version_type="external",
+        where=None,
     ):
-        """Send one bulk request.
+        """Send one bulk request; ``where``: the collection's placement (None: a dedicated
+        index, as a rebuild fills).
 
         Returns the operations that found no alias, and ``(operation, reason)`` for the
         documents the engine refused for what they hold.
@@ -535,9 +775,10 @@ class Indexer:
         body = []
         for _, record_id, version, document in operations:
             # Deletes too are documents (tombstones), indexed with the version of the delete.
-            meta = {"_index": index, "_id": record_id, "version": version}
+            document_id = where.document_id(record_id) if where else record_id
+            meta = {"_index": index, "_id": document_id, "version": version}
             body.append({"index": {**meta, "version_type": version_type}})
-            body.append(document.source)
+            body.append(where.source(document.source) if where else document.source)
         params = {"require_alias": True} if require_alias else {}
         if self.force_refresh if refresh is None else refresh:
             params["refresh"] = "true"
@@ -557,7 +798,12 @@ class Indexer:
             # Too large as a whole: send halves, so that one huge record cannot keep the
             # others of the same write out of the index.
             middle = len(operations) // 2
-            send = dict(require_alias=require_alias, refresh=refresh, version_type=version_type)
+            send = dict(
+                require_alias=require_alias,
+                refresh=refresh,
+                version_type=version_type,
+                where=where,
+            )
             first = self._bulk(index, operations[:middle], report, **send)
             second = self._bulk(index, operations[middle:], report, **send)
             return first[0] + second[0], first[1] + second[1]
@@ -566,7 +812,9 @@ class Indexer:
             action, record_id, _, document = operation
             result = item["index"]
             status = result.get("status", 500)
-            if status < 300:
+            if status < 300 and where is not None and not where.holds(result.get("_index")):
+                report.misplaced.append((result["_index"], result.get("_id"), record_id))
+            elif status < 300:
                 (report.indexed if action == "index" else report.deleted).append(record_id)
                 if document is not None and document.left_out:
                     report.partial.append((record_id, document.left_out, None))
@@ -605,13 +853,17 @@ class Indexer:
     def _held(self, bucket_id, collection_id, ids, tombstones):
         if not ids:
             return []
-        query = {"ids": {"values": list(ids)}}
-        if not tombstones:
-            query = {"bool": {"filter": [query, LIVE_DOCUMENTS]}}
+        where = self.placement(bucket_id, collection_id)
+        query = {"ids": {"values": [where.document_id(i) for i in ids]}}
+        wanted = [query, where.collection_filter(), None if tombstones else LIVE_DOCUMENTS]
+        query = {"bool": {"filter": [f for f in wanted if f is not None]}}
         body = {"query": query, "size": len(ids), "_source": [UNINDEXED], "version": True}
-        hits = self.engine.call("search", index=self.alias(bucket_id, collection_id), body=body)
+        hits = self.engine.call("search", index=where.alias, body=body)
         return [
-            (hit["_id"], (hit["_version"], (hit.get("_source") or {}).get(UNINDEXED)))
+            (
+                where.record_id(hit["_id"]),
+                (hit["_version"], (hit.get("_source") or {}).get(UNINDEXED)),
+            )
             for hit in hits["hits"]["hits"]
         ]
 
@@ -628,19 +880,20 @@ class Indexer:
 
     def iter_documents(self, bucket_id, collection_id, page_size=1000):
         """Pages of ``{id: indexed version}`` over the records of the index, in id order."""
+        where = self.placement(bucket_id, collection_id)
+        wanted = [LIVE_DOCUMENTS, where.collection_filter()]
         body = {
-            "query": LIVE_DOCUMENTS,
+            "query": {"bool": {"filter": [f for f in wanted if f is not None]}},
             "size": page_size,
             "sort": [{"id": "asc"}],
             "_source": False,
             "version": True,
         }
-        alias = self.alias(bucket_id, collection_id)
         while True:
-            hits = self.engine.call("search", index=alias, body=body)["hits"]["hits"]
+            hits = self.engine.call("search", index=where.alias, body=body)["hits"]["hits"]
             if not hits:
                 return
-            yield {hit["_id"]: hit["_version"] for hit in hits}
+            yield {where.record_id(hit["_id"]): hit["_version"] for hit in hits}
             body["search_after"] = hits[-1]["sort"]
 
     # Search.
@@ -684,13 +937,14 @@ class Indexer:
         return [info.get("mappings", {}) for info in found.values()]
 
     def bucket_indices(self, bucket_id):
-        """``{alias: [physical indices]}`` for the collections of a bucket that have one."""
+        """``({alias: [physical indices]}, {alias: (pool, key)})``: the dedicated and the
+        pooled collections of a bucket that have an index."""
         by_alias = {}
         pattern = naming.bucket_pattern(self.prefix, bucket_id)
         for name, aliases in self.indices(pattern, lane=SEARCH).items():
             for alias in aliases:
                 by_alias.setdefault(alias, []).append(name)
-        return by_alias
+        return by_alias, self.pooled_aliases(pattern, lane=SEARCH)
 
     def ping(self, timeout=None):
         """Whether the engine answers and its cluster is usable."""

@@ -47,6 +47,9 @@ DEFAULT_SETTINGS = {
     "elasticsearch.max_expansions": 50,
     "elasticsearch.number_of_shards": "",
     "elasticsearch.number_of_replicas": "",
+    "elasticsearch.pools": 0,
+    "elasticsearch.pool_number_of_shards": "",
+    "elasticsearch.pool_number_of_replicas": "",
 }
 
 _RESOURCE_PATTERN = re.compile(
@@ -88,14 +91,20 @@ class PluginSettings:
     # Every index the plugin creates; None leaves the engine's default.
     number_of_shards: int | None = None
     number_of_replicas: int | None = None
+    # Pooled indices that small collections share (0: an index per collection), and the
+    # shards and replicas of each (None leaves the engine's default).
+    pools: int = 0
+    pool_number_of_shards: int | None = None
+    pool_number_of_replicas: int | None = None
 
     def index_settings(self) -> dict:
-        """The operator's settings of every index (a collection adds its analysis)."""
-        chosen = {
-            "number_of_shards": self.number_of_shards,
-            "number_of_replicas": self.number_of_replicas,
-        }
-        return {key: value for key, value in chosen.items() if value is not None}
+        """The operator's settings of every dedicated index (a collection adds its
+        analysis)."""
+        return _chosen(self.number_of_shards, self.number_of_replicas)
+
+    def pool_settings(self) -> dict:
+        """The operator's settings of every pooled index."""
+        return _chosen(self.pool_number_of_shards, self.pool_number_of_replicas)
 
     def is_indexed(self, bucket_id: str, collection_id: str | None = None) -> bool:
         if not self.resources:
@@ -104,6 +113,11 @@ class PluginSettings:
             if bid == bucket_id and (cid is None or collection_id is None or cid == collection_id):
                 return True
         return False
+
+
+def _chosen(shards, replicas):
+    chosen = {"number_of_shards": shards, "number_of_replicas": replicas}
+    return {key: value for key, value in chosen.items() if value is not None}
 
 
 def _setting(settings, key):
@@ -259,4 +273,11 @@ def parse_settings(settings) -> PluginSettings:
         max_expansions=_whole_number(settings, "elasticsearch.max_expansions", 1),
         number_of_shards=_optional_whole_number(settings, "elasticsearch.number_of_shards", 1),
         number_of_replicas=_optional_whole_number(settings, "elasticsearch.number_of_replicas", 0),
+        pools=_whole_number(settings, "elasticsearch.pools", 0),
+        pool_number_of_shards=_optional_whole_number(
+            settings, "elasticsearch.pool_number_of_shards", 1
+        ),
+        pool_number_of_replicas=_optional_whole_number(
+            settings, "elasticsearch.pool_number_of_replicas", 0
+        ),
     )

@@ -52,3 +52,23 @@ def bucket_pattern(prefix, bucket_id):
 def prefix_pattern(prefix):
     """A pattern matching every index of this plugin's prefix."""
     return f"{prefix}.*"
+
+
+def pool_index_name(prefix, number):
+    """The physical index of pool ``number``: its part starts with ``-``, which no Kinto id
+    does, so no collection or bucket pattern ever matches it (as ``{prefix}.-sync``)."""
+    return f"{prefix}.-pool-{number}"
+
+
+def pool_pattern(prefix):
+    """A pattern matching every pool index of this prefix."""
+    return f"{prefix}.-pool-*"
+
+
+def is_internal(prefix, name):
+    """Whether ``name`` is one of the plugin's own indices (pools, sync, probes)."""
+    return name.startswith(f"{prefix}.-")
+
+
+def is_pool(prefix, name):
+    return name.startswith(f"{prefix}.-pool-")

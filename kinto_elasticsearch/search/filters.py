@@ -1,9 +1,11 @@
 """The one place where the plugin adds its own filters to a search body.
 
-Every search the plugin sends goes through :func:`with_filters`: the permission filter
-today; a tombstone exclusion or a collection filter for pooled indices are one more item in
-the list. The filters wrap the query itself, so hits, totals, aggregations, highlights and
-inner hits all see only what they match (``post_filter`` would leave aggregations out).
+Every search the plugin sends goes through :func:`with_filters`: the tombstone exclusion,
+the permission filter, and for a collection in a pooled index its collection filter (the
+engine applies it too, as the filter of the collection's alias: the plugin's own copy keeps
+a search to the collection whatever became of the alias). The filters wrap the query
+itself, so hits, totals, aggregations, highlights and inner hits all see only what they
+match (``post_filter`` would leave aggregations out).
 """
 
 from kinto_elasticsearch.indexer import LIVE_DOCUMENTS
@@ -15,11 +17,19 @@ MATCH_NOTHING = {"bool": {"must_not": [{"match_all": {}}]}}
 RECORDS = LIVE_DOCUMENTS
 
 
-def permission_filter(readable_ids):
-    """Records a caller may read: None when they may read all, else a filter on their ids."""
+def permission_filter(readable_ids, where=None):
+    """Records a caller may read: None when they may read all, else a filter on their ids
+    (as the documents' ``_id`` of the collection's placement ``where``)."""
     if readable_ids is None:
         return None
+    if where is not None:
+        readable_ids = [where.document_id(record_id) for record_id in readable_ids]
     return {"ids": {"values": list(readable_ids)}}
+
+
+def collection_filter(where):
+    """The documents of one collection, in a pooled index (None: its own index)."""
+    return where.collection_filter()
 
 
 def with_filters(body, filters):

@@ -277,14 +277,21 @@ def query_text_problems(text, syntax):
     return regexps, wildcards, bool(_FUZZY.search(rest))
 
 
+# Metadata fields whose values, in a pooled index, are the pool's (its name, namespaced ids,
+# routing keys) rather than the collection's: searching or aggregating them would show them.
+POOL_METADATA_FIELDS = ("_id", "_index", "_routing")
+
+
 class Rules:
     """The rules of one search, called with each finding of the walk."""
 
-    def __init__(self, limits, restricted, hidden):
+    def __init__(self, limits, restricted, hidden, where=None):
         self.limits = limits
         # True when the caller may read only some of the records the search reaches.
         self.restricted = restricted
         self.hidden = list(hidden)
+        # The collection's placement: in a pool, documents' ``_id`` are namespaced.
+        self.pooled = where if where is not None and where.pooled else None
         self.aggregations = 0
         self.clauses = 0
 
@@ -308,7 +315,26 @@ class Rules:
         if self.restricted:
             raise refuse(finding.reason, finding.path)
 
+    def _ids(self, finding):
+        """Users name their own record ids; a pooled index knows them namespaced."""
+        if self.pooled is None:
+            return
+        value = finding.node.get(finding.name)
+        if isinstance(value, list):
+            finding.node[finding.name] = [
+                self.pooled.document_id(v) if isinstance(v, str) else v for v in value
+            ]
+        elif isinstance(value, str):
+            finding.node[finding.name] = self.pooled.document_id(value)
+
     def _field(self, finding):
+        if self.pooled is not None and finding.name in POOL_METADATA_FIELDS:
+            raise refuse(
+                f"field {finding.name!r} is not searchable in this collection: it shares an "
+                "index with others, whose names and ids are the engine's (use 'id' for the "
+                "record id)",
+                finding.path,
+            )
         for private in self.hidden:
             if isinstance(finding.name, str) and reaches(finding.name, private, finding.role):
                 raise refuse(
@@ -468,7 +494,7 @@ def _check_nesting(body, limits):
         pending.extend((item, item_path, depth + 1) for item_path, item in children)
 
 
-def guard_search(body, limits: QueryLimits, restricted: bool, hidden=()) -> dict:
+def guard_search(body, limits: QueryLimits, restricted: bool, hidden=(), where=None) -> dict:
     """Check and cap a user's search body, leaving the plugin's filters to the caller.
 
     ``restricted``: the search reaches records the caller may not read; ``hidden``: fields
@@ -479,18 +505,18 @@ def guard_search(body, limits: QueryLimits, restricted: bool, hidden=()) -> dict
         raise refuse("The search body must be a JSON object", "")
     _check_nesting(body, limits)
     body = copy.deepcopy(body)
-    dsl.walk(body, Rules(limits, restricted, hidden))
+    dsl.walk(body, Rules(limits, restricted, hidden, where))
     body["size"] = _result_window(body, limits)
     body["timeout"] = _timeout(body, limits)
     return body
 
 
-def check_built_search(body, limits: QueryLimits, restricted: bool, hidden=()) -> dict:
+def check_built_search(body, limits: QueryLimits, restricted: bool, hidden=(), where=None) -> dict:
     """The same rules for a body the plugin built from a user's input (a querystring):
     its sizes are the plugin's own, the rest (``q``, filters, sorts) is the user's."""
     _check_nesting(body, limits)
     body = copy.deepcopy(body)
-    dsl.walk(body, Rules(limits, restricted, hidden))
+    dsl.walk(body, Rules(limits, restricted, hidden, where))
     body["timeout"] = limits.timeout
     return body
 

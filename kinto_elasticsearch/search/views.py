@@ -19,12 +19,14 @@ from kinto_elasticsearch.client import (
     EngineUnreachable,
 )
 from kinto_elasticsearch.index.mapping import flatten_field_types
+from kinto_elasticsearch.index.placement import COLLECTION_FIELD, Placement
 from kinto_elasticsearch.search import (
     facets,
     filters,
     hits,
     jsonbody,
     openapi,
+    pooled,
     querystring,
     ranking,
     rules,
@@ -197,17 +199,18 @@ def query_limits(request):
     )
 
 
-def _prepared(body, request, restricted, hidden, built):
+def _prepared(body, request, restricted, hidden, built, where=None):
     """The body to send, without the plugin's filters.
 
     A user's body goes through the rules (refused with a 400 that says where, or capped).
     A ``built`` body, made by the plugin from Kinto's querystring, goes through the same
-    rules, sizes aside: its ``q``, filters and sorts are still the user's.
+    rules, sizes aside: its ``q``, filters and sorts are still the user's. ``where``: the
+    collection's placement (in a pool, the ids the body names are namespaced).
     """
     limits = query_limits(request)
     check = rules.check_built_search if built else rules.guard_search
     try:
-        return check(body, limits, restricted=restricted, hidden=hidden)
+        return check(body, limits, restricted=restricted, hidden=hidden, where=where)
     except rules.QueryRefused as exc:
         refusal = errors.invalid_querystring if built else errors.invalid_body
         raise refusal(exc.message, exc.location) from None
@@ -230,10 +233,18 @@ def run_search(request, body, collection=None, built=False):
     collection = collection or found
     hidden = hidden_fields(request, collection)
     shared_ids = request.context.shared_ids
-    body = _prepared(body, request, shared_ids is not None, hidden, built)
-    body = filters.with_filters(body, [filters.RECORDS, filters.permission_filter(shared_ids)])
     indexer = request.registry.indexer
     try:
+        where = indexer.placement(bucket_id, collection_id, collection)
+        body = _prepared(body, request, shared_ids is not None, hidden, built, where)
+        body = filters.with_filters(
+            body,
+            [
+                filters.RECORDS,
+                filters.permission_filter(shared_ids, where),
+                filters.collection_filter(where),
+            ],
+        )
         with metrics.timed(request.registry, metrics.SEARCH_SECONDS):
             response = indexer.search(
                 bucket_id,
@@ -245,7 +256,7 @@ def run_search(request, body, collection=None, built=False):
         raise _refused(exc) from None
     except EngineUnavailable as exc:
         raise _unavailable(exc) from None
-    return hits.as_records(response)
+    return hits.as_records(pooled.restore(response, indexer.prefix))
 
 
 @collection_search.post(permission=DYNAMIC, **openapi.COLLECTION_SEARCH_POST)
@@ -381,8 +392,11 @@ def get_facets(request):
             described = [f for f in described if f["name"] in wanted]
         # The plugin's own body: only the timeout and the plugin's filters to add.
         body = {**facets.facets_body(described, limit), "timeout": query_limits(request).timeout}
-        readable = filters.permission_filter(request.context.shared_ids)
-        body = filters.with_filters(body, [filters.RECORDS, readable])
+        where = indexer.placement(bucket_id, collection_id, collection)
+        readable = filters.permission_filter(request.context.shared_ids, where)
+        body = filters.with_filters(
+            body, [filters.RECORDS, readable, filters.collection_filter(where)]
+        )
         with metrics.timed(request.registry, metrics.SEARCH_SECONDS):
             response = indexer.search(bucket_id, collection_id, body, ensure_index=ensure)
     except EngineUnavailable as exc:
@@ -419,30 +433,42 @@ def readable_collections(request, bucket_id):
 
 
 def _bucket_filter(request, bucket_id, readable):
-    """``(aliases, filter, {physical index: collection id})`` for the readable collections.
+    """``(indices, filter, {index: collection id})`` for the readable collections.
 
-    The search names the alias of each readable collection that has an index, never a
-    pattern: what it counts (hits, aggregations, ``_shards``) comes from those alone. The
-    filter keeps each collection to the records the caller may read of it.
+    The search names the alias of each readable collection that has an index of its own,
+    and the pools holding the others (a few names, however many collections: a URL
+    listing thousands of aliases would be too long), never a pattern. The filter keeps
+    each collection to the records the caller may read of it, and a pool to the readable
+    collections' documents: what the search counts (hits, aggregations) comes from those
+    alone. Hits of a pool are told apart by their collection (``search/pooled.py``).
     """
     indexer = request.registry.indexer
-    physical = indexer.bucket_indices(bucket_id)
-    aliases, clauses, collections = [], [], {}
+    physical, in_pools = indexer.bucket_indices(bucket_id)
+    names, clauses, collections = set(), [], {}
     for collection_id, shared_ids in sorted(readable.items()):
         alias = indexer.alias(bucket_id, collection_id)
-        if alias not in physical:
+        if alias in in_pools:
+            pool, key = in_pools[alias]
+            names.add(pool)
+            collections[alias] = collection_id
+            clause = {"term": {COLLECTION_FIELD: key}}
+            where = Placement(bucket_id, collection_id, alias, pool)
+        elif alias in physical:
+            names.add(alias)
+            in_collection = []
+            for name in physical[alias]:
+                collections[name] = collection_id
+                in_collection.append({"term": {"_index": name}})
+            clause = {"bool": {"should": in_collection, "minimum_should_match": 1}}
+            where = None
+        else:
             continue
-        aliases.append(alias)
-        in_collection = []
-        for name in physical[alias]:
-            collections[name] = collection_id
-            in_collection.append({"term": {"_index": name}})
-        clause = {"bool": {"should": in_collection, "minimum_should_match": 1}}
         if shared_ids is not None:
-            clause = {"bool": {"filter": [clause, filters.permission_filter(shared_ids)]}}
+            readable_ids = filters.permission_filter(shared_ids, where)
+            clause = {"bool": {"filter": [clause, readable_ids]}}
         clauses.append(clause)
     permission = {"bool": {"should": clauses, "minimum_should_match": 1}}
-    return aliases, permission, collections
+    return sorted(names), permission, collections
 
 
 def _bucket_fields(request, aliases, hidden):
@@ -494,6 +520,7 @@ def run_bucket_search(request, body, readable, built=False):
         raise _refused(exc) from None
     except EngineUnavailable as exc:
         raise _unavailable(exc) from None
+    pooled.restore(response, indexer.prefix)
     for hit in response.get("hits", {}).get("hits", []):
         hit["_collection"] = collections.get(hit.get("_index"))
     return hits.as_records(response)
@@ -510,7 +537,10 @@ def get_bucket_search(request):
     bucket_id = request.matchdict["bucket_id"]
     readable, hidden = _readable_or_forbidden(request, bucket_id)
     indexer = request.registry.indexer
-    aliases = [indexer.alias(bucket_id, collection_id) for collection_id in sorted(readable)]
+    try:
+        aliases, _, _ = _bucket_filter(request, bucket_id, readable)
+    except EngineUnavailable as exc:
+        raise _unavailable(exc) from None
 
     def load_types(refresh):
         # One set of types for every index: where collections disagree, the first wins.

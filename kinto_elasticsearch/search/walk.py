@@ -56,6 +56,7 @@ PATTERN = "pattern"  # a ``regexp``, ``wildcard`` or query-string text (``name``
 EXPANSIONS = "expansions"  # a limit of term expansions (``name``, ``value``)
 BUCKETS = "buckets"  # at least ``value`` buckets (empty ones included)
 STATES = "states"  # ``max_determinized_states`` (``value``)
+IDS = "ids"  # document ids, in ``node[name]`` (a list or one id): ``ids``, pinned, like
 
 
 @dataclass
@@ -654,6 +655,7 @@ class Walk:
             self.emit(CLAUSES, join_path(path, "query"), value=_words(body["query"]) * width)
         if query_type == "ids" and isinstance(body.get("values"), list):
             self.emit(CLAUSES, join_path(path, "values"), value=len(body["values"]))
+            self.emit(IDS, join_path(path, "values"), name="values", node=body)
         self._scan(body, path)
 
     def _compound(self, query_type, body, path, depth):
@@ -670,6 +672,7 @@ class Walk:
                 self._pinned_docs(value, key_path)
             elif key == "ids" and query_type == "pinned" and isinstance(value, list):
                 self.emit(CLAUSES, key_path, value=len(value))
+                self.emit(IDS, key_path, name="ids", node=body)
             else:
                 self._option(key, value, key_path)
         if query_type == "nested":
@@ -680,6 +683,8 @@ class Walk:
             if isinstance(doc, dict) and "_index" in doc:
                 reason = "'_index' is not allowed in pinned documents: it names another index"
                 self.emit(FORBIDDEN, join_path(f"{path}[{i}]", "_index"), reason=reason)
+            if isinstance(doc, dict) and "_id" in doc:
+                self.emit(IDS, join_path(f"{path}[{i}]", "_id"), name="_id", node=doc)
 
     def _function_score(self, body, path, depth):
         for key, value in body.items():
@@ -772,6 +777,7 @@ class Walk:
                     "they read records you may not be able to read"
                 )
                 self.emit(FULL_READ, join_path(item_path, "_id"), reason=reason)
+                self.emit(IDS, join_path(item_path, "_id"), name="_id", node=item)
 
     def _percolate(self, body, path):
         for key in ("index", "id"):

@@ -185,12 +185,13 @@ class CatchUp:
         for name, aliases in indices.items():
             for alias in aliases:
                 by_alias.setdefault(alias, []).append(name)
+        self.indexer.remember_placements(by_alias)
         return by_alias
 
     def _remove_gone(self, aliases, checkpoints, expected, report):
         for alias in sorted(set(aliases) - expected):
             logger.info("Deleting the indices of %s: its collection is gone", alias)
-            self.indexer.delete_indices(sorted(aliases[alias]))
+            self.indexer.drop_alias(alias, sorted(aliases[alias]))
             self.store.delete(alias)
             report.removed.append(alias)
         for alias in sorted(set(checkpoints) - expected - set(aliases)):
@@ -334,8 +335,9 @@ class CatchUp:
         old_mapping, _, old_documents = checkpoint.fingerprint.partition(":")
         if old_documents == documents_part and old_mapping != mapping_part:
             try:
-                self.indexer.update_mapping(bucket_id, collection_id, metadata)
-                return True
+                # A pooled collection's mapping is its pool's: it changes by a rebuild.
+                if self.indexer.update_mapping(bucket_id, collection_id, metadata):
+                    return True
             except EngineRequestError as exc:
                 logger.info("The index of %s cannot take its new mapping (%s): rebuilding",
                             alias, exc)  # fmt: skip

@@ -94,7 +94,10 @@ def on_collection_changed(event):
                 # catch-up rebuilds, seeing the collection's fingerprint change.
                 event.request.registry.catchup.wake()
             elif action == "update" and mapping_changed(old, new):
-                indexer.update_mapping(bucket_id, collection_id, new)
+                if not indexer.update_mapping(bucket_id, collection_id, new):
+                    # A pooled collection taking a mapping of its own moves to an index of
+                    # its own: a rebuild, in the background.
+                    event.request.registry.catchup.wake()
             elif action == "delete":
                 indexer.delete_collection_indices(bucket_id, collection_id)
         except EngineRequestError as exc:

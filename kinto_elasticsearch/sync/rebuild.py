@@ -7,6 +7,16 @@ started is replayed into the new one. "Since it started" has the trap of the cat
 the fill read its page. So the replay re-reads an overlap behind the start, as long as
 any write transaction may last, and versions make the replay safe.
 
+A pooled collection (``index/placement.py``) is rebuilt in place when it stays pooled:
+its pool's mapping and analysis are every tenant's, so a new index would change nothing but
+the placement; its records are sent again at their own version (``same_version``), which
+replaces each document by its new form. It moves to an index of its own (a *promotion*)
+when its metadata asks for one (``index:schema``, ``index:settings``), when it grew past
+``elasticsearch.pool_max_records``, or when asked (``promote``): the fill and swap above,
+the swap taking the alias off the pool, and the collection's documents deleted from the
+pool (routed, by its key) before the replay. Writes meanwhile go to the pool through the
+alias until the swap, and the replay brings them into the new index.
+
 One rebuild per collection at a time, in any number of processes: a rebuild holds a lease
 in the engine (``RebuildLease``), with an expiry so that a crashed rebuild does not block
 the next one for ever, and renewed by a thread of its own while it runs. A rebuild never
@@ -32,6 +42,7 @@ from kinto.core.utils import COMPARISON
 
 from kinto_elasticsearch.client import EngineError, EngineNotFound, EngineRequestError
 from kinto_elasticsearch.index import naming
+from kinto_elasticsearch.index.placement import needs_own_index
 from kinto_elasticsearch.sync.apply import apply_changes, split_changes
 from kinto_elasticsearch.sync.checkpoints import Checkpoint, SyncStore, fingerprint
 from kinto_elasticsearch.sync.pages import iter_record_pages, pipelined
@@ -242,8 +253,11 @@ def reindex_collection(
     progress=None,
     overlap_ms=DEFAULT_OVERLAP_MS,
     registry=None,
+    promote=False,
 ):
-    """Rebuild a collection's index into a new physical index, then swap the alias.
+    """Rebuild a collection's index into a new physical index, then swap the alias (or, for
+    a pooled collection that stays pooled, in place). ``promote``: a pooled collection
+    moves to an index of its own.
 
     Raises :class:`RebuildInProgress` if another rebuild of the collection holds the lease.
     """
@@ -257,7 +271,11 @@ def reindex_collection(
             store,
             indexer.indices(naming.collection_pattern(indexer.prefix, bucket_id, collection_id)),
         )
-        result = _reindex(
+        where = indexer.placement(bucket_id, collection_id, metadata, refresh=True)
+        rebuild = _reindex
+        if where.pooled and not (promote or needs_own_index(metadata)):
+            rebuild = _refill
+        result = rebuild(
             storage, indexer, bucket_id, collection_id, metadata, progress, overlap_ms, lease,
             registry,
         )  # fmt: skip
@@ -272,6 +290,33 @@ def reindex_collection(
             fingerprint=fingerprint(metadata),
         )
         store.save(alias, checkpoint)
+    return result
+
+
+def _refill(
+    storage, indexer, bucket_id, collection_id, metadata, progress, overlap_ms, lease, registry
+):
+    """Send a pooled collection's records again, in place, each at its own version."""
+    parent_id = _records_uri(bucket_id, collection_id)
+    result = ReindexResult(bucket_id, collection_id)
+    result.started = int(time.time() * 1000)
+    result.timestamp = storage.resource_timestamp(resource_name="record", parent_id=parent_id)
+    result.index = indexer.create_index(bucket_id, collection_id, metadata)
+
+    def send(objects):
+        lease.renew()
+        report = apply_changes(
+            indexer, bucket_id, collection_id, objects, metadata, registry=registry,
+            same_version=True,
+        )  # fmt: skip
+        records, _ = split_changes(objects)
+        result.indexed += len(records) - len(report.failed)
+        result.failed.extend(report.failed)
+        result.partial.extend(report.partial)
+        if progress:
+            progress(len(records))
+
+    pipelined(iter_record_pages(storage, "record", parent_id, include_deleted=True), send)
     return result
 
 

@@ -1,0 +1,68 @@
+"""Answers from pooled indices, as a collection of its own would give them.
+
+A pooled document's ``_id`` is ``{bucket}/{collection}/{record}`` and its ``_index`` the
+pool's (``index/placement.py``). Users must see neither another collection's ids nor the
+pool: every hit, wherever it is in a response (hits, inner hits, ``top_hits``), gets back
+the record id as ``_id`` and the collection's alias as ``_index``, loses the routing key
+and the collection field, and explanations name record ids only. Hits of dedicated indices
+are left as they are.
+"""
+
+from kinto_elasticsearch.index import naming
+from kinto_elasticsearch.index.placement import COLLECTION_FIELD, collection_key
+
+# What a hit of a pool says about the pool rather than about the record.
+POOL_HIT_KEYS = ("_routing", "_shard", "_node")
+
+
+def restore(response, prefix):
+    """``response`` with every hit of a pool of ``prefix`` shown as its collection's own
+    (changed in place, and returned)."""
+    stack = [response]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            if _is_pooled_hit(value, prefix):
+                _restore_hit(value, prefix)
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return response
+
+
+def _is_pooled_hit(value, prefix):
+    index, document_id = value.get("_index"), value.get("_id")
+    return (
+        isinstance(index, str)
+        and isinstance(document_id, str)
+        and naming.is_pool(prefix, index)
+        and document_id.count("/") >= 2
+    )
+
+
+def split_document_id(document_id):
+    """``(bucket id, collection id, record id)`` of a pooled document's ``_id``."""
+    bucket_id, collection_id, record_id = document_id.split("/", 2)
+    return bucket_id, collection_id, record_id
+
+
+def _restore_hit(hit, prefix):
+    bucket_id, collection_id, record_id = split_document_id(hit["_id"])
+    hit["_id"] = record_id
+    hit["_index"] = naming.alias_name(prefix, bucket_id, collection_id)
+    for key in POOL_HIT_KEYS:
+        hit.pop(key, None)
+    for part in ("_source", "fields"):
+        if isinstance(hit.get(part), dict):
+            hit[part].pop(COLLECTION_FIELD, None)
+    if isinstance(hit.get("_explanation"), dict):
+        _restore_explanation(hit["_explanation"], collection_key(bucket_id, collection_id))
+
+
+def _restore_explanation(explanation, key):
+    stack = [explanation]
+    while stack:
+        node = stack.pop()
+        if isinstance(node.get("description"), str):
+            node["description"] = node["description"].replace(f"{key}/", "")
+        stack.extend(d for d in node.get("details", []) if isinstance(d, dict))

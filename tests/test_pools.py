@@ -1,0 +1,163 @@
+"""Pooled indices: many collections share a few indices, each answering its own records only."""
+
+import pytest
+
+from kinto_elasticsearch.index import naming, placement
+from kinto_elasticsearch.sync.catchup import CatchUp
+from tests.conftest import auth
+
+POOLS = {"elasticsearch.pools": "3", "elasticsearch.pool_number_of_shards": "2"}
+
+
+@pytest.fixture
+def pooled_app(make_app):
+    return make_app(**POOLS)
+
+
+def _collection(bucket_id, collection_id):
+    return f"/v1/buckets/{bucket_id}/collections/{collection_id}"
+
+
+def _fill(app, headers, bucket_id, collection_ids, records=("r1", "r2")):
+    app.put_json(f"/v1/buckets/{bucket_id}", {}, headers=headers)
+    for collection_id in collection_ids:
+        uri = _collection(bucket_id, collection_id)
+        app.put_json(uri, {}, headers=headers)
+        for record_id in records:
+            app.put_json(
+                f"{uri}/records/{record_id}",
+                {"data": {"title": f"{collection_id} {record_id}", "n": 1}},
+                headers=headers,
+            )
+
+
+def _search(app, headers, bucket_id, collection_id, body=None, status=200):
+    uri = f"{_collection(bucket_id, collection_id)}/search"
+    return app.post_json(uri, body or {}, headers=headers, status=status)
+
+
+def _hits(response):
+    return sorted(
+        (hit["_id"], hit["_source"]["title"], hit["_index"])
+        for hit in response.json["hits"]["hits"]
+    )
+
+
+def _physical_indices(engine, index_prefix):
+    return sorted(engine.call("indices.get_alias", index=f"{index_prefix}.*"))
+
+
+def test_collections_share_the_pools_and_answer_their_own_records_only(
+    pooled_app, alice, engine, index_prefix
+):
+    collections = [f"c{i}" for i in range(12)]
+    _fill(pooled_app, alice, "blog", collections)
+    for collection_id in collections:
+        alias = naming.alias_name(index_prefix, "blog", collection_id)
+        assert _hits(_search(pooled_app, alice, "blog", collection_id)) == [
+            ("r1", f"{collection_id} r1", alias),
+            ("r2", f"{collection_id} r2", alias),
+        ]
+    names = [n for n in _physical_indices(engine, index_prefix) if not n.endswith(".-sync")]
+    assert names and all(naming.is_pool(index_prefix, name) for name in names)
+    assert len(names) <= 3
+
+
+def test_ids_queries_and_record_permissions_name_record_ids(pooled_app, alice):
+    _fill(pooled_app, alice, "blog", ["a", "b"])
+    body = {"query": {"ids": {"values": ["r1"]}}}
+    hits = _hits(_search(pooled_app, alice, "blog", "b", body))
+    assert [(hit[0], hit[1]) for hit in hits] == [("r1", "b r1")]
+    bob = pooled_app.get("/v1/", headers=auth("bob")).json["user"]["id"]
+    pooled_app.patch_json(
+        f"{_collection('blog', 'a')}/records/r2",
+        {"permissions": {"read": [bob]}},
+        headers=alice,
+    )
+    hits = _hits(_search(pooled_app, auth("bob"), "blog", "a"))
+    assert [(hit[0], hit[1]) for hit in hits] == [("r2", "a r2")]
+
+
+def test_the_engine_ids_of_a_pool_cannot_be_searched(pooled_app, alice):
+    _fill(pooled_app, alice, "blog", ["a"])
+    body = {"aggs": {"where": {"terms": {"field": "_index"}}}}
+    response = _search(pooled_app, alice, "blog", "a", body, status=400)
+    assert "_index" in response.json["message"]
+
+
+def test_deleting_a_collection_or_a_bucket_removes_its_documents_only(
+    pooled_app, alice, engine, index_prefix
+):
+    _fill(pooled_app, alice, "blog", ["a", "b", "c"])
+    _fill(pooled_app, alice, "other", ["a"])
+    pooled_app.delete(_collection("blog", "b"), headers=alice)
+    pooled_app.put_json(_collection("blog", "b"), {}, headers=alice)
+    assert _hits(_search(pooled_app, alice, "blog", "b")) == []
+    assert len(_hits(_search(pooled_app, alice, "blog", "a"))) == 2
+    pooled_app.delete("/v1/buckets/blog", headers=alice)
+    assert len(_hits(_search(pooled_app, alice, "other", "a"))) == 2
+    count = engine.call("count", index=naming.pool_pattern(index_prefix))["count"]
+    # other/a: two records; nothing of blog is left in any pool.
+    assert count == 2
+
+
+def test_a_collection_with_a_mapping_of_its_own_gets_its_own_index(
+    pooled_app, alice, engine, index_prefix
+):
+    pooled_app.put_json("/v1/buckets/blog", {}, headers=alice)
+    schema = {"properties": {"title": {"type": "keyword"}}}
+    pooled_app.put_json(_collection("blog", "own"), {"data": {"index:schema": schema}}, headers=alice)
+    alias = naming.alias_name(index_prefix, "blog", "own")
+    assert sorted(engine.call("indices.get_alias", name=alias)) == [f"{alias}.0"]
+
+
+def test_bucket_search_names_the_pools_not_each_collection(pooled_app, alice):
+    from tests.conftest import EngineSpy
+
+    _fill(pooled_app, alice, "blog", [f"c{i}" for i in range(8)])
+    _fill(pooled_app, alice, "other", ["c0"])
+    spy = EngineSpy(pooled_app.app.registry.indexer.engine)
+    response = pooled_app.post_json("/v1/buckets/blog/search", {"size": 100}, headers=alice)
+    hits = sorted((hit["_collection"], hit["_id"]) for hit in response.json["hits"]["hits"])
+    assert hits == sorted((f"c{i}", r) for i in range(8) for r in ("r1", "r2"))
+    (searched,) = [kwargs["index"] for name, kwargs in spy.calls if name == "search"]
+    assert len(searched.split(",")) <= 3
+
+
+def test_kinto_filters_and_paging_in_a_pool(pooled_app, alice):
+    _fill(pooled_app, alice, "blog", ["a", "b"], records=[f"r{i}" for i in range(5)])
+    uri = f"{_collection('blog', 'a')}/search?_sort=title&_limit=2"
+    first = pooled_app.get(uri, headers=alice)
+    assert [hit["_id"] for hit in first.json["hits"]["hits"]] == ["r0", "r1"]
+    assert first.headers["Total-Objects"] == "5"
+    second = pooled_app.get(first.headers["Next-Page"], headers=alice)
+    assert [hit["_id"] for hit in second.json["hits"]["hits"]] == ["r2", "r3"]
+    filtered = pooled_app.get(f"{_collection('blog', 'b')}/search?in_id=r1,r4", headers=alice)
+    assert sorted(hit["_id"] for hit in filtered.json["hits"]["hits"]) == ["r1", "r4"]
+
+
+def test_facets_of_a_pooled_collection_count_its_records_only(pooled_app, alice):
+    _fill(pooled_app, alice, "blog", ["a", "b"])
+    response = pooled_app.get(f"{_collection('blog', 'a')}/search/facets", headers=alice)
+    by_name = {field["name"]: field for field in response.json["fields"]}
+    assert sum(v["count"] for v in by_name["n"]["values"]) == 2
+
+
+def test_placement_is_stable_and_spreads_collections():
+    numbers = [placement.pool_number("b", f"c{i}", 8) for i in range(800)]
+    assert numbers == [placement.pool_number("b", f"c{i}", 8) for i in range(800)]
+    assert min(numbers.count(n) for n in range(8)) > 60
+
+
+def test_the_catch_up_indexes_pooled_collections(make_app, alice, engine, index_prefix):
+    app = make_app(**POOLS)
+    _fill(app, alice, "blog", ["a", "b"])
+    # The pools are lost (an operator deleted them): the catch-up gives both collections
+    # their aliases back and indexes them again from storage.
+    pools = [n for n in _physical_indices(engine, index_prefix) if naming.is_pool(index_prefix, n)]
+    for name in pools:
+        engine.call("indices.delete", index=name)
+    report = CatchUp(app.app.registry, overlap_ms=0).run()
+    assert report.collections == 2
+    assert len(report.created) == 2
+    assert len(_hits(_search(app, alice, "blog", "a"))) == 2
