@@ -224,6 +224,8 @@ def verify(registry, args, out):
         print(f"index {name}: belongs to no collection", file=out)
     for name in indices.detached:
         print(f"index {name}: old generation, no longer in use", file=out)
+    for name in indices.orphan_aliases:
+        print(f"pooled collection {name}: belongs to no collection", file=out)
     if indices.deleted:
         print(f"  repaired: {len(indices.deleted)} index(es) deleted", file=out)
     differs = differs or indices.differs

@@ -116,6 +116,9 @@ class Indexer:
         # alias -> (fetched at, its pool or None): every write needs it, and it changes only
         # when a collection is created, rebuilt or deleted.
         self._placements = {}
+        # Pools this process created or found: creating a collection then costs one
+        # cluster-state update (its alias), not two.
+        self._pools_seen = set()
         self.force_refresh = force_refresh
         self.search_timeout = search_timeout
         # index or alias -> (fetched at, KnownMapping): GET search needs the field types
@@ -247,8 +250,14 @@ class Indexer:
 
     def _create_pooled(self, where):
         """Give a pooled collection its filtered alias on its pool (creating the pool)."""
-        self.ensure_pool(where.pool)
+        if where.pool not in self._pools_seen:
+            self.ensure_pool(where.pool)
+            self._pools_seen.add(where.pool)
         try:
+            self.engine.call("indices.update_aliases", body={"actions": [where.alias_action()]})
+        except EngineNotFound:
+            # The pool went (flushed, or deleted by an operator) since this process saw it.
+            self.ensure_pool(where.pool)
             self.engine.call("indices.update_aliases", body={"actions": [where.alias_action()]})
         except EngineRequestError as exc:
             if exc.error_type != "invalid_alias_name_exception":

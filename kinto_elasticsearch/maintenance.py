@@ -150,10 +150,12 @@ class IndicesReport:
     # Old generations of existing collections, no longer behind the alias.
     detached: list = field(default_factory=list)
     deleted: list = field(default_factory=list)
+    # Aliases (and documents) in pools of collections that no longer exist.
+    orphan_aliases: list = field(default_factory=list)
 
     @property
     def differs(self):
-        return bool(self.orphans or self.detached)
+        return bool(self.orphans or self.detached or self.orphan_aliases)
 
 
 def verify_indices(indexer, expected_aliases, pattern, repair=False, now=None):
@@ -161,9 +163,13 @@ def verify_indices(indexer, expected_aliases, pattern, repair=False, now=None):
     report = IndicesReport()
     now = time.time() if now is None else now
     created = indexer.creation_dates(pattern)
+    # A pool is no collection's index: its collections are its aliases, checked as such.
+    pooled = indexer.pooled_aliases(pattern)
+    gone = {alias: where for alias, where in pooled.items() if alias not in expected_aliases}
+    report.orphan_aliases = sorted(gone)
     for name, aliases in sorted(indexer.indices(pattern).items()):
         if is_internal_index(indexer.prefix, name):
-            continue  # Checkpoints and leases, validation probes: not a collection's.
+            continue  # Pools, checkpoints and leases, validation probes.
         collection_alias = name.rsplit(".", 1)[0]
         if set(aliases) & expected_aliases:
             continue
@@ -174,6 +180,7 @@ def verify_indices(indexer, expected_aliases, pattern, repair=False, now=None):
             report.orphans.append(name)
     if repair:
         report.deleted = indexer.delete_indices(report.orphans + report.detached)
+        indexer.drop_pooled(gone)
     return report
 
 

@@ -48,6 +48,7 @@ DEFAULT_SETTINGS = {
     "elasticsearch.number_of_shards": "",
     "elasticsearch.number_of_replicas": "",
     "elasticsearch.pools": 0,
+    "elasticsearch.pool_max_records": 100000,
     "elasticsearch.pool_number_of_shards": "",
     "elasticsearch.pool_number_of_replicas": "",
 }
@@ -94,6 +95,8 @@ class PluginSettings:
     # Pooled indices that small collections share (0: an index per collection), and the
     # shards and replicas of each (None leaves the engine's default).
     pools: int = 0
+    # A pooled collection holding more documents than this moves to an index of its own.
+    pool_max_records: int = 100000
     pool_number_of_shards: int | None = None
     pool_number_of_replicas: int | None = None
 
@@ -274,6 +277,7 @@ def parse_settings(settings) -> PluginSettings:
         number_of_shards=_optional_whole_number(settings, "elasticsearch.number_of_shards", 1),
         number_of_replicas=_optional_whole_number(settings, "elasticsearch.number_of_replicas", 0),
         pools=_whole_number(settings, "elasticsearch.pools", 0),
+        pool_max_records=_whole_number(settings, "elasticsearch.pool_max_records", 1),
         pool_number_of_shards=_optional_whole_number(
             settings, "elasticsearch.pool_number_of_shards", 1
         ),

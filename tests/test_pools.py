@@ -106,7 +106,9 @@ def test_a_collection_with_a_mapping_of_its_own_gets_its_own_index(
 ):
     pooled_app.put_json("/v1/buckets/blog", {}, headers=alice)
     schema = {"properties": {"title": {"type": "keyword"}}}
-    pooled_app.put_json(_collection("blog", "own"), {"data": {"index:schema": schema}}, headers=alice)
+    pooled_app.put_json(
+        _collection("blog", "own"), {"data": {"index:schema": schema}}, headers=alice
+    )
     alias = naming.alias_name(index_prefix, "blog", "own")
     assert sorted(engine.call("indices.get_alias", name=alias)) == [f"{alias}.0"]
 
@@ -161,3 +163,125 @@ def test_the_catch_up_indexes_pooled_collections(make_app, alice, engine, index_
     assert report.collections == 2
     assert len(report.created) == 2
     assert len(_hits(_search(app, alice, "blog", "a"))) == 2
+
+
+def _pool_documents(engine, index_prefix, key):
+    body = {"query": {"term": {placement.COLLECTION_FIELD: key}}}
+    return engine.call("count", index=naming.pool_pattern(index_prefix), body=body)["count"]
+
+
+def test_a_collection_promoted_while_written_to_loses_no_write(
+    pooled_app, alice, engine, index_prefix
+):
+    import threading
+
+    from kinto_elasticsearch.sync.rebuild import reindex_collection
+
+    _fill(pooled_app, alice, "blog", ["big", "small"], records=[f"r{i}" for i in range(30)])
+    registry = pooled_app.app.registry
+    uri = _collection("blog", "big")
+    written, done = [], threading.Event()
+
+    def write():
+        i = 0
+        while not done.is_set() or i < 20:
+            pooled_app.put_json(f"{uri}/records/w{i}", {"data": {"title": "late"}}, headers=alice)
+            written.append(f"w{i}")
+            i += 1
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        metadata = registry.storage.get(
+            resource_name="collection", parent_id="/buckets/blog", object_id="big"
+        )
+        result = reindex_collection(
+            registry.storage, registry.indexer, "blog", "big", metadata, promote=True
+        )
+    finally:
+        done.set()
+        writer.join()
+    alias = naming.alias_name(index_prefix, "blog", "big")
+    assert sorted(engine.call("indices.get_alias", name=alias)) == [result.index]
+    ids = {hit[0] for hit in _hits(_search(pooled_app, alice, "blog", "big", {"size": 500}))}
+    assert ids == {f"r{i}" for i in range(30)} | set(written)
+    # Its documents left the pool; the other collection's stayed.
+    assert _pool_documents(engine, index_prefix, "blog/big") == 0
+    assert len(_hits(_search(pooled_app, alice, "blog", "small", {"size": 100}))) == 30
+
+
+def test_a_write_with_an_outdated_placement_lands_where_the_collection_lives(
+    make_app, alice, engine, index_prefix
+):
+    from kinto_elasticsearch.sync.rebuild import reindex_collection
+
+    promoter, writer = make_app(**POOLS), make_app(**POOLS)
+    # Two processes: the writer has seen the collection pooled, the promoter moves it.
+    for app in (promoter, writer):
+        app.app.registry.storage = promoter.app.registry.storage
+        app.app.registry.permission = promoter.app.registry.permission
+    _fill(writer, alice, "blog", ["c"])
+    registry = promoter.app.registry
+    metadata = registry.storage.get(
+        resource_name="collection", parent_id="/buckets/blog", object_id="c"
+    )
+    reindex_collection(registry.storage, registry.indexer, "blog", "c", metadata, promote=True)
+    writer.put_json(
+        f"{_collection('blog', 'c')}/records/r3", {"data": {"title": "c r3"}}, headers=alice
+    )
+    hits = _hits(_search(promoter, alice, "blog", "c"))
+    assert [hit[0] for hit in hits] == ["r1", "r2", "r3"]
+
+
+def test_a_pooled_collection_past_the_size_limit_is_promoted_by_the_catch_up(
+    make_app, alice, engine, index_prefix
+):
+    app = make_app(**POOLS, **{"elasticsearch.pool_max_records": "3"})
+    _fill(app, alice, "blog", ["big", "small"], records=["r1", "r2", "r3", "r4"])
+    _fill(app, alice, "blog", ["tiny"], records=["r1"])
+    report = CatchUp(app.app.registry, overlap_ms=0).run()
+    big, small = (naming.alias_name(index_prefix, "blog", c) for c in ("big", "small"))
+    assert sorted(report.rebuilt) == sorted([big, small])
+    for collection_id in ("big", "small", "tiny"):
+        where = app.app.registry.indexer.placement("blog", collection_id, refresh=True)
+        assert where.pooled == (collection_id == "tiny")
+    assert len(_hits(_search(app, alice, "blog", "big"))) == 4
+
+
+def test_verify_finds_and_repairs_a_pooled_collection(pooled_app, alice, engine, index_prefix):
+    from kinto_elasticsearch import maintenance
+
+    _fill(pooled_app, alice, "blog", ["a", "b"], records=["r1", "r2", "r3"])
+    registry = pooled_app.app.registry
+    indexer = registry.indexer
+    metadata = registry.storage.get(
+        resource_name="collection", parent_id="/buckets/blog", object_id="a"
+    )
+    # The pools as a lossy past could have left them: r2 of a missing, a ghost record.
+    for name in _physical_indices(engine, index_prefix):
+        if naming.is_pool(index_prefix, name):
+            engine.call("indices.delete", index=name)
+    for collection_id in ("a", "b"):
+        indexer.create_index("blog", collection_id, metadata)
+    stored = {
+        r["id"]: r
+        for r in pooled_app.get(f"{_collection('blog', 'a')}/records", headers=alice).json["data"]
+    }
+    ghost = {"id": "ghost", "last_modified": 1}
+    indexer.write("blog", "a", records=[stored["r1"], stored["r3"], ghost])
+    check = maintenance.verify_collection(
+        registry.storage, indexer, "blog", "a", metadata, repair=True
+    )
+    assert (check.records, check.missing.examples, check.extra.examples) == (3, ["r2"], ["ghost"])
+    again = maintenance.verify_collection(registry.storage, indexer, "blog", "a", metadata)
+    assert not again.differs and again.documents == 3
+    # A pooled alias whose collection is gone is an orphan; the pool itself never is.
+    registry.storage.delete(resource_name="collection", parent_id="/buckets/blog", object_id="b")
+    expected = {naming.alias_name(index_prefix, "blog", "a")}
+    found = maintenance.verify_indices(
+        indexer, expected, naming.prefix_pattern(index_prefix), repair=True
+    )
+    assert found.orphans == []
+    assert found.orphan_aliases == [naming.alias_name(index_prefix, "blog", "b")]
+    assert not indexer.alias_exists("blog", "b")
+    assert len(_hits(_search(pooled_app, alice, "blog", "a"))) == 3

@@ -65,10 +65,5 @@ def pool_pattern(prefix):
     return f"{prefix}.-pool-*"
 
 
-def is_internal(prefix, name):
-    """Whether ``name`` is one of the plugin's own indices (pools, sync, probes)."""
-    return name.startswith(f"{prefix}.-")
-
-
 def is_pool(prefix, name):
     return name.startswith(f"{prefix}.-pool-")

@@ -285,6 +285,22 @@ class CatchUp:
         progress.timestamp = max(progress.timestamp, started - self.overlap_ms)
         progress.seen = max(progress.seen, timestamp or 0)
         self.store.save(alias, progress)
+        if objects > self.settings.pool_max_records:
+            self._promote_if_pooled(bucket_id, collection_id, metadata, objects, report)
+
+    def _promote_if_pooled(self, bucket_id, collection_id, metadata, objects, report):
+        """A pooled collection that outgrew ``pool_max_records`` gets an index of its own:
+        its documents would make its pool's shard large, and its searches slow others'."""
+        if not self.indexer.placement(bucket_id, collection_id, metadata).pooled:
+            return
+        logger.info(
+            "/buckets/%s/collections/%s holds %s documents, more than a pooled collection "
+            "may: moving it to an index of its own",
+            bucket_id,
+            collection_id,
+            objects,
+        )
+        self._rebuild(bucket_id, collection_id, metadata, report, promote=True)
 
     def _compare(self, bucket_id, collection_id, metadata, report):
         from kinto_elasticsearch.maintenance import verify_collection
@@ -345,7 +361,7 @@ class CatchUp:
             return True
         return self._rebuild(bucket_id, collection_id, metadata, report)
 
-    def _rebuild(self, bucket_id, collection_id, metadata, report):
+    def _rebuild(self, bucket_id, collection_id, metadata, report, promote=False):
         alias = self.indexer.alias(bucket_id, collection_id)
         try:
             result = reindex_collection(
@@ -356,6 +372,7 @@ class CatchUp:
                 metadata,
                 overlap_ms=self.overlap_ms,
                 registry=self.registry,
+                promote=promote,
             )
         except RebuildInProgress as exc:
             logger.info("Not rebuilding %s: %s", alias, exc)
