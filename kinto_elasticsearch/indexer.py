@@ -88,6 +88,15 @@ def _reduce(document, record, metadata, known, reason, attempt):
     return candidate
 
 
+def _without_new_fields(document, known):
+    """``document`` less the fields it would add to the mapping (listed as left out)."""
+    added = documents.new_fields(document, known)
+    # A string's keyword sub-field goes with the string.
+    paths = [p for p in added if added.get(p.rpartition(".")[0]) != "text"]
+    paths = [p for p in paths if not any(p.startswith(f"{q}.") for q in paths)]
+    return documents.reduced(document, paths) if paths else document
+
+
 def _is_missing_alias(item):
     error = item.get("error")
     return isinstance(error, dict) and error.get("type") == "index_not_found_exception"
@@ -136,14 +145,21 @@ class Indexer:
         collection has an index, else where :func:`placement.choose` would create it."""
         alias = self.alias(bucket_id, collection_id)
         cached = self._placements.get(alias)
-        if cached and not refresh and time.monotonic() - cached[0] < max_age:
-            return placement.Placement(bucket_id, collection_id, alias, cached[1])
+        if not cached or refresh or time.monotonic() - cached[0] >= max_age:
+            if not self._look_up(alias):
+                return self._chosen(bucket_id, collection_id, metadata)
+            cached = self._placements[alias]
+        return placement.Placement(bucket_id, collection_id, alias, cached[1])
+
+    def _look_up(self, alias):
+        """Read where ``alias`` points into the cache; False if it does not exist."""
         try:
             found = self.engine.call("indices.get_alias", name=alias)
         except EngineNotFound:
-            return self._chosen(bucket_id, collection_id, metadata)
+            self._placements.pop(alias, None)
+            return False
         self.remember_placements({alias: sorted(found)})
-        return placement.Placement(bucket_id, collection_id, alias, self._placements[alias][1])
+        return True
 
     def remember_placements(self, by_alias):
         """Note where collections live from ``{alias: [physical indices]}`` read anyway (a
@@ -266,6 +282,7 @@ class Indexer:
             self.delete_indices([where.alias])
             self.engine.call("indices.update_aliases", body={"actions": [where.alias_action()]})
         self._forget(where.alias)
+        self.remember_placements({where.alias: [where.pool]})
         return where.pool
 
     def create_physical_index(self, bucket_id, collection_id, metadata, name=None):
@@ -401,11 +418,12 @@ class Indexer:
     def delete_collection_indices(self, bucket_id, collection_id):
         """Delete a collection's indices, or its documents and alias in its pool."""
         alias = self.alias(bucket_id, collection_id)
-        where = self.placement(bucket_id, collection_id, refresh=True)
+        if self._look_up(alias):
+            where = self.placement(bucket_id, collection_id)
+            if where.pooled:
+                self._remove_aliases([(where.pool, alias)])
+                self.delete_pooled_documents(where)
         self._forget(alias)
-        if where.pooled:
-            self._remove_aliases([(where.pool, alias)])
-            self.delete_pooled_documents(where)
         pattern = naming.collection_pattern(self.prefix, bucket_id, collection_id)
         return self.delete_indices(sorted(self.indices(pattern)))
 
@@ -662,7 +680,10 @@ class Indexer:
         Returns ``(action, record or tombstone)`` for what found no index.
         """
         by_id = {record["id"]: record for record in records}
-        known, docs = self._documents(index, records, metadata)
+        # The collections of a pool share its mapping: one cached copy for all of them.
+        pooled = where is not None and where.pooled
+        mapping_of = where.pool if pooled else index
+        known, docs = self._documents(mapping_of, records, metadata, pooled)
         operations = [("index", d.id, d.version, d) for d in docs]
         operations += [("delete", t["id"], t["last_modified"], _tombstone(t)) for t in tombstones]
         send = dict(
@@ -673,7 +694,7 @@ class Indexer:
         for attempt in range(1, MAX_ROUNDS + 1):
             if not refused:
                 break
-            if any(documents.is_field_limit(reason) for _, reason in refused):
+            if any(documents.is_field_limit(reason) for _, reason in refused) and not pooled:
                 self._close(index, "", known)
             if attempt == 1 or any(documents.is_field_limit(reason) for _, reason in refused):
                 known, _ = self.known_mapping(index, refresh=True)
@@ -711,10 +732,16 @@ class Indexer:
             (op[0], by_id[op[1]] if op[0] == "index" else by_tombstone[op[1]]) for op in missing
         ]
 
-    def _documents(self, index, records, metadata):
+    def _documents(self, index, records, metadata, pooled=False):
         """``(known mapping, documents)`` for ``records``, keeping the mapping within its
         field limit: near it, the object bringing the most new fields stops mapping them
-        (``dynamic: false``: they stay in ``_source``, listed as left out)."""
+        (``dynamic: false``: they stay in ``_source``, listed as left out).
+
+        A pool's mapping is every tenant's: closing one of its objects would stop the
+        fields of collections that did nothing. There, the documents that would bring the
+        mapping past its budget leave their new fields out instead; their collection is
+        then indexed in part, and moves to an index of its own (``catchup``).
+        """
         if not records:
             return None, []
         known, fresh = self.known_mapping(index)
@@ -730,6 +757,9 @@ class Indexer:
         if not fresh and (added or any(documents.untyped(doc, known) for doc in docs)):
             known, fresh = self.known_mapping(index, refresh=True)
             docs, added = build()
+        if pooled and added and len(known.types) + len(added) > FIELD_BUDGET:
+            docs = [_without_new_fields(doc, known) for doc in docs]
+            added = {}
         for _ in range(4):
             if not added or len(known.types) + len(added) <= FIELD_BUDGET:
                 break
@@ -879,13 +909,20 @@ class Indexer:
     def count_live(self, bucket_id, collection_id, up_to):
         """The records (not tombstones) the index holds at a version up to ``up_to``, as
         of a refresh made now."""
-        alias = self.alias(bucket_id, collection_id)
+        where = self.placement(bucket_id, collection_id)
+        alias = where.alias
         self.engine.call("indices.refresh", index=alias)
-        query = {
-            "bool": {"filter": [LIVE_DOCUMENTS, {"range": {"last_modified": {"lte": up_to}}}]}
-        }
+        wanted = [LIVE_DOCUMENTS, {"range": {"last_modified": {"lte": up_to}}}]
+        query = {"bool": {"filter": [*wanted, *filter(None, [where.collection_filter()])]}}
         body = {"query": query, "size": 0, "track_total_hits": True}
         return self.engine.call("search", index=alias, body=body)["hits"]["total"]["value"]
+
+    def partly_indexed(self, bucket_id, collection_id):
+        """Whether some record of the collection is indexed without some of its fields."""
+        where = self.placement(bucket_id, collection_id)
+        wanted = [LIVE_DOCUMENTS, {"exists": {"field": UNINDEXED}}, where.collection_filter()]
+        body = {"query": {"bool": {"filter": [f for f in wanted if f is not None]}}}
+        return self.engine.call("count", index=where.alias, body=body)["count"] > 0
 
     def iter_documents(self, bucket_id, collection_id, page_size=1000):
         """Pages of ``{id: indexed version}`` over the records of the index, in id order."""

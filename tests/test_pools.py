@@ -285,3 +285,94 @@ def test_verify_finds_and_repairs_a_pooled_collection(pooled_app, alice, engine,
     assert found.orphan_aliases == [naming.alias_name(index_prefix, "blog", "b")]
     assert not indexer.alias_exists("blog", "b")
     assert len(_hits(_search(pooled_app, alice, "blog", "a"))) == 3
+
+
+def test_a_type_conflict_between_tenants_stays_with_the_tenant_that_has_it(
+    make_app, alice, engine, index_prefix
+):
+    app = make_app(**{"elasticsearch.pools": "1"})
+    app.put_json("/v1/buckets/blog", {}, headers=alice)
+    for collection_id, price in (("numbers", 5), ("words", "cheap")):
+        app.put_json(_collection("blog", collection_id), {}, headers=alice)
+        app.put_json(
+            f"{_collection('blog', collection_id)}/records/r1",
+            {"data": {"price": price}},
+            headers=alice,
+        )
+    # In the pool, "price" is a number (the first tenant's): the second tenant's record is
+    # indexed without it, until the catch-up gives that collection an index of its own.
+    left_out = {"query": {"term": {"_unindexed": "price"}}}
+    assert len(_search(app, alice, "blog", "words", left_out).json["hits"]["hits"]) == 1
+    body = {"query": {"term": {"price": "cheap"}}}
+    report = CatchUp(app.app.registry, overlap_ms=0).run()
+    assert report.rebuilt == [naming.alias_name(index_prefix, "blog", "words")]
+    assert len(_search(app, alice, "blog", "words", body).json["hits"]["hits"]) == 1
+    numbers = {"query": {"range": {"price": {"gte": 5}}}}
+    assert len(_search(app, alice, "blog", "numbers", numbers).json["hits"]["hits"]) == 1
+    assert app.app.registry.indexer.placement("blog", "numbers").pooled
+
+
+def test_one_tenant_cannot_exhaust_the_fields_of_its_pool(
+    make_app, alice, engine, index_prefix, monkeypatch
+):
+    from kinto_elasticsearch import indexer
+
+    monkeypatch.setattr(indexer, "FIELD_BUDGET", 40)
+    app = make_app(**{"elasticsearch.pools": "1"})
+    app.put_json("/v1/buckets/blog", {}, headers=alice)
+
+    def write(collection_id, data):
+        app.put_json(_collection("blog", collection_id), {}, headers=alice)
+        uri = f"{_collection('blog', collection_id)}/records/r1"
+        app.put_json(uri, {"data": data}, headers=alice)
+
+    write("first", {f"a{i}": i for i in range(20)})
+    # Thirty more fields would take the pool past its budget: this tenant's are left out,
+    # and the pool stays open to the others.
+    write("wide", {f"f{i}": i for i in range(30)})
+    write("later", {"colour": "red"})
+    body = {"query": {"term": {"colour": "red"}}}
+    assert len(_search(app, alice, "blog", "later", body).json["hits"]["hits"]) == 1
+    left_out = {"query": {"term": {"_unindexed": "f29"}}}
+    assert len(_search(app, alice, "blog", "wide", left_out).json["hits"]["hits"]) == 1
+    CatchUp(app.app.registry, overlap_ms=0).run()
+    assert not app.app.registry.indexer.placement("blog", "wide").pooled
+    body = {"query": {"term": {"f29": 29}}}
+    assert len(_search(app, alice, "blog", "wide", body).json["hits"]["hits"]) == 1
+    assert app.app.registry.indexer.placement("blog", "first").pooled
+
+
+THOUSAND = 1000
+
+
+def test_a_thousand_collections_use_a_few_shards_and_answer_their_own_records(
+    make_app, alice, engine, index_prefix
+):
+    """A thousand collections written to storage (as a Kinto that ran without the plugin
+    would hold them), indexed by one catch-up pass, two records each with the same ids in
+    every collection; then each one searched on its own, through the plugin."""
+    app = make_app(**{"elasticsearch.pools": "4", "elasticsearch.pool_number_of_shards": "2"})
+    app.put_json("/v1/buckets/many", {}, headers=alice)
+    storage = app.app.registry.storage
+    ids = [f"c{i:04}" for i in range(THOUSAND)]
+    for collection_id in ids:
+        storage.create(
+            resource_name="collection", parent_id="/buckets/many", obj={"id": collection_id}
+        )
+        for record_id in ("r1", "r2"):
+            storage.create(
+                resource_name="record",
+                parent_id=f"/buckets/many/collections/{collection_id}",
+                obj={"id": record_id, "title": f"{collection_id} {record_id}"},
+            )
+    report = CatchUp(app.app.registry, overlap_ms=0).run()
+    assert len(report.created) == THOUSAND
+    shards = engine.call("cat.shards", index=f"{index_prefix}.*", format="json")
+    primaries = [s for s in shards if s["prirep"] == "p" and not s["index"].endswith(".-sync")]
+    assert len(primaries) <= 8
+    for collection_id in ids:
+        hits = _hits(_search(app, alice, "many", collection_id))
+        assert [(h[0], h[1]) for h in hits] == [
+            ("r1", f"{collection_id} r1"),
+            ("r2", f"{collection_id} r2"),
+        ], collection_id

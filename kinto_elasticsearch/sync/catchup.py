@@ -178,8 +178,7 @@ class CatchUp:
         except Exception:  # A read-only storage cannot give an empty collection one.
             return 0
 
-    @staticmethod
-    def _aliases(indices):
+    def _aliases(self, indices):
         """``{alias: [physical indices]}`` for the collections' aliases of the prefix."""
         by_alias = {}
         for name, aliases in indices.items():
@@ -285,20 +284,26 @@ class CatchUp:
         progress.timestamp = max(progress.timestamp, started - self.overlap_ms)
         progress.seen = max(progress.seen, timestamp or 0)
         self.store.save(alias, progress)
-        if objects > self.settings.pool_max_records:
-            self._promote_if_pooled(bucket_id, collection_id, metadata, objects, report)
+        if self.indexer.placement(bucket_id, collection_id, metadata).pooled:
+            self._promote_if_misfit(bucket_id, collection_id, metadata, objects, report)
 
-    def _promote_if_pooled(self, bucket_id, collection_id, metadata, objects, report):
-        """A pooled collection that outgrew ``pool_max_records`` gets an index of its own:
-        its documents would make its pool's shard large, and its searches slow others'."""
-        if not self.indexer.placement(bucket_id, collection_id, metadata).pooled:
+    def _promote_if_misfit(self, bucket_id, collection_id, metadata, objects, report):
+        """A pooled collection gets an index of its own when it outgrew
+        ``pool_max_records`` (its documents would make its pool's shard large, and its
+        searches slow others'), or when its pool cannot take its records whole (a field
+        typed otherwise by another tenant, or the pool's field budget reached): there its
+        fields and their types are its own."""
+        if objects > self.settings.pool_max_records:
+            reason = f"holds {objects} documents, more than a pooled collection may"
+        elif self.indexer.partly_indexed(bucket_id, collection_id):
+            reason = "has records its pool indexes only in part"
+        else:
             return
         logger.info(
-            "/buckets/%s/collections/%s holds %s documents, more than a pooled collection "
-            "may: moving it to an index of its own",
+            "/buckets/%s/collections/%s %s: moving it to an index of its own",
             bucket_id,
             collection_id,
-            objects,
+            reason,
         )
         self._rebuild(bucket_id, collection_id, metadata, report, promote=True)
 
