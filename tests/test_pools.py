@@ -342,6 +342,30 @@ def test_one_tenant_cannot_exhaust_the_fields_of_its_pool(
     assert app.app.registry.indexer.placement("blog", "first").pooled
 
 
+def test_private_and_excluded_fields_in_a_pool(pooled_app, alice):
+    reader = auth("reader")
+    reader_id = pooled_app.get("/v1/", headers=reader).json["user"]["id"]
+    pooled_app.put_json("/v1/buckets/hr", {}, headers=alice)
+    metadata = {"index:private_fields": ["salary"], "index:exclude_fields": ["notes"]}
+    pooled_app.put_json(
+        _collection("hr", "staff"),
+        {"data": metadata, "permissions": {"read": [reader_id]}},
+        headers=alice,
+    )
+    assert pooled_app.app.registry.indexer.placement("hr", "staff").pooled
+    person = {"name": "ann", "salary": 5000, "notes": "secret words"}
+    pooled_app.put_json(
+        f"{_collection('hr', 'staff')}/records/p1", {"data": person}, headers=alice
+    )
+    (hit,) = _search(pooled_app, reader, "hr", "staff").json["hits"]["hits"]
+    assert set(hit["_source"]) == {"id", "name", "last_modified"}
+    body = {"query": {"range": {"salary": {"gte": 1}}}}
+    _search(pooled_app, reader, "hr", "staff", body, status=400)
+    assert len(_search(pooled_app, alice, "hr", "staff", body).json["hits"]["hits"]) == 1
+    words = {"query": {"match": {"notes": "secret"}}}
+    assert _search(pooled_app, alice, "hr", "staff", words).json["hits"]["hits"] == []
+
+
 THOUSAND = 1000
 
 
