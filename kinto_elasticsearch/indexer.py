@@ -227,6 +227,10 @@ class Indexer:
         alias = self.alias(bucket_id, collection_id)
         where = self._chosen(bucket_id, collection_id, metadata)
         if where.pooled:
+            # A collection that has an index stays where it is: another pool (``pools``
+            # changed since) would give its alias two indices, and writes nowhere to go.
+            if not replace and self._look_up(alias):
+                return self.placement(bucket_id, collection_id).pool or alias
             return self._create_pooled(where)
         # The first generation has a fixed name so that concurrent creators converge on
         # one index instead of attaching the alias to several.
@@ -495,6 +499,8 @@ class Indexer:
 
     def flush(self):
         """Delete every index of this plugin's prefix."""
+        self._placements.clear()
+        self._pools_seen.clear()
         return self.delete_indices(sorted(self.indices(naming.prefix_pattern(self.prefix))))
 
     def alias_exists(self, bucket_id, collection_id):

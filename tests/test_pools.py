@@ -366,6 +366,25 @@ def test_private_and_excluded_fields_in_a_pool(pooled_app, alice):
     assert _search(pooled_app, alice, "hr", "staff", words).json["hits"]["hits"] == []
 
 
+def test_changing_the_number_of_pools_moves_no_collection(make_app, alice, engine, index_prefix):
+    before = make_app(**POOLS)
+    _fill(before, alice, "blog", [f"c{i}" for i in range(6)])
+    where = {c: before.app.registry.indexer.placement("blog", c).pool for c in ("c0", "c5")}
+    after = make_app(**{"elasticsearch.pools": "7"})
+    after.app.registry.storage = before.app.registry.storage
+    after.app.registry.permission = before.app.registry.permission
+    for collection_id in ("c0", "c5"):
+        uri = f"{_collection('blog', collection_id)}/records/r3"
+        after.put_json(uri, {"data": {"title": "more"}}, headers=alice)
+        assert len(_hits(_search(after, alice, "blog", collection_id))) == 3
+        aliases = engine.call(
+            "indices.get_alias", name=naming.alias_name(index_prefix, "blog", collection_id)
+        )
+        assert sorted(aliases) == [where[collection_id]]
+    report = CatchUp(after.app.registry, overlap_ms=0).run()
+    assert report.rebuilt == [] and report.created == []
+
+
 THOUSAND = 1000
 
 

@@ -301,7 +301,10 @@ def _refill(
     result = ReindexResult(bucket_id, collection_id)
     result.started = int(time.time() * 1000)
     result.timestamp = storage.resource_timestamp(resource_name="record", parent_id=parent_id)
-    result.index = indexer.create_index(bucket_id, collection_id, metadata)
+    where = indexer.placement(bucket_id, collection_id, metadata)
+    result.index = (
+        where.pool if where.pooled else indexer.create_index(bucket_id, collection_id, metadata)
+    )
 
     def send(objects):
         lease.renew()
