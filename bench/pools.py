@@ -101,6 +101,14 @@ def run(config):
             for n in (1, 2):
                 b.client.request("PUT", f"{path}/records/r{n}", {"data": {"title": f"small {n}"}})
         body = {"query": {"match": {"title": "small"}}}
+        # Records reach the index shortly after their write (the sender): wait for them.
+        for name in searches:
+            path = f"/v1/buckets/{BUCKET}/collections/small{name}/search"
+            deadline = time.monotonic() + 60
+            while len(b.client.request("POST", path, body)[1]["hits"]["hits"]) < 2:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the records of small{name} were never indexed")
+                time.sleep(0.2)
         for _ in range(config["rounds"]):
             for name in ("dedicated", "pooled"):
                 path = f"/v1/buckets/{BUCKET}/collections/small{name}/search"
