@@ -383,9 +383,11 @@ class Indexer:
     def pooled_aliases(self, alias_pattern=None, lane=WRITE):
         """``{alias: (pool, collection key)}`` for the pooled collections (whose alias
         matches ``alias_pattern``, when given)."""
+        # The engine filters the aliases: a bucket's are a few among tens of thousands.
+        named = {"name": alias_pattern} if alias_pattern else {}
         try:
             found = self.engine.call(
-                "indices.get_alias", index=naming.pool_pattern(self.prefix), lane=lane
+                "indices.get_alias", index=naming.pool_pattern(self.prefix), lane=lane, **named
             )
         except EngineNotFound:
             return {}
@@ -448,7 +450,7 @@ class Indexer:
         dedicated = [name for name in indices if not naming.is_pool(self.prefix, name)]
         if len(dedicated) < len(indices):
             self._forget(alias)
-            pooled = self.pooled_aliases()
+            pooled = self.pooled_aliases(alias)
             self.drop_pooled({alias: pooled[alias]} if alias in pooled else {})
         return self.delete_indices(sorted(dedicated))
 

@@ -419,3 +419,16 @@ def test_a_thousand_collections_use_a_few_shards_and_answer_their_own_records(
             ("r1", f"{collection_id} r1"),
             ("r2", f"{collection_id} r2"),
         ], collection_id
+
+
+def test_the_catch_up_removes_a_pooled_collection_deleted_behind_its_back(
+    pooled_app, alice, engine, index_prefix
+):
+    _fill(pooled_app, alice, "blog", ["gone", "kept"])
+    storage = pooled_app.app.registry.storage
+    storage.delete(resource_name="collection", parent_id="/buckets/blog", object_id="gone")
+    report = CatchUp(pooled_app.app.registry, overlap_ms=0).run()
+    assert report.removed == [naming.alias_name(index_prefix, "blog", "gone")]
+    assert not pooled_app.app.registry.indexer.alias_exists("blog", "gone")
+    assert _pool_documents(engine, index_prefix, "blog/gone") == 0
+    assert len(_hits(_search(pooled_app, alice, "blog", "kept"))) == 2
