@@ -22,7 +22,7 @@ from tests.postgres import PostgresServer
 from tests.servers import start_engine
 
 BUCKET = "pools"
-SECTION = "## 7. Ten thousand collections: pooled indices"
+SECTION = "## 9. Ten thousand collections: pooled indices"
 FULL = {"collections": 10_000, "rounds": 3, "creates": 30, "searches": 60}
 QUICK = {"collections": 1000, "rounds": 2, "creates": 10, "searches": 20}
 POOLS = 16
