@@ -140,9 +140,13 @@ def test_kinto_filters_and_paging_in_a_pool(pooled_app, alice):
 
 def test_facets_of_a_pooled_collection_count_its_records_only(pooled_app, alice):
     _fill(pooled_app, alice, "blog", ["a", "b"])
+    uri = f"{_collection('blog', 'b')}/records/r9"
+    pooled_app.put_json(uri, {"data": {"only_in_b": "x"}}, headers=alice)
     response = pooled_app.get(f"{_collection('blog', 'a')}/search/facets", headers=alice)
     by_name = {field["name"]: field for field in response.json["fields"]}
     assert sum(v["count"] for v in by_name["n"]["values"]) == 2
+    # The pool maps another collection's field: not this collection's facet.
+    assert "only_in_b" not in by_name
 
 
 def test_placement_is_stable_and_spreads_collections():
