@@ -483,7 +483,7 @@ class Indexer:
     def delete_pooled_documents(self, where):
         """Delete every document of a pooled collection from its pool (and no other's):
         routed to the collection's shard, filtered by its key."""
-        self._delete_by_query(where.pool, where.collection_filter(), routing=where.key)
+        self._delete_by_query(where.pool, where.collection_term(), routing=where.key)
 
     def _delete_by_query(self, pool, query, routing=None):
         params = {"routing": routing} if routing else {}
@@ -901,10 +901,11 @@ class Indexer:
         if not ids:
             return []
         where = self.placement(bucket_id, collection_id)
-        query = {"ids": {"values": [where.document_id(i) for i in ids]}}
+        values = where.document_ids(ids)
+        query = {"ids": {"values": values}}
         wanted = [query, where.collection_filter(), None if tombstones else LIVE_DOCUMENTS]
         query = {"bool": {"filter": [f for f in wanted if f is not None]}}
-        body = {"query": query, "size": len(ids), "_source": [UNINDEXED], "version": True}
+        body = {"query": query, "size": len(values), "_source": [UNINDEXED], "version": True}
         hits = self.engine.call("search", index=where.alias, body=body)
         return [
             (

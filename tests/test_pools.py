@@ -436,3 +436,29 @@ def test_the_catch_up_removes_a_pooled_collection_deleted_behind_its_back(
     assert not pooled_app.app.registry.indexer.alias_exists("blog", "gone")
     assert _pool_documents(engine, index_prefix, "blog/gone") == 0
     assert len(_hits(_search(pooled_app, alice, "blog", "kept"))) == 2
+
+
+def test_a_process_that_has_not_seen_a_promotion_still_searches_the_collection(
+    make_app, alice, index_prefix
+):
+    from kinto_elasticsearch.sync.rebuild import reindex_collection
+
+    promoter, reader = make_app(**POOLS), make_app(**POOLS)
+    for app in (promoter, reader):
+        app.app.registry.storage = promoter.app.registry.storage
+        app.app.registry.permission = promoter.app.registry.permission
+    _fill(reader, alice, "blog", ["c"])
+    bob = reader.get("/v1/", headers=auth("bob")).json["user"]["id"]
+    uri = f"{_collection('blog', 'c')}/records/r2"
+    reader.patch_json(uri, {"permissions": {"read": [bob]}}, headers=alice)
+    assert reader.app.registry.indexer.placement("blog", "c").pooled  # Cached, pooled.
+    registry = promoter.app.registry
+    metadata = registry.storage.get(
+        resource_name="collection", parent_id="/buckets/blog", object_id="c"
+    )
+    reindex_collection(registry.storage, registry.indexer, "blog", "c", metadata, promote=True)
+    assert reader.app.registry.indexer.placement("blog", "c").pooled  # Still, for a while.
+    assert [h[0] for h in _hits(_search(reader, alice, "blog", "c"))] == ["r1", "r2"]
+    ids = {"query": {"ids": {"values": ["r1"]}}}
+    assert [h[0] for h in _hits(_search(reader, alice, "blog", "c", ids))] == ["r1"]
+    assert [h[0] for h in _hits(_search(reader, auth("bob"), "blog", "c"))] == ["r2"]

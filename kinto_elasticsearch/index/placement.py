@@ -65,6 +65,17 @@ class Placement:
         """The ``_id`` of a record's document."""
         return f"{self.key}/{record_id}" if self.pooled else record_id
 
+    def document_ids(self, record_ids):
+        """The ``_id`` values to look records up by: a pooled collection's namespaced ones,
+        and the plain ones too, which only its own index would hold: a process that has
+        not yet seen the collection promoted (its placement is cached) still finds its
+        records. In the pool, plain ids match nothing (the alias's filter keeps any
+        document outside the collection out, and no pooled document has one)."""
+        record_ids = list(record_ids)
+        if not self.pooled:
+            return record_ids
+        return [self.document_id(record_id) for record_id in record_ids] + record_ids
+
     def record_id(self, document_id):
         """The record id of a document's ``_id`` (the inverse of :meth:`document_id`)."""
         if self.pooled and document_id.startswith(f"{self.key}/"):
@@ -86,10 +97,31 @@ class Placement:
             return index == self.pool
         return not naming.is_pool(self.alias.split(".", 1)[0], index)
 
+    def collection_term(self):
+        """Exactly this collection's documents in its pool: its alias's filter, and what
+        deleting it from the pool deletes."""
+        return {"term": {COLLECTION_FIELD: self.key}}
+
     def collection_filter(self):
         """The filter keeping a search to this collection's documents (None: its index
-        holds nothing else)."""
-        return {"term": {COLLECTION_FIELD: self.key}} if self.pooled else None
+        holds nothing else).
+
+        Documents without a collection field pass too: no pooled document lacks one, so in
+        the pool this is the alias's own filter, and it keeps a process that has not yet
+        seen the collection promoted (its placement is cached) searching its own index,
+        where no document has one.
+        """
+        if not self.pooled:
+            return None
+        return {
+            "bool": {
+                "should": [
+                    self.collection_term(),
+                    {"bool": {"must_not": [{"exists": {"field": COLLECTION_FIELD}}]}},
+                ],
+                "minimum_should_match": 1,
+            }
+        }
 
     def alias_action(self):
         """The ``update_aliases`` ``add`` action of a pooled collection's alias."""
@@ -97,7 +129,7 @@ class Placement:
             "add": {
                 "index": self.pool,
                 "alias": self.alias,
-                "filter": self.collection_filter(),
+                "filter": self.collection_term(),
                 "routing": self.key,
             }
         }

@@ -23,7 +23,7 @@ def permission_filter(readable_ids, where=None):
     if readable_ids is None:
         return None
     if where is not None:
-        readable_ids = [where.document_id(record_id) for record_id in readable_ids]
+        readable_ids = where.document_ids(readable_ids)
     return {"ids": {"values": list(readable_ids)}}
 
 

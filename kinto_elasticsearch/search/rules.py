@@ -321,9 +321,9 @@ class Rules:
             return
         value = finding.node.get(finding.name)
         if isinstance(value, list):
-            finding.node[finding.name] = [
-                self.pooled.document_id(v) if isinstance(v, str) else v for v in value
-            ]
+            strings = [v for v in value if isinstance(v, str)]
+            others = [v for v in value if not isinstance(v, str)]
+            finding.node[finding.name] = self.pooled.document_ids(strings) + others
         elif isinstance(value, str):
             finding.node[finding.name] = self.pooled.document_id(value)
 
