@@ -11,9 +11,8 @@ a *filtered* alias pointing at its pool, with a ``term`` filter on :data:`COLLEC
 and the collection's key as index and search routing. So writes, searches, mappings and
 deletes of the rest of the plugin name the alias as for a dedicated index; the engine
 applies the filter and routes every document of the collection to one shard of the pool
-(a search reads one shard, not all). The plugin adds the same filter to its searches
-(``search.filters.with_filters``), so that an alias changed behind its back cannot widen a
-search. Measured on both test servers: filtered aliases with routing work for index,
+(a search reads one shard, not all). The plugin adds a collection filter of its own to
+its searches (``search.filters.with_filters``), next to the permission filter. Measured on both test servers: filtered aliases with routing work for index,
 search, count and delete-by-query, and a thousand of them cost a few hundred kilobytes of
 cluster state, against a thousand indices' worth of shards.
 
