@@ -140,21 +140,24 @@ class Indexer:
     def alias(self, bucket_id, collection_id):
         return naming.alias_name(self.prefix, bucket_id, collection_id)
 
-    def placement(self, bucket_id, collection_id, metadata=None, max_age=60.0, refresh=False):
+    def placement(
+        self, bucket_id, collection_id, metadata=None, max_age=60.0, refresh=False, lane=WRITE
+    ):
         """Where the collection's records live: the engine's word (its alias) once the
-        collection has an index, else where :func:`placement.choose` would create it."""
+        collection has an index, else where :func:`placement.choose` would create it.
+        ``lane``: the breaker of the caller (a search's lookup is a search's fault)."""
         alias = self.alias(bucket_id, collection_id)
         cached = self._placements.get(alias)
         if not cached or refresh or time.monotonic() - cached[0] >= max_age:
-            if not self._look_up(alias):
+            if not self._look_up(alias, lane):
                 return self._chosen(bucket_id, collection_id, metadata)
             cached = self._placements[alias]
         return placement.Placement(bucket_id, collection_id, alias, cached[1])
 
-    def _look_up(self, alias):
+    def _look_up(self, alias, lane=WRITE):
         """Read where ``alias`` points into the cache; False if it does not exist."""
         try:
-            found = self.engine.call("indices.get_alias", name=alias)
+            found = self.engine.call("indices.get_alias", name=alias, lane=lane)
         except EngineNotFound:
             self._placements.pop(alias, None)
             return False
@@ -248,6 +251,7 @@ class Indexer:
             elif exc.error_type != "resource_already_exists_exception":
                 raise
         self._forget(alias)
+        self.remember_placements({alias: [name]})
         return name
 
     def pool_body(self):

@@ -18,6 +18,7 @@ from kinto_elasticsearch.client import (
     EngineUnavailable,
     EngineUnreachable,
 )
+from kinto_elasticsearch.client.engine import SEARCH
 from kinto_elasticsearch.index.mapping import flatten_field_types
 from kinto_elasticsearch.index.placement import COLLECTION_FIELD, Placement
 from kinto_elasticsearch.search import (
@@ -235,7 +236,7 @@ def run_search(request, body, collection=None, built=False):
     shared_ids = request.context.shared_ids
     indexer = request.registry.indexer
     try:
-        where = indexer.placement(bucket_id, collection_id, collection)
+        where = indexer.placement(bucket_id, collection_id, collection, lane=SEARCH)
         body = _prepared(body, request, shared_ids is not None, hidden, built, where)
         body = filters.with_filters(
             body,
@@ -392,7 +393,7 @@ def get_facets(request):
             described = [f for f in described if f["name"] in wanted]
         # The plugin's own body: only the timeout and the plugin's filters to add.
         body = {**facets.facets_body(described, limit), "timeout": query_limits(request).timeout}
-        where = indexer.placement(bucket_id, collection_id, collection)
+        where = indexer.placement(bucket_id, collection_id, collection, lane=SEARCH)
         readable = filters.permission_filter(request.context.shared_ids, where)
         body = filters.with_filters(
             body, [filters.RECORDS, readable, filters.collection_filter(where)]
