@@ -125,16 +125,14 @@ class Indexer:
         # alias -> (fetched at, its pool or None): every write needs it, and it changes only
         # when a collection is created, rebuilt or deleted.
         self._placements = {}
-        # Pools this process created or found: creating a collection then costs one
-        # cluster-state update (its alias), not two.
-        self._pools_seen = set()
         self.force_refresh = force_refresh
         self.search_timeout = search_timeout
         # index or alias -> (fetched at, KnownMapping): GET search needs the field types
         # on every request, writes need them to foresee what the engine would refuse.
         self._field_types = {}
-        # The plugin's own indices (checkpoints) this process created or found: created
-        # once, not at every use (each attempt is a 400 the client libraries log).
+        # The plugin's own indices (checkpoints, pools) this process created or found:
+        # created once, not at every use (each attempt is a 400 the client libraries log),
+        # and creating a pooled collection costs one cluster-state update (its alias).
         self.internal_indices = set()
 
     def alias(self, bucket_id, collection_id):
@@ -274,9 +272,9 @@ class Indexer:
 
     def _create_pooled(self, where):
         """Give a pooled collection its filtered alias on its pool (creating the pool)."""
-        if where.pool not in self._pools_seen:
+        if where.pool not in self.internal_indices:
             self.ensure_pool(where.pool)
-            self._pools_seen.add(where.pool)
+            self.internal_indices.add(where.pool)
         try:
             self.engine.call("indices.update_aliases", body={"actions": [where.alias_action()]})
         except EngineNotFound:
@@ -506,7 +504,6 @@ class Indexer:
     def flush(self):
         """Delete every index of this plugin's prefix."""
         self._placements.clear()
-        self._pools_seen.clear()
         return self.delete_indices(sorted(self.indices(naming.prefix_pattern(self.prefix))))
 
     def alias_exists(self, bucket_id, collection_id):
