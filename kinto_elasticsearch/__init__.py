@@ -47,6 +47,7 @@ def includeme(config):
         index_settings=settings.index_settings(),
         pools=settings.pools,
         pool_settings=settings.pool_settings(),
+        pool_max_fields=settings.pool_max_fields,
     )
     registry.elasticsearch_settings = settings
     registry.indexer = indexer

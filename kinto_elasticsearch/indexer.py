@@ -112,6 +112,7 @@ class Indexer:
         index_settings=None,
         pools=0,
         pool_settings=None,
+        pool_max_fields=100,
     ):
         self.engine = engine
         self.prefix = prefix
@@ -122,6 +123,8 @@ class Indexer:
         # own index, as before pools), and the operator's settings of those.
         self.pools = pools
         self.pool_settings = dict(pool_settings or {})
+        # The fields one pooled collection may add to its pool's mapping (see _documents).
+        self.pool_max_fields = pool_max_fields
         # alias -> (fetched at, its pool or None): every write needs it, and it changes only
         # when a collection is created, rebuilt or deleted.
         self._placements = {}
@@ -465,6 +468,7 @@ class Indexer:
                 by_pool.setdefault(pool, []).append(key)
         for pool, keys in sorted(by_pool.items()):
             self._delete_by_query(pool, {"terms": {COLLECTION_FIELD: sorted(keys)}})
+            self._forget_fields(pool, keys)
 
     def _remove_aliases(self, pairs):
         for start in range(0, len(pairs), 500):
@@ -486,6 +490,22 @@ class Indexer:
         """Delete every document of a pooled collection from its pool (and no other's):
         routed to the collection's shard, filtered by its key."""
         self._delete_by_query(where.pool, where.collection_term(), routing=where.key)
+        self._forget_fields(where.pool, [where.key])
+
+    def _forget_fields(self, pool, keys):
+        """Drop the field counts of collections that left ``pool`` (deleted or promoted):
+        the pool's ``_meta`` counts its present tenants only. The fields stay mapped (a
+        mapping never shrinks) and in the pool's budget."""
+        known, _ = self.known_mapping(pool, refresh=True)
+        counts = placement.fields_added(known.meta)
+        if not any(key in counts for key in keys):
+            return
+        meta = {**known.meta, placement.FIELDS_ADDED: {**counts, **dict.fromkeys(keys, 0)}}
+        try:
+            self.engine.call("indices.put_mapping", index=pool, body={"_meta": meta})
+        except EngineNotFound:
+            return
+        known.meta = meta
 
     def _delete_by_query(self, pool, query, routing=None):
         params = {"routing": routing} if routing else {}
@@ -692,7 +712,7 @@ class Indexer:
         # The collections of a pool share its mapping: one cached copy for all of them.
         pooled = where is not None and where.pooled
         mapping_of = where.pool if pooled else index
-        known, docs = self._documents(mapping_of, records, metadata, pooled)
+        known, docs = self._documents(mapping_of, records, metadata, where)
         operations = [("index", d.id, d.version, d) for d in docs]
         operations += [("delete", t["id"], t["last_modified"], _tombstone(t)) for t in tombstones]
         send = dict(
@@ -716,14 +736,12 @@ class Indexer:
                         unindexable.append(document)
                     continue
                 reasons[document.id] = reason
-                retry.append(
-                    (
-                        "index",
-                        document.id,
-                        document.version,
-                        _reduce(document, by_id[document.id], metadata, known, reason, attempt),
-                    )
-                )
+                reduced = _reduce(document, by_id[document.id], metadata, known, reason, attempt)
+                if pooled:
+                    # Rebuilt against the pool's mapping read afresh, a document must not
+                    # add there the fields its collection was refused (see _documents).
+                    reduced = _without_new_fields(reduced, known)
+                retry.append(("index", document.id, document.version, reduced))
             missing_now, refused = self._bulk(index, retry, report, **send)
             missing += missing_now
         if unindexable:
@@ -741,18 +759,23 @@ class Indexer:
             (op[0], by_id[op[1]] if op[0] == "index" else by_tombstone[op[1]]) for op in missing
         ]
 
-    def _documents(self, index, records, metadata, pooled=False):
+    def _documents(self, index, records, metadata, where=None):
         """``(known mapping, documents)`` for ``records``, keeping the mapping within its
         field limit: near it, the object bringing the most new fields stops mapping them
         (``dynamic: false``: they stay in ``_source``, listed as left out).
 
         A pool's mapping is every tenant's: closing one of its objects would stop the
-        fields of collections that did nothing. There, the documents that would bring the
-        mapping past its budget leave their new fields out instead; their collection is
-        then indexed in part, and moves to an index of its own (``catchup``).
+        fields of collections that did nothing, and one tenant with many fields (or keys
+        that are data) would fill it for all. So each collection may add at most
+        ``pool_max_fields`` fields to its pool (counted in the pool's ``_meta``), and the
+        pool as a whole stays under its budget. Documents that would go past either leave
+        their new fields out instead; their collection is then indexed in part, and moves
+        to an index of its own (``catchup``), where its fields are its own. The other
+        tenants keep the room they need.
         """
         if not records:
             return None, []
+        pooled = where is not None and where.pooled
         known, fresh = self.known_mapping(index)
 
         def build():
@@ -766,7 +789,7 @@ class Indexer:
         if not fresh and (added or any(documents.untyped(doc, known) for doc in docs)):
             known, fresh = self.known_mapping(index, refresh=True)
             docs, added = build()
-        if pooled and added and len(known.types) + len(added) > FIELD_BUDGET:
+        if pooled and added and not self._pool_takes(index, where, known, len(added)):
             docs = [_without_new_fields(doc, known) for doc in docs]
             added = {}
         for _ in range(4):
@@ -777,6 +800,28 @@ class Indexer:
             docs, added = build()
         known.types.update(added)
         return known, docs
+
+    def _pool_takes(self, pool, where, known, count):
+        """Whether ``count`` new fields of a pooled collection fit in its pool (within the
+        pool's budget and the collection's share); if so, they are counted as its own.
+
+        The counts live in the pool's ``_meta`` (which an update replaces whole, so it is
+        written from the mapping just read): processes adding fields at the same moment may
+        each miss the other's count, so a share can be overrun by one write's fields; the
+        pool's budget, checked against the mapping itself, cannot.
+        """
+        counts = placement.fields_added(known.meta)
+        mine = counts.get(where.key, 0) + count
+        if len(known.types) + count > FIELD_BUDGET or mine > self.pool_max_fields:
+            return False
+        meta = {**known.meta, placement.FIELDS_ADDED: {**counts, where.key: mine}}
+        try:
+            self.engine.call("indices.put_mapping", index=pool, body={"_meta": meta})
+        except (EngineNotFound, EngineRequestError) as exc:
+            # The count is what keeps shares fair, not what makes the write right.
+            logger.warning("Could not count the fields %s added to %s: %s", where.key, pool, exc)
+        known.meta = meta
+        return True
 
     def _close(self, index, path, known):
         """Stop mapping new fields under the object at ``path`` ("" for the top)."""

@@ -49,6 +49,7 @@ DEFAULT_SETTINGS = {
     "elasticsearch.number_of_replicas": "",
     "elasticsearch.pools": 0,
     "elasticsearch.pool_max_records": 100000,
+    "elasticsearch.pool_max_fields": 100,
     "elasticsearch.pool_number_of_shards": "",
     "elasticsearch.pool_number_of_replicas": "",
 }
@@ -97,6 +98,9 @@ class PluginSettings:
     pools: int = 0
     # A pooled collection holding more documents than this moves to an index of its own.
     pool_max_records: int = 100000
+    # The fields a pooled collection may add to its pool's shared mapping; a collection
+    # that needs more moves to an index of its own.
+    pool_max_fields: int = 100
     pool_number_of_shards: int | None = None
     pool_number_of_replicas: int | None = None
 
@@ -278,6 +282,7 @@ def parse_settings(settings) -> PluginSettings:
         number_of_replicas=_optional_whole_number(settings, "elasticsearch.number_of_replicas", 0),
         pools=_whole_number(settings, "elasticsearch.pools", 0),
         pool_max_records=_whole_number(settings, "elasticsearch.pool_max_records", 1),
+        pool_max_fields=_whole_number(settings, "elasticsearch.pool_max_fields", 0),
         pool_number_of_shards=_optional_whole_number(
             settings, "elasticsearch.pool_number_of_shards", 1
         ),

@@ -346,6 +346,49 @@ def test_one_tenant_cannot_exhaust_the_fields_of_its_pool(
     assert app.app.registry.indexer.placement("blog", "first").pooled
 
 
+def test_a_tenant_whose_keys_are_data_is_held_to_its_share_of_the_pool(
+    make_app, alice, engine, index_prefix
+):
+    # Keys that are data (user ids, dates...) add fields at every write: however slowly,
+    # such a tenant would fill its pool's mapping for every other tenant.
+    app = make_app(**{"elasticsearch.pools": "1", "elasticsearch.pool_max_fields": "30"})
+    app.put_json("/v1/buckets/blog", {}, headers=alice)
+    for collection_id in ("scores", "later"):
+        app.put_json(_collection("blog", collection_id), {}, headers=alice)
+
+    def put(collection_id, record_id, data):
+        uri = f"{_collection('blog', collection_id)}/records/{record_id}"
+        app.put_json(uri, {"data": data}, headers=alice)
+
+    put("scores", "r1", {"by_user": {f"u{i}": i for i in range(20)}})
+    put("scores", "r2", {"by_user": {f"u{i}": i for i in range(20, 40)}})
+    put("later", "r1", {f"f{i}": "x" for i in range(12)})
+    pool = naming.pool_index_name(index_prefix, 0)
+    meta = engine.call("indices.get_mapping", index=pool)[pool]["mappings"]["_meta"]
+    # "f0" is a text field with a keyword sub-field: two fields each.
+    assert placement.fields_added(meta) == {"blog/scores": 21, "blog/later": 24}
+
+    def found(collection_id, query):
+        return _search(app, alice, "blog", collection_id, {"query": query}).json["hits"]["hits"]
+
+    # Past its share, the tenant's new fields are left out; the other tenant's are not.
+    in_part = found("scores", {"term": {"_unindexed": "by_user.u39"}})
+    assert [hit["_id"] for hit in in_part] == ["r2"]
+    assert len(found("later", {"term": {"f11": "x"}})) == 1
+    assert found("later", {"exists": {"field": "_unindexed"}}) == []
+    CatchUp(app.app.registry, overlap_ms=0).run()
+    indexer = app.app.registry.indexer
+    assert not indexer.placement("blog", "scores").pooled
+    assert len(found("scores", {"range": {"by_user.u39": {"gte": 39}}})) == 1
+    assert indexer.placement("blog", "later").pooled
+    # A tenant that leaves the pool leaves its share; its fields stay mapped.
+    meta = engine.call("indices.get_mapping", index=pool)[pool]["mappings"]["_meta"]
+    assert placement.fields_added(meta) == {"blog/later": 24}
+    app.delete(_collection("blog", "later"), headers=alice)
+    meta = engine.call("indices.get_mapping", index=pool)[pool]["mappings"]["_meta"]
+    assert placement.fields_added(meta) == {}
+
+
 def test_private_and_excluded_fields_in_a_pool(pooled_app, alice):
     reader = auth("reader")
     reader_id = pooled_app.get("/v1/", headers=reader).json["user"]["id"]

@@ -59,6 +59,8 @@ class KnownMapping:
     types: dict = field(default_factory=dict)
     # Objects that map no new fields (``dynamic: false``, set or inherited); "" is the top.
     closed: set = field(default_factory=set)
+    # The mapping's ``_meta`` (a pool keeps its tenants' field counts there).
+    meta: dict = field(default_factory=dict)
 
     @classmethod
     def from_mapping(cls, mapping):
@@ -77,7 +79,8 @@ class KnownMapping:
                     walk(sub, f"{path}.", dynamic)
 
         walk(mapping, "", "true")
-        return cls(types, closed)
+        meta = mapping.get("_meta")
+        return cls(types, closed, dict(meta) if isinstance(meta, dict) else {})
 
     def is_closed(self, path):
         return ".".join(path) in self.closed

@@ -36,6 +36,9 @@ from kinto_elasticsearch.index.analysis import SETTINGS_KEY
 # Which collection a pooled document belongs to. A leading ``_`` at the top level is
 # reserved for the plugin (``fieldnames``): no record key can take this name.
 COLLECTION_FIELD = "_collection"
+# In a pool's ``_meta``: how many fields each collection added to the pool's mapping
+# (``{collection key: count}``), so that no tenant takes more than its share.
+FIELDS_ADDED = "fields_added"
 # A collection with one of these keys shapes its index itself: it needs one of its own.
 DEDICATED_KEYS = ("index:schema", SETTINGS_KEY)
 
@@ -133,6 +136,22 @@ class Placement:
                 "routing": self.key,
             }
         }
+
+
+def fields_added(meta):
+    """``{collection key: fields it added}`` from a pool's ``_meta`` (any shape read).
+
+    A collection that left the pool has a count of 0 rather than no entry: an update of
+    ``_meta`` replaces it whole on the real engines but merges into it on some emulators,
+    and a 0 reads the same under both."""
+    counts = (meta or {}).get(FIELDS_ADDED)
+    if not isinstance(counts, dict):
+        return {}
+    return {
+        key: n
+        for key, n in counts.items()
+        if isinstance(n, int) and not isinstance(n, bool) and n > 0
+    }
 
 
 def pool_number(bucket_id, collection_id, pools):
