@@ -6,6 +6,7 @@ from kinto_elasticsearch.index.mapping import (
     STRING_MAPPING,
     collection_mapping,
     count_fields,
+    derives_mapping,
     flatten_field_types,
     mapping_changed,
 )
@@ -177,3 +178,30 @@ def test_any_schema_gives_a_mapping(schema):
 def test_a_malformed_index_schema_never_raises(explicit):
     mapping = collection_mapping({"index:schema": explicit})
     assert mapping["properties"]["last_modified"] == {"type": "long"}
+
+
+def _schema(**properties):
+    return {"schema": {"type": "object", "properties": properties}}
+
+
+@pytest.mark.parametrize(
+    "metadata, derives",
+    [
+        ({}, False),
+        ({"schema": {"type": "object"}}, False),
+        (_schema(title={"type": "string"}), False),
+        (_schema(author={"type": "object", "properties": {"name": {"type": "string"}}}), False),
+        ({"index:exclude_fields": ["secret"]}, False),
+        (_schema(published={"type": "string", "format": "date"}), True),
+        (_schema(price={"type": "number"}), True),
+        (_schema(count={"type": "integer"}), True),
+        (_schema(done={"type": "boolean"}), True),
+        (_schema(state={"enum": ["draft", "published"]}), True),
+        (_schema(labels={"type": "object", "additionalProperties": {"type": "string"}}), True),
+        ({"index:map_like": ["labels"]}, True),
+        ({"index:schema": {"properties": {"title": {"type": "keyword"}}}}, True),
+        ({"index:schema": {"dynamic": "strict"}}, True),
+    ],
+)
+def test_what_derives_a_mapping_of_its_own(metadata, derives):
+    assert derives_mapping(metadata) is derives

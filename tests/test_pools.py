@@ -113,6 +113,103 @@ def test_a_collection_with_a_mapping_of_its_own_gets_its_own_index(
     assert sorted(engine.call("indices.get_alias", name=alias)) == [f"{alias}.0"]
 
 
+DATED = {"type": "object", "properties": {"published": {"type": "string", "format": "date"}}}
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"schema": DATED},
+        {"schema": {"type": "object", "properties": {"price": {"type": "number"}}}},
+        {"index:map_like": ["tags"]},
+    ],
+    ids=["date", "number", "map_like"],
+)
+def test_a_collection_whose_metadata_derives_a_mapping_gets_its_own_index(
+    pooled_app, alice, engine, index_prefix, metadata
+):
+    pooled_app.put_json("/v1/buckets/blog", {}, headers=alice)
+    pooled_app.put_json(_collection("blog", "own"), {"data": metadata}, headers=alice)
+    alias = naming.alias_name(index_prefix, "blog", "own")
+    assert sorted(engine.call("indices.get_alias", name=alias)) == [f"{alias}.0"]
+
+
+def test_a_schema_of_strings_only_stays_pooled(pooled_app, alice, engine, index_prefix):
+    schema = {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string"},
+            "author": {"type": "object", "properties": {"name": {"type": "string"}}},
+        },
+    }
+    pooled_app.put_json("/v1/buckets/blog", {}, headers=alice)
+    pooled_app.put_json(_collection("blog", "plain"), {"data": {"schema": schema}}, headers=alice)
+    alias = naming.alias_name(index_prefix, "blog", "plain")
+    assert all(
+        naming.is_pool(index_prefix, n) for n in engine.call("indices.get_alias", name=alias)
+    )
+
+
+def _published_in_may(app, headers, collection_id):
+    body = {"query": {"range": {"published": {"gte": "2024-05-01", "lt": "2024-06-01"}}}}
+    return sorted(hit[0] for hit in _hits(_search(app, headers, "blog", collection_id, body)))
+
+
+def _dated_records(app, headers, collection_id):
+    uri = _collection("blog", collection_id)
+    for record_id, published in [("may", "2024-05-02"), ("june", "2024-06-03")]:
+        app.put_json(
+            f"{uri}/records/{record_id}",
+            {"data": {"title": record_id, "published": published, "n": 1}},
+            headers=headers,
+        )
+
+
+def _assert_promoted_with_its_mapping(app, headers, engine, index_prefix, collection_id):
+    registry = app.app.registry
+    alias = naming.alias_name(index_prefix, "blog", collection_id)
+    assert not registry.indexer.placement("blog", collection_id, refresh=True).pooled
+    (index,) = engine.call("indices.get_alias", name=alias)
+    assert not naming.is_pool(index_prefix, index)
+    mapping = registry.indexer.get_mapping("blog", collection_id)
+    assert mapping["properties"]["published"]["type"] == "date"
+    assert _published_in_may(app, headers, collection_id) == ["may"]
+    assert _pool_documents(engine, index_prefix, f"blog/{collection_id}") == 0
+
+
+def test_a_pooled_collection_whose_metadata_gains_a_mapping_is_promoted(
+    pooled_app, alice, engine, index_prefix
+):
+    _fill(pooled_app, alice, "blog", ["dated", "other"])
+    _dated_records(pooled_app, alice, "dated")
+    registry = pooled_app.app.registry
+    assert registry.indexer.placement("blog", "dated").pooled
+    pooled_app.patch_json(_collection("blog", "dated"), {"data": {"schema": DATED}}, headers=alice)
+    report = CatchUp(registry, overlap_ms=0).run()
+    assert naming.alias_name(index_prefix, "blog", "dated") in report.rebuilt
+    _assert_promoted_with_its_mapping(pooled_app, alice, engine, index_prefix, "dated")
+    hits = _hits(_search(pooled_app, alice, "blog", "dated", {"size": 10}))
+    assert [hit[0] for hit in hits] == ["june", "may", "r1", "r2"]
+    assert len(_hits(_search(pooled_app, alice, "blog", "other"))) == 2
+
+
+def test_a_collection_an_earlier_version_pooled_despite_its_mapping_is_promoted(
+    pooled_app, alice, engine, index_prefix
+):
+    pooled_app.put_json("/v1/buckets/blog", {}, headers=alice)
+    pooled_app.put_json(_collection("blog", "dated"), {"data": {"schema": DATED}}, headers=alice)
+    indexer = pooled_app.app.registry.indexer
+    # Where an earlier version put it: its pool, with its checkpoint and metadata unchanged.
+    indexer.delete_collection_indices("blog", "dated")
+    indexer.create_index("blog", "dated", {})
+    assert indexer.placement("blog", "dated").pooled
+    _dated_records(pooled_app, alice, "dated")
+    assert _pool_documents(engine, index_prefix, "blog/dated") == 2
+    report = CatchUp(pooled_app.app.registry, overlap_ms=0).run()
+    assert report.rebuilt == [naming.alias_name(index_prefix, "blog", "dated")]
+    _assert_promoted_with_its_mapping(pooled_app, alice, engine, index_prefix, "dated")
+
+
 def test_bucket_search_names_the_pools_not_each_collection(pooled_app, alice):
     from tests.conftest import EngineSpy
 

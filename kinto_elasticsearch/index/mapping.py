@@ -390,6 +390,34 @@ def collection_mapping(metadata, flat_type="flattened"):
     return mapping
 
 
+def derives_mapping(metadata):
+    """Whether the collection's metadata maps fields otherwise than the plugin's dynamic
+    template would (``index:schema``; numbers, booleans, dates, keywords or flattened
+    objects from its JSON ``schema`` or ``index:map_like``).
+
+    A schema naming only strings (in objects or not) derives what the template gives any
+    string. Where another collection's records typed such a field otherwise first, a
+    string value does not fit it and is listed as left out, which tells (``catchup``);
+    a number or a boolean would go into a text field unseen.
+    """
+    mapping = copy.deepcopy(collection_mapping(metadata))
+    properties = mapping.pop("properties")
+    plain = collection_mapping({})
+    plain.pop("properties")
+    own = {name: field for name, field in properties.items() if name not in REQUIRED_PROPERTIES}
+    return mapping != plain or not _strings_only(own)
+
+
+def _strings_only(properties):
+    for field in properties.values():
+        if "properties" in field:
+            if set(field) - {"type", "properties"} or not _strings_only(field["properties"]):
+                return False
+        elif field != STRING_MAPPING:
+            return False
+    return True
+
+
 def plugin_settings(metadata):
     """The plugin's own settings of a collection's new index (malformed values, field limit)."""
     return dict(INDEX_SETTINGS)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from kinto_elasticsearch.index import naming
 from kinto_elasticsearch.index.analysis import SETTINGS_KEY
+from kinto_elasticsearch.index.mapping import derives_mapping
 
 # Which collection a pooled document belongs to. A leading ``_`` at the top level is
 # reserved for the plugin (``fieldnames``): no record key can take this name.
@@ -161,14 +162,20 @@ def pool_number(bucket_id, collection_id, pools):
 
 
 def needs_own_index(metadata):
-    return any(key in (metadata or {}) for key in DEDICATED_KEYS)
+    """Whether the collection shapes its index itself: its analysis (``index:settings``) or
+    a mapping of its own (``index:schema``, or one derived from its JSON ``schema`` or
+    ``index:map_like``: dates, formats, flattened objects). A pool's mapping and analysis
+    are every tenant's, and the first tenant to write a field types it for all: a derived
+    mapping kept only in a pool would be lost to dynamic mapping."""
+    metadata = metadata or {}
+    return any(key in metadata for key in DEDICATED_KEYS) or derives_mapping(metadata)
 
 
 def choose(prefix, pools, bucket_id, collection_id, metadata):
     """The placement of a collection that has no index yet.
 
     Dedicated when pools are off (``pools == 0``) or when the collection shapes its own
-    index (``index:schema``, ``index:settings``: a pool's mapping and analysis are shared);
+    index (:func:`needs_own_index`: a pool's mapping and analysis are shared);
     else the pool chosen by a stable hash of the collection, which spreads collections
     evenly and needs no coordination between processes.
     """

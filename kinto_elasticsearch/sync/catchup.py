@@ -64,6 +64,7 @@ from kinto.core.utils import COMPARISON
 from kinto_elasticsearch import metrics
 from kinto_elasticsearch.client import EngineRequestError
 from kinto_elasticsearch.index import naming
+from kinto_elasticsearch.index.placement import needs_own_index
 from kinto_elasticsearch.sync.apply import apply_changes
 from kinto_elasticsearch.sync.checkpoints import Checkpoint, SyncStore, fingerprint
 from kinto_elasticsearch.sync.pages import iter_changes, iter_collections, pipelined
@@ -221,6 +222,11 @@ class CatchUp:
                 # expires): keep the live index caught up meanwhile, and try again next
                 # pass (the old fingerprint stays).
                 shape = checkpoint.fingerprint
+        elif self._pooled_but_shaped(bucket_id, collection_id, metadata):
+            # Pooled by an earlier version, which kept only ``index:schema`` and
+            # ``index:settings`` out of pools: the index of its own its mapping needs.
+            if self._rebuild(bucket_id, collection_id, metadata, report, promote=True):
+                return
         if checkpoint is not None and checkpoint.metadata != metadata.get("last_modified"):
             compare = True
         if (
@@ -286,6 +292,11 @@ class CatchUp:
         self.store.save(alias, progress)
         if self.indexer.placement(bucket_id, collection_id, metadata).pooled:
             self._promote_if_misfit(bucket_id, collection_id, metadata, objects, report)
+
+    def _pooled_but_shaped(self, bucket_id, collection_id, metadata):
+        # The placement first: it is cached, a derived mapping is computed.
+        where = self.indexer.placement(bucket_id, collection_id, metadata)
+        return where.pooled and needs_own_index(metadata)
 
     def _promote_if_misfit(self, bucket_id, collection_id, metadata, objects, report):
         """A pooled collection gets an index of its own when it outgrew

@@ -11,7 +11,7 @@ A pooled collection (``index/placement.py``) is rebuilt in place when it stays p
 its pool's mapping and analysis are every tenant's, so a new index would change nothing but
 the placement; its records are sent again at their own version (``same_version``), which
 replaces each document by its new form. It moves to an index of its own (a *promotion*)
-when its metadata asks for one (``index:schema``, ``index:settings``), when it grew past
+when its metadata asks for one (``placement.needs_own_index``), when it grew past
 ``elasticsearch.pool_max_records``, or when asked (``promote``): the fill and swap above,
 the swap taking the alias off the pool, and the collection's documents deleted from the
 pool (routed, by its key) before the replay. Writes meanwhile go to the pool through the
