@@ -12,12 +12,10 @@ from kinto_elasticsearch.index import documents, naming, placement
 from kinto_elasticsearch.index.analysis import tenant_settings
 from kinto_elasticsearch.index.fieldnames import UNINDEXED_FIELD as UNINDEXED
 from kinto_elasticsearch.index.mapping import MAX_FIELDS, collection_mapping, plugin_settings
-from kinto_elasticsearch.index.placement import COLLECTION_FIELD
+from kinto_elasticsearch.index.placement import COLLECTION_FIELD, MAX_ID_BYTES, id_fits
 
 logger = logging.getLogger(__name__)
 
-# The engines refuse a whole bulk request, not one item, when an ``_id`` is longer.
-MAX_ID_BYTES = 512
 # Fields a mapping may reach before new ones stop being mapped: a margin under the
 # engine's limit for fields that other processes add at the same time.
 FIELD_BUDGET = MAX_FIELDS - 20
@@ -680,7 +678,7 @@ class Indexer:
         kept = []
         for obj in objects:
             document_id = where.document_id(obj["id"]) if where else obj["id"]
-            if len(document_id.encode()) > MAX_ID_BYTES:
+            if not id_fits(document_id):
                 report.failed.append((obj["id"], f"id is longer than {MAX_ID_BYTES} bytes"))
             else:
                 kept.append(obj)

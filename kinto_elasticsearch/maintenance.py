@@ -15,7 +15,7 @@ from kinto.core.storage import Filter
 from kinto.core.utils import COMPARISON
 
 from kinto_elasticsearch.index import naming
-from kinto_elasticsearch.indexer import MAX_ID_BYTES
+from kinto_elasticsearch.index.placement import MAX_ID_BYTES
 from kinto_elasticsearch.sync.apply import apply_changes
 from kinto_elasticsearch.sync.checkpoints import is_internal_index
 from kinto_elasticsearch.sync.pages import iter_collections, iter_record_pages
@@ -83,6 +83,8 @@ def verify_collection(storage, indexer, bucket_id, collection_id, metadata, repa
 
     # Storage to index: records missing from the index, indexed at an older version, or
     # at their version with some paths left out.
+    where = indexer.placement(bucket_id, collection_id, metadata)
+    outgrown = False
     for page in iter_record_pages(storage, "record", parent_id):
         report.records += len(page)
         # A tombstone document holding the id of a live record does not make it indexed.
@@ -106,7 +108,10 @@ def verify_collection(storage, indexer, bucket_id, collection_id, metadata, repa
         report.unindexable.add(
             [(r["id"], f"id is longer than {MAX_ID_BYTES} bytes") for r in too_long]
         )
-        if repair and (missing or outdated):
+        if where.outgrown_by([r["id"] for r in missing]):
+            # Its own index takes those ids, which the pool's ``_id`` makes too long.
+            outgrown = True
+        elif repair and (missing or outdated):
             # The same version may replace a tombstone of it: a record the engine could not
             # take at all (see ``Indexer._apply``) gets another chance.
             written = apply_changes(
@@ -140,6 +145,11 @@ def verify_collection(storage, indexer, bucket_id, collection_id, metadata, repa
             ]
             written = apply_changes(indexer, bucket_id, collection_id, tombstones, metadata)
             report.repaired += len(written.deleted)
+    if repair and outgrown:
+        result = reindex_collection(
+            storage, indexer, bucket_id, collection_id, metadata, promote=True
+        )
+        report.repaired += result.indexed + result.replayed
     return report
 
 

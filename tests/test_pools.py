@@ -388,6 +388,44 @@ def test_verify_finds_and_repairs_a_pooled_collection(pooled_app, alice, engine,
     assert len(_hits(_search(pooled_app, alice, "blog", "a"))) == 3
 
 
+@pytest.mark.parametrize("found_by", ["catch-up", "verify --repair"])
+def test_an_id_too_long_for_the_pool_moves_its_collection_to_an_index_of_its_own(
+    make_app, alice, engine, index_prefix, found_by
+):
+    from kinto_elasticsearch import maintenance
+
+    app = make_app(**{"elasticsearch.pools": "1"})
+    registry = app.app.registry
+    # 510 bytes: an index of its own takes it, the pool's "blog/long/..." _id is too long.
+    long_id = "a" * 510
+    _fill(app, alice, "blog", ["long"], records=["r1", long_id])
+    _fill(app, alice, "blog", ["short"], records=["r1"])
+    by_ids = {"query": {"ids": {"values": ["r1", long_id]}}}
+    hits = _search(app, alice, "blog", "long", by_ids).json["hits"]["hits"]
+    assert [hit["_id"] for hit in hits] == ["r1"]
+    if found_by == "catch-up":
+        report = CatchUp(registry, overlap_ms=0).run()
+        assert report.rebuilt == [naming.alias_name(index_prefix, "blog", "long")]
+    else:
+        metadata = registry.storage.get(
+            resource_name="collection", parent_id="/buckets/blog", object_id="long"
+        )
+        check = maintenance.verify_collection(
+            registry.storage, registry.indexer, "blog", "long", metadata, repair=True
+        )
+        assert check.missing.examples == [long_id]
+        again = maintenance.verify_collection(
+            registry.storage, registry.indexer, "blog", "long", metadata
+        )
+        assert not again.differs
+    assert not registry.indexer.placement("blog", "long").pooled
+    hits = _search(app, alice, "blog", "long", by_ids).json["hits"]["hits"]
+    assert sorted(hit["_id"] for hit in hits) == sorted(["r1", long_id])
+    # Its neighbour's ids are short enough for the pool: it stays there, whole.
+    assert registry.indexer.placement("blog", "short").pooled
+    assert len(_hits(_search(app, alice, "blog", "short", by_ids))) == 1
+
+
 def test_a_type_conflict_between_tenants_stays_with_the_tenant_that_has_it(
     make_app, alice, engine, index_prefix
 ):

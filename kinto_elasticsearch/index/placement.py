@@ -37,6 +37,9 @@ from kinto_elasticsearch.index.mapping import derives_mapping
 # Which collection a pooled document belongs to. A leading ``_`` at the top level is
 # reserved for the plugin (``fieldnames``): no record key can take this name.
 COLLECTION_FIELD = "_collection"
+# The engines' limit on a document's ``_id``, in bytes. They refuse a whole bulk request,
+# not one item, when an ``_id`` is longer: such documents are never sent.
+MAX_ID_BYTES = 512
 # In a pool's ``_meta``: how many fields each collection added to the pool's mapping
 # (``{collection key: count}``), so that no tenant takes more than its share.
 FIELDS_ADDED = "fields_added"
@@ -79,6 +82,14 @@ class Placement:
         if not self.pooled:
             return record_ids
         return [self.document_id(record_id) for record_id in record_ids] + record_ids
+
+    def outgrown_by(self, record_ids):
+        """Whether a record of ``record_ids`` fits an index of its own but not the pool,
+        whose ``_id`` adds the collection's key: that collection needs its own index."""
+        return self.pooled and any(
+            id_fits(record_id) and not id_fits(self.document_id(record_id))
+            for record_id in record_ids
+        )
 
     def record_id(self, document_id):
         """The record id of a document's ``_id`` (the inverse of :meth:`document_id`)."""
@@ -137,6 +148,10 @@ class Placement:
                 "routing": self.key,
             }
         }
+
+
+def id_fits(document_id):
+    return len(document_id.encode()) <= MAX_ID_BYTES
 
 
 def fields_added(meta):

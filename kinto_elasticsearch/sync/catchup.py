@@ -265,9 +265,13 @@ class CatchUp:
             fingerprint=shape,
         )
         pages = 0
+        where = self.indexer.placement(bucket_id, collection_id, metadata)
+        outgrown = False
 
         def send(page):
-            nonlocal pages
+            nonlocal pages, outgrown
+            live = [obj["id"] for obj in page if not obj.get("deleted")]
+            outgrown = outgrown or where.outgrown_by(live)
             fresh = self._not_indexed(bucket_id, collection_id, page, seen)
             if fresh:
                 apply_changes(
@@ -290,22 +294,26 @@ class CatchUp:
         progress.timestamp = max(progress.timestamp, started - self.overlap_ms)
         progress.seen = max(progress.seen, timestamp or 0)
         self.store.save(alias, progress)
-        if self.indexer.placement(bucket_id, collection_id, metadata).pooled:
-            self._promote_if_misfit(bucket_id, collection_id, metadata, objects, report)
+        if where.pooled:
+            self._promote_if_misfit(bucket_id, collection_id, metadata, objects, outgrown, report)
 
     def _pooled_but_shaped(self, bucket_id, collection_id, metadata):
         # The placement first: it is cached, a derived mapping is computed.
         where = self.indexer.placement(bucket_id, collection_id, metadata)
         return where.pooled and needs_own_index(metadata)
 
-    def _promote_if_misfit(self, bucket_id, collection_id, metadata, objects, report):
+    def _promote_if_misfit(self, bucket_id, collection_id, metadata, objects, outgrown, report):
         """A pooled collection gets an index of its own when it outgrew
         ``pool_max_records`` (its documents would make its pool's shard large, and its
-        searches slow others'), or when its pool cannot take its records whole (a field
-        typed otherwise by another tenant, or the pool's field budget reached): there its
-        fields and their types are its own."""
+        searches slow others'), when its pool cannot take its records whole (a field
+        typed otherwise by another tenant, its share of the pool's fields or the pool's
+        field budget reached: there its fields and their types are its own), or when a
+        record id is too long for the pool's ``_id`` (``outgrown``, which adds the
+        collection's key) but not for an index of its own."""
         if objects > self.settings.pool_max_records:
             reason = f"holds {objects} documents, more than a pooled collection may"
+        elif outgrown:
+            reason = "has record ids too long for its pool"
         elif self.indexer.partly_indexed(bucket_id, collection_id):
             reason = "has records its pool indexes only in part"
         else:
