@@ -81,9 +81,14 @@ def build_parser():
         sub.add_argument("-c", "--collection", help="only this collection (needs --bucket)")
         return sub
 
-    scoped(
+    reindex = scoped(
         "reindex",
         "Rebuild indices from storage into new indices, then swap them in atomically.",
+    )
+    reindex.add_argument(
+        "--promote",
+        action="store_true",
+        help="move pooled collections to an index of their own (online, like a rebuild)",
     )
     verify = scoped(
         "verify",
@@ -146,6 +151,7 @@ def reindex(registry, args, out):
                 progress,
                 overlap_ms=int(settings.catchup_overlap * 1000),
                 registry=registry,
+                promote=args.promote,
             )
         except RebuildInProgress as exc:
             raise CommandError(f"{uri}: {exc}; try again once it is done") from None

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from kinto_elasticsearch.cli import Progress
-from tests.conftest import indexed
+from kinto_elasticsearch.index import placement
+from tests.conftest import indexed, pg_settings
 
 COLLECTION = "/v1/buckets/b/collections/c"
 CLI = str(Path(sys.executable).parent / "kinto-elasticsearch")
@@ -97,8 +98,6 @@ def test_reindex_with_concurrent_writes_ends_equal_to_storage(
 def test_an_outage_is_reported_by_verify_and_fixed_by_repair(
     make_app, alice, own_engine_server, pg_url, write_ini, index_prefix
 ):
-    from tests.conftest import pg_settings
-
     app = make_app(
         **pg_settings(pg_url),
         **{
@@ -271,3 +270,31 @@ def test_records_indexed_in_part_verify_clean_and_are_listed(filled, alice, writ
     assert "(n)" in result.stdout
     result = cli("verify", "--ini", write_ini(), "--repair")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_reindex_promote_moves_a_pooled_collection_to_an_index_of_its_own(
+    make_app, pg_url, alice, write_ini, engine, index_prefix
+):
+    pools = {"elasticsearch.pools": "2"}
+    app = make_app(**pg_settings(pg_url), **pools)
+    app.app.registry.storage.initialize_schema()
+    app.app.registry.permission.initialize_schema()
+    app.put_json("/v1/buckets/b", {}, headers=alice)
+    app.put_json(COLLECTION, {}, headers=alice)
+    _fill(app, alice, 30)
+    assert app.app.registry.indexer.placement("b", "c").pooled
+    ini = write_ini(**{f"kinto.{k}": v for k, v in pools.items()})
+    result = cli("reindex", "--ini", ini, "-b", "b", "-c", "c", "--promote")
+    assert result.returncode == 0, result.stderr
+    assert "30 records indexed into" in result.stdout
+    indexer = app.app.registry.indexer
+    where = indexer.placement("b", "c", refresh=True)
+    assert not where.pooled
+    assert indexed(engine, index_prefix, "b", "c") == _stored(app, alice)
+    # Nothing of it is left in the pool.
+    pool = placement.choose(index_prefix, 2, "b", "c", {}).pool
+    engine.call("indices.refresh", index=pool)
+    term = {"query": {"term": {placement.COLLECTION_FIELD: "b/c"}}}
+    assert engine.call("count", index=pool, body=term)["count"] == 0
+    result = cli("verify", "--ini", ini, "-b", "b", "-c", "c")
+    assert result.returncode == 0, result.stdout
