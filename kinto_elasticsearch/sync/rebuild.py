@@ -239,9 +239,28 @@ class ReindexResult:
     started: int = 0
     timestamp: int = 0
 
+    def add(self, records, report, progress=None):
+        """Account for one page sent: ``records`` of it, with the ``report`` of sending."""
+        self.indexed += len(records) - len(report.failed)
+        self.failed.extend(report.failed)
+        self.partial.extend(report.partial)
+        if progress:
+            progress(len(records))
+
 
 def _records_uri(bucket_id, collection_id):
     return f"/buckets/{bucket_id}/collections/{collection_id}"
+
+
+def _started(storage, bucket_id, collection_id):
+    """The result of a rebuild starting now: the clock read before anything else is, so
+    that the replay's overlap counts from before the fill's first page."""
+    result = ReindexResult(bucket_id, collection_id)
+    result.started = int(time.time() * 1000)
+    result.timestamp = storage.resource_timestamp(
+        resource_name="record", parent_id=_records_uri(bucket_id, collection_id)
+    )
+    return result
 
 
 def reindex_collection(
@@ -298,9 +317,7 @@ def _refill(
 ):
     """Send a pooled collection's records again, in place, each at its own version."""
     parent_id = _records_uri(bucket_id, collection_id)
-    result = ReindexResult(bucket_id, collection_id)
-    result.started = int(time.time() * 1000)
-    result.timestamp = storage.resource_timestamp(resource_name="record", parent_id=parent_id)
+    result = _started(storage, bucket_id, collection_id)
     where = indexer.placement(bucket_id, collection_id, metadata)
     result.index = (
         where.pool if where.pooled else indexer.create_index(bucket_id, collection_id, metadata)
@@ -313,11 +330,7 @@ def _refill(
             same_version=True,
         )  # fmt: skip
         records, _ = split_changes(objects)
-        result.indexed += len(records) - len(report.failed)
-        result.failed.extend(report.failed)
-        result.partial.extend(report.partial)
-        if progress:
-            progress(len(records))
+        result.add(records, report, progress)
 
     pipelined(iter_record_pages(storage, "record", parent_id, include_deleted=True), send)
     return result
@@ -327,9 +340,7 @@ def _reindex(
     storage, indexer, bucket_id, collection_id, metadata, progress, overlap_ms, lease, registry
 ):
     parent_id = _records_uri(bucket_id, collection_id)
-    result = ReindexResult(bucket_id, collection_id)
-    result.started = int(time.time() * 1000)
-    result.timestamp = storage.resource_timestamp(resource_name="record", parent_id=parent_id)
+    result = _started(storage, bucket_id, collection_id)
     result.index = indexer.create_physical_index(
         bucket_id, collection_id, metadata, name=lease.index
     )
@@ -337,12 +348,7 @@ def _reindex(
     def send(objects):
         lease.renew()
         records, tombstones = split_changes(objects)
-        report = indexer.fill(result.index, records, tombstones, metadata)
-        result.indexed += len(records) - len(report.failed)
-        result.failed.extend(report.failed)
-        result.partial.extend(report.partial)
-        if progress:
-            progress(len(records))
+        result.add(records, indexer.fill(result.index, records, tombstones, metadata), progress)
 
     # Tombstones too: a late write older than a delete must find the delete's version.
     pages = iter_record_pages(storage, "record", parent_id, include_deleted=True)
