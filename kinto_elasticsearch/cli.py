@@ -152,6 +152,7 @@ def reindex(registry, args, out):
                 overlap_ms=int(settings.catchup_overlap * 1000),
                 registry=registry,
                 promote=args.promote,
+                lease_seconds=settings.rebuild_lease,
             )
         except RebuildInProgress as exc:
             raise CommandError(f"{uri}: {exc}; try again once it is done") from None
@@ -189,7 +190,13 @@ def verify(registry, args, out):
             continue
         expected.add(indexer.alias(bucket_id, collection_id))
         report = maintenance.verify_collection(
-            storage, indexer, bucket_id, collection_id, metadata, repair=args.repair
+            storage,
+            indexer,
+            bucket_id,
+            collection_id,
+            metadata,
+            repair=args.repair,
+            lease_seconds=settings.rebuild_lease,
         )
         transaction.abort()
         checked += 1

@@ -19,7 +19,7 @@ from kinto_elasticsearch.index.placement import MAX_ID_BYTES
 from kinto_elasticsearch.sync.apply import apply_changes
 from kinto_elasticsearch.sync.checkpoints import is_internal_index
 from kinto_elasticsearch.sync.pages import iter_collections, iter_record_pages
-from kinto_elasticsearch.sync.rebuild import reindex_collection
+from kinto_elasticsearch.sync.rebuild import LEASE_SECONDS, reindex_collection
 
 logger = logging.getLogger(__name__)
 
@@ -70,14 +70,18 @@ class CollectionReport:
         return self.no_index or any(d.count for d in (self.missing, self.outdated, self.extra))
 
 
-def verify_collection(storage, indexer, bucket_id, collection_id, metadata, repair=False):
+def verify_collection(
+    storage, indexer, bucket_id, collection_id, metadata, repair=False, lease_seconds=LEASE_SECONDS
+):
     report = CollectionReport(bucket_id, collection_id)
     parent_id = _records_uri(bucket_id, collection_id)
     if not indexer.alias_exists(bucket_id, collection_id):
         report.no_index = True
         report.records = storage.count_all(resource_name="record", parent_id=parent_id)
         if repair:
-            result = reindex_collection(storage, indexer, bucket_id, collection_id, metadata)
+            result = reindex_collection(
+                storage, indexer, bucket_id, collection_id, metadata, lease_seconds=lease_seconds
+            )
             report.repaired = result.indexed + result.replayed
         return report
 

@@ -32,6 +32,7 @@ DEFAULT_SETTINGS = {
     "elasticsearch.catchup_in_process": True,
     "elasticsearch.catchup_interval_seconds": 10.0,
     "elasticsearch.catchup_overlap_seconds": 300.0,
+    "elasticsearch.rebuild_lease_seconds": 15.0,
     "elasticsearch.sender_max_pending": 10000,
     "elasticsearch.allow_scripts": False,
     "elasticsearch.max_result_window": 10000,
@@ -77,6 +78,8 @@ class PluginSettings:
     # 0: passes only on events (start, failed writes, engine back, collection changes).
     catchup_interval: float
     catchup_overlap: float
+    # How long a rebuild's lease outlives its last renewal (a third of it apart).
+    rebuild_lease: float
     sender_max_pending: int
     allow_scripts: bool
     max_result_window: int
@@ -265,6 +268,7 @@ def parse_settings(settings) -> PluginSettings:
         catchup_in_process=asbool(_setting(settings, "elasticsearch.catchup_in_process")),
         catchup_interval=_non_negative_float(settings, "elasticsearch.catchup_interval_seconds"),
         catchup_overlap=_non_negative_float(settings, "elasticsearch.catchup_overlap_seconds"),
+        rebuild_lease=_positive_float(settings, "elasticsearch.rebuild_lease_seconds"),
         sender_max_pending=_whole_number(settings, "elasticsearch.sender_max_pending", 1),
         allow_scripts=asbool(_setting(settings, "elasticsearch.allow_scripts")),
         max_result_window=_whole_number(settings, "elasticsearch.max_result_window", 1),

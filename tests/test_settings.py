@@ -32,6 +32,7 @@ def test_hosts_are_a_list():
         ("elasticsearch.resources", "/buckets/a/groups/b", "not a bucket or collection URI"),
         ("elasticsearch.request_timeout_seconds", "soon", "must be a number of seconds"),
         ("elasticsearch.search_timeout_seconds", "0", "greater than zero"),
+        ("elasticsearch.rebuild_lease_seconds", "0", "greater than zero"),
         ("elasticsearch.max_retries", "-1", "whole number"),
         ("elasticsearch.number_of_shards", "0", "whole number >= 1"),
         ("elasticsearch.number_of_replicas", "some", "whole number >= 0"),

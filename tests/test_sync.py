@@ -394,6 +394,24 @@ def test_a_live_lease_is_renewed_by_its_heartbeat_however_long_a_page_takes(app,
         lease.release()
 
 
+def test_a_rebuild_holds_its_lease_for_the_configured_seconds(make_app, alice):
+    from tests.conftest import EngineSpy
+
+    app = make_app(**{"elasticsearch.rebuild_lease_seconds": "3"})
+    _setup(app, alice)
+    app.put_json(f"{COLLECTION}/records/r1", {"data": {"title": "a"}}, headers=alice)
+    _pass(app)
+    spy = EngineSpy(app.app.registry.indexer.engine)
+    # A change of shape: the catch-up owes the collection a rebuild, under a lease.
+    app.patch_json(COLLECTION, {"data": {"index:exclude_fields": ["title"]}}, headers=alice)
+    started = time.time()
+    assert _pass(app).rebuilt == [app.app.registry.indexer.alias("b", "c")]
+    leases = [kwargs["body"] for name, kwargs in spy.calls
+              if name == "index" and str(kwargs.get("id")).startswith("lease:")]  # fmt: skip
+    assert leases
+    assert all(started + 3 <= body["expires_at"] <= time.time() + 3 for body in leases)
+
+
 def test_the_catch_up_removes_what_a_dead_rebuild_left_and_keeps_a_live_ones(
     app, alice, engine, index_prefix
 ):

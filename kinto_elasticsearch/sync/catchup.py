@@ -330,7 +330,13 @@ class CatchUp:
         from kinto_elasticsearch.maintenance import verify_collection
 
         verify_collection(
-            self.storage, self.indexer, bucket_id, collection_id, metadata, repair=True
+            self.storage,
+            self.indexer,
+            bucket_id,
+            collection_id,
+            metadata,
+            repair=True,
+            lease_seconds=self.settings.rebuild_lease,
         )
         report.compared.append(self.indexer.alias(bucket_id, collection_id))
 
@@ -397,6 +403,7 @@ class CatchUp:
                 overlap_ms=self.overlap_ms,
                 registry=self.registry,
                 promote=promote,
+                lease_seconds=self.settings.rebuild_lease,
             )
         except RebuildInProgress as exc:
             logger.info("Not rebuilding %s: %s", alias, exc)

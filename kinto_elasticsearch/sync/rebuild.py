@@ -50,7 +50,8 @@ from kinto_elasticsearch.sync.pages import iter_record_pages, pipelined
 logger = logging.getLogger(__name__)
 
 # Renewed every third of it by the rebuild's heartbeat, however long one page takes: a live
-# rebuild keeps it, and a dead one blocks the next (and keeps its index) no longer.
+# rebuild keeps it, and a dead one blocks the next (and keeps its index) no longer
+# (``rebuild_lease_seconds``).
 LEASE_SECONDS = 15.0
 DEFAULT_OVERLAP_MS = 300_000
 
@@ -273,6 +274,7 @@ def reindex_collection(
     overlap_ms=DEFAULT_OVERLAP_MS,
     registry=None,
     promote=False,
+    lease_seconds=LEASE_SECONDS,
 ):
     """Rebuild a collection's index into a new physical index, then swap the alias (or, for
     a pooled collection that stays pooled, in place). ``promote``: a pooled collection
@@ -284,7 +286,7 @@ def reindex_collection(
     alias = indexer.alias(bucket_id, collection_id)
     # Named before the lease is taken, so that the lease can name it before it exists.
     index = naming.new_index_name(indexer.prefix, bucket_id, collection_id)
-    with RebuildLease(store, alias, index=index) as lease:
+    with RebuildLease(store, alias, index=index, seconds=lease_seconds) as lease:
         # Holding the lease, any other index of the collection behind no alias is dead.
         remove_abandoned(
             store,
