@@ -151,7 +151,13 @@ def verify_collection(
             report.repaired += len(written.deleted)
     if repair and outgrown:
         result = reindex_collection(
-            storage, indexer, bucket_id, collection_id, metadata, promote=True
+            storage,
+            indexer,
+            bucket_id,
+            collection_id,
+            metadata,
+            promote=True,
+            lease_seconds=lease_seconds,
         )
         report.repaired += result.indexed + result.replayed
     return report
