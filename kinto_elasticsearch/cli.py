@@ -239,6 +239,11 @@ def verify(registry, args, out):
         print(f"index {name}: old generation, no longer in use", file=out)
     for name in indices.orphan_aliases:
         print(f"pooled collection {name}: belongs to no collection", file=out)
+    for pool, counts in sorted(indices.orphan_documents.items()):
+        for key, count in sorted(counts.items()):
+            print(
+                f"index {pool}: {count} document(s) of {key}, which has no alias there", file=out
+            )
     if indices.deleted:
         print(f"  repaired: {len(indices.deleted)} index(es) deleted", file=out)
     differs = differs or indices.differs

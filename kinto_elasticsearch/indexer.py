@@ -408,6 +408,40 @@ class Indexer:
                 pooled[alias] = (pool, key)
         return pooled
 
+    def orphan_documents(self, limit=1000):
+        """``{pool: {collection key: documents}}``: documents in a pool whose collection has
+        no alias on that pool (a write that raced the collection's delete or its move to an
+        index of its own), at most ``limit`` keys per pool."""
+        try:
+            pools = self.indices(naming.pool_pattern(self.prefix))
+        except EngineNotFound:
+            return {}
+        keys_by_pool = {}
+        for pool, key in self.pooled_aliases().values():
+            keys_by_pool.setdefault(pool, set()).add(key)
+        found = {}
+        for pool in sorted(pools):
+            # A pool's collections number thousands, far below the engines' limit of
+            # terms in one query (``index.max_terms_count``, 65,536).
+            kept = sorted(keys_by_pool.get(pool, ()))
+            query = {"bool": {"must_not": [{"terms": {COLLECTION_FIELD: kept}}]}} if kept else None
+            body = {
+                "size": 0,
+                "query": query or {"match_all": {}},
+                "aggs": {"keys": {"terms": {"field": COLLECTION_FIELD, "size": limit}}},
+            }
+            self.engine.call("indices.refresh", index=pool)
+            buckets = self.engine.call("search", index=pool, body=body)["aggregations"]["keys"]
+            counts = {b["key"]: b["doc_count"] for b in buckets["buckets"]}
+            if counts:
+                found[pool] = counts
+        return found
+
+    def delete_orphan_documents(self, orphans):
+        """Delete the documents :meth:`orphan_documents` found."""
+        for pool, counts in sorted(orphans.items()):
+            self._delete_by_query(pool, {"terms": {COLLECTION_FIELD: sorted(counts)}})
+
     def delete_indices(self, names):
         self.internal_indices.difference_update(names)
         # Named one by one in the URL: Elasticsearch refuses wildcard deletes by default.

@@ -7,6 +7,7 @@ engine sorts keywords (Kinto's PostgreSQL schema uses the C collation, which agr
 the storage API promises no order and a disagreement would silently misreport).
 """
 
+import fnmatch
 import logging
 import time
 from dataclasses import dataclass, field
@@ -172,10 +173,12 @@ class IndicesReport:
     deleted: list = field(default_factory=list)
     # Aliases (and documents) in pools of collections that no longer exist.
     orphan_aliases: list = field(default_factory=list)
+    # Documents in pools of collections with no alias there: {pool: {collection key: count}}.
+    orphan_documents: dict = field(default_factory=dict)
 
     @property
     def differs(self):
-        return bool(self.orphans or self.detached or self.orphan_aliases)
+        return bool(self.orphans or self.detached or self.orphan_aliases or self.orphan_documents)
 
 
 def verify_indices(indexer, expected_aliases, pattern, repair=False, now=None):
@@ -198,10 +201,25 @@ def verify_indices(indexer, expected_aliases, pattern, repair=False, now=None):
                 report.detached.append(name)
         else:
             report.orphans.append(name)
+    # Collections of the scope only, though a pool holds any bucket's.
+    for pool, counts in indexer.orphan_documents().items():
+        kept = {
+            key: count
+            for key, count in counts.items()
+            if fnmatch.fnmatchcase(_alias_of_key(indexer.prefix, key), pattern)
+        }
+        if kept:
+            report.orphan_documents[pool] = kept
     if repair:
         report.deleted = indexer.delete_indices(report.orphans + report.detached)
         indexer.drop_pooled(gone)
+        indexer.delete_orphan_documents(report.orphan_documents)
     return report
+
+
+def _alias_of_key(prefix, key):
+    bucket_id, _, collection_id = str(key).partition("/")
+    return naming.alias_name(prefix, bucket_id, collection_id)
 
 
 def scope_pattern(prefix, bucket_id=None, collection_id=None):

@@ -426,6 +426,39 @@ def test_an_id_too_long_for_the_pool_moves_its_collection_to_an_index_of_its_own
     assert len(_hits(_search(app, alice, "blog", "short", by_ids))) == 1
 
 
+def test_verify_finds_and_deletes_pool_documents_left_without_their_collection(
+    pooled_app, alice, engine, index_prefix
+):
+    from kinto_elasticsearch import maintenance
+
+    _fill(pooled_app, alice, "blog", ["a", "b"])
+    _fill(pooled_app, alice, "news", ["a"])
+    indexer = pooled_app.app.registry.indexer
+    ghost = placement.choose(index_prefix, 3, "blog", "ghost", {})
+    # What a process that died between removing a deleted collection's alias and deleting
+    # its documents leaves: documents of the pool's no collection has.
+    for record_id in ("r1", "r2"):
+        engine.call(
+            "index",
+            index=ghost.pool,
+            id=ghost.document_id(record_id),
+            body=ghost.source({"id": record_id, "last_modified": 1}),
+            routing=ghost.key,
+        )
+    expected = {naming.alias_name(index_prefix, b, c) for b, c in [("blog", "a"), ("blog", "b")]}
+    expected.add(naming.alias_name(index_prefix, "news", "a"))
+    everything = naming.prefix_pattern(index_prefix)
+    found = maintenance.verify_indices(indexer, expected, everything)
+    assert found.differs and found.orphan_documents == {ghost.pool: {"blog/ghost": 2}}
+    # A verify of another bucket is not about them.
+    news = maintenance.scope_pattern(index_prefix, "news")
+    assert not maintenance.verify_indices(indexer, expected, news).differs
+    maintenance.verify_indices(indexer, expected, everything, repair=True)
+    assert not maintenance.verify_indices(indexer, expected, everything).differs
+    for bucket_id, collection_id in [("blog", "a"), ("blog", "b"), ("news", "a")]:
+        assert len(_hits(_search(pooled_app, alice, bucket_id, collection_id))) == 2
+
+
 def test_a_type_conflict_between_tenants_stays_with_the_tenant_that_has_it(
     make_app, alice, engine, index_prefix
 ):
