@@ -993,12 +993,18 @@ class Indexer:
             for hit in hits["hits"]["hits"]
         ]
 
-    def count_live(self, bucket_id, collection_id, up_to):
+    def count_live(self, bucket_id, collection_id, up_to, refreshed=None):
         """The records (not tombstones) the index holds at a version up to ``up_to``, as
-        of a refresh made now."""
+        of a refresh made now; or, for a physical index in ``refreshed`` (a set this adds
+        to), as of the caller's earlier refresh, which shows a collection the caller knows
+        unchanged since: a pool is then refreshed once for all its collections."""
         where = self.placement(bucket_id, collection_id)
         alias = where.alias
-        self.engine.call("indices.refresh", index=alias)
+        physical = where.pool or alias
+        if refreshed is None or physical not in refreshed:
+            self.engine.call("indices.refresh", index=alias)
+            if refreshed is not None:
+                refreshed.add(physical)
         wanted = [LIVE_DOCUMENTS, {"range": {"last_modified": {"lte": up_to}}}]
         query = {"bool": {"filter": [*wanted, *filter(None, [where.collection_filter()])]}}
         body = {"query": query, "size": 0, "track_total_hits": True}

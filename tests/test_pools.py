@@ -271,6 +271,22 @@ def _pool_documents(engine, index_prefix, key):
     return engine.call("count", index=naming.pool_pattern(index_prefix), body=body)["count"]
 
 
+def test_the_purge_check_refreshes_a_pool_once_for_all_its_collections(
+    make_app, alice, engine, index_prefix
+):
+    from tests.conftest import EngineSpy
+
+    app = make_app(**{"elasticsearch.pools": "1"})
+    _fill(app, alice, "blog", [f"c{i}" for i in range(6)])
+    CatchUp(app.app.registry, overlap_ms=0).run()
+    spy = EngineSpy(app.app.registry.indexer.engine)
+    report = CatchUp(app.app.registry, overlap_ms=0).run(check_purges=True)
+    assert report.up_to_date == 6
+    refreshed = [kwargs["index"] for name, kwargs in spy.calls if name == "indices.refresh"]
+    collections = [name for name in refreshed if name.startswith(f"{index_prefix}.blog.")]
+    assert len(collections) == 1
+
+
 def test_a_collection_promoted_while_written_to_loses_no_write(
     pooled_app, alice, engine, index_prefix
 ):

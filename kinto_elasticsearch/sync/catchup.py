@@ -122,6 +122,7 @@ class CatchUp:
         self.overlap_ms = overlap_ms
         self.store = SyncStore(self.indexer)
         self._clock = clock
+        self._refreshed = set()
 
     def _now_ms(self):
         return int(self._clock() * 1000)
@@ -134,6 +135,8 @@ class CatchUp:
 
     def _run(self, bucket_id, collection_id, check_purges):
         report = PassReport()
+        # Indices refreshed in this pass for the purge check of unchanged collections.
+        self._refreshed = set()
         self.store.ensure_index()
         # Aliases first, storage second: an alias only exists once its collection was
         # committed, so a collection created meanwhile is never taken for a deleted one.
@@ -235,7 +238,11 @@ class CatchUp:
             and checkpoint.settled
             and timestamp == checkpoint.seen
         ):
-            if check_purges and self._purged(bucket_id, collection_id, checkpoint.timestamp):
+            # Unchanged since the last pass: any refresh of this pass shows all it holds, so
+            # a pool is refreshed once for all its collections.
+            if check_purges and self._purged(
+                bucket_id, collection_id, checkpoint.timestamp, refreshed=self._refreshed
+            ):
                 self._compare(bucket_id, collection_id, metadata, report)
             report.up_to_date += 1
             return
@@ -340,10 +347,12 @@ class CatchUp:
         )
         report.compared.append(self.indexer.alias(bucket_id, collection_id))
 
-    def _purged(self, bucket_id, collection_id, timestamp):
+    def _purged(self, bucket_id, collection_id, timestamp, refreshed=None):
         """Whether the index holds live records up to ``timestamp`` that storage lost: their
         tombstones were purged before the index saw them (see the module's docstring)."""
-        indexed = self.indexer.count_live(bucket_id, collection_id, up_to=timestamp)
+        indexed = self.indexer.count_live(
+            bucket_id, collection_id, up_to=timestamp, refreshed=refreshed
+        )
         stored = self.storage.count_all(
             resource_name="record",
             parent_id=_records_uri(bucket_id, collection_id),
