@@ -246,6 +246,30 @@ def test_facets_of_a_pooled_collection_count_its_records_only(pooled_app, alice)
     assert "only_in_b" not in by_name
 
 
+def test_facets_of_a_pooled_collection_aggregate_only_the_fields_it_holds(pooled_app, alice):
+    from tests.conftest import EngineSpy
+
+    _fill(pooled_app, alice, "blog", ["a", "b"])
+    # Another tenant of the pool with fields of its own, many of them.
+    other = placement.choose("x", 3, "blog", "a", {}).pool
+    neighbour = next(
+        f"n{i}" for i in range(100) if placement.choose("x", 3, "blog", f"n{i}", {}).pool == other
+    )
+    pooled_app.put_json(_collection("blog", neighbour), {}, headers=alice)
+    uri = f"{_collection('blog', neighbour)}/records/r1"
+    pooled_app.put_json(uri, {"data": {f"k{i}": i for i in range(40)}}, headers=alice)
+    spy = EngineSpy(pooled_app.app.registry.indexer.engine)
+    response = pooled_app.get(f"{_collection('blog', 'a')}/search/facets", headers=alice)
+    by_name = {field["name"]: field for field in response.json["fields"]}
+    assert sum(v["count"] for v in by_name["n"]["values"]) == 2
+    assert not any(name.startswith("k") for name in by_name)
+    assert placement.COLLECTION_FIELD not in by_name
+    bodies = [kwargs["body"] for name, kwargs in spy.calls if name == "search"]
+    terms = [agg for agg in bodies[-1]["aggs"].values() if "terms" in agg]
+    # n, title (keyword) and the list of fields left out: none of the neighbour's 40.
+    assert len(terms) == 3
+
+
 def test_placement_is_stable_and_spreads_collections():
     numbers = [placement.pool_number("b", f"c{i}", 8) for i in range(800)]
     assert numbers == [placement.pool_number("b", f"c{i}", 8) for i in range(800)]

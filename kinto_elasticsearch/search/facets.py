@@ -6,6 +6,10 @@ is of low cardinality when the engine reports no other values beyond those retur
 """
 
 from kinto_elasticsearch.index.fieldnames import UNINDEXED_FIELD
+from kinto_elasticsearch.index.placement import COLLECTION_FIELD
+
+# The plugin's own fields: no client filters or sorts on them.
+PLUGIN_FIELDS = (UNINDEXED_FIELD, COLLECTION_FIELD)
 
 # Types the engine can sort and aggregate on directly.
 AGGREGATABLE = {
@@ -26,7 +30,7 @@ def describe_fields(field_types, hidden=frozenset()):
     for path, kind in sorted(field_types.items()):
         if kind in CONTAINERS or path in hidden or any(path.startswith(f"{h}.") for h in hidden):
             continue
-        if path == UNINDEXED_FIELD or path.startswith(f"{UNINDEXED_FIELD}."):
+        if any(path == name or path.startswith(f"{name}.") for name in PLUGIN_FIELDS):
             continue
         parent = path.rsplit(".", 1)[0] if "." in path else None
         if parent and field_types.get(parent) not in (None, *CONTAINERS):
@@ -67,6 +71,16 @@ def facets_body(fields, values_limit):
     # Which fields some records hold but cannot be searched by, and in how many records.
     aggs[UNINDEXED_AGGREGATION] = {"terms": {"field": UNINDEXED_FIELD, "size": MAX_VALUES}}
     return {"size": 0, "aggs": aggs, "track_total_hits": True}
+
+
+def present_fields(fields, response):
+    """The ``fields`` some records of a :func:`facets_body` ``response`` hold."""
+    present = response.get("aggregations", {}).get("present", {}).get("buckets", {})
+    return [
+        field
+        for position, field in enumerate(fields)
+        if present.get(f"f{position}", {}).get("doc_count", 0)
+    ]
 
 
 def _value(kind, bucket):

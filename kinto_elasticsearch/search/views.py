@@ -391,15 +391,30 @@ def get_facets(request):
         described = facets.describe_fields(flatten_field_types(mapping), hidden=hidden)
         if wanted:
             described = [f for f in described if f["name"] in wanted]
-        # The plugin's own body: only the timeout and the plugin's filters to add.
-        body = {**facets.facets_body(described, limit), "timeout": query_limits(request).timeout}
         where = indexer.placement(bucket_id, collection_id, collection, lane=SEARCH)
         readable = filters.permission_filter(request.context.shared_ids, where)
-        body = filters.with_filters(
-            body, [filters.RECORDS, readable, filters.collection_filter(where)]
-        )
-        with metrics.timed(request.registry, metrics.SEARCH_SECONDS):
-            response = indexer.search(bucket_id, collection_id, body, ensure_index=ensure)
+
+        def run(fields, values_limit):
+            # The plugin's own body: only the timeout and the plugin's filters to add.
+            body = {
+                **facets.facets_body(fields, values_limit),
+                "timeout": query_limits(request).timeout,
+            }
+            body = filters.with_filters(
+                body, [filters.RECORDS, readable, filters.collection_filter(where)]
+            )
+            with metrics.timed(request.registry, metrics.SEARCH_SECONDS):
+                return indexer.search(bucket_id, collection_id, body, ensure_index=ensure)
+
+        if where.pooled and limit:
+            # A pool's mapping is every tenant's (up to its field budget): values only for
+            # the fields this collection's readable records hold, asked first.
+            response = run(described, 0)
+            described = facets.present_fields(described, response)
+            if described:
+                response = run(described, limit)
+        else:
+            response = run(described, limit)
     except EngineUnavailable as exc:
         raise _unavailable(exc) from None
     return facets.facets_response(described, response, hidden, wanted)
