@@ -35,6 +35,14 @@ DOCUMENT_ERRORS = {
 }
 
 
+# A pool's documents are deleted only with their collection (delete-by-query) or when
+# written where the collection no longer lives, never for a record's sake (tombstones
+# are documents). The engine would remember such a delete's version, one above the
+# record's, for ``gc_deletes`` (60 s): a rebuild of the collection within that time, at
+# the records' own versions, would be refused as older and leave it empty.
+POOL_SETTINGS = {"index.gc_deletes": "0s"}
+
+
 @dataclass
 class BulkReport:
     """What one bulk write did, record by record."""
@@ -255,11 +263,11 @@ class Indexer:
 
     def pool_body(self):
         """Settings and mappings of a pooled index: the plugin's own fields, the
-        collection field, and the operator's pool settings."""
+        collection field, the operator's pool settings and :data:`POOL_SETTINGS`."""
         mappings = collection_mapping({}, self.engine.flattened_type)
         mappings.setdefault("properties", {})[COLLECTION_FIELD] = {"type": "keyword"}
         return {
-            "settings": {**self.pool_settings, **plugin_settings({})},
+            "settings": {**self.pool_settings, **plugin_settings({}), **POOL_SETTINGS},
             "mappings": mappings,
         }
 

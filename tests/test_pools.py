@@ -290,6 +290,25 @@ def test_the_catch_up_indexes_pooled_collections(make_app, alice, engine, index_
     assert len(_hits(_search(app, alice, "blog", "a"))) == 2
 
 
+def test_a_pooled_collection_whose_documents_went_is_indexed_again_at_once(
+    pooled_app, alice, engine, index_prefix
+):
+    from kinto_elasticsearch.sync.rebuild import reindex_collection
+
+    _fill(pooled_app, alice, "blog", ["a", "b"])
+    registry = pooled_app.app.registry
+    # Its alias and documents deleted from its pool (an operator's mistake, a lost
+    # index): rebuilt at once, at the records' own versions, which the deletes preceded.
+    registry.indexer.delete_collection_indices("blog", "a")
+    metadata = registry.storage.get(
+        resource_name="collection", parent_id="/buckets/blog", object_id="a"
+    )
+    result = reindex_collection(registry.storage, registry.indexer, "blog", "a", metadata)
+    assert naming.is_pool(index_prefix, result.index) and result.indexed == 2
+    assert [hit[0] for hit in _hits(_search(pooled_app, alice, "blog", "a"))] == ["r1", "r2"]
+    assert _pool_documents(engine, index_prefix, "blog/a") == 2
+
+
 def _pool_documents(engine, index_prefix, key):
     body = {"query": {"term": {placement.COLLECTION_FIELD: key}}}
     return engine.call("count", index=naming.pool_pattern(index_prefix), body=body)["count"]
