@@ -117,7 +117,7 @@ def indexed(engine, index_prefix, bucket_id, collection_id):
 
     Tombstones of deleted records are left out: they are not records.
     """
-    from kinto_elasticsearch.index import naming
+    from kinto_elasticsearch.index import naming, placement
     from kinto_elasticsearch.indexer import LIVE_DOCUMENTS
 
     body = engine.call(
@@ -125,7 +125,17 @@ def indexed(engine, index_prefix, bucket_id, collection_id):
         index=naming.alias_name(index_prefix, bucket_id, collection_id),
         body={"query": LIVE_DOCUMENTS, "size": 1000, "version": True},
     )
-    return {hit["_id"]: (hit["_version"], hit["_source"]) for hit in body["hits"]["hits"]}
+    key = placement.collection_key(bucket_id, collection_id)
+    found = {}
+    for hit in body["hits"]["hits"]:
+        record_id, source = hit["_id"], dict(hit["_source"])
+        if naming.is_pool(index_prefix, hit["_index"]):
+            # A pooled document says whose it is, in its ``_id`` and its collection field.
+            assert record_id.startswith(f"{key}/")
+            assert source.pop(placement.COLLECTION_FIELD) == key
+            record_id = record_id[len(key) + 1 :]
+        found[record_id] = (hit["_version"], source)
+    return found
 
 
 class EngineSpy:
