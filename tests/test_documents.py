@@ -91,6 +91,16 @@ def collection(app, alice):
     return app
 
 
+@pytest.fixture
+def dedicated(make_app, alice):
+    """A collection with an index of its own (pools off): its mapping is its own, up to the
+    field limit. A pool's is every tenant's, under budgets of its own (``test_pools``)."""
+    app = make_app(**{"elasticsearch.pools": "0"})
+    app.put_json("/v1/buckets/b", {}, headers=alice)
+    app.put_json(COLLECTION, {}, headers=alice)
+    return app
+
+
 def _put(app, alice, record_id, data):
     return app.put_json(f"{COLLECTION}/records/{record_id}", {"data": data}, headers=alice).json[
         "data"
@@ -178,30 +188,30 @@ def test_keys_that_cannot_be_field_names_are_escaped(collection, alice, engine, 
     assert hit["_source"][""] == "empty" and hit["_source"]["nested"] == data["nested"]
 
 
-def test_thousands_of_distinct_keys_never_stop_indexing(collection, alice, engine, index_prefix):
-    _put(collection, alice, "wide", {f"k{i}": i for i in range(2 * MAX_FIELDS)})
-    _put(collection, alice, "later", {"title": "after the wide one", "fresh": 1})
+def test_thousands_of_distinct_keys_never_stop_indexing(dedicated, alice, engine, index_prefix):
+    _put(dedicated, alice, "wide", {f"k{i}": i for i in range(2 * MAX_FIELDS)})
+    _put(dedicated, alice, "later", {"title": "after the wide one", "fresh": 1})
     docs = indexed(engine, index_prefix, "b", "c")
     assert set(docs) == {"wide", "later"}
     assert _field_count(engine, index_prefix) <= MAX_FIELDS
     assert "fresh" in docs["later"][1]["_unindexed"]
-    assert _ids(collection, alice, {"ids": {"values": ["wide", "later"]}}) == ["later", "wide"]
-    assert _ids(collection, alice, {"term": {"_unindexed": "fresh"}}) == ["later"]
+    assert _ids(dedicated, alice, {"ids": {"values": ["wide", "later"]}}) == ["later", "wide"]
+    assert _ids(dedicated, alice, {"term": {"_unindexed": "fresh"}}) == ["later"]
 
 
 def test_a_map_with_thousands_of_keys_stops_mapping_only_its_own(
-    collection, alice, engine, index_prefix
+    dedicated, alice, engine, index_prefix
 ):
     dependencies = {f"package-{i}": f"^{i}.0.0" for i in range(1500)}
-    _put(collection, alice, "app", {"name": "app", "dependencies": dependencies})
-    _put(collection, alice, "lib", {"name": "lib", "version": "2.0.0", "dependencies": {"x": "1"}})
+    _put(dedicated, alice, "app", {"name": "app", "dependencies": dependencies})
+    _put(dedicated, alice, "lib", {"name": "lib", "version": "2.0.0", "dependencies": {"x": "1"}})
     docs = indexed(engine, index_prefix, "b", "c")
     assert docs["app"][1]["_unindexed"] == ["dependencies"]
     assert docs["app"][1]["dependencies"] == dependencies  # still in _source
     assert _field_count(engine, index_prefix) <= MAX_FIELDS
     # Fields elsewhere are still mapped, and searchable.
-    assert _ids(collection, alice, {"match": {"version": "2.0.0"}}) == ["lib"]
-    assert _ids(collection, alice, {"term": {"_unindexed": "dependencies"}}) == ["app", "lib"]
+    assert _ids(dedicated, alice, {"match": {"version": "2.0.0"}}) == ["lib"]
+    assert _ids(dedicated, alice, {"term": {"_unindexed": "dependencies"}}) == ["app", "lib"]
 
 
 def test_a_document_the_engine_refuses_is_sent_again_without_what_it_names(
@@ -230,11 +240,12 @@ def test_verify_tells_partial_records_apart_and_repair_improves_them(
     # The index as a stricter past left it: the record at its version, in minimal form.
     alias = naming.alias_name(index_prefix, "b", "c")
     minimal = {"id": "part", "last_modified": stored["last_modified"], "_unindexed": ["title"]}
+    where = registry.indexer.placement("b", "c")
     engine.call(
         "index",
         index=alias,
-        id="part",
-        body=minimal,
+        id=where.document_id("part"),
+        body=where.source(minimal),
         version=stored["last_modified"],
         version_type="external_gte",
         refresh="true",
