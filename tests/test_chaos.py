@@ -20,7 +20,7 @@ import psycopg2
 import pytest
 
 from kinto_elasticsearch.client import Engine
-from kinto_elasticsearch.index import naming
+from kinto_elasticsearch.index import naming, placement
 from kinto_elasticsearch.indexer import LIVE_DOCUMENTS
 from kinto_elasticsearch.settings import parse_settings
 from tests.conftest import INI_TEMPLATE, pg_settings
@@ -161,10 +161,17 @@ def _stored(pg_url, bucket_id, collection_id):
 
 def _indexed(engine, prefix, bucket_id, collection_id):
     alias = naming.alias_name(prefix, bucket_id, collection_id)
+    # A pooled document's ``_id`` starts with its collection's key.
+    pooled_id = f"{placement.collection_key(bucket_id, collection_id)}/"
     found, body = {}, {"query": LIVE_DOCUMENTS, "size": 1000, "version": True, "sort": ["id"]}
     while True:
         hits = engine.call("search", index=alias, body=body)["hits"]["hits"]
-        found.update({hit["_id"]: hit["_version"] for hit in hits})
+        for hit in hits:
+            record_id = hit["_id"]
+            if naming.is_pool(prefix, hit["_index"]):
+                assert record_id.startswith(pooled_id), hit
+                record_id = record_id[len(pooled_id) :]
+            found[record_id] = hit["_version"]
         if len(hits) < 1000:
             return found
         body["search_after"] = hits[-1]["sort"]
@@ -387,8 +394,15 @@ def _no_index_without_alias(state, bucket_id, collection_id, seconds=CONVERGE_SE
 
 def test_a_rebuild_killed_midway_leaves_nothing_behind(chaos):
     # Its index goes within the rebuild's lease and a catch-up interval: both short here,
-    # as the mechanism and not the production intervals is under test.
-    kinto = chaos.kinto("often", **{"kinto.elasticsearch.catchup_interval_seconds": "1"})
+    # as the mechanism and not the production intervals is under test. A collection with
+    # an index of its own: a pooled one is rebuilt in place, in no new index.
+    kinto = chaos.kinto(
+        "often",
+        **{
+            "kinto.elasticsearch.catchup_interval_seconds": "1",
+            "kinto.elasticsearch.pools": "0",
+        },
+    )
     kinto.start()
     http = Http(kinto.url)
     collection = _collection(http)
@@ -403,7 +417,7 @@ def test_a_rebuild_killed_midway_leaves_nothing_behind(chaos):
     chaos.proxy.answer = lambda method, path, body: (
         "hang" if "_bulk" in path and new_generation.search(body) else None
     )
-    args = [CLI, "reindex", "--ini", str(chaos.first.ini), "-b", "b", "-c", "c"]
+    args = [CLI, "reindex", "--ini", str(kinto.ini), "-b", "b", "-c", "c"]
     env = {**os.environ, "KINTO_ELASTICSEARCH_REBUILD_LEASE_SECONDS": "5"}
     rebuild = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     _until(lambda: chaos.proxy.answered, what="the rebuild reaching its fill")
