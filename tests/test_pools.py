@@ -78,6 +78,23 @@ def test_ids_queries_and_record_permissions_name_record_ids(pooled_app, alice):
     assert [(hit[0], hit[1]) for hit in hits] == [("r2", "a r2")]
 
 
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"terms": {"_id": ["r1", "r2"]}}, ["r1", "r2"]),
+        ({"term": {"_id": "r1"}}, ["r1"]),
+        ({"term": {"_id": {"value": "r2", "boost": 2}}}, ["r2"]),
+        ({"bool": {"filter": [{"terms": {"_id": ["r2"], "boost": 1}}]}}, ["r2"]),
+    ],
+)
+def test_term_queries_on_id_name_record_ids(pooled_app, alice, index_prefix, query, expected):
+    # The engines' documentation queries _id with term and terms, as it does with ids.
+    _fill(pooled_app, alice, "blog", ["a", "b"])
+    hits = _search(pooled_app, alice, "blog", "a", {"query": query}).json["hits"]["hits"]
+    assert sorted(hit["_id"] for hit in hits) == expected
+    assert {hit["_index"] for hit in hits} == {naming.alias_name(index_prefix, "blog", "a")}
+
+
 def test_the_engine_ids_of_a_pool_cannot_be_searched(pooled_app, alice):
     _fill(pooled_app, alice, "blog", ["a"])
     body = {"aggs": {"where": {"terms": {"field": "_index"}}}}

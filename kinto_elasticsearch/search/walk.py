@@ -56,7 +56,9 @@ PATTERN = "pattern"  # a ``regexp``, ``wildcard`` or query-string text (``name``
 EXPANSIONS = "expansions"  # a limit of term expansions (``name``, ``value``)
 BUCKETS = "buckets"  # at least ``value`` buckets (empty ones included)
 STATES = "states"  # ``max_determinized_states`` (``value``)
-IDS = "ids"  # document ids, in ``node[name]`` (a list or one id): ``ids``, pinned, like
+IDS = "ids"  # document ids, in ``node[name]`` (a list or one id): ``ids``, pinned, like,
+# and ``term`` or ``terms`` on the engines' document id field, ``ID_FIELD``.
+ID_FIELD = "_id"
 
 
 @dataclass
@@ -548,13 +550,18 @@ class Walk:
                 else:
                     self._option(key, item, key_path)
 
-    def _fields_then_options(self, body, path, options=FIELD_QUERY_OPTIONS):
-        """An object keyed by field names (or by the plain ``options``)."""
+    def _fields_then_options(self, body, path, options=FIELD_QUERY_OPTIONS, ids=False):
+        """An object keyed by field names (or by the plain ``options``). ``ids``: a
+        ``term`` query, whose value on ``_id`` is a document id."""
         if not isinstance(body, dict):
             raise refuse("This must be an object", path)
         for key, value in body.items():
             key_path = join_path(path, key)
-            if key not in options:
+            if ids and key == ID_FIELD and isinstance(value, str):
+                self.emit(IDS, key_path, name=key, node=body)
+            elif ids and key == ID_FIELD and isinstance(value, dict) and "value" in value:
+                self.emit(IDS, join_path(key_path, "value"), name="value", node=value)
+            elif key not in options:
                 self.emit(FIELD, key_path, name=key)
             self._scan(value, key_path)
 
@@ -622,7 +629,7 @@ class Walk:
             raise refuse(f"'{query_type}' is not a supported query type", query_path)
 
     def _field_query(self, query_type, body, path):
-        self._fields_then_options(body, path)
+        self._fields_then_options(body, path, ids=query_type == "term")
         for name, params in body.items():
             if name in FIELD_QUERY_OPTIONS:
                 continue
@@ -733,7 +740,10 @@ class Walk:
             if key in FIELD_QUERY_OPTIONS:
                 self._scan(value, key_path)
                 continue
-            self.emit(FIELD, key_path, name=key)
+            if key == ID_FIELD and isinstance(value, list):
+                self.emit(IDS, key_path, name=key, node=body)
+            else:
+                self.emit(FIELD, key_path, name=key)
             if isinstance(value, dict):
                 reason = "terms lookup is not allowed: it reads another document"
                 self.emit(FORBIDDEN, key_path, reason=reason)
