@@ -240,6 +240,25 @@ def test_bucket_search_names_the_pools_not_each_collection(pooled_app, alice):
     assert len(searched.split(",")) <= 3
 
 
+def test_a_bucket_search_names_record_ids_of_pooled_and_dedicated_collections(pooled_app, alice):
+    _fill(pooled_app, alice, "blog", ["a", "b"])
+    own = _collection("blog", "own")
+    mapping = {"properties": {"title": {"type": "text"}}}
+    pooled_app.put_json(own, {"data": {"index:schema": mapping}}, headers=alice)
+    pooled_app.put_json(f"{own}/records/r1", {"data": {"title": "own r1"}}, headers=alice)
+    indexer = pooled_app.app.registry.indexer
+    assert indexer.placement("blog", "a").pooled and not indexer.placement("blog", "own").pooled
+    for query in ({"ids": {"values": ["r1"]}}, {"terms": {"_id": ["r1"]}}):
+        response = pooled_app.post_json("/v1/buckets/blog/search", {"query": query}, headers=alice)
+        hits = sorted((hit["_collection"], hit["_id"]) for hit in response.json["hits"]["hits"])
+        assert hits == [("a", "r1"), ("b", "r1"), ("own", "r1")]
+    # One id where the engine takes one value is an id in each collection: refused, saying
+    # what to write instead.
+    body = {"query": {"term": {"_id": "r1"}}}
+    response = pooled_app.post_json("/v1/buckets/blog/search", body, headers=alice, status=400)
+    assert "'terms'" in response.json["message"]
+
+
 def test_kinto_filters_and_paging_in_a_pool(pooled_app, alice):
     _fill(pooled_app, alice, "blog", ["a", "b"], records=[f"r{i}" for i in range(5)])
     uri = f"{_collection('blog', 'a')}/search?_sort=title&_limit=2"

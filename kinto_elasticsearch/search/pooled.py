@@ -15,6 +15,25 @@ from kinto_elasticsearch.index.placement import COLLECTION_FIELD, collection_key
 POOL_HIT_KEYS = ("_routing", "_shard", "_node")
 
 
+class BucketIds:
+    """What the rules need of a placement in a bucket-wide search (``rules.Rules``): the
+    record ids a body names match in each readable collection, as plain ``_id`` in an index
+    of its own and as ``{bucket}/{collection}/{record}`` in a pool."""
+
+    pooled = True
+
+    def __init__(self, keys):
+        self.keys = sorted(keys)
+
+    def document_ids(self, record_ids):
+        record_ids = list(record_ids)
+        return record_ids + [f"{key}/{r}" for key in self.keys for r in record_ids]
+
+    def document_id(self, record_id):
+        """None: one record id is several document ids here (see the rules)."""
+        return None
+
+
 def restore(response, prefix):
     """``response`` with every hit of a pool of ``prefix`` shown as its collection's own
     (changed in place, and returned)."""

@@ -280,6 +280,8 @@ def query_text_problems(text, syntax):
 # Metadata fields whose values, in a pooled index, are the pool's (its name, namespaced ids,
 # routing keys) rather than the collection's: searching or aggregating them would show them.
 POOL_METADATA_FIELDS = ("_id", "_index", "_routing")
+# Document ids one list of record ids may become (the engines' ``index.max_terms_count``).
+MAX_DOCUMENT_IDS = 65536
 
 
 class Rules:
@@ -323,9 +325,23 @@ class Rules:
         if isinstance(value, list):
             strings = [v for v in value if isinstance(v, str)]
             others = [v for v in value if not isinstance(v, str)]
-            finding.node[finding.name] = self.pooled.document_ids(strings) + others
+            translated = self.pooled.document_ids(strings)
+            if len(translated) > MAX_DOCUMENT_IDS:
+                raise refuse(
+                    f"{len(strings)} ids are {len(translated)} document ids in these "
+                    f"collections, more than {MAX_DOCUMENT_IDS}: name fewer",
+                    finding.path,
+                )
+            finding.node[finding.name] = translated + others
         elif isinstance(value, str):
-            finding.node[finding.name] = self.pooled.document_id(value)
+            document_id = self.pooled.document_id(value)
+            if document_id is None:
+                raise refuse(
+                    "one id here is an id in each collection searched: name record ids "
+                    "with 'ids' or 'terms', which take a list",
+                    finding.path,
+                )
+            finding.node[finding.name] = document_id
 
     def _field(self, finding):
         if self.pooled is not None and finding.name in POOL_METADATA_FIELDS:

@@ -206,7 +206,8 @@ def _prepared(body, request, restricted, hidden, built, where=None):
     A user's body goes through the rules (refused with a 400 that says where, or capped).
     A ``built`` body, made by the plugin from Kinto's querystring, goes through the same
     rules, sizes aside: its ``q``, filters and sorts are still the user's. ``where``: the
-    collection's placement (in a pool, the ids the body names are namespaced).
+    collection's placement (in a pool, the ids the body names are namespaced), or a
+    bucket search's :class:`pooled.BucketIds`.
     """
     limits = query_limits(request)
     check = rules.check_built_search if built else rules.guard_search
@@ -449,7 +450,8 @@ def readable_collections(request, bucket_id):
 
 
 def _bucket_filter(request, bucket_id, readable):
-    """``(indices, filter, {index: collection id})`` for the readable collections.
+    """``(indices, filter, {index: collection id}, pooled keys)`` for the readable
+    collections (the keys of those in pools).
 
     The search names the alias of each readable collection that has an index of its own,
     and the pools holding the others (a few names, however many collections: a URL
@@ -484,7 +486,8 @@ def _bucket_filter(request, bucket_id, readable):
             clause = {"bool": {"filter": [clause, readable_ids]}}
         clauses.append(clause)
     permission = {"bool": {"should": clauses, "minimum_should_match": 1}}
-    return sorted(names), permission, collections
+    keys = [key for alias, (_, key) in in_pools.items() if alias in collections]
+    return sorted(names), permission, collections, keys
 
 
 def _bucket_fields(request, aliases, hidden):
@@ -525,8 +528,10 @@ def run_bucket_search(request, body, readable, built=False):
         # Collections the caller may not read are not searched, but their records share
         # nothing with the readable ones but the bucket: as for a partial reader, nothing
         # that reads index-wide statistics is allowed.
-        body = _prepared(body, request, True, hidden, built)
-        aliases, permission, collections = _bucket_filter(request, bucket_id, readable)
+        aliases, permission, collections, keys = _bucket_filter(request, bucket_id, readable)
+        # The ids a body names are each collection's: namespaced in the pools.
+        where = pooled.BucketIds(keys) if keys else None
+        body = _prepared(body, request, True, hidden, built, where)
         if not aliases:
             return _nothing_found()
         body = filters.with_filters(body, [filters.RECORDS, permission])
@@ -554,7 +559,7 @@ def get_bucket_search(request):
     readable, hidden = _readable_or_forbidden(request, bucket_id)
     indexer = request.registry.indexer
     try:
-        aliases, _, _ = _bucket_filter(request, bucket_id, readable)
+        aliases, _, _, _ = _bucket_filter(request, bucket_id, readable)
     except EngineUnavailable as exc:
         raise _unavailable(exc) from None
 
