@@ -20,6 +20,15 @@ from tests.servers import FaultProxy
 
 COLLECTION = "/v1/buckets/b/collections/c"
 CATCHUP = {"elasticsearch.catchup_in_process": "true"}
+# Collections with indices of their own: a rebuild fills a new generation, swaps the alias
+# and replays the overlap (a pooled collection that stays pooled is refilled in place,
+# and the next catch-up pass re-reads the overlap).
+DEDICATED = {"elasticsearch.pools": "0"}
+
+
+@pytest.fixture
+def dedicated_app(make_app):
+    return make_app(**DEDICATED)
 
 
 def _stored(app, alice, collection=COLLECTION):
@@ -413,8 +422,9 @@ def test_a_rebuild_holds_its_lease_for_the_configured_seconds(make_app, alice):
 
 
 def test_the_catch_up_removes_what_a_dead_rebuild_left_and_keeps_a_live_ones(
-    app, alice, engine, index_prefix
+    dedicated_app, alice, engine, index_prefix
 ):
+    app = dedicated_app
     _setup(app, alice)
     app.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
     app.put_json("/v1/buckets/b/collections/other", {}, headers=alice)
@@ -441,8 +451,9 @@ def test_the_catch_up_removes_what_a_dead_rebuild_left_and_keeps_a_live_ones(
 
 
 def test_a_rebuild_taking_over_an_expired_lease_removes_the_dead_rebuilds_index(
-    app, alice, index_prefix
+    dedicated_app, alice, index_prefix
 ):
+    app = dedicated_app
     _setup(app, alice)
     app.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
     registry = app.app.registry
@@ -456,7 +467,10 @@ def test_a_rebuild_taking_over_an_expired_lease_removes_the_dead_rebuilds_index(
     }
 
 
-def test_a_rebuild_never_deletes_an_index_it_did_not_replace(app, alice, engine, index_prefix):
+def test_a_rebuild_never_deletes_an_index_it_did_not_replace(
+    dedicated_app, alice, engine, index_prefix
+):
+    app = dedicated_app
     _setup(app, alice)
     app.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
     registry = app.app.registry
@@ -476,7 +490,7 @@ def test_a_rebuild_never_deletes_an_index_it_did_not_replace(app, alice, engine,
 def test_the_rebuild_replays_what_committed_late_with_the_overlap(
     make_app, alice, pg_url, engine, index_prefix
 ):
-    app = make_app(**pg_settings(pg_url))
+    app = make_app(**pg_settings(pg_url), **DEDICATED)
     registry = app.app.registry
     registry.storage.initialize_schema()
     registry.permission.initialize_schema()
