@@ -48,7 +48,7 @@ DEFAULT_SETTINGS = {
     "elasticsearch.max_expansions": 50,
     "elasticsearch.number_of_shards": "",
     "elasticsearch.number_of_replicas": "",
-    "elasticsearch.pools": 0,
+    "elasticsearch.pools": 16,
     "elasticsearch.pool_max_records": 100000,
     "elasticsearch.pool_max_fields": 100,
     "elasticsearch.pool_number_of_shards": "",
@@ -98,7 +98,7 @@ class PluginSettings:
     number_of_replicas: int | None = None
     # Pooled indices that small collections share (0: an index per collection), and the
     # shards and replicas of each (None leaves the engine's default).
-    pools: int = 0
+    pools: int = 16
     # A pooled collection holding more documents than this moves to an index of its own.
     pool_max_records: int = 100000
     # The fields a pooled collection may add to its pool's shared mapping; a collection

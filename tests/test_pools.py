@@ -63,6 +63,20 @@ def test_collections_share_the_pools_and_answer_their_own_records_only(
     assert len(names) <= 3
 
 
+def test_by_default_collections_share_sixteen_pools(app, alice, engine, index_prefix):
+    app.put_json("/v1/buckets/blog", {}, headers=alice)
+    requests = [
+        {"method": "PUT", "path": f"/buckets/blog/collections/c{i}", "body": {}} for i in range(40)
+    ]
+    for first in range(0, len(requests), 20):
+        batch = {"defaults": {"headers": alice}, "requests": requests[first : first + 20]}
+        app.post_json("/v1/batch", batch)
+    names = [n for n in _physical_indices(engine, index_prefix) if not n.endswith(".-sync")]
+    assert names and all(naming.is_pool(index_prefix, name) for name in names)
+    assert len(names) <= 16 < len(requests)
+    assert app.app.registry.elasticsearch_settings.pools == 16
+
+
 def test_ids_queries_and_record_permissions_name_record_ids(pooled_app, alice):
     _fill(pooled_app, alice, "blog", ["a", "b"])
     body = {"query": {"ids": {"values": ["r1"]}}}
