@@ -13,6 +13,9 @@ from kinto_elasticsearch.settings import parse_settings
 from tests import servers
 
 _prefixes = itertools.count()
+# The plugin's 2 s default, with the test servers sharing two cores with other suites, times
+# out healthy requests now and then. Tests of a hung or slow engine set their own.
+REQUEST_TIMEOUT = "10"
 
 
 def _engine_params():
@@ -56,6 +59,7 @@ def base_settings(engine_server, index_prefix, **overrides):
         "elasticsearch.engine": engine_server.engine,
         "elasticsearch.index_prefix": index_prefix,
         "elasticsearch.force_refresh": "true",
+        "elasticsearch.request_timeout_seconds": REQUEST_TIMEOUT,
         # Tests of one thing see only its effects: those of the background catch-up ask
         # for it (the servers tests start as processes have it, as in production).
         "elasticsearch.catchup_in_process": "false",
@@ -100,6 +104,7 @@ def engine(engine_server, index_prefix):
             "elasticsearch.hosts": engine_server.url,
             "elasticsearch.engine": engine_server.engine,
             "elasticsearch.index_prefix": index_prefix,
+            "elasticsearch.request_timeout_seconds": REQUEST_TIMEOUT,
         }
     )
     client = Engine(settings)
@@ -311,6 +316,7 @@ def write_ini(tmp_path, engine_server, index_prefix, pg_url):
             "kinto.elasticsearch.engine": engine_server.engine,
             "kinto.elasticsearch.index_prefix": index_prefix,
             "kinto.elasticsearch.force_refresh": "true",
+            "kinto.elasticsearch.request_timeout_seconds": REQUEST_TIMEOUT,
             **overrides,
         }
         lines = "\n".join(f"{key} = {value}" for key, value in settings.items())
