@@ -105,15 +105,6 @@ def _launch(engine, port, data_dir):
     )
 
 
-def _warm_up(url):
-    """Create and delete an index: osmem-server's first index creation takes seconds on a
-    busy machine (longer than the plugin's request timeout), every later one milliseconds."""
-    for method in ("PUT", "DELETE"):
-        request = urllib.request.Request(f"{url}/warm-up", method=method)
-        with urllib.request.urlopen(request, timeout=60) as response:
-            response.read()
-
-
 def start_engine(engine, port=None):
     """Start a fresh server of ``engine`` on 127.0.0.1 and wait until it answers."""
     port = port or free_port()
