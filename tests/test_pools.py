@@ -271,6 +271,10 @@ def test_a_bucket_search_names_record_ids_of_pooled_and_dedicated_collections(po
     body = {"query": {"term": {"_id": "r1"}}}
     response = pooled_app.post_json("/v1/buckets/blog/search", body, headers=alice, status=400)
     assert "'terms'" in response.json["message"]
+    # The pools' names are the engine's: not something to search or aggregate on.
+    body = {"size": 0, "aggs": {"where": {"terms": {"field": "_index"}}}}
+    response = pooled_app.post_json("/v1/buckets/blog/search", body, headers=alice, status=400)
+    assert "_index" in response.json["message"]
 
 
 def test_kinto_filters_and_paging_in_a_pool(pooled_app, alice):
