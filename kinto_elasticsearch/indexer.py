@@ -242,6 +242,12 @@ class Indexer:
             if not replace and self._look_up(alias):
                 return self.placement(bucket_id, collection_id).pool or alias
             return self._create_pooled(where)
+        if not replace and self._look_up(alias):
+            found = self.placement(bucket_id, collection_id)
+            if found.pooled:
+                # Its alias is on a pool: a second index behind it would leave writes
+                # nowhere to go. The catch-up moves it to an index of its own.
+                return found.pool
         # The first generation has a fixed name so that concurrent creators converge on
         # one index instead of attaching the alias to several.
         name = f"{alias}.0"
