@@ -15,32 +15,32 @@ field budget, as before ``pool_max_fields``) and once with the default share.
 import sys
 
 from kinto_elasticsearch.client import Engine
-from kinto_elasticsearch.indexer import Indexer
+from kinto_elasticsearch.index.side import IndexSide
 from kinto_elasticsearch.settings import parse_settings
 from tests import corpus
 from tests.servers import start_engine
 
 
-def _indexer(url, prefix, pools, **options):
+def _index_side(url, prefix, pools, **options):
     settings = parse_settings(
         {"elasticsearch.hosts": url, "elasticsearch.engine": "opensearch",
          "elasticsearch.index_prefix": prefix}
     )  # fmt: skip
-    return Indexer(Engine(settings), prefix=prefix, pools=pools, **options)
+    return IndexSide.build(Engine(settings), prefix=prefix, pools=pools, **options)
 
 
 def measure(url, prefix, pools, documents):
-    indexer = _indexer(url, prefix, pools)
+    index_side = _index_side(url, prefix, pools)
     partial, left_out = 0, 0
     for i, (_name, document) in enumerate(documents):
         record = {**corpus._as_record(document), "id": "r1", "last_modified": i + 1}
-        indexer.create_index("b", f"c{i}", {})
-        report = indexer.write("b", f"c{i}", records=[record], metadata={})
+        index_side.admin.create_index("b", f"c{i}", {})
+        report = index_side.writer.write("b", f"c{i}", records=[record], metadata={})
         partial += bool(report.partial)
         left_out += sum(len(paths) for _, paths, _ in report.partial)
-    mappings = indexer.engine.call("indices.get_mapping", index=f"{prefix}.*")
+    mappings = index_side.engine.call("indices.get_mapping", index=f"{prefix}.*")
     fields = [len(_leaves(m.get("mappings", {}))) for n, m in mappings.items() if "-sync" not in n]
-    indexer.engine.close()
+    index_side.engine.close()
     return {"partial": partial, "left_out": left_out, "fields": fields}
 
 
@@ -56,20 +56,20 @@ def _leaves(mapping, path=""):
 
 def shares(url, prefix, pool_max_fields):
     """Fields mapped and records in part, for the data-keyed tenant and the regular ones."""
-    indexer = _indexer(url, prefix, 1, pool_max_fields=pool_max_fields)
+    index_side = _index_side(url, prefix, 1, pool_max_fields=pool_max_fields)
     partial = {"keyed": 0, "regular": 0}
     for collection_id in ["keyed"] + [f"t{i}" for i in range(60)]:
-        indexer.create_index("b", collection_id, {})
+        index_side.admin.create_index("b", collection_id, {})
     for i in range(60):
         scores = {f"user{i * 20 + k}": k for k in range(20)}
-        report = indexer.write("b", "keyed", records=[_record(i, {"scores": scores})])
+        report = index_side.writer.write("b", "keyed", records=[_record(i, {"scores": scores})])
         partial["keyed"] += bool(report.partial)
         own = {f"t{i}_field{k}": k for k in range(12)}
-        report = indexer.write("b", f"t{i}", records=[_record(0, own)])
+        report = index_side.writer.write("b", f"t{i}", records=[_record(0, own)])
         partial["regular"] += bool(report.partial)
     pool = f"{prefix}.-pool-0"
-    mapping = indexer.engine.call("indices.get_mapping", index=pool)[pool]["mappings"]
-    indexer.engine.close()
+    mapping = index_side.engine.call("indices.get_mapping", index=pool)[pool]["mappings"]
+    index_side.engine.close()
     return {"fields": len(_leaves(mapping)), **partial}
 
 

@@ -131,8 +131,8 @@ def _collections(storage, args):
 
 
 def reindex(registry, args, out):
-    storage, indexer = registry.storage, registry.indexer
-    settings = registry.elasticsearch_settings
+    storage, index_side = registry.storage, registry.elasticsearch.index
+    settings = registry.elasticsearch.settings
     count = 0
     for bucket_id, collection_id, metadata in _collections(storage, args):
         if not settings.is_indexed(bucket_id, collection_id):
@@ -144,7 +144,7 @@ def reindex(registry, args, out):
         try:
             result = reindex_collection(
                 storage,
-                indexer,
+                index_side,
                 bucket_id,
                 collection_id,
                 metadata,
@@ -180,18 +180,18 @@ def _examples(difference, describe=str):
 
 
 def verify(registry, args, out):
-    storage, indexer = registry.storage, registry.indexer
-    settings = registry.elasticsearch_settings
+    storage, index_side = registry.storage, registry.elasticsearch.index
+    settings = registry.elasticsearch.settings
     differs = False
     expected = set()
     checked = 0
     for bucket_id, collection_id, metadata in _collections(storage, args):
         if not settings.is_indexed(bucket_id, collection_id):
             continue
-        expected.add(indexer.alias(bucket_id, collection_id))
+        expected.add(index_side.locator.alias(bucket_id, collection_id))
         report = maintenance.verify_collection(
             storage,
-            indexer,
+            index_side,
             bucket_id,
             collection_id,
             metadata,
@@ -231,8 +231,8 @@ def verify(registry, args, out):
             )
         if args.repair and report.differs:
             print(f"  repaired: {report.repaired} document(s) written or deleted", file=out)
-    pattern = maintenance.scope_pattern(indexer.prefix, args.bucket, args.collection)
-    indices = maintenance.verify_indices(indexer, expected, pattern, repair=args.repair)
+    pattern = maintenance.scope_pattern(index_side.prefix, args.bucket, args.collection)
+    indices = maintenance.verify_indices(index_side, expected, pattern, repair=args.repair)
     for name in indices.orphans:
         print(f"index {name}: belongs to no collection", file=out)
     for name in indices.detached:
@@ -255,7 +255,7 @@ def verify(registry, args, out):
 
 
 def sync(registry, args, out):
-    settings = registry.elasticsearch_settings
+    settings = registry.elasticsearch.settings
     catchup = CatchUp(registry, overlap_ms=int(settings.catchup_overlap * 1000))
     _collections(registry.storage, args)  # A clear error for an unknown scope.
     purges_checked = None
@@ -300,12 +300,12 @@ def run(args, out=sys.stdout):
         raise CommandError(f"cannot read {args.ini}: {exc}") from None
     try:
         registry = env["registry"]
-        if getattr(registry, "indexer", None) is None:
+        if getattr(registry, "index_side", None) is None:
             raise CommandError(
                 f"kinto_elasticsearch is not enabled in {args.ini}: add it to kinto.includes"
             )
-        if not registry.indexer.ping():
-            hosts = ", ".join(registry.elasticsearch_settings.hosts)
+        if not registry.elasticsearch.ping():
+            hosts = ", ".join(registry.elasticsearch.settings.hosts)
             raise CommandError(f"cannot reach the search engine at {hosts}")
         try:
             return COMMANDS[args.command](registry, args, out)

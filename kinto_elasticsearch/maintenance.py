@@ -72,28 +72,41 @@ class CollectionReport:
 
 
 def verify_collection(
-    storage, indexer, bucket_id, collection_id, metadata, repair=False, lease_seconds=LEASE_SECONDS
+    storage,
+    index_side,
+    bucket_id,
+    collection_id,
+    metadata,
+    repair=False,
+    lease_seconds=LEASE_SECONDS,
 ):
     report = CollectionReport(bucket_id, collection_id)
     parent_id = _records_uri(bucket_id, collection_id)
-    if not indexer.alias_exists(bucket_id, collection_id):
+    if not index_side.locator.exists(bucket_id, collection_id):
         report.no_index = True
         report.records = storage.count_all(resource_name="record", parent_id=parent_id)
         if repair:
             result = reindex_collection(
-                storage, indexer, bucket_id, collection_id, metadata, lease_seconds=lease_seconds
+                storage,
+                index_side,
+                bucket_id,
+                collection_id,
+                metadata,
+                lease_seconds=lease_seconds,
             )
             report.repaired = result.indexed + result.replayed
         return report
 
     # Storage to index: records missing from the index, indexed at an older version, or
     # at their version with some paths left out.
-    where = indexer.placement(bucket_id, collection_id, metadata)
+    where = index_side.locator.placement(bucket_id, collection_id, metadata)
     outgrown = False
     for page in iter_record_pages(storage, "record", parent_id):
         report.records += len(page)
         # A tombstone document holding the id of a live record does not make it indexed.
-        versions = indexer.indexed_records(bucket_id, collection_id, [r["id"] for r in page])
+        versions = index_side.reader.indexed_records(
+            bucket_id, collection_id, [r["id"] for r in page]
+        )
         absent = [r for r in page if r["id"] not in versions]
         too_long = [r for r in absent if len(r["id"].encode()) > MAX_ID_BYTES]
         missing = [r for r in absent if r not in too_long]
@@ -118,18 +131,25 @@ def verify_collection(
             outgrown = True
         elif repair and (missing or outdated):
             # The same version may replace a tombstone of it: a record the engine could not
-            # take at all (see ``Indexer._apply``) gets another chance.
+            # take at all (see ``Writer.apply``) gets another chance.
             written = apply_changes(
-                indexer, bucket_id, collection_id, missing + outdated, metadata, same_version=True
+                index_side,
+                bucket_id,
+                collection_id,
+                missing + outdated,
+                metadata,
+                same_version=True,
             )
             report.repaired += len(written.indexed)
         if repair and partial:
             # The same version again: the best form the index takes now (after a mapping
             # change, or a rebuild, it may hold more of the record).
-            apply_changes(indexer, bucket_id, collection_id, partial, metadata, same_version=True)
+            apply_changes(
+                index_side, bucket_id, collection_id, partial, metadata, same_version=True
+            )
 
     # Index to storage: documents of records that storage no longer has.
-    for documents in indexer.iter_documents(bucket_id, collection_id):
+    for documents in index_side.reader.iter_documents(bucket_id, collection_id):
         report.documents += len(documents)
         ids = list(documents)
         present = {
@@ -148,12 +168,12 @@ def verify_collection(
             tombstones = [
                 {"id": i, "last_modified": documents[i] + 1, "deleted": True} for i in extra
             ]
-            written = apply_changes(indexer, bucket_id, collection_id, tombstones, metadata)
+            written = apply_changes(index_side, bucket_id, collection_id, tombstones, metadata)
             report.repaired += len(written.deleted)
     if repair and outgrown:
         result = reindex_collection(
             storage,
-            indexer,
+            index_side,
             bucket_id,
             collection_id,
             metadata,
@@ -181,17 +201,17 @@ class IndicesReport:
         return bool(self.orphans or self.detached or self.orphan_aliases or self.orphan_documents)
 
 
-def verify_indices(indexer, expected_aliases, pattern, repair=False, now=None):
+def verify_indices(index_side, expected_aliases, pattern, repair=False, now=None):
     """Check the indices matching ``pattern`` against the collections' aliases."""
     report = IndicesReport()
     now = time.time() if now is None else now
-    created = indexer.creation_dates(pattern)
+    created = index_side.indices.creation_dates(pattern)
     # A pool is no collection's index: its collections are its aliases, checked as such.
-    pooled = indexer.pooled_aliases(pattern)
+    pooled = index_side.locator.pooled_aliases(pattern)
     gone = {alias: where for alias, where in pooled.items() if alias not in expected_aliases}
     report.orphan_aliases = sorted(gone)
-    for name, aliases in sorted(indexer.indices(pattern).items()):
-        if is_internal_index(indexer.prefix, name):
+    for name, aliases in sorted(index_side.indices.listed(pattern).items()):
+        if is_internal_index(index_side.prefix, name):
             continue  # Pools, checkpoints and leases, validation probes.
         collection_alias = name.rsplit(".", 1)[0]
         if set(aliases) & expected_aliases:
@@ -202,18 +222,18 @@ def verify_indices(indexer, expected_aliases, pattern, repair=False, now=None):
         else:
             report.orphans.append(name)
     # Collections of the scope only, though a pool holds any bucket's.
-    for pool, counts in indexer.orphan_documents().items():
+    for pool, counts in index_side.pools.orphan_documents().items():
         kept = {
             key: count
             for key, count in counts.items()
-            if fnmatch.fnmatchcase(_alias_of_key(indexer.prefix, key), pattern)
+            if fnmatch.fnmatchcase(_alias_of_key(index_side.prefix, key), pattern)
         }
         if kept:
             report.orphan_documents[pool] = kept
     if repair:
-        report.deleted = indexer.delete_indices(report.orphans + report.detached)
-        indexer.drop_pooled(gone)
-        indexer.delete_orphan_documents(report.orphan_documents)
+        report.deleted = index_side.indices.delete(report.orphans + report.detached)
+        index_side.pools.drop(gone)
+        index_side.pools.delete_orphan_documents(report.orphan_documents)
     return report
 
 

@@ -70,10 +70,7 @@ def base_settings(engine_server, index_prefix, **overrides):
 
 def close_app(app):
     """Stop an app's background threads and close its client: they hold its registry."""
-    registry = app.app.registry
-    registry.sender.stop()
-    registry.catchup.stop()
-    registry.indexer.engine.close()
+    app.app.registry.elasticsearch.close()
 
 
 @pytest.fixture
@@ -123,7 +120,7 @@ def indexed(engine, index_prefix, bucket_id, collection_id):
     Tombstones of deleted records are left out: they are not records.
     """
     from kinto_elasticsearch.index import naming, placement
-    from kinto_elasticsearch.indexer import LIVE_DOCUMENTS
+    from kinto_elasticsearch.index.documents import LIVE_DOCUMENTS
 
     body = engine.call(
         "search",

@@ -43,7 +43,7 @@ def test_breaker_opens_after_consecutive_failures_and_probes_after_its_delay():
 
 
 def _breakers(app):
-    return app.app.registry.indexer.engine.breakers
+    return app.app.registry.elasticsearch.index.engine.breakers
 
 
 def _proxied_app(make_app, proxy, **overrides):
@@ -195,7 +195,7 @@ def test_the_heartbeat_reports_the_state_without_changing_it(make_app, alice, ow
 
 
 def test_an_error_the_seam_does_not_map_does_not_leave_the_circuit_open(app, alice):
-    engine = app.app.registry.indexer.engine
+    engine = app.app.registry.elasticsearch.index.engine
     breaker = engine.breakers[SEARCH]
     clock = Clock()
     breaker._clock = clock

@@ -55,7 +55,7 @@ def test_verify_exits_0_when_everything_matches(filled, write_ini):
 
 
 def test_reindex_rebuilds_from_storage(filled, alice, write_ini, engine, index_prefix):
-    filled.app.registry.indexer.delete_collection_indices("b", "c")
+    filled.app.registry.elasticsearch.index.admin.delete_collection_indices("b", "c")
     result = cli("reindex", "--ini", write_ini(), "-b", "b", "-c", "c")
     assert result.returncode == 0, result.stderr
     assert "60 records indexed" in result.stdout
@@ -221,7 +221,7 @@ def test_a_refused_mapping_is_not_stored(pg_app, alice):
 
 
 def test_sync_indexes_what_the_index_missed(filled, alice, write_ini, engine, index_prefix):
-    filled.app.registry.indexer.delete_collection_indices("b", "c")
+    filled.app.registry.elasticsearch.index.admin.delete_collection_indices("b", "c")
     _fill(filled, alice, 20, start=100)  # Written while the index was gone.
     result = cli("sync", "--ini", write_ini())
     assert result.returncode == 0, result.stderr
@@ -242,7 +242,7 @@ def test_sync_follow_keeps_catching_up(filled, alice, write_ini, engine, index_p
         text=True,
     )
     try:
-        filled.app.registry.indexer.delete_collection_indices("b", "c")
+        filled.app.registry.elasticsearch.index.admin.delete_collection_indices("b", "c")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -282,13 +282,13 @@ def test_reindex_promote_moves_a_pooled_collection_to_an_index_of_its_own(
     app.put_json("/v1/buckets/b", {}, headers=alice)
     app.put_json(COLLECTION, {}, headers=alice)
     _fill(app, alice, 30)
-    assert app.app.registry.indexer.placement("b", "c").pooled
+    assert app.app.registry.elasticsearch.index.locator.placement("b", "c").pooled
     ini = write_ini(**{f"kinto.{k}": v for k, v in pools.items()})
     result = cli("reindex", "--ini", ini, "-b", "b", "-c", "c", "--promote")
     assert result.returncode == 0, result.stderr
     assert "30 records indexed into" in result.stdout
-    indexer = app.app.registry.indexer
-    where = indexer.placement("b", "c", refresh=True)
+    index_side = app.app.registry.elasticsearch.index
+    where = index_side.locator.placement("b", "c", refresh=True)
     assert not where.pooled
     assert indexed(engine, index_prefix, "b", "c") == _stored(app, alice)
     # Nothing of it is left in the pool.

@@ -240,7 +240,7 @@ def test_verify_tells_partial_records_apart_and_repair_improves_them(
     # The index as a stricter past left it: the record at its version, in minimal form.
     alias = naming.alias_name(index_prefix, "b", "c")
     minimal = {"id": "part", "last_modified": stored["last_modified"], "_unindexed": ["title"]}
-    where = registry.indexer.placement("b", "c")
+    where = registry.elasticsearch.index.locator.placement("b", "c")
     engine.call(
         "index",
         index=alias,
@@ -251,16 +251,20 @@ def test_verify_tells_partial_records_apart_and_repair_improves_them(
         refresh="true",
     )
     metadata = collection.get(COLLECTION, headers=alice).json["data"]
-    report = maintenance.verify_collection(registry.storage, registry.indexer, "b", "c", metadata)
+    report = maintenance.verify_collection(
+        registry.storage, registry.elasticsearch.index, "b", "c", metadata
+    )
     assert not report.differs
     assert report.partial.count == 1 and report.partial.examples == [("part", ["title"])]
 
     maintenance.verify_collection(
-        registry.storage, registry.indexer, "b", "c", metadata, repair=True
+        registry.storage, registry.elasticsearch.index, "b", "c", metadata, repair=True
     )
     engine.call("indices.refresh", index=alias)
     assert "_unindexed" not in indexed(engine, index_prefix, "b", "c")["part"][1]
-    report = maintenance.verify_collection(registry.storage, registry.indexer, "b", "c", metadata)
+    report = maintenance.verify_collection(
+        registry.storage, registry.elasticsearch.index, "b", "c", metadata
+    )
     assert not report.differs and report.partial.count == 0
 
 

@@ -80,6 +80,6 @@ def test_subscribers_learn_of_failed_writes_and_of_their_recovery(
     # Storage has it: the catch-up will index it.
     assert failed.will_retry is True and failed.failures[0][0] == "r1"
     own_engine_server.restart()
-    assert app.app.registry.catchup.wait_for_pass(timeout=30)
+    assert app.app.registry.elasticsearch.catchup.wait_for_pass(timeout=30)
     recovered = [e for e in received if isinstance(e, RecordsIndexed)]
     assert "r1" in recovered[-1].indexed and recovered[-1].request is None

@@ -33,12 +33,14 @@ def test_excluded_fields_stay_out_of_rebuilds_and_repairs(app, alice, engine, in
     _setup(app, alice, ["secret"])
     registry = app.app.registry
     metadata = app.get(COLLECTION, headers=alice).json["data"]
-    maintenance.reindex_collection(registry.storage, registry.indexer, "b", "c", metadata)
+    maintenance.reindex_collection(
+        registry.storage, registry.elasticsearch.index, "b", "c", metadata
+    )
     assert "secret" not in _document(engine, index_prefix)
-    registry.indexer.delete_collection_indices("b", "c")
-    registry.indexer.create_index("b", "c", {})
+    registry.elasticsearch.index.admin.delete_collection_indices("b", "c")
+    registry.elasticsearch.index.admin.create_index("b", "c", {})
     maintenance.verify_collection(
-        registry.storage, registry.indexer, "b", "c", metadata, repair=True
+        registry.storage, registry.elasticsearch.index, "b", "c", metadata, repair=True
     )
     assert "secret" not in _document(engine, index_prefix)
 
@@ -57,7 +59,7 @@ def test_changing_the_list_rebuilds_existing_documents(
         app = make_app(**CATCHUP)
     _setup(app, alice, ["secret"])
     app.patch_json(COLLECTION, {"data": {"index:exclude_fields": ["title"]}}, headers=alice)
-    assert app.app.registry.catchup.wait_for_pass(timeout=30)
+    assert app.app.registry.elasticsearch.catchup.wait_for_pass(timeout=30)
     document = _document(engine, index_prefix)
     assert document["secret"] == "s3cr3t" and "title" not in document
 
@@ -73,7 +75,7 @@ def test_a_mapping_the_live_index_cannot_take_is_applied_by_a_rebuild(
         {"data": {"index:schema": {"properties": {"title": {"type": "keyword"}}}}},
         headers=alice,
     )
-    assert app.app.registry.catchup.wait_for_pass(timeout=30)
-    mapping = app.app.registry.indexer.get_mapping("b", "c")
+    assert app.app.registry.elasticsearch.catchup.wait_for_pass(timeout=30)
+    mapping = app.app.registry.elasticsearch.index.known.get_mapping("b", "c")
     assert mapping["properties"]["title"] == {"type": "keyword"}
     assert _document(engine, index_prefix)["title"] == "t"

@@ -130,7 +130,7 @@ def test_sizes_and_timeouts_are_capped_before_the_engine(make_app, alice):
     app = make_app(paginate_by="5", **{"elasticsearch.search_timeout_seconds": "2"})
     app.put_json("/v1/buckets/b", {}, headers=alice)
     app.put_json(COLLECTION, {}, headers=alice)
-    spy = EngineSpy(app.app.registry.indexer.engine)
+    spy = EngineSpy(app.app.registry.elasticsearch.index.engine)
     app.post_json(SEARCH, {"size": 10_000, "timeout": "1h"}, headers=alice)
     app.post_json(SEARCH, {"size": 3, "timeout": "500ms"}, headers=alice)
     sent = [kwargs["body"] for name, kwargs in spy.calls if name == "search"]
@@ -143,7 +143,7 @@ def test_every_search_the_plugin_sends_has_the_server_side_timeout(make_app, ali
     app = make_app(**{"elasticsearch.search_timeout_seconds": "3"})
     app.put_json("/v1/buckets/b", {}, headers=alice)
     app.put_json(COLLECTION, {}, headers=alice)
-    spy = EngineSpy(app.app.registry.indexer.engine)
+    spy = EngineSpy(app.app.registry.elasticsearch.index.engine)
     app.post_json(SEARCH, {}, headers=alice)
     app.get(f"{SEARCH}?q=title:a*", headers=alice)
     app.get(f"{SEARCH}/facets", headers=alice)
@@ -284,7 +284,7 @@ COSTLY = [
 )
 def test_costly_bodies_are_refused_naming_their_limit(make_app, alice, body, limit, location):
     app = _limited(make_app, alice)
-    spy = EngineSpy(app.app.registry.indexer.engine)
+    spy = EngineSpy(app.app.registry.elasticsearch.index.engine)
     response = app.post_json(SEARCH, body, headers=alice, status=400)
     assert response.json["details"][0]["name"] == location, response.json["message"]
     assert spy.count("search") == 0
@@ -295,7 +295,7 @@ def test_costly_bodies_are_refused_naming_their_limit(make_app, alice, body, lim
     assert f"(limit: elasticsearch.{limit})" in response.json["message"]
     # The setting is the operator's: raised, the same body reaches the engine.
     raised = _limited(make_app, alice, **{limit: 10**9})
-    spy = EngineSpy(raised.app.registry.indexer.engine)
+    spy = EngineSpy(raised.app.registry.elasticsearch.index.engine)
     response = raised.post_json(SEARCH, body, headers=alice, status="*")
     assert "(limit: elasticsearch." not in response.text
     assert spy.count("search") == 1
@@ -332,7 +332,7 @@ def test_the_engine_is_told_to_cancel_a_search_the_plugin_gave_up_on(make_app, a
     """OpenSearch takes ``cancel_after_time_interval``; Elasticsearch cancels a search
     whose connection the client closed (the client does so on its timeout)."""
     app = _limited(make_app, alice, search_timeout_seconds=3)
-    plugin_engine = app.app.registry.indexer.engine
+    plugin_engine = app.app.registry.elasticsearch.index.engine
     client = plugin_engine._client
     sent = []
     if engine.name == "opensearch":

@@ -231,7 +231,7 @@ def test_changed_settings_are_applied_by_a_rebuild(shop, alice, engine, index_pr
     # A new generation behind the alias: the first one is gone.
     alias = naming.alias_name(index_prefix, "shop", "items")
     pattern = naming.collection_pattern(index_prefix, "shop", "items")
-    ((physical, aliases),) = shop.app.registry.indexer.indices(pattern).items()
+    ((physical, aliases),) = shop.app.registry.elasticsearch.index.indices.listed(pattern).items()
     assert aliases == [alias] and physical != f"{alias}.0"
 
 

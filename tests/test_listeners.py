@@ -42,7 +42,7 @@ def test_deleted_records_are_unindexed(blog, alice, engine, index_prefix):
 
 
 def test_a_batch_is_one_bulk_request(blog, alice, engine, index_prefix):
-    spy = EngineSpy(blog.app.registry.indexer.engine)
+    spy = EngineSpy(blog.app.registry.elasticsearch.index.engine)
     requests = [
         {"method": "PUT", "path": f"{COLLECTION}/records/r{i}", "body": {"data": {"i": i}}}
         for i in range(25)
@@ -57,11 +57,15 @@ def test_an_older_version_never_overwrites_a_newer_one(blog, alice, engine, inde
         "data"
     ]
     stale = {**record, "v": 1, "last_modified": record["last_modified"] - 1}
-    report = blog.app.registry.indexer.write("blog", "articles", records=[stale])
+    report = blog.app.registry.elasticsearch.index.writer.write(
+        "blog", "articles", records=[stale]
+    )
     assert report.superseded == ["r1"] and report.failed == []
     assert indexed(engine, index_prefix, "blog", "articles")["r1"][1]["v"] == 2
     # A late delete is superseded too.
-    report = blog.app.registry.indexer.write("blog", "articles", tombstones=[stale])
+    report = blog.app.registry.elasticsearch.index.writer.write(
+        "blog", "articles", tombstones=[stale]
+    )
     assert report.superseded == ["r1"]
     assert "r1" in indexed(engine, index_prefix, "blog", "articles")
 
@@ -70,9 +74,9 @@ def test_deleting_a_record_the_index_never_had_is_not_an_error(
     blog, alice, engine, index_prefix, metrics, caplog
 ):
     blog.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
-    indexer = blog.app.registry.indexer
-    indexer.delete_collection_indices("blog", "articles")
-    indexer.create_index("blog", "articles", {})
+    index_side = blog.app.registry.elasticsearch.index
+    index_side.admin.delete_collection_indices("blog", "articles")
+    index_side.admin.create_index("blog", "articles", {})
     with caplog.at_level(logging.ERROR, logger="kinto_elasticsearch"):
         blog.delete(f"{COLLECTION}/records/r1", headers=alice)
     assert metrics.counts.get("elasticsearch.documents.failed", 0) == 0
@@ -186,7 +190,7 @@ def test_records_of_a_collection_without_index_are_indexed_on_their_next_change(
         {"data": {"index:schema": {"properties": {"n": {"type": "keyword"}}}}},
         headers=alice,
     )
-    blog.app.registry.indexer.delete_collection_indices("blog", "articles")
+    blog.app.registry.elasticsearch.index.admin.delete_collection_indices("blog", "articles")
     blog.put_json(f"{COLLECTION}/records/r1", {"data": {"n": 5}}, headers=alice)
     assert set(indexed(engine, index_prefix, "blog", "articles")) == {"r1"}
     alias = naming.alias_name(index_prefix, "blog", "articles")
@@ -252,8 +256,8 @@ def test_other_users_writes_are_indexed_too(blog, alice, engine, index_prefix):
 
 
 def test_an_index_auto_created_under_the_alias_name_is_replaced(blog, alice, engine, index_prefix):
-    indexer = blog.app.registry.indexer
-    indexer.delete_collection_indices("blog", "articles")
+    index_side = blog.app.registry.elasticsearch.index
+    index_side.admin.delete_collection_indices("blog", "articles")
     # What a delete sent to a missing alias by another client leaves behind.
     engine.call("indices.create", index=naming.alias_name(index_prefix, "blog", "articles"))
     blog.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
@@ -264,7 +268,7 @@ def test_a_delete_never_auto_creates_an_index_under_the_alias_name(
     blog, alice, engine, index_prefix
 ):
     blog.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
-    blog.app.registry.indexer.delete_collection_indices("blog", "articles")
+    blog.app.registry.elasticsearch.index.admin.delete_collection_indices("blog", "articles")
     blog.delete(f"{COLLECTION}/records/r1", headers=alice)
     # The delete is kept as a tombstone, in a proper index of the collection behind its
     # alias (never one the engine would auto-create under the alias's name).
@@ -279,10 +283,10 @@ def test_force_refresh_makes_each_write_visible_at_once(make_app, alice, force_r
     app = make_app(**{"elasticsearch.force_refresh": force_refresh})
     app.put_json("/v1/buckets/blog", {}, headers=alice)
     app.put_json(COLLECTION, {}, headers=alice)
-    spy = EngineSpy(app.app.registry.indexer.engine)
+    spy = EngineSpy(app.app.registry.elasticsearch.index.engine)
     app.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
     # Without read-your-writes the request does not wait for the bulk.
-    assert app.app.registry.sender.wait_until_idle(timeout=10)
+    assert app.app.registry.elasticsearch.sender.wait_until_idle(timeout=10)
     [(_, bulk)] = [call for call in spy.calls if call[0] == "bulk"]
     assert bulk.get("refresh") == expected
 

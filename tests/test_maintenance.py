@@ -49,12 +49,14 @@ def test_reindex_builds_a_new_index_and_swaps_the_alias(
 ):
     registry = _registry(dedicated)
     monkeypatch.setattr(pages, "PAGE_SIZE", 50)
-    old = set(registry.indexer.indices(f"{index_prefix}.*"))
+    old = set(registry.elasticsearch.index.indices.listed(f"{index_prefix}.*"))
     result = maintenance.reindex_collection(
-        registry.storage, registry.indexer, "b", "c", {}, progress=None
+        registry.storage, registry.elasticsearch.index, "b", "c", {}, progress=None
     )
     assert result.indexed == 120
-    indices = registry.indexer.indices(naming.collection_pattern(index_prefix, "b", "c"))
+    indices = registry.elasticsearch.index.indices.listed(
+        naming.collection_pattern(index_prefix, "b", "c")
+    )
     # Only the new index is left, behind the alias.
     assert indices == {result.index: [naming.alias_name(index_prefix, "b", "c")]}
     assert result.index not in old
@@ -65,8 +67,10 @@ def test_reindex_applies_the_current_mapping(filled, alice, engine, index_prefix
     registry = _registry(filled)
     # A change of type the live index cannot take: only a rebuild applies it.
     metadata = {"index:schema": {"properties": {"n": {"type": "keyword"}}}}
-    maintenance.reindex_collection(registry.storage, registry.indexer, "b", "c", metadata)
-    mapping = registry.indexer.get_mapping("b", "c")
+    maintenance.reindex_collection(
+        registry.storage, registry.elasticsearch.index, "b", "c", metadata
+    )
+    mapping = registry.elasticsearch.index.known.get_mapping("b", "c")
     assert mapping["properties"]["n"] == {"type": "keyword"}
     assert len(indexed(engine, index_prefix, "b", "c")) == 120
 
@@ -98,7 +102,9 @@ def test_reindex_with_concurrent_writes_ends_equal_to_storage(
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        maintenance.reindex_collection(registry.storage, registry.indexer, "b", "c", {})
+        maintenance.reindex_collection(
+            registry.storage, registry.elasticsearch.index, "b", "c", {}
+        )
     finally:
         stop.set()
         thread.join()
@@ -108,7 +114,9 @@ def test_reindex_with_concurrent_writes_ends_equal_to_storage(
 
 def test_verify_finds_nothing_on_a_healthy_collection(filled):
     registry = _registry(filled)
-    report = maintenance.verify_collection(registry.storage, registry.indexer, "b", "c", {})
+    report = maintenance.verify_collection(
+        registry.storage, registry.elasticsearch.index, "b", "c", {}
+    )
     assert not report.differs
     assert report.records == report.documents == 120
 
@@ -120,9 +128,9 @@ def test_verify_reports_and_repairs_every_kind_of_difference(
     monkeypatch.setattr(pages, "PAGE_SIZE", 50)
     # The index as a lossy past could have left it: two records missing, one outdated,
     # three documents of records storage never had.
-    indexer = registry.indexer
-    indexer.delete_collection_indices("b", "c")
-    indexer.create_index("b", "c", {})
+    index_side = registry.elasticsearch.index
+    index_side.admin.delete_collection_indices("b", "c")
+    index_side.admin.create_index("b", "c", {})
     documents = []
     for record_id, (last_modified, record) in _stored(filled, alice).items():
         if record_id == "r003":
@@ -130,19 +138,23 @@ def test_verify_reports_and_repairs_every_kind_of_difference(
         if record_id not in ("r001", "r002"):
             documents.append(record)
     documents += [{"id": f"ghost{i}", "last_modified": i} for i in (1, 2, 3)]
-    indexer.write("b", "c", records=documents)
+    index_side.writer.write("b", "c", records=documents)
 
-    report = maintenance.verify_collection(registry.storage, registry.indexer, "b", "c", {})
+    report = maintenance.verify_collection(
+        registry.storage, registry.elasticsearch.index, "b", "c", {}
+    )
     assert (report.missing.count, report.outdated.count, report.extra.count) == (2, 1, 3)
     assert sorted(report.missing.examples) == ["r001", "r002"]
     assert report.outdated.examples == ["r003"]
     assert sorted(report.extra.examples) == ["ghost1", "ghost2", "ghost3"]
 
     repaired = maintenance.verify_collection(
-        registry.storage, registry.indexer, "b", "c", {}, repair=True
+        registry.storage, registry.elasticsearch.index, "b", "c", {}, repair=True
     )
     assert repaired.repaired == 6
-    again = maintenance.verify_collection(registry.storage, registry.indexer, "b", "c", {})
+    again = maintenance.verify_collection(
+        registry.storage, registry.elasticsearch.index, "b", "c", {}
+    )
     assert not again.differs
     assert indexed(engine, index_prefix, "b", "c") == _stored(filled, alice)
 
@@ -151,33 +163,37 @@ def test_verify_reports_and_repairs_a_collection_without_index(
     filled, alice, engine, index_prefix
 ):
     registry = _registry(filled)
-    registry.indexer.delete_collection_indices("b", "c")
-    report = maintenance.verify_collection(registry.storage, registry.indexer, "b", "c", {})
+    registry.elasticsearch.index.admin.delete_collection_indices("b", "c")
+    report = maintenance.verify_collection(
+        registry.storage, registry.elasticsearch.index, "b", "c", {}
+    )
     assert report.no_index and report.records == 120
-    maintenance.verify_collection(registry.storage, registry.indexer, "b", "c", {}, repair=True)
+    maintenance.verify_collection(
+        registry.storage, registry.elasticsearch.index, "b", "c", {}, repair=True
+    )
     assert indexed(engine, index_prefix, "b", "c") == _stored(filled, alice)
 
 
 def test_verify_indices_finds_orphans_and_old_generations(filled, engine, index_prefix):
     registry = _registry(filled)
-    indexer = registry.indexer
+    index_side = registry.elasticsearch.index
     pattern = maintenance.scope_pattern(index_prefix)
     # The collection's index or pool, and the plugin's own checkpoints index.
-    healthy = set(indexer.indices(pattern))
+    healthy = set(index_side.indices.listed(pattern))
     orphan = naming.new_index_name(index_prefix, "gone", "c")
     engine.call("indices.create", index=orphan)
     detached = naming.new_index_name(index_prefix, "b", "c")
     engine.call("indices.create", index=detached)
-    expected = {indexer.alias("b", "c")}
-    report = maintenance.verify_indices(indexer, expected, pattern)
+    expected = {index_side.locator.alias("b", "c")}
+    report = maintenance.verify_indices(index_side, expected, pattern)
     # A fresh index without alias may be a rebuild in progress: left alone for now.
     assert report.orphans == [orphan] and report.detached == []
-    later = maintenance.verify_indices(indexer, expected, pattern, now=4102444800)
+    later = maintenance.verify_indices(index_side, expected, pattern, now=4102444800)
     assert later.detached == [detached]
-    maintenance.verify_indices(indexer, expected, pattern, repair=True, now=4102444800)
+    maintenance.verify_indices(index_side, expected, pattern, repair=True, now=4102444800)
     # The plugin's own checkpoints index is neither an orphan nor a generation, a pool
     # neither.
-    assert set(indexer.indices(pattern)) == healthy
+    assert set(index_side.indices.listed(pattern)) == healthy
     assert f"{index_prefix}.-sync" in healthy and len(healthy) == 2
 
 
@@ -188,7 +204,7 @@ def test_reindex_pages_through_storage_reading_at_most_two_pages_ahead(
     registry = _registry(dedicated)
     monkeypatch.setattr(pages, "PAGE_SIZE", 10)
     pages_read, ahead = [], []
-    list_all, fill = registry.storage.list_all, registry.indexer.fill
+    list_all, fill = registry.storage.list_all, registry.elasticsearch.index.writer.fill
 
     def counting_list_all(*args, **kwargs):
         page = list_all(*args, **kwargs)
@@ -202,8 +218,10 @@ def test_reindex_pages_through_storage_reading_at_most_two_pages_ahead(
         return fill(index, records, tombstones, metadata)
 
     monkeypatch.setattr(registry.storage, "list_all", counting_list_all)
-    monkeypatch.setattr(registry.indexer, "fill", slow_fill)
-    result = maintenance.reindex_collection(registry.storage, registry.indexer, "b", "c", {})
+    monkeypatch.setattr(registry.elasticsearch.index, "fill", slow_fill)
+    result = maintenance.reindex_collection(
+        registry.storage, registry.elasticsearch.index, "b", "c", {}
+    )
     assert result.indexed == 120
     assert len(ahead) == 12
     assert max(ahead) <= 2

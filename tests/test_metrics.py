@@ -41,7 +41,7 @@ def prometheus_app(engine_server, index_prefix, engine):
     )
     app = webtest.TestApp(kinto.main({}, **settings))
     yield app
-    app.app.registry.indexer.engine.close()
+    app.app.registry.elasticsearch.index.engine.close()
     prometheus.reset_registry()
 
 

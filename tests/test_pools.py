@@ -74,7 +74,7 @@ def test_by_default_collections_share_sixteen_pools(app, alice, engine, index_pr
     names = [n for n in _physical_indices(engine, index_prefix) if not n.endswith(".-sync")]
     assert names and all(naming.is_pool(index_prefix, name) for name in names)
     assert len(names) <= 16 < len(requests)
-    assert app.app.registry.elasticsearch_settings.pools == 16
+    assert app.app.registry.elasticsearch.settings.pools == 16
 
 
 def test_ids_queries_and_record_permissions_name_record_ids(pooled_app, alice):
@@ -199,10 +199,12 @@ def _dated_records(app, headers, collection_id):
 def _assert_promoted_with_its_mapping(app, headers, engine, index_prefix, collection_id):
     registry = app.app.registry
     alias = naming.alias_name(index_prefix, "blog", collection_id)
-    assert not registry.indexer.placement("blog", collection_id, refresh=True).pooled
+    assert not registry.elasticsearch.index.locator.placement(
+        "blog", collection_id, refresh=True
+    ).pooled
     (index,) = engine.call("indices.get_alias", name=alias)
     assert not naming.is_pool(index_prefix, index)
-    mapping = registry.indexer.get_mapping("blog", collection_id)
+    mapping = registry.elasticsearch.index.known.get_mapping("blog", collection_id)
     assert mapping["properties"]["published"]["type"] == "date"
     assert _published_in_may(app, headers, collection_id) == ["may"]
     assert _pool_documents(engine, index_prefix, f"blog/{collection_id}") == 0
@@ -214,7 +216,7 @@ def test_a_pooled_collection_whose_metadata_gains_a_mapping_is_promoted(
     _fill(pooled_app, alice, "blog", ["dated", "other"])
     _dated_records(pooled_app, alice, "dated")
     registry = pooled_app.app.registry
-    assert registry.indexer.placement("blog", "dated").pooled
+    assert registry.elasticsearch.index.locator.placement("blog", "dated").pooled
     pooled_app.patch_json(_collection("blog", "dated"), {"data": {"schema": DATED}}, headers=alice)
     report = CatchUp(registry, overlap_ms=0).run()
     assert naming.alias_name(index_prefix, "blog", "dated") in report.rebuilt
@@ -229,11 +231,11 @@ def test_a_collection_an_earlier_version_pooled_despite_its_mapping_is_promoted(
 ):
     pooled_app.put_json("/v1/buckets/blog", {}, headers=alice)
     pooled_app.put_json(_collection("blog", "dated"), {"data": {"schema": DATED}}, headers=alice)
-    indexer = pooled_app.app.registry.indexer
+    index_side = pooled_app.app.registry.elasticsearch.index
     # Where an earlier version put it: its pool, with its checkpoint and metadata unchanged.
-    indexer.delete_collection_indices("blog", "dated")
-    indexer.create_index("blog", "dated", {})
-    assert indexer.placement("blog", "dated").pooled
+    index_side.admin.delete_collection_indices("blog", "dated")
+    index_side.admin.create_index("blog", "dated", {})
+    assert index_side.locator.placement("blog", "dated").pooled
     _dated_records(pooled_app, alice, "dated")
     assert _pool_documents(engine, index_prefix, "blog/dated") == 2
     report = CatchUp(pooled_app.app.registry, overlap_ms=0).run()
@@ -246,7 +248,7 @@ def test_bucket_search_names_the_pools_not_each_collection(pooled_app, alice):
 
     _fill(pooled_app, alice, "blog", [f"c{i}" for i in range(8)])
     _fill(pooled_app, alice, "other", ["c0"])
-    spy = EngineSpy(pooled_app.app.registry.indexer.engine)
+    spy = EngineSpy(pooled_app.app.registry.elasticsearch.index.engine)
     response = pooled_app.post_json("/v1/buckets/blog/search", {"size": 100}, headers=alice)
     hits = sorted((hit["_collection"], hit["_id"]) for hit in response.json["hits"]["hits"])
     assert hits == sorted((f"c{i}", r) for i in range(8) for r in ("r1", "r2"))
@@ -260,8 +262,11 @@ def test_a_bucket_search_names_record_ids_of_pooled_and_dedicated_collections(po
     mapping = {"properties": {"title": {"type": "text"}}}
     pooled_app.put_json(own, {"data": {"index:schema": mapping}}, headers=alice)
     pooled_app.put_json(f"{own}/records/r1", {"data": {"title": "own r1"}}, headers=alice)
-    indexer = pooled_app.app.registry.indexer
-    assert indexer.placement("blog", "a").pooled and not indexer.placement("blog", "own").pooled
+    index_side = pooled_app.app.registry.elasticsearch.index
+    assert (
+        index_side.locator.placement("blog", "a").pooled
+        and not index_side.locator.placement("blog", "own").pooled
+    )
     for query in ({"ids": {"values": ["r1"]}}, {"terms": {"_id": ["r1"]}}):
         response = pooled_app.post_json("/v1/buckets/blog/search", {"query": query}, headers=alice)
         hits = sorted((hit["_collection"], hit["_id"]) for hit in response.json["hits"]["hits"])
@@ -312,7 +317,7 @@ def test_facets_of_a_pooled_collection_aggregate_only_the_fields_it_holds(pooled
     pooled_app.put_json(_collection("blog", neighbour), {}, headers=alice)
     uri = f"{_collection('blog', neighbour)}/records/r1"
     pooled_app.put_json(uri, {"data": {f"k{i}": i for i in range(40)}}, headers=alice)
-    spy = EngineSpy(pooled_app.app.registry.indexer.engine)
+    spy = EngineSpy(pooled_app.app.registry.elasticsearch.index.engine)
     response = pooled_app.get(f"{_collection('blog', 'a')}/search/facets", headers=alice)
     by_name = {field["name"]: field for field in response.json["fields"]}
     assert sum(v["count"] for v in by_name["n"]["values"]) == 2
@@ -353,11 +358,13 @@ def test_a_pooled_collection_whose_documents_went_is_indexed_again_at_once(
     registry = pooled_app.app.registry
     # Its alias and documents deleted from its pool (an operator's mistake, a lost
     # index): rebuilt at once, at the records' own versions, which the deletes preceded.
-    registry.indexer.delete_collection_indices("blog", "a")
+    registry.elasticsearch.index.admin.delete_collection_indices("blog", "a")
     metadata = registry.storage.get(
         resource_name="collection", parent_id="/buckets/blog", object_id="a"
     )
-    result = reindex_collection(registry.storage, registry.indexer, "blog", "a", metadata)
+    result = reindex_collection(
+        registry.storage, registry.elasticsearch.index, "blog", "a", metadata
+    )
     assert naming.is_pool(index_prefix, result.index) and result.indexed == 2
     assert [hit[0] for hit in _hits(_search(pooled_app, alice, "blog", "a"))] == ["r1", "r2"]
     assert _pool_documents(engine, index_prefix, "blog/a") == 2
@@ -376,7 +383,7 @@ def test_the_purge_check_refreshes_a_pool_once_for_all_its_collections(
     app = make_app(**{"elasticsearch.pools": "1"})
     _fill(app, alice, "blog", [f"c{i}" for i in range(6)])
     CatchUp(app.app.registry, overlap_ms=0).run()
-    spy = EngineSpy(app.app.registry.indexer.engine)
+    spy = EngineSpy(app.app.registry.elasticsearch.index.engine)
     report = CatchUp(app.app.registry, overlap_ms=0).run(check_purges=True)
     assert report.up_to_date == 6
     refreshed = [kwargs["index"] for name, kwargs in spy.calls if name == "indices.refresh"]
@@ -410,7 +417,7 @@ def test_a_collection_promoted_while_written_to_loses_no_write(
             resource_name="collection", parent_id="/buckets/blog", object_id="big"
         )
         result = reindex_collection(
-            registry.storage, registry.indexer, "blog", "big", metadata, promote=True
+            registry.storage, registry.elasticsearch.index, "blog", "big", metadata, promote=True
         )
     finally:
         done.set()
@@ -439,7 +446,9 @@ def test_a_write_with_an_outdated_placement_lands_where_the_collection_lives(
     metadata = registry.storage.get(
         resource_name="collection", parent_id="/buckets/blog", object_id="c"
     )
-    reindex_collection(registry.storage, registry.indexer, "blog", "c", metadata, promote=True)
+    reindex_collection(
+        registry.storage, registry.elasticsearch.index, "blog", "c", metadata, promote=True
+    )
     writer.put_json(
         f"{_collection('blog', 'c')}/records/r3", {"data": {"title": "c r3"}}, headers=alice
     )
@@ -457,7 +466,9 @@ def test_a_pooled_collection_past_the_size_limit_is_promoted_by_the_catch_up(
     big, small = (naming.alias_name(index_prefix, "blog", c) for c in ("big", "small"))
     assert sorted(report.rebuilt) == sorted([big, small])
     for collection_id in ("big", "small", "tiny"):
-        where = app.app.registry.indexer.placement("blog", collection_id, refresh=True)
+        where = app.app.registry.elasticsearch.index.locator.placement(
+            "blog", collection_id, refresh=True
+        )
         assert where.pooled == (collection_id == "tiny")
     assert len(_hits(_search(app, alice, "blog", "big"))) == 4
 
@@ -467,7 +478,7 @@ def test_verify_finds_and_repairs_a_pooled_collection(pooled_app, alice, engine,
 
     _fill(pooled_app, alice, "blog", ["a", "b"], records=["r1", "r2", "r3"])
     registry = pooled_app.app.registry
-    indexer = registry.indexer
+    index_side = registry.elasticsearch.index
     metadata = registry.storage.get(
         resource_name="collection", parent_id="/buckets/blog", object_id="a"
     )
@@ -476,28 +487,28 @@ def test_verify_finds_and_repairs_a_pooled_collection(pooled_app, alice, engine,
         if naming.is_pool(index_prefix, name):
             engine.call("indices.delete", index=name)
     for collection_id in ("a", "b"):
-        indexer.create_index("blog", collection_id, metadata)
+        index_side.admin.create_index("blog", collection_id, metadata)
     stored = {
         r["id"]: r
         for r in pooled_app.get(f"{_collection('blog', 'a')}/records", headers=alice).json["data"]
     }
     ghost = {"id": "ghost", "last_modified": 1}
-    indexer.write("blog", "a", records=[stored["r1"], stored["r3"], ghost])
+    index_side.writer.write("blog", "a", records=[stored["r1"], stored["r3"], ghost])
     check = maintenance.verify_collection(
-        registry.storage, indexer, "blog", "a", metadata, repair=True
+        registry.storage, index_side, "blog", "a", metadata, repair=True
     )
     assert (check.records, check.missing.examples, check.extra.examples) == (3, ["r2"], ["ghost"])
-    again = maintenance.verify_collection(registry.storage, indexer, "blog", "a", metadata)
+    again = maintenance.verify_collection(registry.storage, index_side, "blog", "a", metadata)
     assert not again.differs and again.documents == 3
     # A pooled alias whose collection is gone is an orphan; the pool itself never is.
     registry.storage.delete(resource_name="collection", parent_id="/buckets/blog", object_id="b")
     expected = {naming.alias_name(index_prefix, "blog", "a")}
     found = maintenance.verify_indices(
-        indexer, expected, naming.prefix_pattern(index_prefix), repair=True
+        index_side, expected, naming.prefix_pattern(index_prefix), repair=True
     )
     assert found.orphans == []
     assert found.orphan_aliases == [naming.alias_name(index_prefix, "blog", "b")]
-    assert not indexer.alias_exists("blog", "b")
+    assert not index_side.locator.exists("blog", "b")
     assert len(_hits(_search(pooled_app, alice, "blog", "a"))) == 3
 
 
@@ -524,18 +535,18 @@ def test_an_id_too_long_for_the_pool_moves_its_collection_to_an_index_of_its_own
             resource_name="collection", parent_id="/buckets/blog", object_id="long"
         )
         check = maintenance.verify_collection(
-            registry.storage, registry.indexer, "blog", "long", metadata, repair=True
+            registry.storage, registry.elasticsearch.index, "blog", "long", metadata, repair=True
         )
         assert check.missing.examples == [long_id]
         again = maintenance.verify_collection(
-            registry.storage, registry.indexer, "blog", "long", metadata
+            registry.storage, registry.elasticsearch.index, "blog", "long", metadata
         )
         assert not again.differs
-    assert not registry.indexer.placement("blog", "long").pooled
+    assert not registry.elasticsearch.index.locator.placement("blog", "long").pooled
     hits = _search(app, alice, "blog", "long", by_ids).json["hits"]["hits"]
     assert sorted(hit["_id"] for hit in hits) == sorted(["r1", long_id])
     # Its neighbour's ids are short enough for the pool: it stays there, whole.
-    assert registry.indexer.placement("blog", "short").pooled
+    assert registry.elasticsearch.index.locator.placement("blog", "short").pooled
     assert len(_hits(_search(app, alice, "blog", "short", by_ids))) == 1
 
 
@@ -546,7 +557,7 @@ def test_verify_finds_and_deletes_pool_documents_left_without_their_collection(
 
     _fill(pooled_app, alice, "blog", ["a", "b"])
     _fill(pooled_app, alice, "news", ["a"])
-    indexer = pooled_app.app.registry.indexer
+    index_side = pooled_app.app.registry.elasticsearch.index
     ghost = placement.choose(index_prefix, 3, "blog", "ghost", {})
     # What a process that died between removing a deleted collection's alias and deleting
     # its documents leaves: documents of the pool's no collection has.
@@ -561,13 +572,13 @@ def test_verify_finds_and_deletes_pool_documents_left_without_their_collection(
     expected = {naming.alias_name(index_prefix, b, c) for b, c in [("blog", "a"), ("blog", "b")]}
     expected.add(naming.alias_name(index_prefix, "news", "a"))
     everything = naming.prefix_pattern(index_prefix)
-    found = maintenance.verify_indices(indexer, expected, everything)
+    found = maintenance.verify_indices(index_side, expected, everything)
     assert found.differs and found.orphan_documents == {ghost.pool: {"blog/ghost": 2}}
     # A verify of another bucket is not about them.
     news = maintenance.scope_pattern(index_prefix, "news")
-    assert not maintenance.verify_indices(indexer, expected, news).differs
-    maintenance.verify_indices(indexer, expected, everything, repair=True)
-    assert not maintenance.verify_indices(indexer, expected, everything).differs
+    assert not maintenance.verify_indices(index_side, expected, news).differs
+    maintenance.verify_indices(index_side, expected, everything, repair=True)
+    assert not maintenance.verify_indices(index_side, expected, everything).differs
     for bucket_id, collection_id in [("blog", "a"), ("blog", "b"), ("news", "a")]:
         assert len(_hits(_search(pooled_app, alice, bucket_id, collection_id))) == 2
 
@@ -594,15 +605,15 @@ def test_a_type_conflict_between_tenants_stays_with_the_tenant_that_has_it(
     assert len(_search(app, alice, "blog", "words", body).json["hits"]["hits"]) == 1
     numbers = {"query": {"range": {"price": {"gte": 5}}}}
     assert len(_search(app, alice, "blog", "numbers", numbers).json["hits"]["hits"]) == 1
-    assert app.app.registry.indexer.placement("blog", "numbers").pooled
+    assert app.app.registry.elasticsearch.index.locator.placement("blog", "numbers").pooled
 
 
 def test_one_tenant_cannot_exhaust_the_fields_of_its_pool(
     make_app, alice, engine, index_prefix, monkeypatch
 ):
-    from kinto_elasticsearch import indexer
+    from kinto_elasticsearch.index import pools
 
-    monkeypatch.setattr(indexer, "FIELD_BUDGET", 40)
+    monkeypatch.setattr(pools, "FIELD_BUDGET", 40)
     app = make_app(**{"elasticsearch.pools": "1"})
     app.put_json("/v1/buckets/blog", {}, headers=alice)
 
@@ -621,10 +632,10 @@ def test_one_tenant_cannot_exhaust_the_fields_of_its_pool(
     left_out = {"query": {"term": {"_unindexed": "f29"}}}
     assert len(_search(app, alice, "blog", "wide", left_out).json["hits"]["hits"]) == 1
     CatchUp(app.app.registry, overlap_ms=0).run()
-    assert not app.app.registry.indexer.placement("blog", "wide").pooled
+    assert not app.app.registry.elasticsearch.index.locator.placement("blog", "wide").pooled
     body = {"query": {"term": {"f29": 29}}}
     assert len(_search(app, alice, "blog", "wide", body).json["hits"]["hits"]) == 1
-    assert app.app.registry.indexer.placement("blog", "first").pooled
+    assert app.app.registry.elasticsearch.index.locator.placement("blog", "first").pooled
 
 
 def test_a_tenant_whose_keys_are_data_is_held_to_its_share_of_the_pool(
@@ -658,10 +669,10 @@ def test_a_tenant_whose_keys_are_data_is_held_to_its_share_of_the_pool(
     assert len(found("later", {"term": {"f11": "x"}})) == 1
     assert found("later", {"exists": {"field": "_unindexed"}}) == []
     CatchUp(app.app.registry, overlap_ms=0).run()
-    indexer = app.app.registry.indexer
-    assert not indexer.placement("blog", "scores").pooled
+    index_side = app.app.registry.elasticsearch.index
+    assert not index_side.locator.placement("blog", "scores").pooled
     assert len(found("scores", {"range": {"by_user.u39": {"gte": 39}}})) == 1
-    assert indexer.placement("blog", "later").pooled
+    assert index_side.locator.placement("blog", "later").pooled
     # A tenant that leaves the pool leaves its share; its fields stay mapped.
     meta = engine.call("indices.get_mapping", index=pool)[pool]["mappings"]["_meta"]
     assert placement.fields_added(meta) == {"blog/later": 24}
@@ -680,7 +691,7 @@ def test_private_and_excluded_fields_in_a_pool(pooled_app, alice):
         {"data": metadata, "permissions": {"read": [reader_id]}},
         headers=alice,
     )
-    assert pooled_app.app.registry.indexer.placement("hr", "staff").pooled
+    assert pooled_app.app.registry.elasticsearch.index.locator.placement("hr", "staff").pooled
     person = {"name": "ann", "salary": 5000, "notes": "secret words"}
     pooled_app.put_json(
         f"{_collection('hr', 'staff')}/records/p1", {"data": person}, headers=alice
@@ -697,7 +708,10 @@ def test_private_and_excluded_fields_in_a_pool(pooled_app, alice):
 def test_changing_the_number_of_pools_moves_no_collection(make_app, alice, engine, index_prefix):
     before = make_app(**POOLS)
     _fill(before, alice, "blog", [f"c{i}" for i in range(6)])
-    where = {c: before.app.registry.indexer.placement("blog", c).pool for c in ("c0", "c5")}
+    where = {
+        c: before.app.registry.elasticsearch.index.locator.placement("blog", c).pool
+        for c in ("c0", "c5")
+    }
     after = make_app(**{"elasticsearch.pools": "7"})
     after.app.registry.storage = before.app.registry.storage
     after.app.registry.permission = before.app.registry.permission
@@ -757,7 +771,7 @@ def test_the_catch_up_removes_a_pooled_collection_deleted_behind_its_back(
     storage.delete(resource_name="collection", parent_id="/buckets/blog", object_id="gone")
     report = CatchUp(pooled_app.app.registry, overlap_ms=0).run()
     assert report.removed == [naming.alias_name(index_prefix, "blog", "gone")]
-    assert not pooled_app.app.registry.indexer.alias_exists("blog", "gone")
+    assert not pooled_app.app.registry.elasticsearch.index.locator.exists("blog", "gone")
     assert _pool_documents(engine, index_prefix, "blog/gone") == 0
     assert len(_hits(_search(pooled_app, alice, "blog", "kept"))) == 2
 
@@ -775,13 +789,19 @@ def test_a_process_that_has_not_seen_a_promotion_still_searches_the_collection(
     bob = reader.get("/v1/", headers=auth("bob")).json["user"]["id"]
     uri = f"{_collection('blog', 'c')}/records/r2"
     reader.patch_json(uri, {"permissions": {"read": [bob]}}, headers=alice)
-    assert reader.app.registry.indexer.placement("blog", "c").pooled  # Cached, pooled.
+    assert reader.app.registry.elasticsearch.index.locator.placement(
+        "blog", "c"
+    ).pooled  # Cached, pooled.
     registry = promoter.app.registry
     metadata = registry.storage.get(
         resource_name="collection", parent_id="/buckets/blog", object_id="c"
     )
-    reindex_collection(registry.storage, registry.indexer, "blog", "c", metadata, promote=True)
-    assert reader.app.registry.indexer.placement("blog", "c").pooled  # Still, for a while.
+    reindex_collection(
+        registry.storage, registry.elasticsearch.index, "blog", "c", metadata, promote=True
+    )
+    assert reader.app.registry.elasticsearch.index.locator.placement(
+        "blog", "c"
+    ).pooled  # Still, for a while.
     assert [h[0] for h in _hits(_search(reader, alice, "blog", "c"))] == ["r1", "r2"]
     ids = {"query": {"ids": {"values": ["r1"]}}}
     assert [h[0] for h in _hits(_search(reader, alice, "blog", "c", ids))] == ["r1"]

@@ -112,7 +112,7 @@ def search_app(engine_server, corpus):
         app.post_json("/v1/batch", {"defaults": {"headers": ALICE}, "requests": requests})
     yield app
     app.delete(BUCKET, headers=ALICE)
-    app.app.registry.indexer.engine.close()
+    app.app.registry.elasticsearch.index.engine.close()
 
 
 def hits(app, qs, headers=ALICE, url=SEARCH):

@@ -124,7 +124,7 @@ def test_verify_finds_the_index_whole(world, collection):
     registry = app.app.registry
     metadata = app.get(f"{BUCKET}/collections/{collection}", headers=ALICE).json["data"]
     report = maintenance.verify_collection(
-        registry.storage, registry.indexer, "world", collection, metadata
+        registry.storage, registry.elasticsearch.index, "world", collection, metadata
     )
     assert not report.differs
     assert report.records == report.documents == len(records[collection])

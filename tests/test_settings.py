@@ -69,7 +69,7 @@ def test_kinto_refuses_to_start_with_a_bad_setting(engine_server, index_prefix):
 def test_environment_overrides_settings(make_app, monkeypatch):
     monkeypatch.setenv("KINTO_ELASTICSEARCH_INDEX_PREFIX", "fromenv")
     app = make_app()
-    assert app.app.registry.elasticsearch_settings.index_prefix == "fromenv"
+    assert app.app.registry.elasticsearch.settings.index_prefix == "fromenv"
 
 
 def test_the_example_configuration_boots(engine_server, monkeypatch):
@@ -87,7 +87,7 @@ def test_the_example_configuration_boots(engine_server, monkeypatch):
     monkeypatch.setenv("KINTO_ELASTICSEARCH_ENGINE", engine_server.engine)
     monkeypatch.setenv("KINTO_ELASTICSEARCH_INDEX_PREFIX", "example")
     app = webtest.TestApp(get_app(str(ini), "main"))
-    settings = app.app.registry.elasticsearch_settings
+    settings = app.app.registry.elasticsearch.settings
     assert settings.force_refresh is True
     assert settings.hosts == (engine_server.url,)
     app.put_json("/v1/buckets/b", {}, headers=alice)
@@ -95,7 +95,7 @@ def test_the_example_configuration_boots(engine_server, monkeypatch):
     app.put_json("/v1/buckets/b/collections/c/records/r", {"data": {"t": "x"}}, headers=alice)
     hits = app.get("/v1/buckets/b/collections/c/search", headers=alice).json["hits"]["hits"]
     assert [hit["_id"] for hit in hits] == ["r"]
-    app.app.registry.indexer.flush()
+    app.app.registry.elasticsearch.index.admin.flush()
 
 
 def test_every_setting_is_documented_and_in_the_example():

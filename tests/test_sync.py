@@ -69,7 +69,7 @@ def test_a_write_does_not_wait_for_the_engine(
         for i in range(5):
             app.put_json(f"{COLLECTION}/records/r{i}", {"data": {}}, headers=alice)
         assert time.monotonic() - started < 1.5
-        assert app.app.registry.sender.wait_until_idle(timeout=20)
+        assert app.app.registry.elasticsearch.sender.wait_until_idle(timeout=20)
         engine.call("indices.refresh", index=f"{index_prefix}.*")
         assert set(indexed(engine, index_prefix, "b", "c")) == {f"r{i}" for i in range(5)}
     finally:
@@ -92,7 +92,7 @@ def test_the_changes_of_many_requests_share_one_bulk(make_app, alice, engine_ser
         proxy.answer = slow_first_bulk
         for i in range(10):
             app.put_json(f"{COLLECTION}/records/r{i}", {"data": {}}, headers=alice)
-        assert app.app.registry.sender.wait_until_idle(timeout=20)
+        assert app.app.registry.elasticsearch.sender.wait_until_idle(timeout=20)
     finally:
         proxy.close()
     # The first bulk was slow: the writes made meanwhile waited for the next one, together.
@@ -133,7 +133,7 @@ def test_a_full_sender_hands_over_to_the_catch_up(
     ]
     app.post_json("/v1/batch", {"defaults": {"headers": alice}, "requests": requests})
     assert metrics.counts["elasticsearch.sender.overflow"] == 5
-    assert app.app.registry.catchup.wait_for_pass(timeout=30)
+    assert app.app.registry.elasticsearch.catchup.wait_for_pass(timeout=30)
     assert set(indexed(engine, index_prefix, "b", "c")) == {f"r{i}" for i in range(5)}
 
 
@@ -146,8 +146,11 @@ def test_the_sender_and_the_worker_start_again_in_a_forked_process(make_app, ali
     if pid == 0:  # The child, as a pre-loading server's worker: no thread came along.
         try:
             app.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
-            ok = registry.sender._thread.is_alive() and registry.catchup._thread.is_alive()
-            ok = ok and registry.catchup.wait_for_pass(timeout=20)
+            ok = (
+                registry.elasticsearch.sender._thread.is_alive()
+                and registry.elasticsearch.catchup._thread.is_alive()
+            )
+            ok = ok and registry.elasticsearch.catchup.wait_for_pass(timeout=20)
         except BaseException:
             ok = False
         os._exit(0 if ok else 1)
@@ -164,11 +167,11 @@ def test_an_older_write_delivered_after_the_delete_never_brings_the_record_back(
     _setup(app, alice)
     old = app.put_json(f"{COLLECTION}/records/r1", {"data": {"v": 1}}, headers=alice).json["data"]
     app.delete(f"{COLLECTION}/records/r1", headers=alice)
-    indexer = app.app.registry.indexer
+    index_side = app.app.registry.elasticsearch.index
     # However late (the engines forget a bulk delete's version after index.gc_deletes),
     # the tombstone document keeps the delete's version.
-    assert indexer.versions("b", "c", ["r1"])["r1"] > old["last_modified"]
-    report = apply_changes(indexer, "b", "c", [old], {})
+    assert index_side.reader.versions("b", "c", ["r1"])["r1"] > old["last_modified"]
+    report = apply_changes(index_side, "b", "c", [old], {})
     assert report.superseded == ["r1"]
     assert "r1" not in indexed(engine, index_prefix, "b", "c")
     hits = app.post_json(f"{COLLECTION}/search", {}, headers=alice).json["hits"]
@@ -208,7 +211,7 @@ def test_an_outage_longer_than_any_queue_ends_with_the_index_equal_to_storage(
     own_engine_server.restart()
     # No command: the worker notices the engine is back.
     deadline = time.monotonic() + 30
-    engine = app.app.registry.indexer.engine
+    engine = app.app.registry.elasticsearch.index.engine
     while time.monotonic() < deadline:
         try:
             if indexed(engine, index_prefix, "b", "c") == _stored(app, alice):
@@ -231,7 +234,7 @@ def test_an_engine_restarted_empty_is_refilled_from_storage(
     own_engine_server.restart(empty=True)
     report = _pass(app)
     assert report.created == [naming.alias_name(index_prefix, "b", "c")]
-    engine = app.app.registry.indexer.engine
+    engine = app.app.registry.elasticsearch.index.engine
     assert indexed(engine, index_prefix, "b", "c") == _stored(app, alice)
 
 
@@ -287,14 +290,14 @@ def test_collection_and_bucket_changes_during_an_outage_are_applied(
     )
     own_engine_server.restart()
     report = _pass(app)
-    engine = app.app.registry.indexer.engine
+    engine = app.app.registry.elasticsearch.index.engine
     aliases = {
         alias
         for info in engine.call("indices.get_alias", index=f"{index_prefix}.*").values()
         for alias in info["aliases"]
     }
     assert aliases == {naming.alias_name(index_prefix, "b", c) for c in ("c", "schema")}
-    mapping = app.app.registry.indexer.get_mapping("b", "schema")
+    mapping = app.app.registry.elasticsearch.index.known.get_mapping("b", "schema")
     assert mapping["properties"]["title"] == {"type": "keyword"}
     assert set(indexed(engine, index_prefix, "b", "schema")) == {"r1"}
     assert report.collections == 2
@@ -315,7 +318,7 @@ def test_purged_tombstones_are_detected_and_their_records_unindexed(
     assert storage.purge_deleted(resource_name="record", parent_id="/buckets/b/collections/c")
     own_engine_server.restart()
     report = _pass(app)
-    engine = app.app.registry.indexer.engine
+    engine = app.app.registry.elasticsearch.index.engine
     assert set(indexed(engine, index_prefix, "b", "c")) == {"r0", "r2"}
     if own_engine_server.engine == "elasticsearch":  # noida-db kept the old index.
         assert report.compared == [naming.alias_name(index_prefix, "b", "c")]
@@ -356,7 +359,7 @@ def test_two_transactions_committed_out_of_timestamp_order_are_both_indexed(
     catchup.run()
     assert {"first", "fast", "slow"} == set(indexed(engine, index_prefix, "b", "c"))
     # Without the overlap, a checkpoint past "fast" would have missed "slow" for good.
-    store = SyncStore(app.app.registry.indexer)
+    store = SyncStore(app.app.registry.elasticsearch.index)
     [checkpoint] = store.load_all().values()
     assert checkpoint.timestamp < slow_timestamp <= checkpoint.seen
 
@@ -368,37 +371,39 @@ def test_one_rebuild_per_collection_at_a_time(app, alice, engine, index_prefix):
     _setup(app, alice)
     app.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
     registry = app.app.registry
-    indexer, storage = registry.indexer, registry.storage
+    index_side, storage = registry.elasticsearch.index, registry.storage
     metadata = storage.get(resource_name="collection", parent_id="/buckets/b", object_id="c")
-    alias = indexer.alias("b", "c")
-    other = RebuildLease(SyncStore(indexer), alias).acquire()
+    alias = index_side.locator.alias("b", "c")
+    other = RebuildLease(SyncStore(index_side), alias).acquire()
     with pytest.raises(RebuildInProgress):
-        reindex_collection(storage, indexer, "b", "c", metadata)
+        reindex_collection(storage, index_side, "b", "c", metadata)
     # A crashed rebuild's lease expires: the next rebuild takes it over.
     other.release()
-    _dead_lease(indexer, alias, "never-created")
-    result = reindex_collection(storage, indexer, "b", "c", metadata)
+    _dead_lease(index_side, alias, "never-created")
+    result = reindex_collection(storage, index_side, "b", "c", metadata)
     assert result.indexed == 1
 
 
-def _dead_lease(indexer, alias, index):
+def _dead_lease(index_side, alias, index):
     """What a rebuild killed midway leaves in the sync index: a lease that expired."""
-    store = SyncStore(indexer)
+    store = SyncStore(index_side)
     store.ensure_index()
     body = {"kind": "lease", "alias": alias, "owner": "dead", "index": index,
             "expires_at": time.time() - 1}  # fmt: skip
-    indexer.engine.call("index", index=store.index, id=f"lease:{alias}", body=body)
+    index_side.engine.call("index", index=store.index, id=f"lease:{alias}", body=body)
 
 
 def test_a_live_lease_is_renewed_by_its_heartbeat_however_long_a_page_takes(app, alice):
     _setup(app, alice)
-    indexer = app.app.registry.indexer
-    lease = RebuildLease(SyncStore(indexer), indexer.alias("b", "c"), seconds=0.6).acquire()
+    index_side = app.app.registry.elasticsearch.index
+    lease = RebuildLease(
+        SyncStore(index_side), index_side.locator.alias("b", "c"), seconds=0.6
+    ).acquire()
     try:
         time.sleep(1.5)
         lease.renew()  # Not lost, not expired.
         with pytest.raises(RebuildInProgress):
-            RebuildLease(SyncStore(indexer), indexer.alias("b", "c")).acquire()
+            RebuildLease(SyncStore(index_side), index_side.locator.alias("b", "c")).acquire()
     finally:
         lease.release()
 
@@ -410,11 +415,11 @@ def test_a_rebuild_holds_its_lease_for_the_configured_seconds(make_app, alice):
     _setup(app, alice)
     app.put_json(f"{COLLECTION}/records/r1", {"data": {"title": "a"}}, headers=alice)
     _pass(app)
-    spy = EngineSpy(app.app.registry.indexer.engine)
+    spy = EngineSpy(app.app.registry.elasticsearch.index.engine)
     # A change of shape: the catch-up owes the collection a rebuild, under a lease.
     app.patch_json(COLLECTION, {"data": {"index:exclude_fields": ["title"]}}, headers=alice)
     started = time.time()
-    assert _pass(app).rebuilt == [app.app.registry.indexer.alias("b", "c")]
+    assert _pass(app).rebuilt == [app.app.registry.elasticsearch.index.locator.alias("b", "c")]
     leases = [kwargs["body"] for name, kwargs in spy.calls
               if name == "index" and str(kwargs.get("id")).startswith("lease:")]  # fmt: skip
     assert leases
@@ -428,21 +433,23 @@ def test_the_catch_up_removes_what_a_dead_rebuild_left_and_keeps_a_live_ones(
     _setup(app, alice)
     app.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
     app.put_json("/v1/buckets/b/collections/other", {}, headers=alice)
-    indexer = app.app.registry.indexer
+    index_side = app.app.registry.elasticsearch.index
     _pass(app)
     # A rebuild of b/c killed midway: its index is half filled, behind no alias.
-    dead = indexer.create_physical_index("b", "c", {})
-    _dead_lease(indexer, indexer.alias("b", "c"), dead)
+    dead = index_side.admin.create_physical_index("b", "c", {})
+    _dead_lease(index_side, index_side.locator.alias("b", "c"), dead)
     # A live rebuild of b/other, filling its new index.
     filling = naming.new_index_name(index_prefix, "b", "other")
-    lease = RebuildLease(SyncStore(indexer), indexer.alias("b", "other"), index=filling)
+    lease = RebuildLease(
+        SyncStore(index_side), index_side.locator.alias("b", "other"), index=filling
+    )
     lease.acquire()
     try:
-        indexer.create_physical_index("b", "other", {}, name=filling)
+        index_side.admin.create_physical_index("b", "other", {}, name=filling)
         assert _pass(app).abandoned == [dead]
-        names = set(indexer.indices(f"{index_prefix}.b.*"))
-        assert names == {f"{indexer.alias('b', 'c')}.0", f"{indexer.alias('b', 'other')}.0",
-                         filling}  # fmt: skip
+        names = set(index_side.indices.listed(f"{index_prefix}.b.*"))
+        alias = index_side.locator.alias
+        assert names == {f"{alias('b', 'c')}.0", f"{alias('b', 'other')}.0", filling}
     finally:
         lease.release()
     # Its rebuild gone without a swap (and its lease with it): the index goes too.
@@ -457,12 +464,12 @@ def test_a_rebuild_taking_over_an_expired_lease_removes_the_dead_rebuilds_index(
     _setup(app, alice)
     app.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
     registry = app.app.registry
-    indexer, storage = registry.indexer, registry.storage
+    index_side, storage = registry.elasticsearch.index, registry.storage
     metadata = storage.get(resource_name="collection", parent_id="/buckets/b", object_id="c")
-    dead = indexer.create_physical_index("b", "c", {})
-    _dead_lease(indexer, indexer.alias("b", "c"), dead)
-    result = reindex_collection(storage, indexer, "b", "c", metadata)
-    assert set(indexer.indices(naming.collection_pattern(index_prefix, "b", "c"))) == {
+    dead = index_side.admin.create_physical_index("b", "c", {})
+    _dead_lease(index_side, index_side.locator.alias("b", "c"), dead)
+    result = reindex_collection(storage, index_side, "b", "c", metadata)
+    assert set(index_side.indices.listed(naming.collection_pattern(index_prefix, "b", "c"))) == {
         result.index
     }
 
@@ -474,16 +481,16 @@ def test_a_rebuild_never_deletes_an_index_it_did_not_replace(
     _setup(app, alice)
     app.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
     registry = app.app.registry
-    indexer, storage = registry.indexer, registry.storage
+    index_side, storage = registry.elasticsearch.index, registry.storage
     metadata = storage.get(resource_name="collection", parent_id="/buckets/b", object_id="c")
     filling = []
 
     def another_rebuild_starts(count):
         # Another rebuild's new generation, being filled (not behind the alias yet).
-        filling.append(indexer.create_physical_index("b", "c", {}))
+        filling.append(index_side.admin.create_physical_index("b", "c", {}))
 
-    result = reindex_collection(storage, indexer, "b", "c", metadata, another_rebuild_starts)
-    names = set(indexer.indices(naming.collection_pattern(index_prefix, "b", "c")))
+    result = reindex_collection(storage, index_side, "b", "c", metadata, another_rebuild_starts)
+    names = set(index_side.indices.listed(naming.collection_pattern(index_prefix, "b", "c")))
     assert names == {*filling, result.index}
 
 
@@ -501,7 +508,7 @@ def test_the_rebuild_replays_what_committed_late_with_the_overlap(
         "VALUES (%s, %s, 'record', '{}'::jsonb, FALSE)"
     )
     late = psycopg2.connect(pg_url)
-    storage, indexer = registry.storage, registry.indexer
+    storage, index_side = registry.storage, registry.elasticsearch.index
     metadata = storage.get(resource_name="collection", parent_id="/buckets/b", object_id="c")
     list_all = storage.list_all
 
@@ -520,7 +527,7 @@ def test_the_rebuild_replays_what_committed_late_with_the_overlap(
         with late.cursor() as cursor:
             cursor.execute(insert, ("late", "/buckets/b/collections/c"))
         storage.list_all = commit_late_during_the_fill
-        reindex_collection(storage, indexer, "b", "c", metadata, overlap_ms=60_000)
+        reindex_collection(storage, index_side, "b", "c", metadata, overlap_ms=60_000)
     finally:
         storage.list_all = list_all
         if not late.closed:
@@ -539,19 +546,19 @@ def test_an_unexpected_error_neither_ends_the_sender_nor_loses_the_changes(
 ):
     app = make_app(**CATCHUP)
     _setup(app, alice)
-    indexer = app.app.registry.indexer
-    write = indexer.write
+    index_side = app.app.registry.elasticsearch.index
+    write = index_side.writer.write
 
     def broken_once(*args, **kwargs):
-        indexer.write = write
+        index_side.writer.write = write
         raise RuntimeError("a bug")
 
     # A mock: nothing real makes the bulk path raise an exception nobody expects.
-    indexer.write = broken_once
+    index_side.writer.write = broken_once
     app.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
     app.put_json(f"{COLLECTION}/records/r2", {"data": {}}, headers=alice)
     assert "r2" in indexed(engine, index_prefix, "b", "c")  # The sender goes on...
-    assert app.app.registry.catchup.wait_for_pass(timeout=30)
+    assert app.app.registry.elasticsearch.catchup.wait_for_pass(timeout=30)
     assert set(indexed(engine, index_prefix, "b", "c")) == {"r1", "r2"}  # ...r1 is healed.
 
 
@@ -560,9 +567,9 @@ def test_a_collection_being_rebuilt_elsewhere_is_still_caught_up(app, alice, eng
     app.put_json(f"{COLLECTION}/records/r1", {"data": {"title": "a"}}, headers=alice)
     _pass(app)
     registry = app.app.registry
-    alias = registry.indexer.alias("b", "c")
+    alias = registry.elasticsearch.index.locator.alias("b", "c")
     # Another process holds the rebuild lease.
-    lease = RebuildLease(SyncStore(registry.indexer), alias).acquire()
+    lease = RebuildLease(SyncStore(registry.elasticsearch.index), alias).acquire()
     app.patch_json(COLLECTION, {"data": {"index:exclude_fields": ["title"]}}, headers=alice)
     # A record written behind the sender's back: only the catch-up can index it.
     registry.storage.create(
@@ -572,7 +579,7 @@ def test_a_collection_being_rebuilt_elsewhere_is_still_caught_up(app, alice, eng
     assert report.busy == [alias]
     assert set(indexed(engine, index_prefix, "b", "c")) == {"r1", "r2"}
     # The rebuild is still owed: the checkpoint kept the old fingerprint.
-    [checkpoint] = SyncStore(registry.indexer).load_all().values()
+    [checkpoint] = SyncStore(registry.elasticsearch.index).load_all().values()
     assert _pass(app).busy == [alias] and checkpoint.fingerprint
     lease.release()
 
@@ -621,7 +628,7 @@ def test_records_deleted_during_an_outage_then_purged_leave_the_index(
 
     transaction.commit()
     report = _pass(pg_app)
-    assert report.compared == [registry.indexer.alias("b", "c")]
+    assert report.compared == [registry.elasticsearch.index.locator.alias("b", "c")]
     assert set(indexed(engine, index_prefix, "b", "c")) == {"r2", "r3", "r4", "r8", "r9"}
     # Found and repaired: the next pass compares nothing.
     registry.storage.create(
@@ -653,7 +660,7 @@ def test_a_purge_of_everything_since_the_checkpoint_is_found_by_the_purge_check(
 def test_the_checkpoints_index_is_created_once_per_process(app, alice, engine, index_prefix):
     from tests.conftest import EngineSpy
 
-    spy = EngineSpy(app.app.registry.indexer.engine)
+    spy = EngineSpy(app.app.registry.elasticsearch.index.engine)
     app.put_json("/v1/buckets/b", {}, headers=alice)
     for i in range(3):
         app.put_json(f"/v1/buckets/b/collections/c{i}", {}, headers=alice)
@@ -661,6 +668,6 @@ def test_the_checkpoints_index_is_created_once_per_process(app, alice, engine, i
     creates = [kw for op, kw in spy.calls if op == "indices.create" and kw["index"] == sync_index]
     assert len(creates) == 1
     # Each new collection has its checkpoint all the same.
-    assert set(SyncStore(app.app.registry.indexer).load_all()) == {
+    assert set(SyncStore(app.app.registry.elasticsearch.index).load_all()) == {
         naming.alias_name(index_prefix, "b", f"c{i}") for i in range(3)
     }

@@ -19,7 +19,7 @@ field: ``{"term": {"_unindexed": "price"}}`` finds the records whose ``price`` i
 searchable. Paths are dotted, with escaped keys, and name the outermost field left out.
 
 When the engine refuses a document all the same (a mapping changed by another process,
-a cause the plugin does not foresee), the indexer asks for :func:`reduced` forms, and as a
+a cause the plugin does not foresee), the writer asks for :func:`reduced` forms, and as a
 last resort the :func:`minimal` one: the record's id and version, every field left out. A
 refused update is thus always replaced by its new version, never left at the old one.
 """
@@ -36,6 +36,18 @@ from kinto_elasticsearch.index.mapping import (
 )
 
 ID_FIELD, MODIFIED_FIELD = "id", "last_modified"
+
+# Every record has an ``id``; a tombstone document has none (and nothing that a mapping,
+# even a strict one, could refuse: ``last_modified`` is always mapped). Searches keep to
+# documents with an ``id``; see ``search.filters.with_filters``.
+LIVE_DOCUMENTS = {"exists": {"field": ID_FIELD}}
+
+
+def tombstone_document(tombstone):
+    """What a deleted record leaves in the index: its version, and nothing searchable."""
+    return {MODIFIED_FIELD: tombstone[MODIFIED_FIELD]}
+
+
 FLAT_TYPES = {"flattened", "flat_object"}
 OBJECT_TYPES = {"object", "nested"}
 NUMERIC_TYPES = {

@@ -14,7 +14,7 @@ A collection's index gets:
 
 Index settings make the engine tolerate values of the wrong type in scalar fields
 (``ignore_malformed``: the document is indexed, that value is not) and fix the total
-number of fields, which the indexer keeps the mapping under (see ``indexer.py``).
+number of fields, which the writer keeps the mapping under (see ``budget.py``).
 """
 
 import copy

@@ -8,7 +8,7 @@ itself, so hits, totals, aggregations, highlights and inner hits all see only wh
 match (``post_filter`` would leave aggregations out).
 """
 
-from kinto_elasticsearch.indexer import LIVE_DOCUMENTS
+from kinto_elasticsearch.index.documents import LIVE_DOCUMENTS
 
 MATCH_NOTHING = {"bool": {"must_not": [{"match_all": {}}]}}
 

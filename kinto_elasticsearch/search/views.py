@@ -166,7 +166,7 @@ def _collection_or_404(request):
 
 
 def _json_body(request):
-    settings = request.registry.elasticsearch_settings
+    settings = request.registry.elasticsearch.settings
     try:
         body = (
             jsonbody.parse_body(request.body, settings.max_body_bytes, settings.max_body_depth)
@@ -182,7 +182,7 @@ def _json_body(request):
 
 def query_limits(request):
     """The caps of a search body, from the plugin's and Kinto's settings."""
-    settings = request.registry.elasticsearch_settings
+    settings = request.registry.elasticsearch.settings
     return rules.QueryLimits(
         max_size=max_result_size(request.registry.settings),
         max_window=settings.max_result_window,
@@ -235,9 +235,9 @@ def run_search(request, body, collection=None, built=False):
     collection = collection or found
     hidden = hidden_fields(request, collection)
     shared_ids = request.context.shared_ids
-    indexer = request.registry.indexer
+    plugin = request.registry.elasticsearch
     try:
-        where = indexer.placement(bucket_id, collection_id, collection, lane=SEARCH)
+        where = plugin.index.locator.placement(bucket_id, collection_id, collection, lane=SEARCH)
         body = _prepared(body, request, shared_ids is not None, hidden, built, where)
         body = filters.with_filters(
             body,
@@ -248,7 +248,7 @@ def run_search(request, body, collection=None, built=False):
             ],
         )
         with metrics.timed(request.registry, metrics.SEARCH_SECONDS):
-            response = indexer.search(
+            response = plugin.searcher.search(
                 bucket_id,
                 collection_id,
                 body,
@@ -258,7 +258,7 @@ def run_search(request, body, collection=None, built=False):
         raise _refused(exc) from None
     except EngineUnavailable as exc:
         raise _unavailable(exc) from None
-    return hits.as_records(pooled.restore(response, indexer.prefix))
+    return hits.as_records(pooled.restore(response, plugin.index.prefix))
 
 
 @collection_search.post(permission=DYNAMIC, **openapi.COLLECTION_SEARCH_POST)
@@ -269,7 +269,9 @@ def post_search(request):
 def _readable_fields(request, bucket_id, collection_id, hidden):
     def readable():
         try:
-            mapping = request.registry.indexer.get_mapping(bucket_id, collection_id)
+            mapping = request.registry.elasticsearch.index.known.get_mapping(
+                bucket_id, collection_id
+            )
         except EngineNotFound:
             return ["id"]
         except EngineUnavailable as exc:
@@ -334,14 +336,14 @@ def paginated(request, search, response):
 
 
 def _collection_types(request, bucket_id, collection_id):
-    indexer = request.registry.indexer
+    plugin = request.registry.elasticsearch
 
     def load(refresh):
         try:
-            return indexer.field_types(bucket_id, collection_id, refresh=refresh)
+            return plugin.index.known.field_types(bucket_id, collection_id, refresh=refresh)
         except EngineNotFound:
             ensure_index_for(request, bucket_id, collection_id)()
-            return indexer.field_types(bucket_id, collection_id, refresh=True)
+            return plugin.index.known.field_types(bucket_id, collection_id, refresh=True)
         except EngineUnavailable as exc:
             raise _unavailable(exc) from None
 
@@ -381,18 +383,18 @@ def get_facets(request):
     hidden = set(hidden_fields(request, collection))
     limit = _values_limit(request)
     wanted = {f for f in request.GET.get("fields", "").split(",") if f}
-    indexer = request.registry.indexer
+    plugin = request.registry.elasticsearch
     ensure = ensure_index_for(request, bucket_id, collection_id)
     try:
         try:
-            mapping = indexer.get_mapping(bucket_id, collection_id)
+            mapping = plugin.index.known.get_mapping(bucket_id, collection_id)
         except EngineNotFound:
             ensure()
-            mapping = indexer.get_mapping(bucket_id, collection_id)
+            mapping = plugin.index.known.get_mapping(bucket_id, collection_id)
         described = facets.describe_fields(flatten_field_types(mapping), hidden=hidden)
         if wanted:
             described = [f for f in described if f["name"] in wanted]
-        where = indexer.placement(bucket_id, collection_id, collection, lane=SEARCH)
+        where = plugin.index.locator.placement(bucket_id, collection_id, collection, lane=SEARCH)
         readable = filters.permission_filter(request.context.shared_ids, where)
 
         def run(fields, values_limit):
@@ -404,7 +406,7 @@ def get_facets(request):
             body = filters.with_filters(
                 body, [filters.RECORDS, readable, filters.collection_filter(where)]
             )
-            return indexer.search(bucket_id, collection_id, body, ensure_index=ensure)
+            return plugin.searcher.search(bucket_id, collection_id, body, ensure_index=ensure)
 
         # One search, timed as one, whatever the requests it takes.
         with metrics.timed(request.registry, metrics.SEARCH_SECONDS):
@@ -433,7 +435,7 @@ def readable_collections(request, bucket_id):
     read access, else the ids of the records the caller may read.
     """
     storage = request.registry.storage
-    settings = request.registry.elasticsearch_settings
+    settings = request.registry.elasticsearch.settings
     readable, hidden = {}, set()
     matchdict = request.matchdict
     try:
@@ -461,11 +463,11 @@ def _bucket_filter(request, bucket_id, readable):
     collections' documents: what the search counts (hits, aggregations) comes from those
     alone. Hits of a pool are told apart by their collection (``search/pooled.py``).
     """
-    indexer = request.registry.indexer
-    physical, in_pools = indexer.bucket_indices(bucket_id)
+    plugin = request.registry.elasticsearch
+    physical, in_pools = plugin.searcher.bucket_indices(bucket_id)
     names, clauses, collections = set(), [], {}
     for collection_id, shared_ids in sorted(readable.items()):
-        alias = indexer.alias(bucket_id, collection_id)
+        alias = plugin.index.locator.alias(bucket_id, collection_id)
         if alias in in_pools:
             pool, key = in_pools[alias]
             names.add(pool)
@@ -494,7 +496,7 @@ def _bucket_filter(request, bucket_id, readable):
 def _bucket_fields(request, aliases, hidden):
     """Every field mapped in the readable collections' indices, less the hidden ones."""
     names = set()
-    for mapping in request.registry.indexer.mappings(aliases):
+    for mapping in request.registry.elasticsearch.index.known.mappings(aliases):
         described = facets.describe_fields(flatten_field_types(mapping), hidden=set(hidden))
         names.update(f["name"] for f in described)
     return sorted(names) or ["id"]
@@ -524,7 +526,7 @@ def _readable_or_forbidden(request, bucket_id):
 def run_bucket_search(request, body, readable, built=False):
     bucket_id = request.matchdict["bucket_id"]
     readable, hidden = readable
-    indexer = request.registry.indexer
+    plugin = request.registry.elasticsearch
     try:
         # Collections the caller may not read are not searched, but their records share
         # nothing with the readable ones but the bucket: as for a partial reader, nothing
@@ -537,12 +539,12 @@ def run_bucket_search(request, body, readable, built=False):
             return _nothing_found()
         body = filters.with_filters(body, [filters.RECORDS, permission])
         with metrics.timed(request.registry, metrics.SEARCH_SECONDS):
-            response = indexer.search_indices(aliases, body)
+            response = plugin.searcher.search_indices(aliases, body)
     except EngineRequestError as exc:
         raise _refused(exc) from None
     except EngineUnavailable as exc:
         raise _unavailable(exc) from None
-    pooled.restore(response, indexer.prefix)
+    pooled.restore(response, plugin.index.prefix)
     for hit in response.get("hits", {}).get("hits", []):
         hit["_collection"] = collections.get(hit.get("_index"))
     return hits.as_records(response)
@@ -558,7 +560,7 @@ def post_bucket_search(request):
 def get_bucket_search(request):
     bucket_id = request.matchdict["bucket_id"]
     readable, hidden = _readable_or_forbidden(request, bucket_id)
-    indexer = request.registry.indexer
+    plugin = request.registry.elasticsearch
     try:
         aliases, _, _, _ = _bucket_filter(request, bucket_id, readable)
     except EngineUnavailable as exc:
@@ -568,7 +570,7 @@ def get_bucket_search(request):
         # One set of types for every index: where collections disagree, the first wins.
         types = {}
         try:
-            for mapping in indexer.mappings(aliases):
+            for mapping in plugin.index.known.mappings(aliases):
                 for field, kind in flatten_field_types(mapping).items():
                     types.setdefault(field, kind)
         except EngineUnavailable as exc:

@@ -22,7 +22,7 @@ def split_changes(objects):
 
 
 def apply_changes(
-    indexer,
+    index_side,
     bucket_id,
     collection_id,
     objects,
@@ -43,10 +43,10 @@ def apply_changes(
     records, tombstones = split_changes(objects)
 
     def ensure_index():
-        indexer.create_index(bucket_id, collection_id, metadata)
+        index_side.admin.create_index(bucket_id, collection_id, metadata)
 
     with metrics.timed(registry, metrics.BULK_SECONDS):
-        report = indexer.write(
+        report = index_side.writer.write(
             bucket_id,
             collection_id,
             records=records,

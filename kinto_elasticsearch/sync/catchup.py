@@ -86,7 +86,7 @@ def _records_uri(bucket_id, collection_id):
     return f"/buckets/{bucket_id}/collections/{collection_id}"
 
 
-def save_new_collection(indexer, bucket_id, collection_id, metadata):
+def save_new_collection(index_side, bucket_id, collection_id, metadata):
     """The checkpoint of a collection just created, with its index: it has no records."""
     checkpoint = Checkpoint(
         bucket_id,
@@ -94,7 +94,7 @@ def save_new_collection(indexer, bucket_id, collection_id, metadata):
         metadata=metadata.get("last_modified", 0),
         fingerprint=fingerprint(metadata),
     )
-    SyncStore(indexer).save(indexer.alias(bucket_id, collection_id), checkpoint)
+    SyncStore(index_side).save(index_side.locator.alias(bucket_id, collection_id), checkpoint)
 
 
 @dataclass
@@ -117,10 +117,10 @@ class CatchUp:
     def __init__(self, registry, overlap_ms, clock=time.time):
         self.registry = registry
         self.storage = registry.storage
-        self.indexer = registry.indexer
-        self.settings = registry.elasticsearch_settings
+        self.index_side = registry.elasticsearch.index
+        self.settings = registry.elasticsearch.settings
         self.overlap_ms = overlap_ms
-        self.store = SyncStore(self.indexer)
+        self.store = SyncStore(self.index_side)
         self._clock = clock
         self._refreshed = set()
 
@@ -140,7 +140,7 @@ class CatchUp:
         self.store.ensure_index()
         # Aliases first, storage second: an alias only exists once its collection was
         # committed, so a collection created meanwhile is never taken for a deleted one.
-        indices = self.indexer.indices(naming.prefix_pattern(self.indexer.prefix))
+        indices = self.index_side.indices.listed(naming.prefix_pattern(self.index_side.prefix))
         aliases = self._aliases(indices)
         checkpoints = self.store.load_all()
         timestamps = self.storage.all_resources_timestamps("record")
@@ -148,7 +148,7 @@ class CatchUp:
         truncated = len(timestamps) > getattr(self.storage, "_max_fetch_size", len(timestamps))
         expected = set()
         for bid, cid, metadata in iter_collections(self.storage, bucket_id, collection_id):
-            alias = self.indexer.alias(bid, cid)
+            alias = self.index_side.locator.alias(bid, cid)
             expected.add(alias)
             if not self.settings.is_indexed(bid, cid):
                 continue
@@ -164,11 +164,11 @@ class CatchUp:
         if bucket_id is None:
             self._remove_gone(aliases, checkpoints, expected, report)
         elif collection_id is None:
-            prefix = naming.alias_name(self.indexer.prefix, bucket_id, "")
+            prefix = naming.alias_name(self.index_side.prefix, bucket_id, "")
             in_bucket = {a: p for a, p in aliases.items() if a.startswith(prefix)}
             self._remove_gone(in_bucket, {}, expected, report)
         if bucket_id is not None:
-            scope = naming.alias_name(self.indexer.prefix, bucket_id, collection_id or "")
+            scope = naming.alias_name(self.index_side.prefix, bucket_id, collection_id or "")
             scope = f"{scope}." if collection_id else scope  # A bucket's ends with a dot.
             indices = {n: a for n, a in indices.items() if n.startswith(scope)}
         report.abandoned = remove_abandoned(self.store, indices)
@@ -188,13 +188,13 @@ class CatchUp:
         for name, aliases in indices.items():
             for alias in aliases:
                 by_alias.setdefault(alias, []).append(name)
-        self.indexer.remember_placements(by_alias)
+        self.index_side.locator.remember(by_alias)
         return by_alias
 
     def _remove_gone(self, aliases, checkpoints, expected, report):
         for alias in sorted(set(aliases) - expected):
             logger.info("Deleting the indices of %s: its collection is gone", alias)
-            self.indexer.drop_alias(alias, sorted(aliases[alias]))
+            self.index_side.admin.drop_alias(alias, sorted(aliases[alias]))
             self.store.delete(alias)
             report.removed.append(alias)
         for alias in sorted(set(checkpoints) - expected - set(aliases)):
@@ -203,11 +203,11 @@ class CatchUp:
     def collection(self, bucket_id, collection_id, metadata, has_index, checkpoint, timestamp,
                    report, check_purges=False):  # fmt: skip
         """Bring one collection's index up to date with storage."""
-        alias = self.indexer.alias(bucket_id, collection_id)
+        alias = self.index_side.locator.alias(bucket_id, collection_id)
         shape = fingerprint(metadata)
         compare = False
         if not has_index:
-            self.indexer.create_index(bucket_id, collection_id, metadata)
+            self.index_side.admin.create_index(bucket_id, collection_id, metadata)
             report.created.append(alias)
             checkpoint = None
         elif checkpoint is None:
@@ -272,7 +272,7 @@ class CatchUp:
             fingerprint=shape,
         )
         pages = 0
-        where = self.indexer.placement(bucket_id, collection_id, metadata)
+        where = self.index_side.locator.placement(bucket_id, collection_id, metadata)
         outgrown = False
 
         def send(page):
@@ -282,7 +282,7 @@ class CatchUp:
             fresh = self._not_indexed(bucket_id, collection_id, page, seen)
             if fresh:
                 apply_changes(
-                    self.indexer, bucket_id, collection_id, fresh, metadata,
+                    self.index_side, bucket_id, collection_id, fresh, metadata,
                     registry=self.registry,
                 )  # fmt: skip
                 report.indexed += len(fresh)
@@ -306,7 +306,7 @@ class CatchUp:
 
     def _pooled_but_shaped(self, bucket_id, collection_id, metadata):
         # The placement first: it is cached, a derived mapping is computed.
-        where = self.indexer.placement(bucket_id, collection_id, metadata)
+        where = self.index_side.locator.placement(bucket_id, collection_id, metadata)
         return where.pooled and needs_own_index(metadata)
 
     def _promote_if_misfit(self, bucket_id, collection_id, metadata, objects, outgrown, report):
@@ -321,7 +321,7 @@ class CatchUp:
             reason = f"holds {objects} documents, more than a pooled collection may"
         elif outgrown:
             reason = "has record ids too long for its pool"
-        elif self.indexer.partly_indexed(bucket_id, collection_id):
+        elif self.index_side.reader.partly_indexed(bucket_id, collection_id):
             reason = "has records its pool indexes only in part"
         else:
             return
@@ -338,19 +338,19 @@ class CatchUp:
 
         verify_collection(
             self.storage,
-            self.indexer,
+            self.index_side,
             bucket_id,
             collection_id,
             metadata,
             repair=True,
             lease_seconds=self.settings.rebuild_lease,
         )
-        report.compared.append(self.indexer.alias(bucket_id, collection_id))
+        report.compared.append(self.index_side.locator.alias(bucket_id, collection_id))
 
     def _purged(self, bucket_id, collection_id, timestamp, refreshed=None):
         """Whether the index holds live records up to ``timestamp`` that storage lost: their
         tombstones were purged before the index saw them (see the module's docstring)."""
-        indexed = self.indexer.count_live(
+        indexed = self.index_side.reader.count_live(
             bucket_id, collection_id, up_to=timestamp, refreshed=refreshed
         )
         stored = self.storage.count_all(
@@ -376,7 +376,9 @@ class CatchUp:
         overlap = [obj for obj in page if obj["last_modified"] <= seen]
         if not overlap:
             return page
-        versions = self.indexer.versions(bucket_id, collection_id, [o["id"] for o in overlap])
+        versions = self.index_side.reader.versions(
+            bucket_id, collection_id, [o["id"] for o in overlap]
+        )
         return [
             obj
             for obj in page
@@ -385,13 +387,13 @@ class CatchUp:
 
     def _reshape(self, bucket_id, collection_id, metadata, checkpoint, shape, report):
         """Follow a change of the collection's mapping or documents; False if not done."""
-        alias = self.indexer.alias(bucket_id, collection_id)
+        alias = self.index_side.locator.alias(bucket_id, collection_id)
         mapping_part, documents_part = shape.split(":")
         old_mapping, _, old_documents = checkpoint.fingerprint.partition(":")
         if old_documents == documents_part and old_mapping != mapping_part:
             try:
                 # A pooled collection's mapping is its pool's: it changes by a rebuild.
-                if self.indexer.update_mapping(bucket_id, collection_id, metadata):
+                if self.index_side.admin.update_mapping(bucket_id, collection_id, metadata):
                     return True
             except EngineRequestError as exc:
                 logger.info("The index of %s cannot take its new mapping (%s): rebuilding",
@@ -401,11 +403,11 @@ class CatchUp:
         return self._rebuild(bucket_id, collection_id, metadata, report)
 
     def _rebuild(self, bucket_id, collection_id, metadata, report, promote=False):
-        alias = self.indexer.alias(bucket_id, collection_id)
+        alias = self.index_side.locator.alias(bucket_id, collection_id)
         try:
             result = reindex_collection(
                 self.storage,
-                self.indexer,
+                self.index_side,
                 bucket_id,
                 collection_id,
                 metadata,

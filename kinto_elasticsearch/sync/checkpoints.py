@@ -90,12 +90,12 @@ class Checkpoint:
 class SyncStore:
     """Checkpoints (and rebuild leases) of one prefix, in the engine."""
 
-    def __init__(self, indexer):
-        self.indexer = indexer
-        self.index = sync_index_name(indexer.prefix)
+    def __init__(self, index_side):
+        self.index_side = index_side
+        self.index = sync_index_name(index_side.prefix)
 
     def _call(self, operation, **kwargs):
-        return self.indexer.engine.call(operation, **kwargs)
+        return self.index_side.engine.call(operation, **kwargs)
 
     def ensure_index(self):
         """Create the index, unless it exists.
@@ -103,17 +103,10 @@ class SyncStore:
         A save into a missing index would auto-create it with dynamic mappings, where
         ``alias`` cannot be sorted on: :meth:`load_all` then starts it over.
         """
-        if self.index in self.indexer.internal_indices:
-            return
-        try:
-            self._call("indices.create", index=self.index, body={"mappings": MAPPING})
-        except EngineRequestError as exc:
-            if exc.error_type != "resource_already_exists_exception":
-                raise
-        self.indexer.internal_indices.add(self.index)
+        self.index_side.indices.ensure_internal(self.index, {"mappings": MAPPING})
 
     def _recreate(self):
-        self.indexer.delete_indices([self.index])
+        self.index_side.indices.delete([self.index])
         self.ensure_index()
 
     def load_all(self):

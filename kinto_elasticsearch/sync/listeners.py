@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 def _plugin(request):
     registry = request.registry
-    return registry.elasticsearch_settings, registry.indexer
+    return registry.elasticsearch.settings, registry.elasticsearch.index
 
 
 def _cached_collection(request, bucket_id, collection_id):
@@ -53,14 +53,14 @@ def ensure_index_for(request, bucket_id, collection_id):
 
     def ensure():
         metadata = collection_metadata(request, bucket_id, collection_id)
-        request.registry.indexer.create_index(bucket_id, collection_id, metadata)
+        request.registry.elasticsearch.index.admin.create_index(bucket_id, collection_id, metadata)
 
     return ensure
 
 
 def on_record_changed(event):
     """Hand the changed records over to the sender; wait only for read-your-writes."""
-    settings = event.request.registry.elasticsearch_settings
+    settings = event.request.registry.elasticsearch.settings
     bucket_id = event.payload["bucket_id"]
     collection_id = event.payload["collection_id"]
     if not settings.is_indexed(bucket_id, collection_id):
@@ -68,13 +68,13 @@ def on_record_changed(event):
     # In a batch, payloads are merged: only impacted_objects lists every record.
     objects = [impacted["new"] for impacted in event.impacted_objects]
     metadata = collection_metadata(event.request, bucket_id, collection_id)
-    event.request.registry.sender.submit(
+    event.request.registry.elasticsearch.sender.submit(
         bucket_id, collection_id, objects, metadata, wait=settings.force_refresh
     )
 
 
 def on_collection_changed(event):
-    settings, indexer = _plugin(event.request)
+    settings, index_side = _plugin(event.request)
     bucket_id = event.payload["bucket_id"]
     action = event.payload["action"]
     for impacted in event.impacted_objects:
@@ -84,22 +84,22 @@ def on_collection_changed(event):
             continue
         try:
             if action == "create":
-                indexer.create_index(bucket_id, collection_id, new, replace=True)
-                save_new_collection(indexer, bucket_id, collection_id, new)
+                index_side.admin.create_index(bucket_id, collection_id, new, replace=True)
+                save_new_collection(index_side, bucket_id, collection_id, new)
             elif action == "update" and (
                 documents_changed(old, new) or settings_changed(old, new)
             ):
                 # Existing documents must gain or lose fields, or be analysed anew: only a
                 # rebuild does that (an open index cannot change its analysis). The
                 # catch-up rebuilds, seeing the collection's fingerprint change.
-                event.request.registry.catchup.wake()
+                event.request.registry.elasticsearch.catchup.wake()
             elif action == "update" and mapping_changed(old, new):
-                if not indexer.update_mapping(bucket_id, collection_id, new):
+                if not index_side.admin.update_mapping(bucket_id, collection_id, new):
                     # A pooled collection taking a mapping of its own moves to an index of
                     # its own: a rebuild, in the background.
-                    event.request.registry.catchup.wake()
+                    event.request.registry.elasticsearch.catchup.wake()
             elif action == "delete":
-                indexer.delete_collection_indices(bucket_id, collection_id)
+                index_side.admin.delete_collection_indices(bucket_id, collection_id)
         except EngineRequestError as exc:
             logger.warning(
                 "The index of /buckets/%s/collections/%s cannot take the new mapping (%s): "
@@ -108,7 +108,7 @@ def on_collection_changed(event):
                 collection_id,
                 exc,
             )
-            event.request.registry.catchup.wake()
+            event.request.registry.elasticsearch.catchup.wake()
         except EngineError as exc:
             logger.info(
                 "Could not %s the index of /buckets/%s/collections/%s, left to the catch-up: %s",
@@ -117,24 +117,24 @@ def on_collection_changed(event):
                 collection_id,
                 exc,
             )
-            event.request.registry.catchup.wake()
+            event.request.registry.elasticsearch.catchup.wake()
 
 
 def on_bucket_deleted(event):
-    settings, indexer = _plugin(event.request)
+    settings, index_side = _plugin(event.request)
     for impacted in event.impacted_objects:
         bucket_id = impacted["old"]["id"]
         if not settings.is_indexed(bucket_id):
             continue
         try:
-            indexer.delete_bucket_indices(bucket_id)
+            index_side.admin.delete_bucket_indices(bucket_id)
         except EngineError as exc:
             logger.info(
                 "Could not delete the indices of /buckets/%s, left to the catch-up: %s",
                 bucket_id,
                 exc,
             )
-            event.request.registry.catchup.wake()
+            event.request.registry.elasticsearch.catchup.wake()
 
 
 def validate_collection_mapping(event):
@@ -143,7 +143,7 @@ def validate_collection_mapping(event):
 
     While the engine is unreachable the write goes through: the index catches up later.
     """
-    settings, indexer = _plugin(event.request)
+    settings, index_side = _plugin(event.request)
     bucket_id = event.payload["bucket_id"]
     for impacted in event.impacted_objects:
         new, old = impacted["new"], impacted.get("old") or {}
@@ -162,10 +162,10 @@ def validate_collection_mapping(event):
                 check(new[SETTINGS_KEY])
             except InvalidIndexSettings as exc:
                 raise errors.invalid_body(exc.description, exc.location) from None
-        _validate_with_engine(indexer, new, schema_changed, analysis_changed)
+        _validate_with_engine(index_side, new, schema_changed, analysis_changed)
 
 
-def _validate_with_engine(indexer, metadata, schema_changed, analysis_changed):
+def _validate_with_engine(index_side, metadata, schema_changed, analysis_changed):
     """Ask the engine; the refusal names what changed (the settings first, alone)."""
     probes = []
     if analysis_changed and schema_changed:
@@ -174,7 +174,7 @@ def _validate_with_engine(indexer, metadata, schema_changed, analysis_changed):
     probes.append((key, True))
     for key, with_mapping in probes:
         try:
-            indexer.validate_mapping(metadata, with_mapping=with_mapping)
+            index_side.admin.validate_mapping(metadata, with_mapping=with_mapping)
         except EngineRequestError as exc:
             message = f"The search engine refused {key}: {exc.message}"
             raise errors.invalid_body(message, key) from None
@@ -185,12 +185,12 @@ def _validate_with_engine(indexer, metadata, schema_changed, analysis_changed):
 
 def on_new_request(event):
     """Start this process's catch-up worker, at its first request (see ``sync.worker``)."""
-    event.request.registry.catchup.start()
+    event.request.registry.elasticsearch.catchup.start()
 
 
 def on_server_flushed(event):
-    _, indexer = _plugin(event.request)
+    _, index_side = _plugin(event.request)
     try:
-        indexer.flush()
+        index_side.admin.flush()
     except EngineError as exc:
         logger.error("Could not delete the plugin's indices on flush: %s", exc)

@@ -82,7 +82,7 @@ class RebuildLease:
         self._heartbeat = None
 
     def _call(self, operation, **kwargs):
-        return self._store.indexer.engine.call(operation, index=self._store.index, **kwargs)
+        return self._store.index_side.engine.call(operation, index=self._store.index, **kwargs)
 
     def _body(self):
         self.expires_at = time.time() + self.seconds
@@ -181,7 +181,7 @@ def live_lease_index(store, alias, now=None):
     A realtime get, not a search: a lease taken a moment ago must count.
     """
     try:
-        lease = store.indexer.engine.call("get", index=store.index, id=lease_id(alias))
+        lease = store.index_side.engine.call("get", index=store.index, id=lease_id(alias))
     except EngineNotFound:
         return None
     source = lease.get("_source", {})
@@ -216,12 +216,12 @@ def remove_abandoned(store, indices):
     index, so an index in the listing whose rebuild is alive has a lease by then.
     """
     removed = []
-    for alias, names in sorted(abandoned_indices(store.indexer.prefix, indices).items()):
+    for alias, names in sorted(abandoned_indices(store.index_side.prefix, indices).items()):
         filling = live_lease_index(store, alias)
         dead = sorted(name for name in names if name != filling)
         if dead:
             logger.info("Deleting %s, left by a rebuild that did not finish", ", ".join(dead))
-            store.indexer.delete_indices(dead)
+            store.index_side.indices.delete(dead)
             removed.extend(dead)
     return removed
 
@@ -266,7 +266,7 @@ def _started(storage, bucket_id, collection_id):
 
 def reindex_collection(
     storage,
-    indexer,
+    index_side,
     bucket_id,
     collection_id,
     metadata,
@@ -282,22 +282,24 @@ def reindex_collection(
 
     Raises :class:`RebuildInProgress` if another rebuild of the collection holds the lease.
     """
-    store = SyncStore(indexer)
-    alias = indexer.alias(bucket_id, collection_id)
+    store = SyncStore(index_side)
+    alias = index_side.locator.alias(bucket_id, collection_id)
     # Named before the lease is taken, so that the lease can name it before it exists.
-    index = naming.new_index_name(indexer.prefix, bucket_id, collection_id)
+    index = naming.new_index_name(index_side.prefix, bucket_id, collection_id)
     with RebuildLease(store, alias, index=index, seconds=lease_seconds) as lease:
         # Holding the lease, any other index of the collection behind no alias is dead.
         remove_abandoned(
             store,
-            indexer.indices(naming.collection_pattern(indexer.prefix, bucket_id, collection_id)),
+            index_side.indices.listed(
+                naming.collection_pattern(index_side.prefix, bucket_id, collection_id)
+            ),
         )
-        where = indexer.placement(bucket_id, collection_id, metadata, refresh=True)
+        where = index_side.locator.placement(bucket_id, collection_id, metadata, refresh=True)
         rebuild = _reindex
         if where.pooled and not (promote or needs_own_index(metadata)):
             rebuild = _refill
         result = rebuild(
-            storage, indexer, bucket_id, collection_id, metadata, progress, overlap_ms, lease,
+            storage, index_side, bucket_id, collection_id, metadata, progress, overlap_ms, lease,
             registry,
         )  # fmt: skip
         # The catch-up goes on from there: the replay re-read everything since the overlap
@@ -315,20 +317,22 @@ def reindex_collection(
 
 
 def _refill(
-    storage, indexer, bucket_id, collection_id, metadata, progress, overlap_ms, lease, registry
+    storage, index_side, bucket_id, collection_id, metadata, progress, overlap_ms, lease, registry
 ):
     """Send a pooled collection's records again, in place, each at its own version."""
     parent_id = _records_uri(bucket_id, collection_id)
     result = _started(storage, bucket_id, collection_id)
-    where = indexer.placement(bucket_id, collection_id, metadata)
+    where = index_side.locator.placement(bucket_id, collection_id, metadata)
     result.index = (
-        where.pool if where.pooled else indexer.create_index(bucket_id, collection_id, metadata)
+        where.pool
+        if where.pooled
+        else index_side.admin.create_index(bucket_id, collection_id, metadata)
     )
 
     def send(objects):
         lease.renew()
         report = apply_changes(
-            indexer, bucket_id, collection_id, objects, metadata, registry=registry,
+            index_side, bucket_id, collection_id, objects, metadata, registry=registry,
             same_version=True,
         )  # fmt: skip
         records, _ = split_changes(objects)
@@ -339,35 +343,37 @@ def _refill(
 
 
 def _reindex(
-    storage, indexer, bucket_id, collection_id, metadata, progress, overlap_ms, lease, registry
+    storage, index_side, bucket_id, collection_id, metadata, progress, overlap_ms, lease, registry
 ):
     parent_id = _records_uri(bucket_id, collection_id)
     result = _started(storage, bucket_id, collection_id)
-    result.index = indexer.create_physical_index(
+    result.index = index_side.admin.create_physical_index(
         bucket_id, collection_id, metadata, name=lease.index
     )
 
     def send(objects):
         lease.renew()
         records, tombstones = split_changes(objects)
-        result.add(records, indexer.fill(result.index, records, tombstones, metadata), progress)
+        result.add(
+            records, index_side.writer.fill(result.index, records, tombstones, metadata), progress
+        )
 
     # Tombstones too: a late write older than a delete must find the delete's version.
     pages = iter_record_pages(storage, "record", parent_id, include_deleted=True)
     try:
         pipelined(pages, send)
         lease.renew()
-        indexer.swap_alias(bucket_id, collection_id, result.index)
+        index_side.admin.swap_alias(bucket_id, collection_id, result.index)
     except BaseException:
         try:
-            indexer.delete_indices([result.index])
+            index_side.indices.delete([result.index])
         except EngineError:
             logger.warning("Could not delete %s, left by a failed rebuild", result.index)
         raise
     since = [Filter("last_modified", result.started - overlap_ms, COMPARISON.GT)]
     for page in iter_record_pages(storage, "record", parent_id, since, include_deleted=True):
         report = apply_changes(
-            indexer, bucket_id, collection_id, page, metadata, registry=registry
+            index_side, bucket_id, collection_id, page, metadata, registry=registry
         )
         result.replayed += len(page)
         result.failed.extend(report.failed)

@@ -38,7 +38,9 @@ class _Handover:
 
 
 class Sender:
-    def __init__(self, registry, max_pending=10000, wait_seconds=5.0, on_failure=None):
+    def __init__(self, index_side, registry, max_pending=10000, wait_seconds=5.0, on_failure=None):
+        self._index_side = index_side
+        # Kinto's registry: where events are sent and metrics counted.
         self._registry = registry
         self.max_pending = max_pending
         self.wait_seconds = wait_seconds
@@ -154,7 +156,7 @@ class Sender:
                 chunk = objects[start : start + BULK_SIZE]
                 try:
                     apply_changes(
-                        self._registry.indexer,
+                        self._index_side,
                         bucket_id,
                         collection_id,
                         chunk,

@@ -66,25 +66,27 @@ def _settle(registry):
     """Let the plugin's background work finish, as it would in a running server: the
     sender's pending bulks, and a catch-up pass (what no event announced, such as the
     collections the default bucket creates, reaches the index through it)."""
-    registry.sender.wait_until_idle(SETTLE_SECONDS)
-    assert registry.catchup.wait_for_pass(SETTLE_SECONDS), "no catch-up pass succeeded"
+    registry.elasticsearch.sender.wait_until_idle(SETTLE_SECONDS)
+    assert registry.elasticsearch.catchup.wait_for_pass(SETTLE_SECONDS), (
+        "no catch-up pass succeeded"
+    )
 
 
 def differences(registry):
     """What ``verify`` finds between storage and the index, as lines."""
-    storage, indexer = registry.storage, registry.indexer
+    storage, index_side = registry.storage, registry.elasticsearch.index
     found, expected = [], set()
     for bucket_id, collection_id, metadata in maintenance.iter_collections(storage):
-        expected.add(indexer.alias(bucket_id, collection_id))
+        expected.add(index_side.locator.alias(bucket_id, collection_id))
         report = maintenance.verify_collection(
-            storage, indexer, bucket_id, collection_id, metadata
+            storage, index_side, bucket_id, collection_id, metadata
         )
         _verified["collections"] += 1
         _verified["records"] += report.records
         if report.differs:
             found.append(f"{report.uri}: {report}")
-    pattern = maintenance.scope_pattern(indexer.prefix)
-    indices = maintenance.verify_indices(indexer, expected, pattern)
+    pattern = maintenance.scope_pattern(index_side.prefix)
+    indices = maintenance.verify_indices(index_side, expected, pattern)
     found.extend(f"index {name} belongs to no collection" for name in indices.orphans)
     return found
 
@@ -92,12 +94,12 @@ def differences(registry):
 def tear_down(self):
     registry = self.app.app.registry
     found = []
-    if getattr(registry, "indexer", None) is not None:
+    if getattr(registry, "elasticsearch", None) is not None:
         _settle(registry)
         found = differences(registry)
         # Kinto's tear-down empties storage without events: the index must follow, or the
         # next test, reusing the same ids, would find this one's documents.
-        registry.indexer.flush()
+        registry.elasticsearch.index.admin.flush()
     _tear_down(self)
     assert not found, "the index differs from storage:\n" + "\n".join(found)
 

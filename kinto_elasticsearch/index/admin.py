@@ -1,0 +1,214 @@
+"""A collection's indices and alias: created, rebuilt behind the alias, re-mapped and
+deleted, whether the collection has an index of its own or lives in a pool."""
+
+import logging
+import uuid
+
+from kinto_elasticsearch.client import EngineRequestError
+from kinto_elasticsearch.index import naming
+from kinto_elasticsearch.index.analysis import tenant_settings
+from kinto_elasticsearch.index.bulk import DOCUMENT_ERRORS
+from kinto_elasticsearch.index.mapping import collection_mapping, plugin_settings
+
+logger = logging.getLogger(__name__)
+
+
+class IndexAdmin:
+    def __init__(self, engine, indices, locator, known, pools, index_settings=None):
+        self.engine = engine
+        self.indices = indices
+        self.locator = locator
+        self.known = known
+        self.pools = pools
+        self.prefix = locator.prefix
+        # The operator's settings of every dedicated index (shards, replicas); a collection
+        # adds its own ``index:settings`` (analysis) where its indices are created.
+        self.index_settings = dict(index_settings or {})
+
+    def _forget(self, alias):
+        self.locator.forget(alias)
+        self.known.forget(alias)
+
+    def index_body(self, metadata, settings=None):
+        """Settings and mappings of a new index for a collection with this metadata.
+
+        The operator's settings (shards, replicas), the plugin's own (malformed values
+        tolerated, the field limit), the collection's ``index:settings`` (analysis), and
+        ``settings`` last.
+        """
+        return {
+            "settings": {
+                **self.index_settings,
+                **plugin_settings(metadata),
+                **tenant_settings(metadata),
+                **(settings or {}),
+            },
+            "mappings": collection_mapping(metadata, self.engine.flattened_type),
+        }
+
+    def _create(self, name, metadata, aliases=None, settings=None):
+        """Create an index; if the engine refuses the collection's mapping, create it with
+        the plugin's own fields only, so that the collection is never left without one."""
+        body = self.index_body(metadata, settings)
+        if aliases:
+            body["aliases"] = aliases
+        try:
+            return self.engine.call("indices.create", index=name, body=body)
+        except EngineRequestError as exc:
+            if exc.error_type not in DOCUMENT_ERRORS or not metadata:
+                raise
+            logger.error(
+                "The engine refused the mapping derived for index %s (%s): created with "
+                "dynamic mapping only",
+                name,
+                exc,
+            )
+            fallback = self.index_body({}, settings)
+            if aliases:
+                fallback["aliases"] = aliases
+            return self.engine.call("indices.create", index=name, body=fallback)
+
+    def create_index(self, bucket_id, collection_id, metadata, replace=False):
+        """Create the collection's index and alias, unless it exists already.
+
+        With ``replace``, indices left from an earlier collection of the same id (deleted
+        while the engine was unreachable) are dropped first: a new collection has no records.
+        """
+        if replace:
+            self.delete_collection_indices(bucket_id, collection_id)
+        alias = self.locator.alias(bucket_id, collection_id)
+        where = self.locator.chosen(bucket_id, collection_id, metadata)
+        if where.pooled:
+            # A collection that has an index stays where it is: another pool (``pools``
+            # changed since) would give its alias two indices, and writes nowhere to go.
+            if not replace and self.locator.look_up(alias):
+                return self.locator.placement(bucket_id, collection_id).pool or alias
+            return self.pools.join(where)
+        if not replace and self.locator.look_up(alias):
+            found = self.locator.placement(bucket_id, collection_id)
+            if found.pooled:
+                # Its alias is on a pool: a second index behind it would leave writes
+                # nowhere to go. The catch-up moves it to an index of its own.
+                return found.pool
+        # The first generation has a fixed name so that concurrent creators converge on
+        # one index instead of attaching the alias to several.
+        name = f"{alias}.0"
+        try:
+            self._create(name, metadata, aliases={alias: {}})
+        except EngineRequestError as exc:
+            if exc.error_type == "invalid_alias_name_exception":
+                self.indices.replace_auto_created(alias)
+                self._create(name, metadata, aliases={alias: {}})
+            elif exc.error_type != "resource_already_exists_exception":
+                raise
+        self._forget(alias)
+        self.locator.remember({alias: [name]})
+        return name
+
+    def create_physical_index(self, bucket_id, collection_id, metadata, name=None):
+        """A new, empty physical index for a rebuild (``name``, or a new generation's), not
+        yet behind the alias.
+
+        It is not refreshed while it is filled; :meth:`swap_alias` restores that.
+        """
+        name = name or naming.new_index_name(self.prefix, bucket_id, collection_id)
+        self._create(name, metadata, settings={"index.refresh_interval": "-1"})
+        return name
+
+    def swap_alias(self, bucket_id, collection_id, index):
+        """Move the collection's alias to ``index`` in one atomic step; drop the indices it
+        replaced, and only those: another index of the collection may be another rebuild's.
+        """
+        alias = self.locator.alias(bucket_id, collection_id)
+        self.engine.call(
+            "indices.put_settings", index=index, body={"index": {"refresh_interval": None}}
+        )
+        self.engine.call("indices.refresh", index=index)
+        pattern = naming.collection_pattern(self.prefix, bucket_id, collection_id)
+        old = [
+            name
+            for name, aliases in self.indices.listed(pattern).items()
+            if name != index and alias in aliases
+        ]
+        # A pooled collection moving to an index of its own (a promotion): the alias leaves
+        # the pool in the same atomic step, and its documents there go after the swap.
+        was = self.locator.placement(bucket_id, collection_id, refresh=True)
+        actions = [{"remove": {"index": name, "alias": alias}} for name in old]
+        if was.pooled:
+            actions.append({"remove": {"index": was.pool, "alias": alias}})
+        actions.append({"add": {"index": index, "alias": alias}})
+        self.indices.update_aliases(actions, alias)
+        self._forget(alias)
+        self.indices.delete(old)
+        if was.pooled:
+            self.pools.delete_documents(was)
+        return old
+
+    def update_mapping(self, bucket_id, collection_id, metadata):
+        """Apply a collection's changed mapping to the live index (refused if it conflicts).
+
+        False, doing nothing, for a pooled collection: its pool's mapping is every
+        tenant's, and a collection with a mapping of its own needs its own index (a
+        rebuild, which the caller leaves to the catch-up).
+        """
+        alias = self.locator.alias(bucket_id, collection_id)
+        if self.locator.placement(bucket_id, collection_id, metadata).pooled:
+            return False
+        mapping = collection_mapping(metadata, self.engine.flattened_type)
+        self.known.forget(alias)
+        self.engine.call("indices.put_mapping", index=alias, body=mapping)
+        return True
+
+    def validate_mapping(self, metadata, with_mapping=True):
+        """Raise EngineRequestError if the engine would refuse this collection's index.
+
+        Without ``with_mapping``, only the settings are tried (an empty mapping), so
+        that a refusal can name the part of the metadata it comes from.
+
+        The probe index lives under the prefix but its part starts with ``-``, which no
+        Kinto id does, so it can never be taken for a collection's index.
+        """
+        name = f"{self.prefix}.-validate-{uuid.uuid4().hex}"
+        body = self.index_body(metadata)
+        if not with_mapping:
+            body["mappings"] = {}
+        self.engine.call("indices.create", index=name, body=body)
+        self.indices.delete([name])
+
+    def delete_collection_indices(self, bucket_id, collection_id):
+        """Delete a collection's indices, or its documents and alias in its pool."""
+        alias = self.locator.alias(bucket_id, collection_id)
+        if self.locator.look_up(alias):
+            where = self.locator.placement(bucket_id, collection_id)
+            if where.pooled:
+                self.indices.remove_aliases([(where.pool, alias)])
+                self.pools.delete_documents(where)
+        self._forget(alias)
+        pattern = naming.collection_pattern(self.prefix, bucket_id, collection_id)
+        return self.indices.delete(sorted(self.indices.listed(pattern)))
+
+    def delete_bucket_indices(self, bucket_id):
+        """Delete a bucket's indices, and its collections' documents and aliases in pools:
+        one delete-by-query per pool, for the keys of that bucket only."""
+        pattern = naming.bucket_pattern(self.prefix, bucket_id)
+        pooled = self.locator.pooled_aliases(pattern)
+        for alias in pooled:
+            self._forget(alias)
+        self.pools.drop(pooled)
+        return self.indices.delete(sorted(self.indices.listed(pattern)))
+
+    def drop_alias(self, alias, indices):
+        """Remove a collection known only by its alias and the ``indices`` behind it (its
+        collection is gone): dedicated indices are deleted, a pool loses the collection's
+        alias and documents only."""
+        dedicated = [name for name in indices if not naming.is_pool(self.prefix, name)]
+        if len(dedicated) < len(indices):
+            self._forget(alias)
+            pooled = self.locator.pooled_aliases(alias)
+            self.pools.drop({alias: pooled[alias]} if alias in pooled else {})
+        return self.indices.delete(sorted(dedicated))
+
+    def flush(self):
+        """Delete every index of this plugin's prefix."""
+        self.locator.forget()
+        return self.indices.delete(sorted(self.indices.listed(naming.prefix_pattern(self.prefix))))

@@ -1,0 +1,90 @@
+"""Reading back what the index holds of a collection: versions, partial documents,
+counts. Comparing the index with storage (catch-up, verify) is built on these."""
+
+from kinto_elasticsearch.index.documents import LIVE_DOCUMENTS
+from kinto_elasticsearch.index.fieldnames import UNINDEXED_FIELD
+
+
+class Reader:
+    def __init__(self, engine, locator):
+        self.engine = engine
+        self.locator = locator
+
+    def versions(self, bucket_id, collection_id, ids, tombstones=True):
+        """``{id: indexed version}`` for those of ``ids`` the index holds.
+
+        With ``tombstones``, deleted records' tombstone documents count as held.
+        """
+        return {
+            record_id: version
+            for record_id, (version, _) in self._held(bucket_id, collection_id, ids, tombstones)
+        }
+
+    def indexed_records(self, bucket_id, collection_id, ids):
+        """``{id: (indexed version, paths left out)}`` for the records of ``ids`` the index
+        holds (tombstones are not records)."""
+        return dict(self._held(bucket_id, collection_id, ids, tombstones=False))
+
+    def _held(self, bucket_id, collection_id, ids, tombstones):
+        if not ids:
+            return []
+        where = self.locator.placement(bucket_id, collection_id)
+        values = where.document_ids(ids)
+        query = {"ids": {"values": values}}
+        wanted = [query, where.collection_filter(), None if tombstones else LIVE_DOCUMENTS]
+        query = {"bool": {"filter": [f for f in wanted if f is not None]}}
+        body = {"query": query, "size": len(values), "_source": [UNINDEXED_FIELD], "version": True}
+        hits = self.engine.call("search", index=where.alias, body=body)
+        return [
+            (
+                where.record_id(hit["_id"]),
+                (hit["_version"], (hit.get("_source") or {}).get(UNINDEXED_FIELD)),
+            )
+            for hit in hits["hits"]["hits"]
+        ]
+
+    def count_live(self, bucket_id, collection_id, up_to, refreshed=None):
+        """The records (not tombstones) the index holds at a version up to ``up_to``, as
+        of a refresh made now; or, for a physical index in ``refreshed`` (a set this adds
+        to), as of the caller's earlier refresh, which shows a collection the caller knows
+        unchanged since: a pool is then refreshed once for all its collections."""
+        where = self.locator.placement(bucket_id, collection_id)
+        alias = where.alias
+        physical = where.pool or alias
+        if refreshed is None or physical not in refreshed:
+            self.engine.call("indices.refresh", index=alias)
+            if refreshed is not None:
+                refreshed.add(physical)
+        wanted = [LIVE_DOCUMENTS, {"range": {"last_modified": {"lte": up_to}}}]
+        query = {"bool": {"filter": [*wanted, *filter(None, [where.collection_filter()])]}}
+        body = {"query": query, "size": 0, "track_total_hits": True}
+        return self.engine.call("search", index=alias, body=body)["hits"]["total"]["value"]
+
+    def partly_indexed(self, bucket_id, collection_id):
+        """Whether some record of the collection is indexed without some of its fields."""
+        where = self.locator.placement(bucket_id, collection_id)
+        wanted = [
+            LIVE_DOCUMENTS,
+            {"exists": {"field": UNINDEXED_FIELD}},
+            where.collection_filter(),
+        ]
+        body = {"query": {"bool": {"filter": [f for f in wanted if f is not None]}}}
+        return self.engine.call("count", index=where.alias, body=body)["count"] > 0
+
+    def iter_documents(self, bucket_id, collection_id, page_size=1000):
+        """Pages of ``{id: indexed version}`` over the records of the index, in id order."""
+        where = self.locator.placement(bucket_id, collection_id)
+        wanted = [LIVE_DOCUMENTS, where.collection_filter()]
+        body = {
+            "query": {"bool": {"filter": [f for f in wanted if f is not None]}},
+            "size": page_size,
+            "sort": [{"id": "asc"}],
+            "_source": False,
+            "version": True,
+        }
+        while True:
+            hits = self.engine.call("search", index=where.alias, body=body)["hits"]["hits"]
+            if not hits:
+                return
+            yield {where.record_id(hit["_id"]): hit["_version"] for hit in hits}
+            body["search_after"] = hits[-1]["sort"]

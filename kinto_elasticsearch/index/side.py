@@ -1,0 +1,64 @@
+"""The index side as one object: its parts, built once and wired to each other."""
+
+from dataclasses import dataclass
+
+from kinto_elasticsearch.index.admin import IndexAdmin
+from kinto_elasticsearch.index.budget import FieldBudget
+from kinto_elasticsearch.index.bulk import BulkSender
+from kinto_elasticsearch.index.indices import Indices
+from kinto_elasticsearch.index.known import KnownMappings
+from kinto_elasticsearch.index.locator import Locator
+from kinto_elasticsearch.index.pools import Pools
+from kinto_elasticsearch.index.reader import Reader
+from kinto_elasticsearch.index.writer import Writer
+
+
+@dataclass
+class IndexSide:
+    """What the write side, the read side and the command line are given of the index:
+    ``locator`` (where a collection lives), ``indices`` (the cluster's indices and
+    aliases), ``known`` (mappings read), ``pools``, ``admin`` (a collection's indices),
+    ``writer`` (records in) and ``reader`` (what the index holds)."""
+
+    engine: object
+    prefix: str
+    locator: Locator
+    indices: Indices
+    known: KnownMappings
+    pools: Pools
+    admin: IndexAdmin
+    writer: Writer
+    reader: Reader
+
+    @classmethod
+    def build(
+        cls,
+        engine,
+        prefix,
+        force_refresh=False,
+        index_settings=None,
+        pools=0,
+        pool_settings=None,
+        pool_max_fields=100,
+    ):
+        locator = Locator(engine, prefix, pools)
+        indices = Indices(engine)
+        known = KnownMappings(engine, prefix)
+        pooled = Pools(engine, indices, locator, known, pool_settings, pool_max_fields)
+        return cls(
+            engine=engine,
+            prefix=prefix,
+            locator=locator,
+            indices=indices,
+            known=known,
+            pools=pooled,
+            admin=IndexAdmin(engine, indices, locator, known, pooled, index_settings),
+            writer=Writer(
+                engine,
+                locator,
+                known,
+                FieldBudget(engine, known, pooled),
+                BulkSender(engine, force_refresh),
+            ),
+            reader=Reader(engine, locator),
+        )

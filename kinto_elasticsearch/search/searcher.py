@@ -1,0 +1,55 @@
+"""The engine requests of the read side: searches of one collection or of a bucket's, and
+which of a bucket's collections have an index."""
+
+from kinto_elasticsearch.client import EngineNotFound
+from kinto_elasticsearch.client.engine import SEARCH
+from kinto_elasticsearch.index import naming
+
+
+class Searcher:
+    def __init__(self, index, search_timeout=None):
+        self.engine = index.engine
+        self.index = index
+        # The engine stops at the search timeout (the body says so) and answers with what
+        # it found; the client waits a little longer, for that answer.
+        self.search_timeout = search_timeout
+
+    def search(self, bucket_id, collection_id, body, ensure_index=None):
+        alias = self.index.locator.alias(bucket_id, collection_id)
+        try:
+            return self._search(alias, body)
+        except EngineNotFound:
+            if ensure_index is None:
+                raise
+        # A collection with no index yet (created while the engine was unreachable, or
+        # before the plugin was enabled): give it one, so the answer has the engine's shape.
+        ensure_index()
+        return self._search(alias, body)
+
+    def _search(self, alias, body):
+        return self.engine.call(
+            "search", index=alias, body=body, timeout=self.search_timeout, lane=SEARCH
+        )
+
+    def search_indices(self, names, body):
+        """Search the named aliases at once (never a pattern); ``body`` restricts further.
+
+        An alias dropped since it was listed (its collection deleted) is skipped."""
+        return self.engine.call(
+            "search",
+            index=",".join(names),
+            body=body,
+            timeout=self.search_timeout,
+            ignore_unavailable=True,
+            lane=SEARCH,
+        )
+
+    def bucket_indices(self, bucket_id):
+        """``({alias: [physical indices]}, {alias: (pool, key)})``: the dedicated and the
+        pooled collections of a bucket that have an index."""
+        by_alias = {}
+        pattern = naming.bucket_pattern(self.index.prefix, bucket_id)
+        for name, aliases in self.index.indices.listed(pattern, lane=SEARCH).items():
+            for alias in aliases:
+                by_alias.setdefault(alias, []).append(name)
+        return by_alias, self.index.locator.pooled_aliases(pattern, lane=SEARCH)
