@@ -19,6 +19,14 @@ import time
 MAX_PART_LENGTH = 100
 _HASH_LENGTH = 16
 _UPPER = re.compile(r"[A-Z]")
+# Kinto's rule for bucket and collection ids (``kinto.views.NameGenerator``): an id outside
+# it names nothing, and must never reach a permission pattern or an index name.
+KINTO_ID_PATTERN = r"[a-zA-Z0-9][a-zA-Z0-9_-]*"
+_KINTO_ID = re.compile(rf"^{KINTO_ID_PATTERN}$")
+
+
+def is_kinto_id(value):
+    return bool(_KINTO_ID.match(value))
 
 
 def _part(kinto_id):

@@ -48,16 +48,6 @@ def collection_metadata(request, bucket_id, collection_id):
         return {}
 
 
-def ensure_index_for(request, bucket_id, collection_id):
-    """A callable creating a collection's index from its current metadata."""
-
-    def ensure():
-        metadata = collection_metadata(request, bucket_id, collection_id)
-        request.registry.elasticsearch.index.admin.create_index(bucket_id, collection_id, metadata)
-
-    return ensure
-
-
 def on_record_changed(event):
     """Hand the changed records over to the sender; wait only for read-your-writes."""
     settings = event.request.registry.elasticsearch.settings

@@ -1,0 +1,128 @@
+"""Who may search what: Kinto's own permissions, as ``GET .../records`` applies them."""
+
+from kinto.core.authorization import DYNAMIC, RouteFactory
+from kinto.core.utils import instance_uri
+from kinto.views import object_exists_or_404
+
+from kinto_elasticsearch import errors, maintenance
+from kinto_elasticsearch.index.naming import is_kinto_id
+from kinto_elasticsearch.search import rules
+
+RECORDS_URI = "/buckets/{bucket_id}/collections/{collection_id}/records"
+COLLECTION_URI = "/buckets/{bucket_id}/collections/{collection_id}"
+
+
+def valid_ids(matchdict):
+    return all(
+        is_kinto_id(matchdict.get(key) or "")
+        for key in ("bucket_id", "collection_id")
+        if key in matchdict
+    )
+
+
+class RecordsReadContext(RouteFactory):
+    """The permissions of ``GET /buckets/{bid}/collections/{cid}/records``.
+
+    Kinto's own factory, configured as the plural records endpoint, so that a search sees
+    exactly the records the same user would list: ``shared_ids`` is None with read access
+    on the collection (or bucket), else the ids of the records shared with the user.
+    """
+
+    def __init__(self, request):
+        super().__init__(request)
+        self._request = request
+        self.resource_name = "record"
+        self.on_plural_endpoint = True
+        self.required_permission = "read"
+        # Built from the matchdict, never by rewriting the request path.
+        self.permission_object_id = RECORDS_URI.format_map(request.matchdict)
+        self._object_id_match = self.permission_object_id + "/*"
+
+    def fetch_shared_objects(self, perm, principals, get_bound_permissions):
+        """Kinto's shared records, kept only when their URI is exactly one of this collection.
+
+        Kinto looks them up with a pattern in which PostgreSQL's LIKE reads ``_`` as any
+        character: ``/buckets/my_bkt/...`` also matches the records of ``myXbkt``, which a
+        reader may own. Each URI the permission backend returns is checked against the
+        collection's own records URI, and ids outside Kinto's rules match nothing.
+        """
+        self.shared_ids = []
+        if not valid_ids(self._request.matchdict):
+            return self.shared_ids
+        if get_bound_permissions:
+            bound_perms = get_bound_permissions(self._object_id_match, perm)
+        else:
+            bound_perms = [(self._object_id_match, perm)]
+        by_uri = self._get_accessible_objects(principals, bound_perms, with_children=False)
+        prefix = self.permission_object_id + "/"
+        self.shared_ids = [
+            uri[len(prefix) :]
+            for uri in by_uri
+            if uri.startswith(prefix) and "/" not in uri[len(prefix) :]
+        ]
+        return self.shared_ids
+
+
+class CollectionWriteContext(RouteFactory):
+    """Kinto's permission to write a collection (directly or through its bucket)."""
+
+    def __init__(self, request, collection):
+        super().__init__(request)
+        self.resource_name = "collection"
+        self.required_permission = "write"
+        self.current_object = collection
+        self.permission_object_id = COLLECTION_URI.format_map(request.matchdict)
+
+
+def hidden_fields(request, collection):
+    """The collection's private fields, unless the caller may write the collection."""
+    private = rules.private_fields(collection)
+    if not private:
+        return []
+    if request.has_permission(DYNAMIC, CollectionWriteContext(request, collection)):
+        return []
+    return private
+
+
+def collection_or_404(request):
+    """``(bucket id, collection id, collection)`` of the request's path, or Kinto's 404."""
+    if not valid_ids(request.matchdict):
+        # What Kinto answers for a collection that does not exist.
+        raise errors.not_found("collection", request.matchdict.get("collection_id"))
+    bucket_id = request.matchdict["bucket_id"]
+    collection_id = request.matchdict["collection_id"]
+    collection = object_exists_or_404(
+        request,
+        resource_name="collection",
+        parent_id=instance_uri(request, "bucket", id=bucket_id),
+        object_id=collection_id,
+    )
+    return bucket_id, collection_id, collection
+
+
+def readable_collections(request, bucket_id):
+    """``({collection id: shared ids}, hidden fields)`` for the bucket's readable collections.
+
+    Private fields of every collection the caller may read but not write are hidden
+    from the whole search: one request cannot hide a field in some indices only.
+
+    Each collection is checked by Kinto's own authorization with the context of its
+    records endpoint, exactly as ``GET .../records`` would be: shared ids are None for full
+    read access, else the ids of the records the caller may read.
+    """
+    storage = request.registry.storage
+    settings = request.registry.elasticsearch.settings
+    readable, hidden = {}, set()
+    matchdict = request.matchdict
+    try:
+        for _, collection_id, metadata in maintenance.iter_collections(storage, bucket_id):
+            if not settings.is_indexed(bucket_id, collection_id):
+                continue
+            request.matchdict = {**matchdict, "collection_id": collection_id}
+            context = RecordsReadContext(request)
+            if request.has_permission(DYNAMIC, context):
+                readable[collection_id] = context.shared_ids
+                hidden.update(hidden_fields(request, metadata))
+    finally:
+        request.matchdict = matchdict
+    return readable, sorted(hidden)

@@ -1,0 +1,290 @@
+"""One search, resolved once per request: what it reaches (a collection, or a bucket's
+readable collections), with whose permissions, which fields are hidden and where the
+records live; then the guarded body, the plugin's filters and the engine's answer.
+
+Views build a :class:`CollectionSearch` or a :class:`BucketSearch` and call ``run``:
+nothing here is looked up twice for one request.
+"""
+
+import logging
+from functools import cached_property
+
+from pyramid.httpexceptions import HTTPForbidden
+
+from kinto_elasticsearch import errors, metrics
+from kinto_elasticsearch.client import (
+    EngineNotFound,
+    EngineRequestError,
+    EngineUnavailable,
+    EngineUnreachable,
+)
+from kinto_elasticsearch.client.engine import SEARCH
+from kinto_elasticsearch.index.mapping import flatten_field_types
+from kinto_elasticsearch.index.placement import COLLECTION_FIELD, Placement
+from kinto_elasticsearch.search import access, facets, filters, hits, pooled, rules
+
+logger = logging.getLogger(__name__)
+
+
+def max_result_size(settings):
+    """Kinto's own cap on a page of records."""
+    caps = [int(settings["storage_max_fetch_size"])]
+    if settings.get("paginate_by"):
+        caps.append(int(settings["paginate_by"]))
+    return min(caps)
+
+
+def query_limits(request):
+    """The caps of a search body, from the plugin's and Kinto's settings."""
+    settings = request.registry.elasticsearch.settings
+    return rules.QueryLimits(
+        max_size=max_result_size(request.registry.settings),
+        max_window=settings.max_result_window,
+        max_depth=settings.max_query_depth,
+        max_aggregations=settings.max_aggregations,
+        max_agg_size=settings.max_aggregation_size,
+        timeout=f"{round(settings.search_timeout * 1000)}ms",
+        allow_scripts=settings.allow_scripts,
+        max_clauses=settings.max_clauses,
+        max_buckets=settings.max_buckets,
+        max_pattern_length=settings.max_pattern_length,
+        max_pattern_repetition=settings.max_pattern_repetition,
+        max_expansions=settings.max_expansions,
+        max_body_depth=settings.max_body_depth,
+    )
+
+
+def prepared(body, request, restricted, hidden, built, where=None):
+    """The body to send, without the plugin's filters.
+
+    A user's body goes through the rules (refused with a 400 that says where, or capped).
+    A ``built`` body, made by the plugin from Kinto's querystring, goes through the same
+    rules, sizes aside: its ``q``, filters and sorts are still the user's. ``where``: the
+    collection's placement (in a pool, the ids the body names are namespaced), or a
+    bucket search's :class:`pooled.BucketIds`.
+    """
+    limits = query_limits(request)
+    check = rules.check_built_search if built else rules.guard_search
+    try:
+        return check(body, limits, restricted=restricted, hidden=hidden, where=where)
+    except rules.QueryRefused as exc:
+        refusal = errors.invalid_querystring if built else errors.invalid_body
+        raise refusal(exc.message, exc.location) from None
+
+
+def unavailable(exc):
+    # An outage is logged once, by the engine seam, not once per search.
+    level = logging.DEBUG if isinstance(exc, EngineUnreachable) else logging.WARNING
+    logger.log(level, "Search failed, the engine could not serve it: %s", exc)
+    return errors.engine_unavailable()
+
+
+def refused(exc):
+    return errors.invalid_body(f"The search engine refused the query: {exc.message}")
+
+
+def _readable_field_names(mappings, hidden):
+    names = set()
+    for mapping in mappings:
+        described = facets.describe_fields(flatten_field_types(mapping), hidden=set(hidden))
+        names.update(f["name"] for f in described)
+    return sorted(names) or ["id"]
+
+
+class CollectionSearch:
+    """A search of one collection, for the request's caller."""
+
+    def __init__(self, request):
+        self.request = request
+        self.plugin = request.registry.elasticsearch
+        self.bucket_id, self.collection_id, self.collection = access.collection_or_404(request)
+        self.hidden = access.hidden_fields(request, self.collection)
+        # None: the caller reads every record; else the ids of those they may read.
+        self.shared_ids = request.context.shared_ids
+
+    @cached_property
+    def where(self):
+        """The collection's placement (a search's lookup is a search's fault)."""
+        return self.plugin.index.locator.placement(
+            self.bucket_id, self.collection_id, self.collection, lane=SEARCH
+        )
+
+    def ensure_index(self):
+        """Give a collection with no index yet (created while the engine was unreachable,
+        or before the plugin was enabled) its index, so the answer has the engine's shape."""
+        self.plugin.index.admin.create_index(self.bucket_id, self.collection_id, self.collection)
+
+    def filters(self):
+        return [
+            filters.RECORDS,
+            filters.permission_filter(self.shared_ids, self.where),
+            filters.collection_filter(self.where),
+        ]
+
+    def send(self, body):
+        """``body`` (already guarded) with the plugin's filters, to the collection."""
+        body = filters.with_filters(body, self.filters())
+        return self.plugin.searcher.search(
+            self.bucket_id, self.collection_id, body, ensure_index=self.ensure_index
+        )
+
+    def run(self, body, built=False):
+        """Guard ``body``, send it, and answer with the engine's response as records."""
+        try:
+            body = prepared(
+                body, self.request, self.shared_ids is not None, self.hidden, built, self.where
+            )
+            with metrics.timed(self.request.registry, metrics.SEARCH_SECONDS):
+                response = self.send(body)
+        except EngineRequestError as exc:
+            raise refused(exc) from None
+        except EngineUnavailable as exc:
+            raise unavailable(exc) from None
+        return hits.as_records(pooled.restore(response, self.plugin.index.prefix))
+
+    def mapping(self):
+        """The collection's mapping (creating its index if it has none yet)."""
+        known = self.plugin.index.known
+        try:
+            return known.get_mapping(self.bucket_id, self.collection_id)
+        except EngineNotFound:
+            self.ensure_index()
+            return known.get_mapping(self.bucket_id, self.collection_id)
+
+    def field_types(self, refresh):
+        """``({field: type}, fresh)`` of the collection's index, for Kinto's querystring."""
+        known = self.plugin.index.known
+        try:
+            try:
+                return known.field_types(self.bucket_id, self.collection_id, refresh=refresh)
+            except EngineNotFound:
+                self.ensure_index()
+                return known.field_types(self.bucket_id, self.collection_id, refresh=True)
+        except EngineUnavailable as exc:
+            raise unavailable(exc) from None
+
+    def readable_fields(self):
+        """The fields a search box may search when some are hidden."""
+        try:
+            mapping = self.plugin.index.known.get_mapping(self.bucket_id, self.collection_id)
+        except EngineNotFound:
+            return ["id"]
+        except EngineUnavailable as exc:
+            raise unavailable(exc) from None
+        return _readable_field_names([mapping], self.hidden)
+
+
+class BucketSearch:
+    """A search of every collection of a bucket the caller may read.
+
+    Collections the caller may not read are not searched, but their records share nothing
+    with the readable ones but the bucket: as for a partial reader, nothing that reads
+    index-wide statistics is allowed.
+    """
+
+    def __init__(self, request):
+        self.request = request
+        self.plugin = request.registry.elasticsearch
+        self.bucket_id = request.matchdict["bucket_id"]
+        if not access.is_kinto_id(self.bucket_id):
+            # As for a bucket that does not exist: Kinto's forbidden view answers 401 to
+            # anonymous users, 403 to others.
+            raise HTTPForbidden()
+        self.readable, self.hidden = access.readable_collections(request, self.bucket_id)
+        if not self.readable:
+            raise HTTPForbidden()
+
+    @cached_property
+    def targets(self):
+        """``(indices, filter, {index: collection id}, pooled keys)`` for the readable
+        collections (the keys of those in pools).
+
+        The search names the alias of each readable collection that has an index of its
+        own, and the pools holding the others (a few names, however many collections: a
+        URL listing thousands of aliases would be too long), never a pattern. The filter
+        keeps each collection to the records the caller may read of it, and a pool to the
+        readable collections' documents: what the search counts (hits, aggregations) comes
+        from those alone. Hits of a pool are told apart by their collection
+        (``search/pooled.py``).
+        """
+        try:
+            physical, in_pools = self.plugin.searcher.bucket_indices(self.bucket_id)
+        except EngineUnavailable as exc:
+            raise unavailable(exc) from None
+        names, clauses, collections = set(), [], {}
+        for collection_id, shared_ids in sorted(self.readable.items()):
+            alias = self.plugin.index.locator.alias(self.bucket_id, collection_id)
+            if alias in in_pools:
+                pool, key = in_pools[alias]
+                names.add(pool)
+                collections[alias] = collection_id
+                clause = {"term": {COLLECTION_FIELD: key}}
+                where = Placement(self.bucket_id, collection_id, alias, pool)
+            elif alias in physical:
+                names.add(alias)
+                in_collection = []
+                for name in physical[alias]:
+                    collections[name] = collection_id
+                    in_collection.append({"term": {"_index": name}})
+                clause = {"bool": {"should": in_collection, "minimum_should_match": 1}}
+                where = None
+            else:
+                continue
+            if shared_ids is not None:
+                readable_ids = filters.permission_filter(shared_ids, where)
+                clause = {"bool": {"filter": [clause, readable_ids]}}
+            clauses.append(clause)
+        permission = {"bool": {"should": clauses, "minimum_should_match": 1}}
+        keys = [key for alias, (_, key) in in_pools.items() if alias in collections]
+        return sorted(names), permission, collections, keys
+
+    @cached_property
+    def mappings(self):
+        """The mappings of the indices the search reaches."""
+        aliases = self.targets[0]
+        try:
+            return self.plugin.index.known.mappings(aliases)
+        except EngineUnavailable as exc:
+            raise unavailable(exc) from None
+
+    def field_types(self, refresh):
+        """One set of types for every index: where collections disagree, the first wins."""
+        types = {}
+        for mapping in self.mappings:
+            for field, kind in flatten_field_types(mapping).items():
+                types.setdefault(field, kind)
+        return types, True
+
+    def readable_fields(self):
+        """Every field mapped in the readable collections' indices, less the hidden ones."""
+        return _readable_field_names(self.mappings, self.hidden)
+
+    def run(self, body, built=False):
+        try:
+            aliases, permission, collections, keys = self.targets
+            # The ids a body names are each collection's: namespaced in the pools.
+            where = pooled.BucketIds(keys) if keys else None
+            body = prepared(body, self.request, True, self.hidden, built, where)
+            if not aliases:
+                return _nothing_found()
+            body = filters.with_filters(body, [filters.RECORDS, permission])
+            with metrics.timed(self.request.registry, metrics.SEARCH_SECONDS):
+                response = self.plugin.searcher.search_indices(aliases, body)
+        except EngineRequestError as exc:
+            raise refused(exc) from None
+        except EngineUnavailable as exc:
+            raise unavailable(exc) from None
+        pooled.restore(response, self.plugin.index.prefix)
+        for hit in response.get("hits", {}).get("hits", []):
+            hit["_collection"] = collections.get(hit.get("_index"))
+        return hits.as_records(response)
+
+
+def _nothing_found():
+    """What the engine answers when a search reaches no document, for no index at all."""
+    return {
+        "took": 0,
+        "timed_out": False,
+        "_shards": {"total": 0, "successful": 0, "skipped": 0, "failed": 0},
+        "hits": {"total": {"value": 0, "relation": "eq"}, "max_score": None, "hits": []},
+    }
