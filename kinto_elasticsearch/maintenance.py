@@ -18,7 +18,6 @@ from kinto.core.utils import COMPARISON
 from kinto_elasticsearch.index import naming
 from kinto_elasticsearch.index.placement import MAX_ID_BYTES
 from kinto_elasticsearch.sync.apply import apply_changes
-from kinto_elasticsearch.sync.checkpoints import is_internal_index
 from kinto_elasticsearch.sync.pages import iter_collections, iter_record_pages
 from kinto_elasticsearch.sync.rebuild import LEASE_SECONDS, reindex_collection
 
@@ -211,7 +210,7 @@ def verify_indices(index_side, expected_aliases, pattern, repair=False, now=None
     gone = {alias: where for alias, where in pooled.items() if alias not in expected_aliases}
     report.orphan_aliases = sorted(gone)
     for name, aliases in sorted(index_side.indices.listed(pattern).items()):
-        if is_internal_index(index_side.prefix, name):
+        if naming.is_internal_index(index_side.prefix, name):
             continue  # Pools, checkpoints and leases, validation probes.
         collection_alias = name.rsplit(".", 1)[0]
         if set(aliases) & expected_aliases:

@@ -168,7 +168,7 @@ class IndexAdmin:
         The probe index lives under the prefix but its part starts with ``-``, which no
         Kinto id does, so it can never be taken for a collection's index.
         """
-        name = f"{self.prefix}.-validate-{uuid.uuid4().hex}"
+        name = naming.probe_index_name(self.prefix, uuid.uuid4().hex)
         body = self.index_body(metadata)
         if not with_mapping:
             body["mappings"] = {}

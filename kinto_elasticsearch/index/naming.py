@@ -62,15 +62,35 @@ def prefix_pattern(prefix):
     return f"{prefix}.*"
 
 
+# The plugin's own indices have a part starting with ``-``, which no Kinto id does: no
+# collection or bucket pattern ever matches them.
+INTERNAL_MARK = "-"
+
+
 def pool_index_name(prefix, number):
-    """The physical index of pool ``number``: its part starts with ``-``, which no Kinto id
-    does, so no collection or bucket pattern ever matches it (as ``{prefix}.-sync``)."""
-    return f"{prefix}.-pool-{number}"
+    """The physical index of pool ``number``."""
+    return f"{prefix}.{INTERNAL_MARK}pool-{number}"
+
+
+def sync_index_name(prefix):
+    """The index of checkpoints and rebuild leases (``sync/checkpoints.py``)."""
+    return f"{prefix}.{INTERNAL_MARK}sync"
+
+
+def probe_index_name(prefix, token):
+    """A throw-away index that asks the engine whether it takes a collection's settings and
+    mapping (``IndexAdmin.validate_mapping``)."""
+    return f"{prefix}.{INTERNAL_MARK}validate-{token}"
+
+
+def is_internal_index(prefix, name):
+    """Whether ``name`` is one of the plugin's own indices, not a collection's."""
+    return name.startswith(f"{prefix}.{INTERNAL_MARK}")
 
 
 def pool_pattern(prefix):
     """A pattern matching every pool index of this prefix."""
-    return f"{prefix}.-pool-*"
+    return f"{prefix}.{INTERNAL_MARK}pool-*"
 
 
 def is_pool(prefix, name):

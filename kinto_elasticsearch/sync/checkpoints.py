@@ -20,9 +20,10 @@ A checkpoint says how far a collection's index is known to follow storage:
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 from kinto_elasticsearch.client import EngineNotFound, EngineRequestError
+from kinto_elasticsearch.index import naming
 from kinto_elasticsearch.index.analysis import tenant_settings
 from kinto_elasticsearch.index.mapping import (
     collection_mapping,
@@ -31,7 +32,6 @@ from kinto_elasticsearch.index.mapping import (
     selected_fields,
 )
 
-SYNC_INDEX_PART = "-sync"
 PAGE_SIZE = 1000
 MAPPING = {
     "dynamic": False,
@@ -62,16 +62,6 @@ def fingerprint(metadata):
     return f"{_digest(collection_mapping(metadata))}:{_digest(documents)}"
 
 
-def sync_index_name(prefix):
-    return f"{prefix}.{SYNC_INDEX_PART}"
-
-
-def is_internal_index(prefix, name):
-    """Whether ``name`` is one of the plugin's own indices, not a collection's."""
-    return name.startswith(f"{prefix}.-")
-
-
-@dataclass
 class Checkpoint:
     bucket_id: str
     collection_id: str
@@ -92,7 +82,7 @@ class SyncStore:
 
     def __init__(self, index_side):
         self.index_side = index_side
-        self.index = sync_index_name(index_side.prefix)
+        self.index = naming.sync_index_name(index_side.prefix)
 
     def _call(self, operation, **kwargs):
         return self.index_side.engine.call(operation, **kwargs)
