@@ -20,7 +20,7 @@ A checkpoint says how far a collection's index is known to follow storage:
 import hashlib
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 from kinto_elasticsearch.client import EngineNotFound, EngineRequestError
 from kinto_elasticsearch.index import naming
@@ -62,6 +62,7 @@ def fingerprint(metadata):
     return f"{_digest(collection_mapping(metadata))}:{_digest(documents)}"
 
 
+@dataclass
 class Checkpoint:
     bucket_id: str
     collection_id: str
