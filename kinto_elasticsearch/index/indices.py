@@ -16,6 +16,19 @@ DELETE_CHUNK = 50
 ALIAS_CHUNK = 500
 
 
+def created_if_missing(call, create):
+    """``call()``; if the index it reads does not exist yet (a collection created while
+    the engine was unreachable, or before the plugin was enabled), ``create()`` it and
+    call again, so the answer has the engine's shape. ``create`` None: no second chance."""
+    try:
+        return call()
+    except EngineNotFound:
+        if create is None:
+            raise
+    create()
+    return call()
+
+
 class Indices:
     def __init__(self, engine):
         self.engine = engine

@@ -19,6 +19,7 @@ from kinto_elasticsearch.client import (
     EngineUnreachable,
 )
 from kinto_elasticsearch.client.engine import SEARCH
+from kinto_elasticsearch.index.indices import created_if_missing
 from kinto_elasticsearch.index.mapping import flatten_field_types
 from kinto_elasticsearch.index.placement import COLLECTION_FIELD, Placement
 from kinto_elasticsearch.search import access, facets, filters, hits, pooled, rules
@@ -145,11 +146,9 @@ class CollectionSearch:
     def mapping(self):
         """The collection's mapping (creating its index if it has none yet)."""
         known = self.plugin.index.known
-        try:
-            return known.get_mapping(self.bucket_id, self.collection_id)
-        except EngineNotFound:
-            self.ensure_index()
-            return known.get_mapping(self.bucket_id, self.collection_id)
+        return created_if_missing(
+            lambda: known.get_mapping(self.bucket_id, self.collection_id), self.ensure_index
+        )
 
     def field_types(self, refresh):
         """``({field: type}, fresh)`` of the collection's index, for Kinto's querystring."""
@@ -158,6 +157,7 @@ class CollectionSearch:
             try:
                 return known.field_types(self.bucket_id, self.collection_id, refresh=refresh)
             except EngineNotFound:
+                # Created now: its types are read afresh, not from a cache.
                 self.ensure_index()
                 return known.field_types(self.bucket_id, self.collection_id, refresh=True)
         except EngineUnavailable as exc:

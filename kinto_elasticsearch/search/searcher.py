@@ -1,9 +1,9 @@
 """The engine requests of the read side: searches of one collection or of a bucket's, and
 which of a bucket's collections have an index."""
 
-from kinto_elasticsearch.client import EngineNotFound
 from kinto_elasticsearch.client.engine import SEARCH
 from kinto_elasticsearch.index import naming
+from kinto_elasticsearch.index.indices import created_if_missing
 
 
 class Searcher:
@@ -16,15 +16,7 @@ class Searcher:
 
     def search(self, bucket_id, collection_id, body, ensure_index=None):
         alias = self.index.locator.alias(bucket_id, collection_id)
-        try:
-            return self._search(alias, body)
-        except EngineNotFound:
-            if ensure_index is None:
-                raise
-        # A collection with no index yet (created while the engine was unreachable, or
-        # before the plugin was enabled): give it one, so the answer has the engine's shape.
-        ensure_index()
-        return self._search(alias, body)
+        return created_if_missing(lambda: self._search(alias, body), ensure_index)
 
     def _search(self, alias, body):
         return self.engine.call(

@@ -121,6 +121,14 @@ def paginated(request, search, response):
     return response
 
 
+def _querystring_search(request, search):
+    """Kinto's querystring, as ``GET .../records`` takes it, run as ``search``."""
+    built = translate_querystring(
+        request, search.field_types, search.hidden, search.readable_fields
+    )
+    return paginated(request, built, search.run(built.body, built=True))
+
+
 @collection_search.post(permission=DYNAMIC, **openapi.COLLECTION_SEARCH_POST)
 def post_search(request):
     return CollectionSearch(request).run(_json_body(request))
@@ -128,12 +136,7 @@ def post_search(request):
 
 @collection_search.get(permission=DYNAMIC, **openapi.COLLECTION_SEARCH_GET)
 def get_search(request):
-    search = CollectionSearch(request)
-    built = translate_querystring(
-        request, search.field_types, search.hidden, search.readable_fields
-    )
-    response = search.run(built.body, built=True)
-    return paginated(request, built, response)
+    return _querystring_search(request, CollectionSearch(request))
 
 
 def _values_limit(request):
@@ -194,9 +197,4 @@ def post_bucket_search(request):
 
 @bucket_search.get(permission=NO_PERMISSION_REQUIRED, **openapi.BUCKET_SEARCH_GET)
 def get_bucket_search(request):
-    search = BucketSearch(request)
-    built = translate_querystring(
-        request, search.field_types, search.hidden, search.readable_fields
-    )
-    response = search.run(built.body, built=True)
-    return paginated(request, built, response)
+    return _querystring_search(request, BucketSearch(request))
