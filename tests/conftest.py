@@ -9,7 +9,7 @@ import pytest
 import webtest
 
 from kinto_elasticsearch.client import Engine
-from kinto_elasticsearch.settings import parse_settings
+from kinto_elasticsearch.config import parse_settings
 from tests import servers
 
 _prefixes = itertools.count()

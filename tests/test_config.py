@@ -1,7 +1,7 @@
 import pytest
 from pyramid.exceptions import ConfigurationError
 
-from kinto_elasticsearch.settings import parse_settings
+from kinto_elasticsearch.config import parse_settings
 
 
 def test_defaults_are_valid():
@@ -101,7 +101,7 @@ def test_the_example_configuration_boots(engine_server, monkeypatch):
 def test_every_setting_is_documented_and_in_the_example():
     import pathlib
 
-    from kinto_elasticsearch.settings import DEFAULT_SETTINGS
+    from kinto_elasticsearch.config import DEFAULT_SETTINGS
 
     root = pathlib.Path(__file__).parent.parent
     readme = (root / "README.rst").read_text()
