@@ -13,8 +13,8 @@ from kinto_elasticsearch.config import parse_settings
 from tests import servers
 
 _prefixes = itertools.count()
-# The plugin's 2 s default, with the test servers sharing two cores with other suites, times
-# out healthy requests now and then. Tests of a hung or slow engine set their own.
+# The plugin's default request timeout, with the test servers sharing two cores with other
+# suites, times out healthy requests now and then. Tests of a hung or slow engine set their own.
 REQUEST_TIMEOUT = "10"
 
 
