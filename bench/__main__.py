@@ -13,6 +13,7 @@ import sys
 import time
 
 from bench import harness
+from kinto_elasticsearch.config import DEFAULT_SETTINGS
 from kinto_elasticsearch.index.mapping import collection_mapping, plugin_settings
 from tests.postgres import PostgresServer
 from tests.servers import FaultProxy, start_engine
@@ -756,7 +757,7 @@ class Bench:
             "",
             f"{d['n']}. A: engine up. B: the engine accepts connections and never answers "
             "(the worst case: every request would wait for its timeout); the circuit breaker "
-            "opens after 3 failures.",
+            f"opens after {DEFAULT_SETTINGS['elasticsearch.circuit_breaker_failures']} failures.",
             "",
             "| | engine up (A) | engine hung (B) | B / A |",
             "|---|---|---|---|",

@@ -80,7 +80,6 @@ def write_ini(name, storage_url, engine_url, plugin=True, **settings):
     includes = "kinto_elasticsearch" if plugin else ""
     port = free_port()
     path = WORK / f"{name}.ini"
-    settings = {"request_timeout_seconds": 2, **settings}
     extra = "\n".join(f"kinto.elasticsearch.{key} = {value}" for key, value in settings.items())
     path.write_text(
         INI_TEMPLATE.format(

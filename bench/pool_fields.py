@@ -15,8 +15,8 @@ field budget, as before ``pool_max_fields``) and once with the default share.
 import sys
 
 from kinto_elasticsearch.client import Engine
+from kinto_elasticsearch.config import parse_settings
 from kinto_elasticsearch.index.side import IndexSide
-from kinto_elasticsearch.settings import parse_settings
 from tests import corpus
 from tests.servers import start_engine
 

@@ -18,6 +18,7 @@ import sys
 import time
 
 from bench import harness
+from kinto_elasticsearch.config import DEFAULT_SETTINGS
 from tests.postgres import PostgresServer
 from tests.servers import start_engine
 
@@ -25,7 +26,8 @@ BUCKET = "pools"
 SECTION = "## 9. Ten thousand collections: pooled indices"
 FULL = {"collections": 10_000, "rounds": 3, "creates": 30, "searches": 60}
 QUICK = {"collections": 1000, "rounds": 2, "creates": 10, "searches": 20}
-POOLS = 16
+# As many pools as a default install has.
+POOLS = DEFAULT_SETTINGS["elasticsearch.pools"]
 
 
 def load_collections(pg_url, count):

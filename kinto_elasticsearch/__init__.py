@@ -7,8 +7,8 @@ from kinto.events import ServerFlushed
 from pyramid.events import NewRequest
 
 from kinto_elasticsearch.client.engine import quiet_client_loggers
+from kinto_elasticsearch.config import load_settings
 from kinto_elasticsearch.plugin import SearchPlugin
-from kinto_elasticsearch.settings import load_settings
 from kinto_elasticsearch.sync import listeners
 
 try:

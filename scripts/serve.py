@@ -13,10 +13,16 @@ import time
 import urllib.request
 from importlib.resources import files
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from kinto_elasticsearch.config import DEFAULT_SETTINGS
 
 ROOT = Path(__file__).resolve().parent.parent
 INI = ROOT / "config.example.ini"
 KINTO_URL = "http://127.0.0.1:8888/v1"
+# The port of the plugin's default hosts, when it is free: a Kinto left with the defaults
+# then finds this engine too.
+ENGINE_PORT = urlsplit(DEFAULT_SETTINGS["elasticsearch.hosts"]).port
 
 
 def _port(preferred):
@@ -51,7 +57,7 @@ def _stop(process):
 
 
 def main():
-    engine_url = f"http://127.0.0.1:{_port(9200)}"
+    engine_url = f"http://127.0.0.1:{_port(ENGINE_PORT)}"
     binary = str(files("osmem_server").joinpath("bin", "osmem-server"))
     engine = subprocess.Popen(
         [binary, "--addr", engine_url[len("http://") :], "--no-stdin-watch",

@@ -9,12 +9,12 @@ import pytest
 import webtest
 
 from kinto_elasticsearch.client import Engine
-from kinto_elasticsearch.settings import parse_settings
+from kinto_elasticsearch.config import parse_settings
 from tests import servers
 
 _prefixes = itertools.count()
-# The plugin's 2 s default, with the test servers sharing two cores with other suites, times
-# out healthy requests now and then. Tests of a hung or slow engine set their own.
+# The plugin's default request timeout, with the test servers sharing two cores with other
+# suites, times out healthy requests now and then. Tests of a hung or slow engine set their own.
 REQUEST_TIMEOUT = "10"
 
 

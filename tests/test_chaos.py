@@ -20,9 +20,9 @@ import psycopg2
 import pytest
 
 from kinto_elasticsearch.client import Engine
+from kinto_elasticsearch.config import parse_settings
 from kinto_elasticsearch.index import naming, placement
 from kinto_elasticsearch.index.documents import LIVE_DOCUMENTS
-from kinto_elasticsearch.settings import parse_settings
 from tests.conftest import INI_TEMPLATE, pg_settings
 from tests.servers import FaultProxy, KintoProcess, free_port
 

@@ -12,6 +12,7 @@ from pyramid.httpexceptions import HTTPBadRequest
 from webob.multidict import MultiDict
 
 from kinto_elasticsearch.client import Engine
+from kinto_elasticsearch.config import parse_settings
 from kinto_elasticsearch.index.mapping import collection_mapping, flatten_field_types
 from kinto_elasticsearch.search.querystring import (
     MATCH_ALL,
@@ -21,7 +22,6 @@ from kinto_elasticsearch.search.querystring import (
     next_page_token,
     querystring_to_search,
 )
-from kinto_elasticsearch.settings import parse_settings
 
 FIELD_TYPES = {
     "id": "keyword",

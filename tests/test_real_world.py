@@ -72,7 +72,7 @@ def world(engine_server, engine_client):
 @pytest.fixture(scope="module")
 def engine_client(engine_server):
     from kinto_elasticsearch.client.engine import Engine
-    from kinto_elasticsearch.settings import parse_settings
+    from kinto_elasticsearch.config import parse_settings
 
     client = Engine(
         parse_settings(

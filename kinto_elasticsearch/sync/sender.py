@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from kinto_elasticsearch import metrics
 from kinto_elasticsearch.client import EngineError
+from kinto_elasticsearch.config import DEFAULT_SETTINGS
 from kinto_elasticsearch.events import RecordsIndexFailed, notify
 from kinto_elasticsearch.sync.apply import apply_changes
 
@@ -38,7 +39,14 @@ class _Handover:
 
 
 class Sender:
-    def __init__(self, index_side, registry, max_pending=10000, wait_seconds=5.0, on_failure=None):
+    def __init__(
+        self,
+        index_side,
+        registry,
+        max_pending=DEFAULT_SETTINGS["elasticsearch.sender_max_pending"],
+        wait_seconds=5.0,
+        on_failure=None,
+    ):
         self._index_side = index_side
         # Kinto's registry: where events are sent and metrics counted.
         self._registry = registry

@@ -1,7 +1,7 @@
 import pytest
 from pyramid.exceptions import ConfigurationError
 
-from kinto_elasticsearch.settings import parse_settings
+from kinto_elasticsearch.config import parse_settings
 
 
 def test_defaults_are_valid():
@@ -101,7 +101,7 @@ def test_the_example_configuration_boots(engine_server, monkeypatch):
 def test_every_setting_is_documented_and_in_the_example():
     import pathlib
 
-    from kinto_elasticsearch.settings import DEFAULT_SETTINGS
+    from kinto_elasticsearch.config import DEFAULT_SETTINGS
 
     root = pathlib.Path(__file__).parent.parent
     readme = (root / "README.rst").read_text()
@@ -117,3 +117,38 @@ def test_shards_and_replicas_are_left_to_the_engine_unless_set():
         {"elasticsearch.number_of_shards": "3", "elasticsearch.number_of_replicas": "0"}
     )
     assert chosen.index_settings() == {"number_of_shards": 3, "number_of_replicas": 0}
+
+
+def test_every_key_of_the_example_is_a_known_setting():
+    """A typo in the example (a key Kinto would silently ignore) fails here, commented-out
+    examples included."""
+    import pathlib
+    import re
+
+    from kinto_elasticsearch.config import DEFAULT_SETTINGS
+
+    example = (pathlib.Path(__file__).parent.parent / "config.example.ini").read_text()
+    keys = re.findall(r"^[#\s]*kinto\.(elasticsearch\.\S+)\s*=", example, re.MULTILINE)
+    assert keys
+    assert set(keys) <= set(DEFAULT_SETTINGS), set(keys) - set(DEFAULT_SETTINGS)
+
+
+def test_the_reference_gives_every_setting_its_default_and_doc():
+    import re
+
+    from kinto_elasticsearch.config import DEPRECATED_SETTINGS, SETTINGS, reference_rst
+
+    reference = reference_rst()
+    # A definition list: the key as written in the ini, then its indented definition.
+    entries = dict(re.findall(r"^``kinto\.(\S+)``\n((?:(?:    .*)?\n)+)", reference, re.MULTILINE))
+    assert set(entries) == {setting.key for setting in SETTINGS} | set(DEPRECATED_SETTINGS)
+    for setting in SETTINGS:
+        assert setting.doc.strip(), setting.key
+        doc, default = entries[setting.key].strip().split("\n\n")
+        assert " ".join(doc.split()) == setting.doc, setting.key
+        assert default.strip().startswith("Default: "), setting.key
+    entry = entries["elasticsearch.pools"]
+    assert "Default: ``16``. Environment variable: ``KINTO_ELASTICSEARCH_POOLS``." in entry
+    assert "Default: ``false``." in entries["elasticsearch.force_refresh"]
+    assert "Default: ``2``." in entries["elasticsearch.request_timeout_seconds"]
+    assert "Default: unset." in entries["elasticsearch.number_of_shards"]
