@@ -16,6 +16,8 @@ from kinto.core.utils import read_env
 from pyramid.exceptions import ConfigurationError
 from pyramid.settings import asbool, aslist
 
+from kinto_elasticsearch.index.naming import KINTO_ID_PATTERN
+
 logger = logging.getLogger(__name__)
 
 ENGINES = ("elasticsearch", "opensearch")
@@ -25,8 +27,7 @@ ENGINES = ("elasticsearch", "opensearch")
 PREFIX_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
 _RESOURCE_PATTERN = re.compile(
-    r"^/buckets/(?P<bid>[a-zA-Z0-9][a-zA-Z0-9_-]*)"
-    r"(?:/collections/(?P<cid>[a-zA-Z0-9][a-zA-Z0-9_-]*))?$"
+    rf"^/buckets/(?P<bid>{KINTO_ID_PATTERN})(?:/collections/(?P<cid>{KINTO_ID_PATTERN}))?$"
 )
 
 # A parser turns the raw value of a setting (a string from the ini or an environment
