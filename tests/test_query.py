@@ -1557,7 +1557,7 @@ def test_json_depth_is_measured_on_the_raw_text(raw, depth):
     ],
 )
 def test_histogram_buckets_are_counted_over_their_bounds(aggregation, params, count):
-    from kinto_elasticsearch.search.walk import histogram_bucket_count
+    from kinto_elasticsearch.search.walk.buckets import histogram_bucket_count
 
     assert histogram_bucket_count(aggregation, params) == count
 

@@ -1,6 +1,6 @@
 """What a search may ask, as small rules over what the walk of its body reports.
 
-``walk.py`` describes a body; every rule here reads those findings and refuses (a
+``search/walk`` describes a body; every rule here reads those findings and refuses (a
 :class:`~kinto_elasticsearch.search.walk.QueryRefused` naming the offending key, its path and,
 for a cost, the setting that bounds it) or neutralises. The rules:
 
@@ -24,9 +24,9 @@ import fnmatch
 import re
 from dataclasses import dataclass
 
-from kinto_elasticsearch.search import walk as dsl
 from kinto_elasticsearch.search.filters import permission_filter, with_filters
-from kinto_elasticsearch.search.walk import QueryRefused, refuse
+from kinto_elasticsearch.search.walk import QueryRefused, refuse, walk
+from kinto_elasticsearch.search.walk.findings import PATTERN, Finding, join_path
 
 PRIVATE_KEY = "index:private_fields"
 
@@ -429,9 +429,9 @@ class Rules:
                     finding.path,
                 )
             for regexp in regexps:
-                self._pattern(dsl.Finding(dsl.PATTERN, finding.path, "regexp", regexp))
+                self._pattern(Finding(PATTERN, finding.path, "regexp", regexp))
             for wildcard in wildcards:
-                self._pattern(dsl.Finding(dsl.PATTERN, finding.path, "wildcard", wildcard))
+                self._pattern(Finding(PATTERN, finding.path, "wildcard", wildcard))
             return
         if finding.name == "regexp":
             problem = regexp_problem(finding.value, self.limits)
@@ -496,7 +496,7 @@ def _check_nesting(body, limits):
     while pending:
         value, path, depth = pending.pop()
         if isinstance(value, dict):
-            children = [(dsl.join_path(path, key), item) for key, item in value.items()]
+            children = [(join_path(path, key), item) for key, item in value.items()]
         elif isinstance(value, list):
             children = [(f"{path}[{i}]", item) for i, item in enumerate(value)]
         else:
@@ -521,7 +521,7 @@ def guard_search(body, limits: QueryLimits, restricted: bool, hidden=(), where=N
         raise refuse("The search body must be a JSON object", "")
     _check_nesting(body, limits)
     body = copy.deepcopy(body)
-    dsl.walk(body, Rules(limits, restricted, hidden, where))
+    walk(body, Rules(limits, restricted, hidden, where))
     body["size"] = _result_window(body, limits)
     body["timeout"] = _timeout(body, limits)
     return body
@@ -532,7 +532,7 @@ def check_built_search(body, limits: QueryLimits, restricted: bool, hidden=(), w
     its sizes are the plugin's own, the rest (``q``, filters, sorts) is the user's."""
     _check_nesting(body, limits)
     body = copy.deepcopy(body)
-    dsl.walk(body, Rules(limits, restricted, hidden, where))
+    walk(body, Rules(limits, restricted, hidden, where))
     body["timeout"] = limits.timeout
     return body
 
