@@ -1303,7 +1303,7 @@ ALLOWED = [
 
 
 # Legitimate bodies, refused to a partial reader by design: they read index-wide statistics
-# or related records (see rules.py). ``tests/test_hostile.py`` checks both sides.
+# or related records (see search/rules). ``tests/test_hostile.py`` checks both sides.
 FULL_READ_ONLY = {
     "more-like-this-text-and-inline-document",
     "more-like-this-by-id-with-full-read",
@@ -1503,7 +1503,7 @@ def test_lower_limits_are_applied():
     ],
 )
 def test_regexp_complexity(pattern, refused):
-    from kinto_elasticsearch.search.rules import regexp_problem
+    from kinto_elasticsearch.search.rules.patterns import regexp_problem
 
     assert (regexp_problem(pattern, LIMITS) is not None) is refused
 
