@@ -24,7 +24,7 @@ and, for a cost, the setting that bounds it) or neutralises. The rules:
 
 import copy
 
-from kinto_elasticsearch.search.filters import permission_filter, with_filters
+from kinto_elasticsearch.search.filters import collection_filters, with_filters
 from kinto_elasticsearch.search.rules.checks import Rules
 from kinto_elasticsearch.search.rules.limits import (
     QueryLimits,
@@ -63,17 +63,23 @@ def check_built_search(body, limits: QueryLimits, restricted: bool, hidden=(), w
     return body
 
 
-def prepare_search(body, limits: QueryLimits, readable_ids, hidden=()) -> dict:
-    """A user's body, checked, capped, and restricted to ``readable_ids`` (None: all)."""
-    body = guard_search(body, limits, restricted=readable_ids is not None, hidden=hidden)
-    return with_filters(body, [permission_filter(readable_ids)])
+def collection_search_body(
+    body, limits: QueryLimits, readable_ids, where, hidden=(), built=False
+) -> dict:
+    """What the plugin sends for a search of one collection: ``body`` through the rules
+    (``built``: made by the plugin from a querystring), then kept to the collection's live
+    records at ``where`` (its placement) that the caller may read (``readable_ids``, None:
+    all of them)."""
+    check = check_built_search if built else guard_search
+    body = check(body, limits, restricted=readable_ids is not None, hidden=hidden, where=where)
+    return with_filters(body, collection_filters(readable_ids, where))
 
 
 __all__ = [
     "QueryLimits",
     "QueryRefused",
     "check_built_search",
+    "collection_search_body",
     "guard_search",
-    "prepare_search",
     "private_fields",
 ]
