@@ -2,11 +2,21 @@ import copy
 
 import pytest
 
-from kinto_elasticsearch.search.rules import QueryLimits, QueryRefused, prepare_search
+from kinto_elasticsearch.index import naming
+from kinto_elasticsearch.index.placement import Placement
+from kinto_elasticsearch.search.filters import RECORDS
+from kinto_elasticsearch.search.rules import QueryLimits, QueryRefused, collection_search_body
 
+# What the plugin sends for a search of one collection, here of an index of its own.
+DEDICATED = Placement("blog", "articles", naming.alias_name("kinto", "blog", "articles"))
 LIMITS = QueryLimits()
 SCRIPTS = QueryLimits(allow_scripts=True)
 LOOKUP = {"index": "other-collection", "id": "1", "path": "ids"}
+
+
+def filtered(query, *filters):
+    """A query as the plugin sends it: kept to live records and to ``filters``."""
+    return {"bool": {"must": [query], "filter": [RECORDS, *filters]}}
 
 
 def nested_bools(levels):
@@ -814,7 +824,7 @@ HOSTILE = [
 )
 def test_hostile_bodies_are_refused_where_they_offend(body, readable_ids, location, reason):
     with pytest.raises(QueryRefused) as raised:
-        prepare_search(body, LIMITS, readable_ids)
+        collection_search_body(body, LIMITS, readable_ids, DEDICATED)
     assert raised.value.location == location
     assert reason in raised.value.message
     if location:
@@ -828,7 +838,7 @@ def test_hostile_ids_are_distinct():
 
 def test_refusal_is_a_value_error_with_message_and_location():
     with pytest.raises(ValueError) as raised:
-        prepare_search({"query": {"terms": {"id": LOOKUP}}}, LIMITS, None)
+        collection_search_body({"query": {"terms": {"id": LOOKUP}}}, LIMITS, None, DEDICATED)
     assert str(raised.value) == raised.value.message
     assert raised.value.message == (
         "terms lookup is not allowed: it reads another document (at query.terms.id)"
@@ -873,18 +883,13 @@ RICH_BODY = {
 
 
 def test_a_rich_query_passes_unchanged_with_full_read():
-    prepared = prepare_search(RICH_BODY, LIMITS, None)
-    assert prepared == {**RICH_BODY, "timeout": "10s"}
+    prepared = collection_search_body(RICH_BODY, LIMITS, None, DEDICATED)
+    assert prepared == {**RICH_BODY, "query": filtered(RICH_BODY["query"]), "timeout": "10s"}
 
 
 def test_a_rich_query_is_wrapped_in_the_permission_filter():
-    prepared = prepare_search(RICH_BODY, LIMITS, ["r1", "r2"])
-    assert prepared["query"] == {
-        "bool": {
-            "must": [RICH_BODY["query"]],
-            "filter": [{"ids": {"values": ["r1", "r2"]}}],
-        }
-    }
+    prepared = collection_search_body(RICH_BODY, LIMITS, ["r1", "r2"], DEDICATED)
+    assert prepared["query"] == filtered(RICH_BODY["query"], {"ids": {"values": ["r1", "r2"]}})
     assert {k: v for k, v in prepared.items() if k != "query"} == {
         **{k: v for k, v in RICH_BODY.items() if k != "query"},
         "timeout": "10s",
@@ -892,27 +897,37 @@ def test_a_rich_query_is_wrapped_in_the_permission_filter():
 
 
 def test_no_readable_record_matches_nothing():
-    prepared = prepare_search({}, LIMITS, [])
-    assert prepared["query"] == {
-        "bool": {"must": [{"match_all": {}}], "filter": [{"ids": {"values": []}}]}
-    }
+    prepared = collection_search_body({}, LIMITS, [], DEDICATED)
+    assert prepared["query"] == filtered({"match_all": {}}, {"ids": {"values": []}})
 
 
-def test_full_read_keeps_an_absent_query_absent():
-    assert "query" not in prepare_search({}, LIMITS, None)
+def test_full_read_adds_no_permission_filter():
+    prepared = collection_search_body({}, LIMITS, None, DEDICATED)
+    assert prepared["query"] == filtered({"match_all": {}})
+
+
+def test_a_pooled_collection_is_kept_to_its_documents_named_as_the_pool_names_them():
+    pooled = Placement("blog", "articles", DEDICATED.alias, naming.pool_index_name("kinto", 0))
+    body = {"query": {"ids": {"values": ["r1"]}}}
+    prepared = collection_search_body(body, LIMITS, ["r2"], pooled)
+    assert prepared["query"] == filtered(
+        {"ids": {"values": ["blog/articles/r1", "r1"]}},
+        {"ids": {"values": ["blog/articles/r2", "r2"]}},
+        pooled.collection_filter(),
+    )
 
 
 def test_the_input_is_not_modified():
     body = copy.deepcopy(RICH_BODY)
-    prepare_search(body, LIMITS, ["r1"])
+    collection_search_body(body, LIMITS, ["r1"], DEDICATED)
     assert body == RICH_BODY
 
 
 def test_readable_ids_are_copied():
     ids = ["r1"]
-    prepared = prepare_search({}, LIMITS, ids)
+    prepared = collection_search_body({}, LIMITS, ids, DEDICATED)
     ids.append("r2")
-    assert prepared["query"]["bool"]["filter"] == [{"ids": {"values": ["r1"]}}]
+    assert prepared["query"]["bool"]["filter"] == [RECORDS, {"ids": {"values": ["r1"]}}]
 
 
 ALLOWED = [
@@ -1303,7 +1318,7 @@ ALLOWED = [
 
 
 # Legitimate bodies, refused to a partial reader by design: they read index-wide statistics
-# or related records (see rules.py). ``tests/test_hostile.py`` checks both sides.
+# or related records (see search/rules). ``tests/test_hostile.py`` checks both sides.
 FULL_READ_ONLY = {
     "more-like-this-text-and-inline-document",
     "more-like-this-by-id-with-full-read",
@@ -1343,10 +1358,10 @@ GUARD_ONLY = {
 )
 def test_legitimate_bodies_pass_unchanged(body, readable_ids):
     assert FULL_READ_ONLY <= {case[0] for case in ALLOWED} >= GUARD_ONLY
-    prepared = prepare_search(body, LIMITS, readable_ids)
-    if readable_ids is not None:
-        assert prepared.pop("query")["bool"]["must"] == [body.get("query", {"match_all": {}})]
-        body = {k: v for k, v in body.items() if k != "query"}
+    prepared = collection_search_body(body, LIMITS, readable_ids, DEDICATED)
+    readable = [] if readable_ids is None else [{"ids": {"values": readable_ids}}]
+    assert prepared.pop("query") == filtered(body.get("query", {"match_all": {}}), *readable)
+    body = {k: v for k, v in body.items() if k != "query"}
     assert prepared == {**body, "size": prepared["size"], "timeout": "10s"}
 
 
@@ -1399,14 +1414,19 @@ SCRIPTED = [
 )
 def test_scripts_pass_when_allowed(body):
     with pytest.raises(QueryRefused):
-        prepare_search(body, LIMITS, None)
-    assert prepare_search(body, SCRIPTS, None) == {**body, "size": 10000, "timeout": "10s"}
+        collection_search_body(body, LIMITS, None, DEDICATED)
+    assert collection_search_body(body, SCRIPTS, None, DEDICATED) == {
+        **body,
+        "query": filtered(body.get("query", {"match_all": {}})),
+        "size": 10000,
+        "timeout": "10s",
+    }
 
 
 def test_allowing_scripts_still_walks_the_queries_they_score():
     body = {"query": {"script_score": {"query": {"terms": {"t": LOOKUP}}, "script": "1"}}}
     with pytest.raises(QueryRefused) as raised:
-        prepare_search(body, SCRIPTS, None)
+        collection_search_body(body, SCRIPTS, None, DEDICATED)
     assert raised.value.location == "query.script_score.query.terms.t"
 
 
@@ -1438,12 +1458,14 @@ def test_allowing_scripts_still_walks_the_queries_they_score():
     ],
 )
 def test_size(body, limits, size):
-    assert prepare_search(body, limits, None)["size"] == size
+    assert collection_search_body(body, limits, None, DEDICATED)["size"] == size
 
 
 def test_a_capped_size_still_cannot_pass_the_window():
     with pytest.raises(QueryRefused) as raised:
-        prepare_search({"size": 500}, QueryLimits(max_size=500, max_window=200), None)
+        collection_search_body(
+            {"size": 500}, QueryLimits(max_size=500, max_window=200), None, DEDICATED
+        )
     assert raised.value.location == "size"
 
 
@@ -1461,7 +1483,7 @@ def test_a_capped_size_still_cannot_pass_the_window():
 )
 def test_timeout_is_always_set_and_never_longer_than_the_limit(given, sent):
     body = {} if given is None else {"timeout": given}
-    assert prepare_search(body, LIMITS, None)["timeout"] == sent
+    assert collection_search_body(body, LIMITS, None, DEDICATED)["timeout"] == sent
 
 
 def test_limits_refuse_a_malformed_timeout():
@@ -1472,15 +1494,20 @@ def test_limits_refuse_a_malformed_timeout():
 def test_lower_limits_are_applied():
     limits = QueryLimits(max_depth=2, max_aggregations=1, max_agg_size=5)
     with pytest.raises(QueryRefused) as raised:
-        prepare_search({"query": nested_bools(3)}, limits, None)
+        collection_search_body({"query": nested_bools(3)}, limits, None, DEDICATED)
     assert raised.value.location == "query.bool.must[0].bool.must[0].match_all"
     with pytest.raises(QueryRefused) as raised:
-        prepare_search(
-            {"aggs": {"a": {"max": {"field": "n"}}, "b": {"min": {"field": "n"}}}}, limits, None
+        collection_search_body(
+            {"aggs": {"a": {"max": {"field": "n"}}, "b": {"min": {"field": "n"}}}},
+            limits,
+            None,
+            DEDICATED,
         )
     assert raised.value.location == "aggs.b"
     with pytest.raises(QueryRefused) as raised:
-        prepare_search({"aggs": {"t": {"terms": {"field": "k", "size": 6}}}}, limits, None)
+        collection_search_body(
+            {"aggs": {"t": {"terms": {"field": "k", "size": 6}}}}, limits, None, DEDICATED
+        )
     assert raised.value.location == "aggs.t.terms.size"
 
 
@@ -1503,7 +1530,7 @@ def test_lower_limits_are_applied():
     ],
 )
 def test_regexp_complexity(pattern, refused):
-    from kinto_elasticsearch.search.rules import regexp_problem
+    from kinto_elasticsearch.search.rules.patterns import regexp_problem
 
     assert (regexp_problem(pattern, LIMITS) is not None) is refused
 
@@ -1557,7 +1584,7 @@ def test_json_depth_is_measured_on_the_raw_text(raw, depth):
     ],
 )
 def test_histogram_buckets_are_counted_over_their_bounds(aggregation, params, count):
-    from kinto_elasticsearch.search.walk import histogram_bucket_count
+    from kinto_elasticsearch.search.walk.buckets import histogram_bucket_count
 
     assert histogram_bucket_count(aggregation, params) == count
 
@@ -1566,5 +1593,5 @@ def test_a_histogram_whose_buckets_cannot_be_counted_is_refused():
     bounds = {"min": "x||+1d", "max": 1}
     body = {"aggs": {"h": {"date_histogram": {"fixed_interval": "1d", "extended_bounds": bounds}}}}
     with pytest.raises(QueryRefused) as raised:
-        prepare_search(body, LIMITS, None)
+        collection_search_body(body, LIMITS, None, DEDICATED)
     assert raised.value.location == "aggs.h.date_histogram.extended_bounds"

@@ -32,6 +32,12 @@ def collection_filter(where):
     return where.collection_filter()
 
 
+def collection_filters(readable_ids, where):
+    """The plugin's filters of a search of one collection at ``where`` (its placement): its
+    live records, those of ``readable_ids`` (None: all), its documents in a pool."""
+    return [RECORDS, permission_filter(readable_ids, where), collection_filter(where)]
+
+
 def with_filters(body, filters):
     """``body`` with its query restricted by every filter of ``filters`` (None: no filter)."""
     filters = [f for f in filters if f is not None]

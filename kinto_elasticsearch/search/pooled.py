@@ -16,7 +16,7 @@ POOL_HIT_KEYS = ("_routing", "_shard", "_node")
 
 
 class BucketIds:
-    """What the rules need of a placement in a bucket-wide search (``rules.Rules``): the
+    """What the rules need of a placement in a bucket-wide search (``rules.checks.Rules``): the
     record ids a body names match in each readable collection, as plain ``_id`` in an index
     of its own and as ``{bucket}/{collection}/{record}`` in a pool."""
 

@@ -44,7 +44,7 @@ import re
 from dataclasses import dataclass
 
 from kinto_elasticsearch import errors
-from kinto_elasticsearch.search import rules
+from kinto_elasticsearch.search.rules.private import reaches
 
 QUERY_PARAM = "q"
 FIELDS_PARAM = "_q_fields"
@@ -244,7 +244,7 @@ def _constant(query, weight):
 
 def _reaches(name, private):
     # A parent object reaches its private sub-fields too.
-    return rules.reaches(name, private) or private.startswith(f"{name}.")
+    return reaches(name, private) or private.startswith(f"{name}.")
 
 
 def _single(params, name):

@@ -69,8 +69,13 @@ def prepared(body, request, restricted, hidden, built, where=None):
     try:
         return check(body, limits, restricted=restricted, hidden=hidden, where=where)
     except rules.QueryRefused as exc:
-        refusal = errors.invalid_querystring if built else errors.invalid_body
-        raise refusal(exc.message, exc.location) from None
+        raise invalid(exc, built) from None
+
+
+def invalid(exc, built):
+    """A refused body as a 400 that says where: in the querystring when the plugin built it."""
+    refusal = errors.invalid_querystring if built else errors.invalid_body
+    return refusal(exc.message, exc.location)
 
 
 def unavailable(exc):
@@ -116,15 +121,13 @@ class CollectionSearch:
         self.plugin.index.admin.create_index(self.bucket_id, self.collection_id, self.collection)
 
     def filters(self):
-        return [
-            filters.RECORDS,
-            filters.permission_filter(self.shared_ids, self.where),
-            filters.collection_filter(self.where),
-        ]
+        return filters.collection_filters(self.shared_ids, self.where)
 
     def send(self, body):
         """``body`` (already guarded) with the plugin's filters, to the collection."""
-        body = filters.with_filters(body, self.filters())
+        return self._search(filters.with_filters(body, self.filters()))
+
+    def _search(self, body):
         return self.plugin.searcher.search(
             self.bucket_id, self.collection_id, body, ensure_index=self.ensure_index
         )
@@ -132,11 +135,14 @@ class CollectionSearch:
     def run(self, body, built=False):
         """Guard ``body``, send it, and answer with the engine's response as records."""
         try:
-            body = prepared(
-                body, self.request, self.shared_ids is not None, self.hidden, built, self.where
+            limits = query_limits(self.request)
+            body = rules.collection_search_body(
+                body, limits, self.shared_ids, self.where, self.hidden, built
             )
             with metrics.timed(self.request.registry, metrics.SEARCH_SECONDS):
-                response = self.send(body)
+                response = self._search(body)
+        except rules.QueryRefused as exc:
+            raise invalid(exc, built) from None
         except EngineRequestError as exc:
             raise refused(exc) from None
         except EngineUnavailable as exc:

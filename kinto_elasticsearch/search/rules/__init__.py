@@ -1,0 +1,85 @@
+"""What a search may ask, as small rules over what the walk of its body reports.
+
+``search/walk`` describes a body; every rule (``checks.py``) reads those findings and refuses
+(a :class:`~kinto_elasticsearch.search.walk.QueryRefused` naming the offending key, its path
+and, for a cost, the setting that bounds it) or neutralises. The rules:
+
+- forbidden: what reads another index or document, or cannot be checked, whoever asks;
+- scripts: refused unless the operator allows them, and always while fields are hidden
+  (a script reads any field of the documents it sees);
+- private fields (``index:private_fields``, for callers who may not write the collection,
+  ``private.py``): a field a query, sort, aggregation, highlight, collapse or field list
+  names, as a name, a pattern, a sub-field, an object holding it, or a field it is copied to
+  or aliased as, is refused; queries that search fields nobody named are refused; ``_source``
+  of every hit context (top level, inner hits, top hits, collapse) is rewritten to exclude
+  them;
+- partial readers (who may read only some records of what the search reaches): what depends on
+  index-wide statistics or on records beyond the permission filter is refused (see
+  ``FULL_READ`` in the walk);
+- pooled tenants: the record ids a body names become the pool's document ids, and the pool's
+  metadata fields are not searchable;
+- costs (``limits.py``, ``patterns.py``): sizes, result window, depth, aggregations, clauses
+  and terms, buckets, pattern length and repetition, expansions and determinized states.
+"""
+
+import copy
+
+from kinto_elasticsearch.search.filters import collection_filters, with_filters
+from kinto_elasticsearch.search.rules.checks import Rules
+from kinto_elasticsearch.search.rules.limits import (
+    QueryLimits,
+    check_nesting,
+    result_window,
+    timeout,
+)
+from kinto_elasticsearch.search.rules.private import private_fields
+from kinto_elasticsearch.search.walk import QueryRefused, refuse, walk
+
+
+def guard_search(body, limits: QueryLimits, restricted: bool, hidden=(), where=None) -> dict:
+    """Check and cap a user's search body, leaving the plugin's filters to the caller.
+
+    ``restricted``: the search reaches records the caller may not read; ``hidden``: fields
+    they may not read. Raises ``QueryRefused`` naming the first offending key and its path.
+    The input is never modified.
+    """
+    if not isinstance(body, dict):
+        raise refuse("The search body must be a JSON object", "")
+    check_nesting(body, limits)
+    body = copy.deepcopy(body)
+    walk(body, Rules(limits, restricted, hidden, where))
+    body["size"] = result_window(body, limits)
+    body["timeout"] = timeout(body, limits)
+    return body
+
+
+def check_built_search(body, limits: QueryLimits, restricted: bool, hidden=(), where=None) -> dict:
+    """The same rules for a body the plugin built from a user's input (a querystring):
+    its sizes are the plugin's own, the rest (``q``, filters, sorts) is the user's."""
+    check_nesting(body, limits)
+    body = copy.deepcopy(body)
+    walk(body, Rules(limits, restricted, hidden, where))
+    body["timeout"] = limits.timeout
+    return body
+
+
+def collection_search_body(
+    body, limits: QueryLimits, readable_ids, where, hidden=(), built=False
+) -> dict:
+    """What the plugin sends for a search of one collection: ``body`` through the rules
+    (``built``: made by the plugin from a querystring), then kept to the collection's live
+    records at ``where`` (its placement) that the caller may read (``readable_ids``, None:
+    all of them)."""
+    check = check_built_search if built else guard_search
+    body = check(body, limits, restricted=readable_ids is not None, hidden=hidden, where=where)
+    return with_filters(body, collection_filters(readable_ids, where))
+
+
+__all__ = [
+    "QueryLimits",
+    "QueryRefused",
+    "check_built_search",
+    "collection_search_body",
+    "guard_search",
+    "private_fields",
+]
