@@ -4,14 +4,14 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTHON3 ?= python3
 
-.PHONY: install serve test lint format bench clean
+.PHONY: install serve test docs lint format bench clean
 
 install: $(STAMP)
 
 $(STAMP): setup.cfg setup.py pyproject.toml
 	$(PYTHON3) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
-	$(PYTHON) -m pip install --quiet -e ".[test]"
+	$(PYTHON) -m pip install --quiet -e ".[test,docs]"
 	# Kinto's own tests, from its source distribution: tests/test_kinto_suite.py runs them.
 	$(PYTHON) -m pip download --quiet --no-deps --no-binary :all: --dest $(VENV)/kinto-sdist \
 		"kinto==$$($(PYTHON) -c 'from importlib.metadata import version; print(version("kinto"))')"
@@ -21,12 +21,19 @@ $(STAMP): setup.cfg setup.py pyproject.toml
 serve: install
 	$(PYTHON) scripts/serve.py
 
-# Lint, then the whole suite on both engines (real server processes and PostgreSQL).
+# Lint, the documentation, then the whole suite on both engines (real server processes and
+# PostgreSQL).
 test: install
 	bash .ci/install-system-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(MAKE) docs
 	$(PYTHON) -m pytest
+
+# The documentation site, into docs/_build/html; any warning (a broken reference, a setting
+# the reference cannot render) fails the build.
+docs: install
+	$(PYTHON) -m sphinx -n -W --keep-going -b html docs docs/_build/html
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -41,4 +48,4 @@ bench: install
 	$(PYTHON) -m bench
 
 clean:
-	rm -rf $(VENV) *.egg-info build dist
+	rm -rf $(VENV) *.egg-info build dist docs/_build

@@ -99,15 +99,21 @@ def test_the_example_configuration_boots(engine_server, monkeypatch):
 
 
 def test_every_setting_is_documented_and_in_the_example():
+    """The docs' reference is generated: the configuration page renders ``reference_rst``
+    (through the local Sphinx directive), which names every setting."""
     import pathlib
 
-    from kinto_elasticsearch.config import DEFAULT_SETTINGS
+    from kinto_elasticsearch.config import DEFAULT_SETTINGS, reference_rst
 
     root = pathlib.Path(__file__).parent.parent
-    readme = (root / "README.rst").read_text()
+    page = (root / "docs" / "configuration.rst").read_text()
+    directive = (root / "docs" / "_ext" / "settings_reference.py").read_text()
+    assert "\n.. kinto-elasticsearch-settings::\n" in page
+    assert "config.reference_rst()" in directive
+    reference = reference_rst()
     example = (root / "config.example.ini").read_text()
     for name in DEFAULT_SETTINGS:
-        assert f"``kinto.{name}``" in readme, name
+        assert f"``kinto.{name}``" in reference, name
         assert f"kinto.{name} = " in example, name
 
 
