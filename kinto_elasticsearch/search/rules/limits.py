@@ -4,6 +4,7 @@ of what a body asks (its size, its timeout) or refuse before walking it (its nes
 import re
 from dataclasses import dataclass
 
+from kinto_elasticsearch.config import DEFAULT_SETTINGS
 from kinto_elasticsearch.search.walk.findings import join_path, refuse
 
 _DURATION = re.compile(r"(\d+)(nanos|micros|ms|s|m|h|d)")
@@ -28,23 +29,29 @@ def duration_nanos(value):
     return int(match[1]) * _NANOSECONDS[match[2]] if match else None
 
 
+def _default(key):
+    return DEFAULT_SETTINGS[f"elasticsearch.{key}"]
+
+
 @dataclass(frozen=True)
 class QueryLimits:
-    """Bounds on what one search may ask of the engine (each one a setting)."""
+    """Bounds on what one search may ask of the engine (each one a setting, whose default it
+    takes)."""
 
+    # Kinto's default storage_max_fetch_size: its own cap on a page of records.
     max_size: int = 10000
-    max_window: int = 10000
-    max_depth: int = 20
-    max_aggregations: int = 50
-    max_agg_size: int = 1000
-    timeout: str = "10s"
-    allow_scripts: bool = False
-    max_clauses: int = 1024
-    max_buckets: int = 10000
-    max_pattern_length: int = 256
-    max_pattern_repetition: int = 100
-    max_expansions: int = 50
-    max_body_depth: int = 100
+    max_window: int = _default("max_result_window")
+    max_depth: int = _default("max_query_depth")
+    max_aggregations: int = _default("max_aggregations")
+    max_agg_size: int = _default("max_aggregation_size")
+    timeout: str = f"{_default('search_timeout_seconds'):g}s"
+    allow_scripts: bool = _default("allow_scripts")
+    max_clauses: int = _default("max_clauses")
+    max_buckets: int = _default("max_buckets")
+    max_pattern_length: int = _default("max_pattern_length")
+    max_pattern_repetition: int = _default("max_pattern_repetition")
+    max_expansions: int = _default("max_expansions")
+    max_body_depth: int = _default("max_body_depth")
 
     def __post_init__(self):
         if duration_nanos(self.timeout) is None:
