@@ -140,6 +140,29 @@ def indexed(engine, index_prefix, bucket_id, collection_id):
     return found
 
 
+def wait_until(condition, what, seconds=30.0, every=0.05):
+    """Poll ``condition`` until it gives something true, and return that: a busy machine
+    gets the time it needs, a quiet one does not wait for nothing.
+
+    An exception of ``condition`` counts as "not yet" (an index being swapped, an engine
+    coming back). After ``seconds``, fails saying that ``what`` did not happen and what
+    ``condition`` gave last.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            value = condition()
+        except Exception as exc:
+            value = exc
+        else:
+            if value:
+                return value
+        assert time.monotonic() < deadline, (
+            f"{what} did not happen within {seconds} s (last: {value!r})"
+        )
+        time.sleep(every)
+
+
 class EngineSpy:
     """Counts the plugin's calls to the engine; every call still reaches the real server."""
 

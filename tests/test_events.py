@@ -1,7 +1,7 @@
 import pytest
 
 from kinto_elasticsearch.events import RecordsIndexed, RecordsIndexedInPart, RecordsIndexFailed
-from tests.conftest import indexed
+from tests.conftest import indexed, wait_until
 
 COLLECTION = "/v1/buckets/b/collections/c"
 INCLUDES = (
@@ -80,6 +80,9 @@ def test_subscribers_learn_of_failed_writes_and_of_their_recovery(
     # Storage has it: the catch-up will index it.
     assert failed.will_retry is True and failed.failures[0][0] == "r1"
     own_engine_server.restart()
-    assert app.app.registry.elasticsearch.catchup.wait_for_pass(timeout=30)
-    recovered = [e for e in received if isinstance(e, RecordsIndexed)]
-    assert "r1" in recovered[-1].indexed and recovered[-1].request is None
+
+    def recovered():
+        events = [e for e in received if isinstance(e, RecordsIndexed)]
+        return events and "r1" in events[-1].indexed and events[-1].request is None
+
+    wait_until(recovered, "an event of r1 indexed by the catch-up")

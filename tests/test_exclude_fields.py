@@ -1,7 +1,7 @@
 import pytest
 
 from kinto_elasticsearch import maintenance
-from tests.conftest import indexed
+from tests.conftest import indexed, wait_until
 
 COLLECTION = "/v1/buckets/b/collections/c"
 CATCHUP = {"elasticsearch.catchup_in_process": "true"}
@@ -59,8 +59,12 @@ def test_changing_the_list_rebuilds_existing_documents(
         app = make_app(**CATCHUP)
     _setup(app, alice, ["secret"])
     app.patch_json(COLLECTION, {"data": {"index:exclude_fields": ["title"]}}, headers=alice)
-    assert app.app.registry.elasticsearch.catchup.wait_for_pass(timeout=30)
-    document = _document(engine, index_prefix)
+
+    def rebuilt():
+        document = _document(engine, index_prefix)
+        return document if "secret" in document and "title" not in document else None
+
+    document = wait_until(rebuilt, "the catch-up's rebuild with the new list")
     assert document["secret"] == "s3cr3t" and "title" not in document
 
 
@@ -75,7 +79,12 @@ def test_a_mapping_the_live_index_cannot_take_is_applied_by_a_rebuild(
         {"data": {"index:schema": {"properties": {"title": {"type": "keyword"}}}}},
         headers=alice,
     )
-    assert app.app.registry.elasticsearch.catchup.wait_for_pass(timeout=30)
-    mapping = app.app.registry.elasticsearch.index.known.get_mapping("b", "c")
+    known = app.app.registry.elasticsearch.index.known
+
+    def rebuilt():
+        mapping = known.get_mapping("b", "c")
+        return mapping if mapping["properties"]["title"] == {"type": "keyword"} else None
+
+    mapping = wait_until(rebuilt, "the catch-up's rebuild with the new mapping")
     assert mapping["properties"]["title"] == {"type": "keyword"}
     assert _document(engine, index_prefix)["title"] == "t"

@@ -67,7 +67,10 @@ def test_kintos_own_tests_pass_and_leave_the_index_equal_to_storage(kinto_source
         **os.environ,
         "KINTO_SUITE_ENGINE_URL": suite_engine.url,
         "KINTO_SUITE_ENGINE": suite_engine.engine,
-        "PYTHONPATH": str(PLUGIN_DIR),
+        # The plugin of this tree, not whichever copy is installed (a worktree, a checkout
+        # beside an editable install of another): Kinto's ``tests`` package stays first,
+        # the working directory's.
+        "PYTHONPATH": os.pathsep.join([str(PLUGIN_DIR), str(ROOT)]),
     }
     command = [sys.executable, "-m", "pytest", "-p", "kinto_es_suite_plugin"]
     command += ["-o", "addopts=", "-p", "no:cacheprovider", "-q", *MODULES]

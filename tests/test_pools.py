@@ -4,7 +4,7 @@ import pytest
 
 from kinto_elasticsearch.index import naming, placement
 from kinto_elasticsearch.sync.catchup import CatchUp
-from tests.conftest import auth
+from tests.conftest import auth, indexed
 
 POOLS = {"elasticsearch.pools": "3", "elasticsearch.pool_number_of_shards": "2"}
 
@@ -806,3 +806,81 @@ def test_a_process_that_has_not_seen_a_promotion_still_searches_the_collection(
     ids = {"query": {"ids": {"values": ["r1"]}}}
     assert [h[0] for h in _hits(_search(reader, alice, "blog", "c", ids))] == ["r1"]
     assert [h[0] for h in _hits(_search(reader, auth("bob"), "blog", "c"))] == ["r2"]
+
+
+# A collection's index metadata asking for an index of its own, and none.
+OWN_INDEX = {"index:schema": {"properties": {"title": {"type": "keyword"}}}}
+
+
+def _race_creates(first, second, bucket_id, collection_id):
+    """Two processes create the collection's index at once, with different views of its
+    metadata (``(index side, metadata)`` each): both look the alias up and find nothing,
+    then ``first`` attaches it, then ``second`` does. Returns what each create returned."""
+    import threading
+
+    looked_up = threading.Barrier(2, timeout=10)
+    first_done = threading.Event()
+    results, errors = {}, []
+
+    def pause_after_first_look_up(side, is_second):
+        real = side.locator.look_up
+        paused = []
+
+        def look_up(alias, *args, **kwargs):
+            found = real(alias, *args, **kwargs)
+            if not paused:
+                paused.append(alias)
+                looked_up.wait()
+                if is_second:
+                    first_done.wait(10)
+            return found
+
+        side.locator.look_up = look_up
+
+    def create(name, side, metadata):
+        try:
+            results[name] = side.admin.create_index(bucket_id, collection_id, metadata)
+        except Exception as exc:  # Reported below: a thread's failure must fail the test.
+            errors.append(exc)
+        finally:
+            if name == "first":
+                first_done.set()
+
+    threads = []
+    for name, (side, metadata) in (("first", first), ("second", second)):
+        pause_after_first_look_up(side, name == "second")
+        threads.append(threading.Thread(target=create, args=(name, side, metadata)))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors, errors
+    return results
+
+
+@pytest.mark.parametrize("pooled_first", [True, False], ids=["pooled-first", "dedicated-first"])
+def test_a_pooled_and_a_dedicated_create_racing_leave_the_alias_on_one_index(
+    make_app, engine, index_prefix, pooled_first
+):
+    """The catch-up or the sender creating a collection's index from metadata without a
+    mapping (pooled) while the collection listener, or another process, creates it from
+    metadata that asks for an index of its own: the alias must end up on one index, and
+    writes of both must go through."""
+    from kinto_elasticsearch.sync.apply import apply_changes
+
+    sides = [make_app(**POOLS).app.registry.elasticsearch.index for _ in range(2)]
+    pooled, dedicated = (sides[0], {}), (sides[1], OWN_INDEX)
+    first, second = (pooled, dedicated) if pooled_first else (dedicated, pooled)
+    _race_creates(first, second, "blog", "c")
+
+    alias = naming.alias_name(index_prefix, "blog", "c")
+    behind = sorted(engine.call("indices.get_alias", name=alias))
+    assert len(behind) == 1, f"{alias} is on {behind}"
+    for i, (side, metadata) in enumerate((pooled, dedicated)):
+        record = {"id": f"r{i}", "last_modified": 10 + i, "title": "t"}
+        report = apply_changes(side, "blog", "c", [record], metadata, refresh=True)
+        assert report.failed == [] and report.indexed == [f"r{i}"]
+        assert side.locator.placement("blog", "c", metadata, refresh=True).pool == (
+            behind[0] if naming.is_pool(index_prefix, behind[0]) else None
+        )
+    assert sorted(indexed(engine, index_prefix, "blog", "c")) == ["r0", "r1"]

@@ -15,7 +15,7 @@ from kinto_elasticsearch.sync.apply import apply_changes
 from kinto_elasticsearch.sync.catchup import CatchUp
 from kinto_elasticsearch.sync.checkpoints import SyncStore
 from kinto_elasticsearch.sync.rebuild import RebuildInProgress, RebuildLease, reindex_collection
-from tests.conftest import indexed, pg_settings
+from tests.conftest import indexed, pg_settings, wait_until
 from tests.servers import FaultProxy
 
 COLLECTION = "/v1/buckets/b/collections/c"
@@ -133,8 +133,11 @@ def test_a_full_sender_hands_over_to_the_catch_up(
     ]
     app.post_json("/v1/batch", {"defaults": {"headers": alice}, "requests": requests})
     assert metrics.counts["elasticsearch.sender.overflow"] == 5
-    assert app.app.registry.elasticsearch.catchup.wait_for_pass(timeout=30)
-    assert set(indexed(engine, index_prefix, "b", "c")) == {f"r{i}" for i in range(5)}
+    expected = {f"r{i}" for i in range(5)}
+    wait_until(
+        lambda: set(indexed(engine, index_prefix, "b", "c")) == expected,
+        "the catch-up indexing what the sender could not take",
+    )
 
 
 def test_the_sender_and_the_worker_start_again_in_a_forked_process(make_app, alice):
@@ -210,16 +213,11 @@ def test_an_outage_longer_than_any_queue_ends_with_the_index_equal_to_storage(
     app.delete(f"{COLLECTION}/records/gone", headers=alice)
     own_engine_server.restart()
     # No command: the worker notices the engine is back.
-    deadline = time.monotonic() + 30
     engine = app.app.registry.elasticsearch.index.engine
-    while time.monotonic() < deadline:
-        try:
-            if indexed(engine, index_prefix, "b", "c") == _stored(app, alice):
-                break
-        except Exception:
-            pass
-        time.sleep(0.5)
-    assert indexed(engine, index_prefix, "b", "c") == _stored(app, alice)
+    wait_until(
+        lambda: indexed(engine, index_prefix, "b", "c") == _stored(app, alice),
+        "the index catching up with storage",
+    )
 
 
 def test_an_engine_restarted_empty_is_refilled_from_storage(
@@ -558,8 +556,10 @@ def test_an_unexpected_error_neither_ends_the_sender_nor_loses_the_changes(
     app.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
     app.put_json(f"{COLLECTION}/records/r2", {"data": {}}, headers=alice)
     assert "r2" in indexed(engine, index_prefix, "b", "c")  # The sender goes on...
-    assert app.app.registry.elasticsearch.catchup.wait_for_pass(timeout=30)
-    assert set(indexed(engine, index_prefix, "b", "c")) == {"r1", "r2"}  # ...r1 is healed.
+    wait_until(
+        lambda: set(indexed(engine, index_prefix, "b", "c")) == {"r1", "r2"},
+        "the catch-up healing r1",
+    )
 
 
 def test_a_collection_being_rebuilt_elsewhere_is_still_caught_up(app, alice, engine, index_prefix):

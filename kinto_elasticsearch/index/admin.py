@@ -4,10 +4,11 @@ deleted, whether the collection has an index of its own or lives in a pool."""
 import logging
 import uuid
 
-from kinto_elasticsearch.client import EngineRequestError
+from kinto_elasticsearch.client import EngineNotFound, EngineRequestError, EngineUnavailable
 from kinto_elasticsearch.index import naming
 from kinto_elasticsearch.index.analysis import tenant_settings
 from kinto_elasticsearch.index.bulk import DOCUMENT_ERRORS
+from kinto_elasticsearch.index.indices import WRITE_INDEX, is_second_write_index
 from kinto_elasticsearch.index.mapping import collection_mapping, plugin_settings
 
 logger = logging.getLogger(__name__)
@@ -69,41 +70,81 @@ class IndexAdmin:
             return self.engine.call("indices.create", index=name, body=fallback)
 
     def create_index(self, bucket_id, collection_id, metadata, replace=False):
-        """Create the collection's index and alias, unless it exists already.
+        """Create the collection's index and alias, unless it exists already; the physical
+        index the alias is on (its pool, or its own).
 
         With ``replace``, indices left from an earlier collection of the same id (deleted
         while the engine was unreachable) are dropped first: a new collection has no records.
+
+        Processes race to create an index (the collection listener, the sender, the
+        catch-up, a search), and their views of the metadata may differ (one pooled, one
+        asking for an index of its own): the first attachment of the alias wins, and the
+        others follow it. The engine decides (:data:`WRITE_INDEX`), and where it does not,
+        :meth:`_behind_one_index` undoes a second attachment.
         """
         if replace:
             self.delete_collection_indices(bucket_id, collection_id)
         alias = self.locator.alias(bucket_id, collection_id)
-        where = self.locator.chosen(bucket_id, collection_id, metadata)
-        if where.pooled:
-            # A collection that has an index stays where it is: another pool (``pools``
-            # changed since) would give its alias two indices, and writes nowhere to go.
-            if not replace and self.locator.look_up(alias):
-                return self.locator.placement(bucket_id, collection_id).pool or alias
-            return self.pools.join(where)
+        # A collection that has an index stays where it is: a second index behind its alias
+        # (another pool, ``pools`` changed since, or one of its own) would leave writes
+        # nowhere to go. The catch-up moves it to an index of its own if it needs one.
         if not replace and self.locator.look_up(alias):
-            found = self.locator.placement(bucket_id, collection_id)
-            if found.pooled:
-                # Its alias is on a pool: a second index behind it would leave writes
-                # nowhere to go. The catch-up moves it to an index of its own.
-                return found.pool
+            return self._behind_one_index(alias)
+        where = self.locator.chosen(bucket_id, collection_id, metadata)
+        try:
+            if where.pooled:
+                self.pools.join(where)
+            else:
+                self._create_dedicated(alias, metadata)
+        except EngineUnavailable as exc:
+            if not is_second_write_index(exc):
+                raise
+            logger.info("%s was attached elsewhere meanwhile: it stays there", alias)
+        return self._behind_one_index(alias)
+
+    def _create_dedicated(self, alias, metadata):
         # The first generation has a fixed name so that concurrent creators converge on
         # one index instead of attaching the alias to several.
         name = f"{alias}.0"
+        aliases = {alias: WRITE_INDEX}
         try:
-            self._create(name, metadata, aliases={alias: {}})
+            self._create(name, metadata, aliases=aliases)
         except EngineRequestError as exc:
             if exc.error_type == "invalid_alias_name_exception":
                 self.indices.replace_auto_created(alias)
-                self._create(name, metadata, aliases={alias: {}})
+                self._create(name, metadata, aliases=aliases)
             elif exc.error_type != "resource_already_exists_exception":
                 raise
+
+    def _behind_one_index(self, alias):
+        """The physical index ``alias`` is on, once it is on one only.
+
+        Two creators that each found no alias may both have attached it where the engine
+        lets an alias have two write indices, or where an earlier version attached it
+        without the flag: a pool keeps it (as when a dedicated create finds the alias on
+        a pool), else its newest generation. Its other indices lose it in one request;
+        a dedicated one goes with the next catch-up pass (``rebuild.remove_abandoned``).
+        """
+        try:
+            behind = sorted(self.engine.call("indices.get_alias", name=alias))
+        except EngineNotFound:
+            # Deleted meanwhile (its collection went): nothing to write to.
+            self._forget(alias)
+            raise
+        if len(behind) > 1:
+            pools = [name for name in behind if naming.is_pool(self.prefix, name)]
+            keep = pools[0] if pools else max(behind, key=naming.generation)
+            logger.warning(
+                "%s was attached to %s at once: it stays on %s only",
+                alias,
+                ", ".join(behind),
+                keep,
+            )
+            self.indices.remove_aliases([(name, alias) for name in behind if name != keep])
+            behind = [keep]
         self._forget(alias)
-        self.locator.remember({alias: [name]})
-        return name
+        self.locator.remember({alias: behind})
+        return behind[0]
 
     def create_physical_index(self, bucket_id, collection_id, metadata, name=None):
         """A new, empty physical index for a rebuild (``name``, or a new generation's), not
@@ -136,7 +177,7 @@ class IndexAdmin:
         actions = [{"remove": {"index": name, "alias": alias}} for name in old]
         if was.pooled:
             actions.append({"remove": {"index": was.pool, "alias": alias}})
-        actions.append({"add": {"index": index, "alias": alias}})
+        actions.append({"add": {"index": index, "alias": alias, **WRITE_INDEX}})
         self.indices.update_aliases(actions, alias)
         self._forget(alias)
         self.indices.delete(old)

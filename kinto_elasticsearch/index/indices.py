@@ -14,6 +14,20 @@ logger = logging.getLogger(__name__)
 # refuses wildcard deletes by default).
 DELETE_CHUNK = 50
 ALIAS_CHUNK = 500
+# How the plugin attaches a collection's alias, whether to a pool or to an index of its own:
+# as its write index. The engines allow an alias one write index, and they check it in the
+# same cluster-state update as the attachment: of two processes that each found no alias
+# and attach it to different indices at once, the second is refused (a 500,
+# ``illegal_state_exception``), atomically, instead of leaving the alias on two indices and
+# writes without a write index.
+WRITE_INDEX = {"is_write_index": True}
+
+
+def is_second_write_index(exc):
+    """Whether the engine refused an attachment because the alias is on another index."""
+    return exc.error_type == "illegal_state_exception" and "more than one write index" in str(
+        exc.message
+    )
 
 
 def created_if_missing(call, create):

@@ -47,6 +47,13 @@ def new_index_name(prefix, bucket_id, collection_id):
     return f"{alias_name(prefix, bucket_id, collection_id)}.{time.time_ns() // 1000}"
 
 
+def generation(name):
+    """The generation of a collection's physical index (its last part), -1 for a name
+    without one."""
+    last = name.rsplit(".", 1)[-1]
+    return int(last) if last.isdigit() else -1
+
+
 def collection_pattern(prefix, bucket_id, collection_id):
     """A pattern matching every physical index of one collection."""
     return f"{alias_name(prefix, bucket_id, collection_id)}.*"

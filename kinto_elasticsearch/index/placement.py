@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from kinto_elasticsearch.index import naming
 from kinto_elasticsearch.index.analysis import SETTINGS_KEY
+from kinto_elasticsearch.index.indices import WRITE_INDEX
 from kinto_elasticsearch.index.mapping import derives_mapping
 
 # Which collection a pooled document belongs to. A leading ``_`` at the top level is
@@ -146,6 +147,7 @@ class Placement:
                 "alias": self.alias,
                 "filter": self.collection_term(),
                 "routing": self.key,
+                **WRITE_INDEX,
             }
         }
 

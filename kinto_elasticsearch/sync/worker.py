@@ -39,10 +39,12 @@ class CatchUpWorker:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._done = threading.Condition()
+        # Passes started and passes finished, counted under ``_done``: passes run one at a
+        # time, so pass number n started after a call that saw ``started < n``.
+        self.started = 0
         self.passes = 0
         self.last_error = None
         self._stopped = False
-        self._running = False
         self._purges_checked = None
 
     def wake(self):
@@ -72,13 +74,18 @@ class CatchUpWorker:
 
     def wait_for_pass(self, timeout):
         """Wake the worker and wait for a pass that started after this call and succeeded;
-        True if one did within ``timeout`` seconds."""
+        True if one did within ``timeout`` seconds.
+
+        A pass under way (or one that has just finished, not yet counted) may have read
+        storage before whatever the caller did: only a pass numbered past those started at
+        the call counts.
+        """
         with self._done:
-            target = self.passes + (2 if self._running else 1)
+            after = self.started
         self.wake()
         deadline = time.monotonic() + timeout
         with self._done:
-            while self.passes < target or self.last_error is not None:
+            while self.passes <= after or self.last_error is not None:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -98,7 +105,8 @@ class CatchUpWorker:
             self._wake.clear()
             if self._stopped:
                 return
-            self._running = True
+            with self._done:
+                self.started += 1
             try:
                 now = time.monotonic()
                 due = self._purges_checked is None or now - self._purges_checked >= (
@@ -116,7 +124,6 @@ class CatchUpWorker:
                 self.last_error = exc
                 logger.exception("Catch-up pass failed")
             finally:
-                self._running = False
                 transaction.abort()
                 with self._done:
                     self.passes += 1
