@@ -10,6 +10,7 @@ from docutils.statemachine import StringList
 from sphinx.util.docutils import SphinxDirective
 
 from kinto_elasticsearch import config
+from kinto_elasticsearch.config import table
 
 
 class SettingsReference(SphinxDirective):
@@ -17,8 +18,8 @@ class SettingsReference(SphinxDirective):
 
     def run(self):
         # A rebuild must follow a change of the table.
-        self.env.note_dependency(config.__file__)
-        source = f"{config.__file__} (reference_rst)"
+        self.env.note_dependency(table.__file__)
+        source = f"{table.__file__} (reference_rst)"
         lines = StringList(config.reference_rst().splitlines(), source=source)
         container = nodes.container(classes=["kinto-elasticsearch-settings"])
         self.state.nested_parse(lines, self.content_offset, container)
