@@ -17,6 +17,7 @@ from pyramid.paster import bootstrap, setup_logging
 
 from kinto_elasticsearch import maintenance
 from kinto_elasticsearch.client import EngineError
+from kinto_elasticsearch.storage import bucket_uri, collection_uri
 from kinto_elasticsearch.sync.catchup import PURGE_CHECK_SECONDS, CatchUp
 from kinto_elasticsearch.sync.rebuild import RebuildInProgress, reindex_collection
 
@@ -120,7 +121,7 @@ def _collections(storage, args):
         try:
             storage.get(
                 resource_name="collection",
-                parent_id=f"/buckets/{args.bucket}",
+                parent_id=bucket_uri(args.bucket),
                 object_id=args.collection,
             )
         except ObjectNotFoundError:
@@ -137,7 +138,7 @@ def reindex(registry, args, out):
     for bucket_id, collection_id, metadata in _collections(storage, args):
         if not settings.is_indexed(bucket_id, collection_id):
             continue
-        uri = f"/buckets/{bucket_id}/collections/{collection_id}"
+        uri = collection_uri(bucket_id, collection_id)
         total = storage.count_all(resource_name="record", parent_id=uri)
         progress = Progress(uri, total)
         started = time.monotonic()

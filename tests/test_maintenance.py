@@ -3,9 +3,9 @@ import time
 
 import pytest
 
-from kinto_elasticsearch import maintenance
+from kinto_elasticsearch import maintenance, storage
 from kinto_elasticsearch.index import naming
-from kinto_elasticsearch.sync import pages
+from kinto_elasticsearch.sync import pipeline
 from tests.conftest import indexed
 
 COLLECTION = "/v1/buckets/b/collections/c"
@@ -48,7 +48,7 @@ def test_reindex_builds_a_new_index_and_swaps_the_alias(
     dedicated, alice, engine, index_prefix, monkeypatch
 ):
     registry = _registry(dedicated)
-    monkeypatch.setattr(pages, "PAGE_SIZE", 50)
+    monkeypatch.setattr(storage, "PAGE_SIZE", 50)
     old = set(registry.elasticsearch.index.indices.listed(f"{index_prefix}.*"))
     result = maintenance.reindex_collection(
         registry.storage, registry.elasticsearch.index, "b", "c", {}, progress=None
@@ -79,7 +79,7 @@ def test_reindex_with_concurrent_writes_ends_equal_to_storage(
     filled, alice, engine, index_prefix, monkeypatch
 ):
     registry = _registry(filled)
-    monkeypatch.setattr(pages, "PAGE_SIZE", 10)
+    monkeypatch.setattr(storage, "PAGE_SIZE", 10)
     stop = threading.Event()
     errors = []
 
@@ -125,7 +125,7 @@ def test_verify_reports_and_repairs_every_kind_of_difference(
     filled, alice, engine, index_prefix, monkeypatch
 ):
     registry = _registry(filled)
-    monkeypatch.setattr(pages, "PAGE_SIZE", 50)
+    monkeypatch.setattr(storage, "PAGE_SIZE", 50)
     # The index as a lossy past could have left it: two records missing, one outdated,
     # three documents of records storage never had.
     index_side = registry.elasticsearch.index
@@ -202,7 +202,7 @@ def test_reindex_pages_through_storage_reading_at_most_two_pages_ahead(
 ):
     """Reading overlaps sending, but memory stays bounded: the reader never runs ahead."""
     registry = _registry(dedicated)
-    monkeypatch.setattr(pages, "PAGE_SIZE", 10)
+    monkeypatch.setattr(storage, "PAGE_SIZE", 10)
     pages_read, ahead = [], []
     list_all, fill = registry.storage.list_all, registry.elasticsearch.index.writer.fill
 
@@ -238,7 +238,7 @@ def test_a_failure_on_either_side_stops_the_pipeline():
         sent.append(item)
 
     with pytest.raises(RuntimeError, match="engine said no"):
-        pages.pipelined(iter(range(100)), failing_send)
+        pipeline.pipelined(iter(range(100)), failing_send)
     assert sent == [0, 1, 2]
 
     def failing_items():
@@ -247,5 +247,5 @@ def test_a_failure_on_either_side_stops_the_pipeline():
 
     sent.clear()
     with pytest.raises(OSError, match="storage said no"):
-        pages.pipelined(failing_items(), sent.append)
+        pipeline.pipelined(failing_items(), sent.append)
     assert sent == [0, 1, 2][: len(sent)]

@@ -65,9 +65,10 @@ from kinto_elasticsearch import metrics
 from kinto_elasticsearch.client import EngineRequestError
 from kinto_elasticsearch.index import naming
 from kinto_elasticsearch.index.placement import needs_own_index
+from kinto_elasticsearch.storage import collection_uri, iter_changes, iter_collections
 from kinto_elasticsearch.sync.apply import apply_changes
 from kinto_elasticsearch.sync.checkpoints import Checkpoint, SyncStore, fingerprint
-from kinto_elasticsearch.sync.pages import iter_changes, iter_collections, pipelined
+from kinto_elasticsearch.sync.pipeline import pipelined
 from kinto_elasticsearch.sync.rebuild import (
     RebuildInProgress,
     reindex_collection,
@@ -80,10 +81,6 @@ logger = logging.getLogger(__name__)
 SAVE_EVERY_PAGES = 10
 # How often the count that finds purged tombstones runs for collections that look up to date.
 PURGE_CHECK_SECONDS = 300.0
-
-
-def _records_uri(bucket_id, collection_id):
-    return f"/buckets/{bucket_id}/collections/{collection_id}"
 
 
 def save_new_collection(index_side, bucket_id, collection_id, metadata):
@@ -153,7 +150,7 @@ class CatchUp:
             if not self.settings.is_indexed(bid, cid):
                 continue
             report.collections += 1
-            timestamp = timestamps.get(_records_uri(bid, cid))
+            timestamp = timestamps.get(collection_uri(bid, cid))
             if timestamp is None:
                 # Never written to, unless past the listing's limit.
                 timestamp = self._resource_timestamp(bid, cid) if truncated else 0
@@ -177,7 +174,7 @@ class CatchUp:
     def _resource_timestamp(self, bucket_id, collection_id):
         try:
             return self.storage.resource_timestamp(
-                resource_name="record", parent_id=_records_uri(bucket_id, collection_id)
+                resource_name="record", parent_id=collection_uri(bucket_id, collection_id)
             )
         except Exception:  # A read-only storage cannot give an empty collection one.
             return 0
@@ -246,7 +243,7 @@ class CatchUp:
                 self._compare(bucket_id, collection_id, metadata, report)
             report.up_to_date += 1
             return
-        parent_id = _records_uri(bucket_id, collection_id)
+        parent_id = collection_uri(bucket_id, collection_id)
         objects = self.storage.count_all(
             resource_name="record", parent_id=parent_id, include_deleted=True
         )
@@ -326,9 +323,8 @@ class CatchUp:
         else:
             return
         logger.info(
-            "/buckets/%s/collections/%s %s: moving it to an index of its own",
-            bucket_id,
-            collection_id,
+            "%s %s: moving it to an index of its own",
+            collection_uri(bucket_id, collection_id),
             reason,
         )
         self._rebuild(bucket_id, collection_id, metadata, report, promote=True)
@@ -355,14 +351,14 @@ class CatchUp:
         )
         stored = self.storage.count_all(
             resource_name="record",
-            parent_id=_records_uri(bucket_id, collection_id),
+            parent_id=collection_uri(bucket_id, collection_id),
             filters=[Filter("last_modified", timestamp, COMPARISON.MAX)],
         )
         if indexed > stored:
             logger.info(
                 "The index of %s has %s live records up to %s, storage %s: tombstones were "
                 "purged, comparing its whole index with storage",
-                _records_uri(bucket_id, collection_id), indexed, timestamp, stored,
+                collection_uri(bucket_id, collection_id), indexed, timestamp, stored,
             )  # fmt: skip
             return True
         return False
