@@ -15,9 +15,9 @@ import transaction
 from kinto.core.storage.exceptions import ObjectNotFoundError
 from pyramid.paster import bootstrap, setup_logging
 
-from kinto_elasticsearch import maintenance
 from kinto_elasticsearch.client import EngineError
-from kinto_elasticsearch.storage import bucket_uri, collection_uri
+from kinto_elasticsearch.storage import bucket_uri, collection_uri, iter_collections
+from kinto_elasticsearch.sync import compare
 from kinto_elasticsearch.sync.catchup import PURGE_CHECK_SECONDS, CatchUp
 from kinto_elasticsearch.sync.rebuild import RebuildInProgress, reindex_collection
 
@@ -128,7 +128,7 @@ def _collections(storage, args):
             raise CommandError(
                 f"collection {args.collection!r} does not exist in bucket {args.bucket!r}"
             ) from None
-    return maintenance.iter_collections(storage, args.bucket, args.collection)
+    return iter_collections(storage, args.bucket, args.collection)
 
 
 def reindex(registry, args, out):
@@ -165,9 +165,9 @@ def reindex(registry, args, out):
             f"{len(result.partial)} indexed in part",
             file=out,
         )
-        for record_id, reason in result.failed[: maintenance.EXAMPLES]:
+        for record_id, reason in result.failed[: compare.EXAMPLES]:
             print(f"  refused {uri}/records/{record_id}: {reason}", file=out)
-        for record_id, left_out, _ in result.partial[: maintenance.EXAMPLES]:
+        for record_id, left_out, _ in result.partial[: compare.EXAMPLES]:
             print(f"  in part {uri}/records/{record_id}: without {', '.join(left_out)}", file=out)
         count += 1
         transaction.abort()
@@ -190,7 +190,7 @@ def verify(registry, args, out):
         if not settings.is_indexed(bucket_id, collection_id):
             continue
         expected.add(index_side.locator.alias(bucket_id, collection_id))
-        report = maintenance.verify_collection(
+        report = compare.verify_collection(
             storage,
             index_side,
             bucket_id,
@@ -232,8 +232,8 @@ def verify(registry, args, out):
             )
         if args.repair and report.differs:
             print(f"  repaired: {report.repaired} document(s) written or deleted", file=out)
-    pattern = maintenance.scope_pattern(index_side.prefix, args.bucket, args.collection)
-    indices = maintenance.verify_indices(index_side, expected, pattern, repair=args.repair)
+    pattern = compare.scope_pattern(index_side.prefix, args.bucket, args.collection)
+    indices = compare.verify_indices(index_side, expected, pattern, repair=args.repair)
     for name in indices.orphans:
         print(f"index {name}: belongs to no collection", file=out)
     for name in indices.detached:

@@ -68,6 +68,7 @@ from kinto_elasticsearch.index.placement import needs_own_index
 from kinto_elasticsearch.storage import collection_uri, iter_changes, iter_collections
 from kinto_elasticsearch.sync.apply import apply_changes
 from kinto_elasticsearch.sync.checkpoints import Checkpoint, SyncStore, fingerprint
+from kinto_elasticsearch.sync.compare import verify_collection
 from kinto_elasticsearch.sync.pipeline import pipelined
 from kinto_elasticsearch.sync.rebuild import (
     RebuildInProgress,
@@ -330,8 +331,6 @@ class CatchUp:
         self._rebuild(bucket_id, collection_id, metadata, report, promote=True)
 
     def _compare(self, bucket_id, collection_id, metadata, report):
-        from kinto_elasticsearch.maintenance import verify_collection
-
         verify_collection(
             self.storage,
             self.index_side,

@@ -17,13 +17,12 @@ from kinto.core.utils import COMPARISON
 
 from kinto_elasticsearch.index import naming
 from kinto_elasticsearch.index.placement import MAX_ID_BYTES
-from kinto_elasticsearch.storage import collection_uri, iter_collections, iter_record_pages
+from kinto_elasticsearch.storage import collection_uri, iter_record_pages
 from kinto_elasticsearch.sync.apply import apply_changes
 from kinto_elasticsearch.sync.rebuild import LEASE_SECONDS, reindex_collection
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["iter_collections", "verify_collection", "verify_indices", "scope_pattern"]
 # A physical index without alias younger than this may be a rebuild in progress.
 DETACHED_GRACE_SECONDS = 3600
 EXAMPLES = 5
