@@ -7,7 +7,7 @@ import transaction
 from kinto_elasticsearch.ops.errors import CommandError
 from kinto_elasticsearch.ops.progress import Progress
 from kinto_elasticsearch.ops.scope import collections_in_scope
-from kinto_elasticsearch.storage import collection_uri
+from kinto_elasticsearch.storage import collection_uri, records_uri
 from kinto_elasticsearch.sync.compare import EXAMPLES
 from kinto_elasticsearch.sync.rebuild import RebuildInProgress, reindex_collection
 
@@ -56,10 +56,11 @@ def run(registry, args, out):
             f"{len(result.partial)} indexed in part",
             file=out,
         )
+        records = records_uri(bucket_id, collection_id)
         for record_id, reason in result.failed[:EXAMPLES]:
-            print(f"  refused {uri}/records/{record_id}: {reason}", file=out)
+            print(f"  refused {records}/{record_id}: {reason}", file=out)
         for record_id, left_out, _ in result.partial[:EXAMPLES]:
-            print(f"  in part {uri}/records/{record_id}: without {', '.join(left_out)}", file=out)
+            print(f"  in part {records}/{record_id}: without {', '.join(left_out)}", file=out)
         count += 1
         transaction.abort()
     print(f"{count} collection(s) reindexed.", file=out)
