@@ -45,7 +45,7 @@ def run(args, out=sys.stdout):
         raise CommandError(f"cannot read {args.ini}: {exc}") from None
     try:
         registry = env["registry"]
-        if getattr(registry, "index_side", None) is None:
+        if getattr(registry, "elasticsearch", None) is None:
             raise CommandError(
                 f"kinto_elasticsearch is not enabled in {args.ini}: add it to kinto.includes"
             )
