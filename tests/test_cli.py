@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kinto_elasticsearch.cli import Progress
 from kinto_elasticsearch.index import placement
+from kinto_elasticsearch.ops.progress import Progress
 from tests.conftest import indexed, pg_settings
 
 COLLECTION = "/v1/buckets/b/collections/c"

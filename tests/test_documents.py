@@ -6,10 +6,10 @@ left at its older version) before the plugin built documents it always takes.
 
 import pytest
 
-from kinto_elasticsearch import maintenance
 from kinto_elasticsearch.index import documents, naming
 from kinto_elasticsearch.index.fieldnames import escape_key, unescape_key
 from kinto_elasticsearch.index.mapping import MAX_FIELDS, count_fields
+from kinto_elasticsearch.sync import compare
 from tests.conftest import indexed
 
 COLLECTION = "/v1/buckets/b/collections/c"
@@ -251,18 +251,18 @@ def test_verify_tells_partial_records_apart_and_repair_improves_them(
         refresh="true",
     )
     metadata = collection.get(COLLECTION, headers=alice).json["data"]
-    report = maintenance.verify_collection(
+    report = compare.verify_collection(
         registry.storage, registry.elasticsearch.index, "b", "c", metadata
     )
     assert not report.differs
     assert report.partial.count == 1 and report.partial.examples == [("part", ["title"])]
 
-    maintenance.verify_collection(
+    compare.verify_collection(
         registry.storage, registry.elasticsearch.index, "b", "c", metadata, repair=True
     )
     engine.call("indices.refresh", index=alias)
     assert "_unindexed" not in indexed(engine, index_prefix, "b", "c")["part"][1]
-    report = maintenance.verify_collection(
+    report = compare.verify_collection(
         registry.storage, registry.elasticsearch.index, "b", "c", metadata
     )
     assert not report.differs and report.partial.count == 0

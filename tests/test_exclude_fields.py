@@ -1,6 +1,7 @@
 import pytest
 
-from kinto_elasticsearch import maintenance
+from kinto_elasticsearch.sync import compare
+from kinto_elasticsearch.sync.rebuild import reindex_collection
 from tests.conftest import indexed, wait_until
 
 COLLECTION = "/v1/buckets/b/collections/c"
@@ -33,13 +34,11 @@ def test_excluded_fields_stay_out_of_rebuilds_and_repairs(app, alice, engine, in
     _setup(app, alice, ["secret"])
     registry = app.app.registry
     metadata = app.get(COLLECTION, headers=alice).json["data"]
-    maintenance.reindex_collection(
-        registry.storage, registry.elasticsearch.index, "b", "c", metadata
-    )
+    reindex_collection(registry.storage, registry.elasticsearch.index, "b", "c", metadata)
     assert "secret" not in _document(engine, index_prefix)
     registry.elasticsearch.index.admin.delete_collection_indices("b", "c")
     registry.elasticsearch.index.admin.create_index("b", "c", {})
-    maintenance.verify_collection(
+    compare.verify_collection(
         registry.storage, registry.elasticsearch.index, "b", "c", metadata, repair=True
     )
     assert "secret" not in _document(engine, index_prefix)

@@ -474,7 +474,7 @@ def test_a_pooled_collection_past_the_size_limit_is_promoted_by_the_catch_up(
 
 
 def test_verify_finds_and_repairs_a_pooled_collection(pooled_app, alice, engine, index_prefix):
-    from kinto_elasticsearch import maintenance
+    from kinto_elasticsearch.sync import compare
 
     _fill(pooled_app, alice, "blog", ["a", "b"], records=["r1", "r2", "r3"])
     registry = pooled_app.app.registry
@@ -494,16 +494,16 @@ def test_verify_finds_and_repairs_a_pooled_collection(pooled_app, alice, engine,
     }
     ghost = {"id": "ghost", "last_modified": 1}
     index_side.writer.write("blog", "a", records=[stored["r1"], stored["r3"], ghost])
-    check = maintenance.verify_collection(
+    check = compare.verify_collection(
         registry.storage, index_side, "blog", "a", metadata, repair=True
     )
     assert (check.records, check.missing.examples, check.extra.examples) == (3, ["r2"], ["ghost"])
-    again = maintenance.verify_collection(registry.storage, index_side, "blog", "a", metadata)
+    again = compare.verify_collection(registry.storage, index_side, "blog", "a", metadata)
     assert not again.differs and again.documents == 3
     # A pooled alias whose collection is gone is an orphan; the pool itself never is.
     registry.storage.delete(resource_name="collection", parent_id="/buckets/blog", object_id="b")
     expected = {naming.alias_name(index_prefix, "blog", "a")}
-    found = maintenance.verify_indices(
+    found = compare.verify_indices(
         index_side, expected, naming.prefix_pattern(index_prefix), repair=True
     )
     assert found.orphans == []
@@ -516,7 +516,7 @@ def test_verify_finds_and_repairs_a_pooled_collection(pooled_app, alice, engine,
 def test_an_id_too_long_for_the_pool_moves_its_collection_to_an_index_of_its_own(
     make_app, alice, engine, index_prefix, found_by
 ):
-    from kinto_elasticsearch import maintenance
+    from kinto_elasticsearch.sync import compare
 
     app = make_app(**{"elasticsearch.pools": "1"})
     registry = app.app.registry
@@ -534,11 +534,11 @@ def test_an_id_too_long_for_the_pool_moves_its_collection_to_an_index_of_its_own
         metadata = registry.storage.get(
             resource_name="collection", parent_id="/buckets/blog", object_id="long"
         )
-        check = maintenance.verify_collection(
+        check = compare.verify_collection(
             registry.storage, registry.elasticsearch.index, "blog", "long", metadata, repair=True
         )
         assert check.missing.examples == [long_id]
-        again = maintenance.verify_collection(
+        again = compare.verify_collection(
             registry.storage, registry.elasticsearch.index, "blog", "long", metadata
         )
         assert not again.differs
@@ -553,7 +553,7 @@ def test_an_id_too_long_for_the_pool_moves_its_collection_to_an_index_of_its_own
 def test_verify_finds_and_deletes_pool_documents_left_without_their_collection(
     pooled_app, alice, engine, index_prefix
 ):
-    from kinto_elasticsearch import maintenance
+    from kinto_elasticsearch.sync import compare
 
     _fill(pooled_app, alice, "blog", ["a", "b"])
     _fill(pooled_app, alice, "news", ["a"])
@@ -572,13 +572,13 @@ def test_verify_finds_and_deletes_pool_documents_left_without_their_collection(
     expected = {naming.alias_name(index_prefix, b, c) for b, c in [("blog", "a"), ("blog", "b")]}
     expected.add(naming.alias_name(index_prefix, "news", "a"))
     everything = naming.prefix_pattern(index_prefix)
-    found = maintenance.verify_indices(index_side, expected, everything)
+    found = compare.verify_indices(index_side, expected, everything)
     assert found.differs and found.orphan_documents == {ghost.pool: {"blog/ghost": 2}}
     # A verify of another bucket is not about them.
-    news = maintenance.scope_pattern(index_prefix, "news")
-    assert not maintenance.verify_indices(index_side, expected, news).differs
-    maintenance.verify_indices(index_side, expected, everything, repair=True)
-    assert not maintenance.verify_indices(index_side, expected, everything).differs
+    news = compare.scope_pattern(index_prefix, "news")
+    assert not compare.verify_indices(index_side, expected, news).differs
+    compare.verify_indices(index_side, expected, everything, repair=True)
+    assert not compare.verify_indices(index_side, expected, everything).differs
     for bucket_id, collection_id in [("blog", "a"), ("blog", "b"), ("news", "a")]:
         assert len(_hits(_search(pooled_app, alice, bucket_id, collection_id))) == 2
 

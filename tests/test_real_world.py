@@ -15,9 +15,9 @@ import kinto
 import pytest
 import webtest
 
-from kinto_elasticsearch import maintenance
 from kinto_elasticsearch.index import naming
 from kinto_elasticsearch.index.mapping import MAX_FIELDS, count_fields
+from kinto_elasticsearch.sync import compare
 from tests import corpus
 from tests.conftest import auth, base_settings, close_app
 
@@ -123,7 +123,7 @@ def test_verify_finds_the_index_whole(world, collection):
     app, _, records = world
     registry = app.app.registry
     metadata = app.get(f"{BUCKET}/collections/{collection}", headers=ALICE).json["data"]
-    report = maintenance.verify_collection(
+    report = compare.verify_collection(
         registry.storage, registry.elasticsearch.index, "world", collection, metadata
     )
     assert not report.differs

@@ -4,12 +4,10 @@ from kinto.core.authorization import DYNAMIC, RouteFactory
 from kinto.core.utils import instance_uri
 from kinto.views import object_exists_or_404
 
-from kinto_elasticsearch import errors, maintenance
+from kinto_elasticsearch import errors
 from kinto_elasticsearch.index.naming import is_kinto_id
 from kinto_elasticsearch.search import rules
-
-RECORDS_URI = "/buckets/{bucket_id}/collections/{collection_id}/records"
-COLLECTION_URI = "/buckets/{bucket_id}/collections/{collection_id}"
+from kinto_elasticsearch.storage import collection_uri, iter_collections, records_uri
 
 
 def valid_ids(matchdict):
@@ -35,7 +33,9 @@ class RecordsReadContext(RouteFactory):
         self.on_plural_endpoint = True
         self.required_permission = "read"
         # Built from the matchdict, never by rewriting the request path.
-        self.permission_object_id = RECORDS_URI.format_map(request.matchdict)
+        self.permission_object_id = records_uri(
+            request.matchdict["bucket_id"], request.matchdict["collection_id"]
+        )
         self._object_id_match = self.permission_object_id + "/*"
 
     def fetch_shared_objects(self, perm, principals, get_bound_permissions):
@@ -71,7 +71,9 @@ class CollectionWriteContext(RouteFactory):
         self.resource_name = "collection"
         self.required_permission = "write"
         self.current_object = collection
-        self.permission_object_id = COLLECTION_URI.format_map(request.matchdict)
+        self.permission_object_id = collection_uri(
+            request.matchdict["bucket_id"], request.matchdict["collection_id"]
+        )
 
 
 def hidden_fields(request, collection):
@@ -115,7 +117,7 @@ def readable_collections(request, bucket_id):
     readable, hidden = {}, set()
     matchdict = request.matchdict
     try:
-        for _, collection_id, metadata in maintenance.iter_collections(storage, bucket_id):
+        for _, collection_id, metadata in iter_collections(storage, bucket_id):
             if not settings.is_indexed(bucket_id, collection_id):
                 continue
             request.matchdict = {**matchdict, "collection_id": collection_id}

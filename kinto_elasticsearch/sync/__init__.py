@@ -6,6 +6,7 @@ reach the index lives only in memory: every record and tombstone is in storage w
 ``last_modified`` that only grows, so ``catchup`` indexes whatever changed since each
 collection's checkpoint (kept in the engine, see ``checkpoints``), and heals whatever the
 sender could not deliver (an outage, a crash, a full queue). ``rebuild`` makes a new
-generation of a collection's index behind its alias. All of them write through
-``apply.apply_changes``.
+generation of a collection's index behind its alias, and ``compare`` proves an index
+equal to storage or repairs it (``verify``, and the catch-up when tombstones were purged).
+All of them write through ``apply.apply_changes``.
 """

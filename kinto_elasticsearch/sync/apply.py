@@ -10,6 +10,7 @@ import logging
 
 from kinto_elasticsearch import metrics
 from kinto_elasticsearch.events import notify_report
+from kinto_elasticsearch.storage import records_uri
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def log_report(registry, bucket_id, collection_id, report):
     """Count and log what the engine refused, and what it took only in part."""
     metrics.count(registry, metrics.DOCUMENTS_FAILED, len(report.failed))
     metrics.count(registry, metrics.DOCUMENTS_PARTIAL, len(report.partial))
-    uri = f"/buckets/{bucket_id}/collections/{collection_id}/records"
+    uri = records_uri(bucket_id, collection_id)
     for record_id, reason in report.failed:
         logger.error("Could not index %s/%s: %s", uri, record_id, reason)
     for record_id, left_out, reason in report.partial:

@@ -24,66 +24,32 @@ PostgreSQL must agree to within the overlap, as NTP keeps them.)
 (``all_resources_timestamps``, one SQL query on PostgreSQL) and one search for the
 checkpoints: a settled collection whose timestamp equals its checkpoint's costs nothing more.
 
-**Purged tombstones.** ``kinto purge-deleted record N`` (``storage.purge_deleted`` with
-``max_retained``, or ``before``) removes tombstones; one the index never saw (a record
-deleted during an outage, its tombstone purged before the pass) would leave the record
-searchable, since nothing in storage says it ever was. What cannot hide such a purge is
-the number of *live* records up to the checkpoint's ``timestamp`` ``T``: every record and
-tombstone of storage with a ``last_modified`` up to ``T`` is in the index at that version
-(that is what ``T`` means), and the index never holds a version storage did not commit.
-So after the pass applied the changes since ``T``, the index's live documents up to ``T``
-(counted first, after a refresh) are storage's live records up to ``T``, plus the records
-whose tombstone was purged (their document stays live, at its old version, up to ``T``),
-plus records a write changed between the two counts (which only adds to the index side):
-when the index has more, the pass compares the whole index with storage (``verify
---repair``'s comparison, paged, bounded in memory) and deletes what storage lacks. A
-record the engine refused is missing from the index side and could offset one purged
-record in that count; ``verify`` reports both. The check costs one count on each side,
-so it runs for the collections a pass reads changes of, and for every collection only
-``check_purges`` passes (the first of each process, then every ``PURGE_CHECK_SECONDS``):
-a purge that removed every object written since the checkpoint (``max_retained`` 0)
-leaves the collection looking up to date, and is found by the next of those passes.
-The count of objects going down (only a purge does that) or the collection timestamp
-going back (a purge of the newest tombstone) starts the comparison at once. A changed
-collection (updated, or deleted and created again) is compared in full too.
+**Purged tombstones.** A tombstone purged before the index saw it would leave its record
+searchable: ``purges`` finds such records by a count on each side, and compares the whole
+index with storage when they differ.
 
 **Lifecycle.** A collection without an index gets one; the index of a collection that
 storage no longer has (deleted, or its bucket deleted, while the engine was away) goes,
 and so does an index a rebuild that died left behind (``rebuild.remove_abandoned``);
 a changed mapping is applied, or the index rebuilt when the engine refuses it or when the
 documents themselves change (``index:exclude_fields``), without downtime (``rebuild``).
+
+This module is the pass over the collections in scope, and their lifecycle: ``changes``
+catches one collection up, ``reshape`` keeps its index the shape of its metadata.
 """
 
 import logging
 import time
 from dataclasses import dataclass, field
 
-from kinto.core.storage import Filter
-from kinto.core.utils import COMPARISON
-
 from kinto_elasticsearch import metrics
-from kinto_elasticsearch.client import EngineRequestError
 from kinto_elasticsearch.index import naming
-from kinto_elasticsearch.index.placement import needs_own_index
-from kinto_elasticsearch.sync.apply import apply_changes
+from kinto_elasticsearch.storage import collection_uri, iter_collections
+from kinto_elasticsearch.sync.changes import CollectionCatchUp
 from kinto_elasticsearch.sync.checkpoints import Checkpoint, SyncStore, fingerprint
-from kinto_elasticsearch.sync.pages import iter_changes, iter_collections, pipelined
-from kinto_elasticsearch.sync.rebuild import (
-    RebuildInProgress,
-    reindex_collection,
-    remove_abandoned,
-)
+from kinto_elasticsearch.sync.rebuild import remove_abandoned
 
 logger = logging.getLogger(__name__)
-
-# Pages indexed between two saves of a checkpoint during a long pass.
-SAVE_EVERY_PAGES = 10
-# How often the count that finds purged tombstones runs for collections that look up to date.
-PURGE_CHECK_SECONDS = 300.0
-
-
-def _records_uri(bucket_id, collection_id):
-    return f"/buckets/{bucket_id}/collections/{collection_id}"
 
 
 def save_new_collection(index_side, bucket_id, collection_id, metadata):
@@ -119,24 +85,19 @@ class CatchUp:
         self.storage = registry.storage
         self.index_side = registry.elasticsearch.index
         self.settings = registry.elasticsearch.settings
-        self.overlap_ms = overlap_ms
         self.store = SyncStore(self.index_side)
-        self._clock = clock
-        self._refreshed = set()
-
-    def _now_ms(self):
-        return int(self._clock() * 1000)
+        self._collection = CollectionCatchUp(registry, overlap_ms, self.store, clock)
 
     def run(self, bucket_id=None, collection_id=None, check_purges=False):
         """One pass; with ``check_purges``, look for purged tombstones in every collection,
-        not only in those with changes (see the module's docstring)."""
+        not only in those with changes (see ``purges``)."""
         with metrics.timed(self.registry, metrics.CATCHUP_SECONDS):
             return self._run(bucket_id, collection_id, check_purges)
 
     def _run(self, bucket_id, collection_id, check_purges):
         report = PassReport()
         # Indices refreshed in this pass for the purge check of unchanged collections.
-        self._refreshed = set()
+        refreshed = set()
         self.store.ensure_index()
         # Aliases first, storage second: an alias only exists once its collection was
         # committed, so a collection created meanwhile is never taken for a deleted one.
@@ -153,13 +114,13 @@ class CatchUp:
             if not self.settings.is_indexed(bid, cid):
                 continue
             report.collections += 1
-            timestamp = timestamps.get(_records_uri(bid, cid))
+            timestamp = timestamps.get(collection_uri(bid, cid))
             if timestamp is None:
                 # Never written to, unless past the listing's limit.
                 timestamp = self._resource_timestamp(bid, cid) if truncated else 0
-            self.collection(
+            self._collection.run(
                 bid, cid, metadata, alias in aliases, checkpoints.get(alias), timestamp, report,
-                check_purges,
+                check_purges, refreshed,
             )  # fmt: skip
         if bucket_id is None:
             self._remove_gone(aliases, checkpoints, expected, report)
@@ -177,7 +138,7 @@ class CatchUp:
     def _resource_timestamp(self, bucket_id, collection_id):
         try:
             return self.storage.resource_timestamp(
-                resource_name="record", parent_id=_records_uri(bucket_id, collection_id)
+                resource_name="record", parent_id=collection_uri(bucket_id, collection_id)
             )
         except Exception:  # A read-only storage cannot give an empty collection one.
             return 0
@@ -199,227 +160,3 @@ class CatchUp:
             report.removed.append(alias)
         for alias in sorted(set(checkpoints) - expected - set(aliases)):
             self.store.delete(alias)
-
-    def collection(self, bucket_id, collection_id, metadata, has_index, checkpoint, timestamp,
-                   report, check_purges=False):  # fmt: skip
-        """Bring one collection's index up to date with storage."""
-        alias = self.index_side.locator.alias(bucket_id, collection_id)
-        shape = fingerprint(metadata)
-        compare = False
-        if not has_index:
-            self.index_side.admin.create_index(bucket_id, collection_id, metadata)
-            report.created.append(alias)
-            checkpoint = None
-        elif checkpoint is None:
-            # An index without a checkpoint: made by the sender before any pass (the
-            # engine restarted empty), or by an earlier version of the plugin. Neither its
-            # documents nor its mapping are known to follow the collection: rebuild it.
-            if self._rebuild(bucket_id, collection_id, metadata, report):
-                return
-        elif checkpoint.fingerprint != shape:
-            if self._reshape(bucket_id, collection_id, metadata, checkpoint, shape, report):
-                if alias in report.rebuilt:
-                    return
-            else:
-                # Another process is rebuilding it (or died doing so, until its lease
-                # expires): keep the live index caught up meanwhile, and try again next
-                # pass (the old fingerprint stays).
-                shape = checkpoint.fingerprint
-        elif self._pooled_but_shaped(bucket_id, collection_id, metadata):
-            # Pooled by an earlier version, which kept only ``index:schema`` and
-            # ``index:settings`` out of pools: the index of its own its mapping needs.
-            if self._rebuild(bucket_id, collection_id, metadata, report, promote=True):
-                return
-        if checkpoint is not None and checkpoint.metadata != metadata.get("last_modified"):
-            compare = True
-        if (
-            checkpoint is not None
-            and not compare
-            and checkpoint.settled
-            and timestamp == checkpoint.seen
-        ):
-            # Unchanged since the last pass: any refresh of this pass shows all it holds, so
-            # a pool is refreshed once for all its collections.
-            if check_purges and self._purged(
-                bucket_id, collection_id, checkpoint.timestamp, refreshed=self._refreshed
-            ):
-                self._compare(bucket_id, collection_id, metadata, report)
-            report.up_to_date += 1
-            return
-        parent_id = _records_uri(bucket_id, collection_id)
-        objects = self.storage.count_all(
-            resource_name="record", parent_id=parent_id, include_deleted=True
-        )
-        if checkpoint is not None and (
-            objects < checkpoint.objects or timestamp < checkpoint.seen
-        ):
-            logger.info(
-                "Tombstones of %s were purged: comparing its whole index with storage", parent_id
-            )
-            compare = True
-        started = self._now_ms()
-        if compare:
-            self._compare(bucket_id, collection_id, metadata, report)
-        since = checkpoint.timestamp if checkpoint is not None else None
-        seen = checkpoint.seen if checkpoint is not None else 0
-        progress = Checkpoint(
-            bucket_id,
-            collection_id,
-            timestamp=since or 0,
-            seen=seen,
-            objects=objects,
-            metadata=metadata.get("last_modified", 0),
-            fingerprint=shape,
-        )
-        pages = 0
-        where = self.index_side.locator.placement(bucket_id, collection_id, metadata)
-        outgrown = False
-
-        def send(page):
-            nonlocal pages, outgrown
-            live = [obj["id"] for obj in page if not obj.get("deleted")]
-            outgrown = outgrown or where.outgrown_by(live)
-            fresh = self._not_indexed(bucket_id, collection_id, page, seen)
-            if fresh:
-                apply_changes(
-                    self.index_side, bucket_id, collection_id, fresh, metadata,
-                    registry=self.registry,
-                )  # fmt: skip
-                report.indexed += len(fresh)
-                metrics.count(self.registry, metrics.CATCHUP_INDEXED, len(fresh))
-            last = page[-1]["last_modified"]
-            progress.seen = max(progress.seen, last)
-            progress.timestamp = max(progress.timestamp, min(last, started - self.overlap_ms))
-            pages += 1
-            if pages % SAVE_EVERY_PAGES == 0:
-                self.store.save(alias, progress)
-
-        pipelined(iter_changes(self.storage, parent_id, since), send)
-        if not compare and since and self._purged(bucket_id, collection_id, since):
-            self._compare(bucket_id, collection_id, metadata, report)
-        # The whole collection was read: everything up to the overlap is in.
-        progress.timestamp = max(progress.timestamp, started - self.overlap_ms)
-        progress.seen = max(progress.seen, timestamp or 0)
-        self.store.save(alias, progress)
-        if where.pooled:
-            self._promote_if_misfit(bucket_id, collection_id, metadata, objects, outgrown, report)
-
-    def _pooled_but_shaped(self, bucket_id, collection_id, metadata):
-        # The placement first: it is cached, a derived mapping is computed.
-        where = self.index_side.locator.placement(bucket_id, collection_id, metadata)
-        return where.pooled and needs_own_index(metadata)
-
-    def _promote_if_misfit(self, bucket_id, collection_id, metadata, objects, outgrown, report):
-        """A pooled collection gets an index of its own when it outgrew
-        ``pool_max_records`` (its documents would make its pool's shard large, and its
-        searches slow others'), when its pool cannot take its records whole (a field
-        typed otherwise by another tenant, its share of the pool's fields or the pool's
-        field budget reached: there its fields and their types are its own), or when a
-        record id is too long for the pool's ``_id`` (``outgrown``, which adds the
-        collection's key) but not for an index of its own."""
-        if objects > self.settings.pool_max_records:
-            reason = f"holds {objects} documents, more than a pooled collection may"
-        elif outgrown:
-            reason = "has record ids too long for its pool"
-        elif self.index_side.reader.partly_indexed(bucket_id, collection_id):
-            reason = "has records its pool indexes only in part"
-        else:
-            return
-        logger.info(
-            "/buckets/%s/collections/%s %s: moving it to an index of its own",
-            bucket_id,
-            collection_id,
-            reason,
-        )
-        self._rebuild(bucket_id, collection_id, metadata, report, promote=True)
-
-    def _compare(self, bucket_id, collection_id, metadata, report):
-        from kinto_elasticsearch.maintenance import verify_collection
-
-        verify_collection(
-            self.storage,
-            self.index_side,
-            bucket_id,
-            collection_id,
-            metadata,
-            repair=True,
-            lease_seconds=self.settings.rebuild_lease,
-        )
-        report.compared.append(self.index_side.locator.alias(bucket_id, collection_id))
-
-    def _purged(self, bucket_id, collection_id, timestamp, refreshed=None):
-        """Whether the index holds live records up to ``timestamp`` that storage lost: their
-        tombstones were purged before the index saw them (see the module's docstring)."""
-        indexed = self.index_side.reader.count_live(
-            bucket_id, collection_id, up_to=timestamp, refreshed=refreshed
-        )
-        stored = self.storage.count_all(
-            resource_name="record",
-            parent_id=_records_uri(bucket_id, collection_id),
-            filters=[Filter("last_modified", timestamp, COMPARISON.MAX)],
-        )
-        if indexed > stored:
-            logger.info(
-                "The index of %s has %s live records up to %s, storage %s: tombstones were "
-                "purged, comparing its whole index with storage",
-                _records_uri(bucket_id, collection_id), indexed, timestamp, stored,
-            )  # fmt: skip
-            return True
-        return False
-
-    def _not_indexed(self, bucket_id, collection_id, page, seen):
-        """The objects of ``page`` the index does not hold at their version.
-
-        Objects newer than anything read before are sent without asking; the re-read
-        overlap is looked up first, so that re-reading costs a search, not a write.
-        """
-        overlap = [obj for obj in page if obj["last_modified"] <= seen]
-        if not overlap:
-            return page
-        versions = self.index_side.reader.versions(
-            bucket_id, collection_id, [o["id"] for o in overlap]
-        )
-        return [
-            obj
-            for obj in page
-            if obj["last_modified"] > seen or versions.get(obj["id"], -1) < obj["last_modified"]
-        ]
-
-    def _reshape(self, bucket_id, collection_id, metadata, checkpoint, shape, report):
-        """Follow a change of the collection's mapping or documents; False if not done."""
-        alias = self.index_side.locator.alias(bucket_id, collection_id)
-        mapping_part, documents_part = shape.split(":")
-        old_mapping, _, old_documents = checkpoint.fingerprint.partition(":")
-        if old_documents == documents_part and old_mapping != mapping_part:
-            try:
-                # A pooled collection's mapping is its pool's: it changes by a rebuild.
-                if self.index_side.admin.update_mapping(bucket_id, collection_id, metadata):
-                    return True
-            except EngineRequestError as exc:
-                logger.info("The index of %s cannot take its new mapping (%s): rebuilding",
-                            alias, exc)  # fmt: skip
-        elif old_documents == documents_part:
-            return True
-        return self._rebuild(bucket_id, collection_id, metadata, report)
-
-    def _rebuild(self, bucket_id, collection_id, metadata, report, promote=False):
-        alias = self.index_side.locator.alias(bucket_id, collection_id)
-        try:
-            result = reindex_collection(
-                self.storage,
-                self.index_side,
-                bucket_id,
-                collection_id,
-                metadata,
-                overlap_ms=self.overlap_ms,
-                registry=self.registry,
-                promote=promote,
-                lease_seconds=self.settings.rebuild_lease,
-            )
-        except RebuildInProgress as exc:
-            logger.info("Not rebuilding %s: %s", alias, exc)
-            report.busy.append(alias)
-            return False
-        logger.info("Rebuilt the index of %s: %s records", alias, result.indexed)
-        report.rebuilt.append(alias)
-        return True

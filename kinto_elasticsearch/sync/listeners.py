@@ -19,6 +19,7 @@ from kinto_elasticsearch.index.analysis import (
     settings_changed,
 )
 from kinto_elasticsearch.index.mapping import documents_changed, mapping_changed, metadata_errors
+from kinto_elasticsearch.storage import bucket_uri, collection_uri
 from kinto_elasticsearch.sync.catchup import save_new_collection
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ def _plugin(request):
 
 
 def _cached_collection(request, bucket_id, collection_id):
-    uri = f"/buckets/{bucket_id}/collections/{collection_id}"
+    uri = collection_uri(bucket_id, collection_id)
     return getattr(request, "bound_data", {}).get("collections", {}).get(uri)
 
 
@@ -41,7 +42,7 @@ def collection_metadata(request, bucket_id, collection_id):
         return cached
     try:
         return request.registry.storage.get(
-            resource_name="collection", parent_id=f"/buckets/{bucket_id}", object_id=collection_id
+            resource_name="collection", parent_id=bucket_uri(bucket_id), object_id=collection_id
         )
     except ObjectNotFoundError:
         # Deleted meanwhile: its index goes with it.
@@ -92,19 +93,17 @@ def on_collection_changed(event):
                 index_side.admin.delete_collection_indices(bucket_id, collection_id)
         except EngineRequestError as exc:
             logger.warning(
-                "The index of /buckets/%s/collections/%s cannot take the new mapping (%s): "
+                "The index of %s cannot take the new mapping (%s): "
                 "rebuilding it in the background",
-                bucket_id,
-                collection_id,
+                collection_uri(bucket_id, collection_id),
                 exc,
             )
             event.request.registry.elasticsearch.catchup.wake()
         except EngineError as exc:
             logger.info(
-                "Could not %s the index of /buckets/%s/collections/%s, left to the catch-up: %s",
+                "Could not %s the index of %s, left to the catch-up: %s",
                 action,
-                bucket_id,
-                collection_id,
+                collection_uri(bucket_id, collection_id),
                 exc,
             )
             event.request.registry.elasticsearch.catchup.wake()
@@ -120,8 +119,8 @@ def on_bucket_deleted(event):
             index_side.admin.delete_bucket_indices(bucket_id)
         except EngineError as exc:
             logger.info(
-                "Could not delete the indices of /buckets/%s, left to the catch-up: %s",
-                bucket_id,
+                "Could not delete the indices of %s, left to the catch-up: %s",
+                bucket_uri(bucket_id),
                 exc,
             )
             event.request.registry.elasticsearch.catchup.wake()

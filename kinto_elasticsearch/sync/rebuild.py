@@ -43,9 +43,10 @@ from kinto.core.utils import COMPARISON
 from kinto_elasticsearch.client import EngineError, EngineNotFound, EngineRequestError
 from kinto_elasticsearch.index import naming
 from kinto_elasticsearch.index.placement import needs_own_index
+from kinto_elasticsearch.storage import collection_uri, iter_record_pages
 from kinto_elasticsearch.sync.apply import apply_changes, split_changes
 from kinto_elasticsearch.sync.checkpoints import Checkpoint, SyncStore, fingerprint
-from kinto_elasticsearch.sync.pages import iter_record_pages, pipelined
+from kinto_elasticsearch.sync.pipeline import pipelined
 
 logger = logging.getLogger(__name__)
 
@@ -249,17 +250,13 @@ class ReindexResult:
             progress(len(records))
 
 
-def _records_uri(bucket_id, collection_id):
-    return f"/buckets/{bucket_id}/collections/{collection_id}"
-
-
 def _started(storage, bucket_id, collection_id):
     """The result of a rebuild starting now: the clock read before anything else is, so
     that the replay's overlap counts from before the fill's first page."""
     result = ReindexResult(bucket_id, collection_id)
     result.started = int(time.time() * 1000)
     result.timestamp = storage.resource_timestamp(
-        resource_name="record", parent_id=_records_uri(bucket_id, collection_id)
+        resource_name="record", parent_id=collection_uri(bucket_id, collection_id)
     )
     return result
 
@@ -320,7 +317,7 @@ def _refill(
     storage, index_side, bucket_id, collection_id, metadata, progress, overlap_ms, lease, registry
 ):
     """Send a pooled collection's records again, in place, each at its own version."""
-    parent_id = _records_uri(bucket_id, collection_id)
+    parent_id = collection_uri(bucket_id, collection_id)
     result = _started(storage, bucket_id, collection_id)
     where = index_side.locator.placement(bucket_id, collection_id, metadata)
     result.index = (
@@ -345,7 +342,7 @@ def _refill(
 def _reindex(
     storage, index_side, bucket_id, collection_id, metadata, progress, overlap_ms, lease, registry
 ):
-    parent_id = _records_uri(bucket_id, collection_id)
+    parent_id = collection_uri(bucket_id, collection_id)
     result = _started(storage, bucket_id, collection_id)
     result.index = index_side.admin.create_physical_index(
         bucket_id, collection_id, metadata, name=lease.index

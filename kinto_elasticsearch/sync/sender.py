@@ -20,6 +20,7 @@ from kinto_elasticsearch import metrics
 from kinto_elasticsearch.client import EngineError
 from kinto_elasticsearch.config import DEFAULT_SETTINGS
 from kinto_elasticsearch.events import RecordsIndexFailed, notify
+from kinto_elasticsearch.storage import collection_uri
 from kinto_elasticsearch.sync.apply import apply_changes
 
 logger = logging.getLogger(__name__)
@@ -176,11 +177,9 @@ class Sender:
                     failed = True
                     metrics.count(self._registry, metrics.SENDER_FAILED, len(chunk))
                     logger.debug(
-                        "Could not send %s change(s) of /buckets/%s/collections/%s, left to "
-                        "the catch-up: %s",
+                        "Could not send %s change(s) of %s, left to the catch-up: %s",
                         len(chunk),
-                        bucket_id,
-                        collection_id,
+                        collection_uri(bucket_id, collection_id),
                         exc,
                     )
                     failures = [(obj["id"], str(exc)) for obj in chunk]

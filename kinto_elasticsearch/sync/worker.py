@@ -18,7 +18,8 @@ import time
 import transaction
 
 from kinto_elasticsearch.client import EngineError
-from kinto_elasticsearch.sync.catchup import PURGE_CHECK_SECONDS, CatchUp
+from kinto_elasticsearch.sync.catchup import CatchUp
+from kinto_elasticsearch.sync.purges import PURGE_CHECK_SECONDS
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ import pytest
 import webtest
 from kinto.core import testing
 
-from kinto_elasticsearch import maintenance
-from kinto_elasticsearch.sync import worker
+from kinto_elasticsearch.storage import iter_collections
+from kinto_elasticsearch.sync import compare, worker
 
 # The catch-up worker rests half a second after each pass, to merge the wake-ups of an
 # outage. Every test here waits at its end for a pass that starts after it: with that rest,
@@ -76,17 +76,15 @@ def differences(registry):
     """What ``verify`` finds between storage and the index, as lines."""
     storage, index_side = registry.storage, registry.elasticsearch.index
     found, expected = [], set()
-    for bucket_id, collection_id, metadata in maintenance.iter_collections(storage):
+    for bucket_id, collection_id, metadata in iter_collections(storage):
         expected.add(index_side.locator.alias(bucket_id, collection_id))
-        report = maintenance.verify_collection(
-            storage, index_side, bucket_id, collection_id, metadata
-        )
+        report = compare.verify_collection(storage, index_side, bucket_id, collection_id, metadata)
         _verified["collections"] += 1
         _verified["records"] += report.records
         if report.differs:
             found.append(f"{report.uri}: {report}")
-    pattern = maintenance.scope_pattern(index_side.prefix)
-    indices = maintenance.verify_indices(index_side, expected, pattern)
+    pattern = compare.scope_pattern(index_side.prefix)
+    indices = compare.verify_indices(index_side, expected, pattern)
     found.extend(f"index {name} belongs to no collection" for name in indices.orphans)
     return found
 

@@ -1,12 +1,31 @@
-"""Reading storage a page at a time, so memory stays flat whatever the collection size."""
+"""Reading Kinto storage: the URIs of its objects, and pages of them.
 
-import queue
-import threading
+Both sides read storage, the write side to index it and the read side to list a bucket's
+collections, so this module sits below both. Pages keep memory flat whatever the
+collection size.
+"""
 
 from kinto.core.storage import Filter, Sort
 from kinto.core.utils import COMPARISON
 
 PAGE_SIZE = 1000
+
+
+def bucket_uri(bucket_id):
+    """The bucket's URI: the ``parent_id`` of its collections in storage."""
+    return f"/buckets/{bucket_id}"
+
+
+def collection_uri(bucket_id, collection_id):
+    """The collection's URI: the ``parent_id`` of its records in storage, and the object
+    its permissions are granted on."""
+    return f"{bucket_uri(bucket_id)}/collections/{collection_id}"
+
+
+def records_uri(bucket_id, collection_id):
+    """The collection's plural records endpoint: what a listing's permissions are checked
+    on, and the prefix of its records' URIs."""
+    return f"{collection_uri(bucket_id, collection_id)}/records"
 
 
 def iter_collections(storage, bucket_id=None, collection_id=None):
@@ -17,7 +36,7 @@ def iter_collections(storage, bucket_id=None, collection_id=None):
         buckets = [bucket_id]
     for bid in buckets:
         filters = [Filter("id", collection_id, COMPARISON.EQ)] if collection_id else None
-        for collection in _iter_pages(storage, "collection", f"/buckets/{bid}", filters=filters):
+        for collection in _iter_pages(storage, "collection", bucket_uri(bid), filters=filters):
             yield bid, collection["id"], collection
 
 
@@ -49,45 +68,6 @@ def iter_record_pages(
         if len(page) < page_size:
             return
         before = page[-1]["last_modified"]
-
-
-def pipelined(items, send):
-    """``send`` each item in a thread of its own while the next one is being produced.
-
-    A rebuild spends most of its time waiting for the engine to acknowledge a bulk request;
-    reading the next page from storage meanwhile takes that time off the total. The hand-over
-    queue holds one item, so at most three are alive at once (one being sent, one waiting,
-    one being produced): memory stays bounded whatever the collection size. The first
-    error, on either side, stops both and is raised here.
-    """
-    handover = queue.Queue(maxsize=1)
-    failure = []
-    done = object()
-
-    def sender():
-        while (item := handover.get()) is not done:
-            if failure:
-                continue  # Drain without sending: the producer is about to stop.
-            try:
-                send(item)
-            except BaseException as exc:
-                failure.append(exc)
-
-    thread = threading.Thread(target=sender, name="kinto-elasticsearch-sender", daemon=True)
-    thread.start()
-    try:
-        for item in items:
-            if failure:
-                break
-            handover.put(item)
-    except BaseException as exc:
-        failure.append(exc)
-        raise
-    finally:
-        handover.put(done)
-        thread.join()
-    if failure:
-        raise failure[0]
 
 
 def iter_changes(storage, parent_id, since=None, page_size=None):

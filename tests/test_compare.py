@@ -3,9 +3,10 @@ import time
 
 import pytest
 
-from kinto_elasticsearch import maintenance
+from kinto_elasticsearch import storage
 from kinto_elasticsearch.index import naming
-from kinto_elasticsearch.sync import pages
+from kinto_elasticsearch.sync import compare, pipeline
+from kinto_elasticsearch.sync.rebuild import reindex_collection
 from tests.conftest import indexed
 
 COLLECTION = "/v1/buckets/b/collections/c"
@@ -48,9 +49,9 @@ def test_reindex_builds_a_new_index_and_swaps_the_alias(
     dedicated, alice, engine, index_prefix, monkeypatch
 ):
     registry = _registry(dedicated)
-    monkeypatch.setattr(pages, "PAGE_SIZE", 50)
+    monkeypatch.setattr(storage, "PAGE_SIZE", 50)
     old = set(registry.elasticsearch.index.indices.listed(f"{index_prefix}.*"))
-    result = maintenance.reindex_collection(
+    result = reindex_collection(
         registry.storage, registry.elasticsearch.index, "b", "c", {}, progress=None
     )
     assert result.indexed == 120
@@ -67,9 +68,7 @@ def test_reindex_applies_the_current_mapping(filled, alice, engine, index_prefix
     registry = _registry(filled)
     # A change of type the live index cannot take: only a rebuild applies it.
     metadata = {"index:schema": {"properties": {"n": {"type": "keyword"}}}}
-    maintenance.reindex_collection(
-        registry.storage, registry.elasticsearch.index, "b", "c", metadata
-    )
+    reindex_collection(registry.storage, registry.elasticsearch.index, "b", "c", metadata)
     mapping = registry.elasticsearch.index.known.get_mapping("b", "c")
     assert mapping["properties"]["n"] == {"type": "keyword"}
     assert len(indexed(engine, index_prefix, "b", "c")) == 120
@@ -79,7 +78,7 @@ def test_reindex_with_concurrent_writes_ends_equal_to_storage(
     filled, alice, engine, index_prefix, monkeypatch
 ):
     registry = _registry(filled)
-    monkeypatch.setattr(pages, "PAGE_SIZE", 10)
+    monkeypatch.setattr(storage, "PAGE_SIZE", 10)
     stop = threading.Event()
     errors = []
 
@@ -102,9 +101,7 @@ def test_reindex_with_concurrent_writes_ends_equal_to_storage(
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        maintenance.reindex_collection(
-            registry.storage, registry.elasticsearch.index, "b", "c", {}
-        )
+        reindex_collection(registry.storage, registry.elasticsearch.index, "b", "c", {})
     finally:
         stop.set()
         thread.join()
@@ -114,7 +111,7 @@ def test_reindex_with_concurrent_writes_ends_equal_to_storage(
 
 def test_verify_finds_nothing_on_a_healthy_collection(filled):
     registry = _registry(filled)
-    report = maintenance.verify_collection(
+    report = compare.verify_collection(
         registry.storage, registry.elasticsearch.index, "b", "c", {}
     )
     assert not report.differs
@@ -125,7 +122,7 @@ def test_verify_reports_and_repairs_every_kind_of_difference(
     filled, alice, engine, index_prefix, monkeypatch
 ):
     registry = _registry(filled)
-    monkeypatch.setattr(pages, "PAGE_SIZE", 50)
+    monkeypatch.setattr(storage, "PAGE_SIZE", 50)
     # The index as a lossy past could have left it: two records missing, one outdated,
     # three documents of records storage never had.
     index_side = registry.elasticsearch.index
@@ -140,7 +137,7 @@ def test_verify_reports_and_repairs_every_kind_of_difference(
     documents += [{"id": f"ghost{i}", "last_modified": i} for i in (1, 2, 3)]
     index_side.writer.write("b", "c", records=documents)
 
-    report = maintenance.verify_collection(
+    report = compare.verify_collection(
         registry.storage, registry.elasticsearch.index, "b", "c", {}
     )
     assert (report.missing.count, report.outdated.count, report.extra.count) == (2, 1, 3)
@@ -148,13 +145,11 @@ def test_verify_reports_and_repairs_every_kind_of_difference(
     assert report.outdated.examples == ["r003"]
     assert sorted(report.extra.examples) == ["ghost1", "ghost2", "ghost3"]
 
-    repaired = maintenance.verify_collection(
+    repaired = compare.verify_collection(
         registry.storage, registry.elasticsearch.index, "b", "c", {}, repair=True
     )
     assert repaired.repaired == 6
-    again = maintenance.verify_collection(
-        registry.storage, registry.elasticsearch.index, "b", "c", {}
-    )
+    again = compare.verify_collection(registry.storage, registry.elasticsearch.index, "b", "c", {})
     assert not again.differs
     assert indexed(engine, index_prefix, "b", "c") == _stored(filled, alice)
 
@@ -164,11 +159,11 @@ def test_verify_reports_and_repairs_a_collection_without_index(
 ):
     registry = _registry(filled)
     registry.elasticsearch.index.admin.delete_collection_indices("b", "c")
-    report = maintenance.verify_collection(
+    report = compare.verify_collection(
         registry.storage, registry.elasticsearch.index, "b", "c", {}
     )
     assert report.no_index and report.records == 120
-    maintenance.verify_collection(
+    compare.verify_collection(
         registry.storage, registry.elasticsearch.index, "b", "c", {}, repair=True
     )
     assert indexed(engine, index_prefix, "b", "c") == _stored(filled, alice)
@@ -177,7 +172,7 @@ def test_verify_reports_and_repairs_a_collection_without_index(
 def test_verify_indices_finds_orphans_and_old_generations(filled, engine, index_prefix):
     registry = _registry(filled)
     index_side = registry.elasticsearch.index
-    pattern = maintenance.scope_pattern(index_prefix)
+    pattern = compare.scope_pattern(index_prefix)
     # The collection's index or pool, and the plugin's own checkpoints index.
     healthy = set(index_side.indices.listed(pattern))
     orphan = naming.new_index_name(index_prefix, "gone", "c")
@@ -185,12 +180,12 @@ def test_verify_indices_finds_orphans_and_old_generations(filled, engine, index_
     detached = naming.new_index_name(index_prefix, "b", "c")
     engine.call("indices.create", index=detached)
     expected = {index_side.locator.alias("b", "c")}
-    report = maintenance.verify_indices(index_side, expected, pattern)
+    report = compare.verify_indices(index_side, expected, pattern)
     # A fresh index without alias may be a rebuild in progress: left alone for now.
     assert report.orphans == [orphan] and report.detached == []
-    later = maintenance.verify_indices(index_side, expected, pattern, now=4102444800)
+    later = compare.verify_indices(index_side, expected, pattern, now=4102444800)
     assert later.detached == [detached]
-    maintenance.verify_indices(index_side, expected, pattern, repair=True, now=4102444800)
+    compare.verify_indices(index_side, expected, pattern, repair=True, now=4102444800)
     # The plugin's own checkpoints index is neither an orphan nor a generation, a pool
     # neither.
     assert set(index_side.indices.listed(pattern)) == healthy
@@ -202,7 +197,7 @@ def test_reindex_pages_through_storage_reading_at_most_two_pages_ahead(
 ):
     """Reading overlaps sending, but memory stays bounded: the reader never runs ahead."""
     registry = _registry(dedicated)
-    monkeypatch.setattr(pages, "PAGE_SIZE", 10)
+    monkeypatch.setattr(storage, "PAGE_SIZE", 10)
     pages_read, ahead = [], []
     list_all, fill = registry.storage.list_all, registry.elasticsearch.index.writer.fill
 
@@ -219,9 +214,7 @@ def test_reindex_pages_through_storage_reading_at_most_two_pages_ahead(
 
     monkeypatch.setattr(registry.storage, "list_all", counting_list_all)
     monkeypatch.setattr(registry.elasticsearch.index, "fill", slow_fill)
-    result = maintenance.reindex_collection(
-        registry.storage, registry.elasticsearch.index, "b", "c", {}
-    )
+    result = reindex_collection(registry.storage, registry.elasticsearch.index, "b", "c", {})
     assert result.indexed == 120
     assert len(ahead) == 12
     assert max(ahead) <= 2
@@ -238,7 +231,7 @@ def test_a_failure_on_either_side_stops_the_pipeline():
         sent.append(item)
 
     with pytest.raises(RuntimeError, match="engine said no"):
-        pages.pipelined(iter(range(100)), failing_send)
+        pipeline.pipelined(iter(range(100)), failing_send)
     assert sent == [0, 1, 2]
 
     def failing_items():
@@ -247,5 +240,5 @@ def test_a_failure_on_either_side_stops_the_pipeline():
 
     sent.clear()
     with pytest.raises(OSError, match="storage said no"):
-        pages.pipelined(failing_items(), sent.append)
+        pipeline.pipelined(failing_items(), sent.append)
     assert sent == [0, 1, 2][: len(sent)]

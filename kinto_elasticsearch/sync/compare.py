@@ -17,20 +17,15 @@ from kinto.core.utils import COMPARISON
 
 from kinto_elasticsearch.index import naming
 from kinto_elasticsearch.index.placement import MAX_ID_BYTES
+from kinto_elasticsearch.storage import collection_uri, iter_record_pages
 from kinto_elasticsearch.sync.apply import apply_changes
-from kinto_elasticsearch.sync.pages import iter_collections, iter_record_pages
 from kinto_elasticsearch.sync.rebuild import LEASE_SECONDS, reindex_collection
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["iter_collections", "verify_collection", "verify_indices", "scope_pattern"]
 # A physical index without alias younger than this may be a rebuild in progress.
 DETACHED_GRACE_SECONDS = 3600
 EXAMPLES = 5
-
-
-def _records_uri(bucket_id, collection_id):
-    return f"/buckets/{bucket_id}/collections/{collection_id}"
 
 
 @dataclass
@@ -63,7 +58,7 @@ class CollectionReport:
 
     @property
     def uri(self):
-        return _records_uri(self.bucket_id, self.collection_id)
+        return collection_uri(self.bucket_id, self.collection_id)
 
     @property
     def differs(self):
@@ -80,7 +75,7 @@ def verify_collection(
     lease_seconds=LEASE_SECONDS,
 ):
     report = CollectionReport(bucket_id, collection_id)
-    parent_id = _records_uri(bucket_id, collection_id)
+    parent_id = collection_uri(bucket_id, collection_id)
     if not index_side.locator.exists(bucket_id, collection_id):
         report.no_index = True
         report.records = storage.count_all(resource_name="record", parent_id=parent_id)

@@ -1,0 +1,3 @@
+"""The ``kinto-elasticsearch`` command line: ``cli`` parses, bootstraps Kinto from its ini
+and exits; each command (``reindex``, ``verify``, ``sync``) has a module that prints what
+the write side did."""

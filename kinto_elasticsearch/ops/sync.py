@@ -1,0 +1,57 @@
+"""``kinto-elasticsearch sync [--follow]``: the catch-up pass, in the foreground."""
+
+import logging
+import time
+
+import transaction
+
+from kinto_elasticsearch.client import EngineError
+from kinto_elasticsearch.ops.scope import collections_in_scope
+from kinto_elasticsearch.sync.catchup import CatchUp
+from kinto_elasticsearch.sync.purges import PURGE_CHECK_SECONDS
+
+logger = logging.getLogger(__name__)
+
+HELP = (
+    "Index what changed in storage since each collection's checkpoint (what every "
+    "Kinto process does in the background), once or with --follow for ever."
+)
+
+
+def add_arguments(parser):
+    parser.add_argument("--follow", action="store_true", help="keep catching up, every --interval")
+    parser.add_argument(
+        "--interval", type=float, default=10.0, help="seconds between passes (default: 10)"
+    )
+
+
+def run(registry, args, out):
+    settings = registry.elasticsearch.settings
+    catchup = CatchUp(registry, overlap_ms=int(settings.catchup_overlap * 1000))
+    collections_in_scope(registry.storage, args)  # A clear error for an unknown scope.
+    purges_checked = None
+    while True:
+        started = time.monotonic()
+        due = purges_checked is None or started - purges_checked >= PURGE_CHECK_SECONDS
+        try:
+            report = catchup.run(args.bucket, args.collection, check_purges=due)
+            if due:
+                purges_checked = started
+        except EngineError as exc:
+            if not args.follow:
+                raise
+            logger.warning("Catch-up pass stopped, trying again: %s", exc)
+        else:
+            print(
+                f"{report.collections} collection(s): {report.up_to_date} up to date, "
+                f"{report.indexed} change(s) indexed, {len(report.created)} index(es) created, "
+                f"{len(report.removed)} removed, {len(report.rebuilt)} rebuilt, "
+                f"{len(report.compared)} compared in full.",
+                file=out,
+                flush=True,
+            )
+        finally:
+            transaction.abort()
+        if not args.follow:
+            return 0
+        time.sleep(max(0.0, args.interval - (time.monotonic() - started)))

@@ -1,0 +1,146 @@
+"""Catching one collection's index up with storage, from its checkpoint.
+
+The pass notes the clock before it reads, indexes the records and tombstones modified
+since the checkpoint's ``timestamp`` (re-reading the overlap an unsettled collection needs,
+see ``catchup``), and saves the checkpoint as it goes. A collection unchanged since the
+last pass costs nothing, but the purge check of ``check_purges`` passes (``purges``).
+"""
+
+import logging
+import time
+
+from kinto_elasticsearch import metrics
+from kinto_elasticsearch.storage import collection_uri, iter_changes
+from kinto_elasticsearch.sync.apply import apply_changes
+from kinto_elasticsearch.sync.checkpoints import Checkpoint
+from kinto_elasticsearch.sync.pipeline import pipelined
+from kinto_elasticsearch.sync.purges import PurgeCheck
+from kinto_elasticsearch.sync.reshape import Reshaper
+
+logger = logging.getLogger(__name__)
+
+# Pages indexed between two saves of a checkpoint during a long pass.
+SAVE_EVERY_PAGES = 10
+
+
+class CollectionCatchUp:
+    """Brings the index of one collection up to date with storage, and its checkpoint."""
+
+    def __init__(self, registry, overlap_ms, store, clock=time.time):
+        self.registry = registry
+        self.storage = registry.storage
+        self.index_side = registry.elasticsearch.index
+        self.overlap_ms = overlap_ms
+        self.store = store
+        self.reshaper = Reshaper(registry, overlap_ms)
+        self.purges = PurgeCheck(registry)
+        self._clock = clock
+
+    def _now_ms(self):
+        return int(self._clock() * 1000)
+
+    def run(self, bucket_id, collection_id, metadata, has_index, checkpoint, timestamp,
+            report, check_purges=False, refreshed=None):  # fmt: skip
+        """Bring one collection's index up to date with storage; ``refreshed`` holds the
+        indices this pass refreshed for the purge check of unchanged collections."""
+        followed = self.reshaper.follow(
+            bucket_id, collection_id, metadata, has_index, checkpoint, report
+        )
+        if followed is None:
+            return
+        checkpoint, shape = followed
+        alias = self.index_side.locator.alias(bucket_id, collection_id)
+        compare = False
+        if checkpoint is not None and checkpoint.metadata != metadata.get("last_modified"):
+            compare = True
+        if (
+            checkpoint is not None
+            and not compare
+            and checkpoint.settled
+            and timestamp == checkpoint.seen
+        ):
+            # Unchanged since the last pass: any refresh of this pass shows all it holds, so
+            # a pool is refreshed once for all its collections.
+            if check_purges and self.purges.purged(
+                bucket_id, collection_id, checkpoint.timestamp, refreshed=refreshed
+            ):
+                self.purges.compare_and_repair(bucket_id, collection_id, metadata, report)
+            report.up_to_date += 1
+            return
+        parent_id = collection_uri(bucket_id, collection_id)
+        objects = self.storage.count_all(
+            resource_name="record", parent_id=parent_id, include_deleted=True
+        )
+        if checkpoint is not None and (
+            objects < checkpoint.objects or timestamp < checkpoint.seen
+        ):
+            logger.info(
+                "Tombstones of %s were purged: comparing its whole index with storage", parent_id
+            )
+            compare = True
+        started = self._now_ms()
+        if compare:
+            self.purges.compare_and_repair(bucket_id, collection_id, metadata, report)
+        since = checkpoint.timestamp if checkpoint is not None else None
+        seen = checkpoint.seen if checkpoint is not None else 0
+        progress = Checkpoint(
+            bucket_id,
+            collection_id,
+            timestamp=since or 0,
+            seen=seen,
+            objects=objects,
+            metadata=metadata.get("last_modified", 0),
+            fingerprint=shape,
+        )
+        pages = 0
+        where = self.index_side.locator.placement(bucket_id, collection_id, metadata)
+        outgrown = False
+
+        def send(page):
+            nonlocal pages, outgrown
+            live = [obj["id"] for obj in page if not obj.get("deleted")]
+            outgrown = outgrown or where.outgrown_by(live)
+            fresh = self._not_indexed(bucket_id, collection_id, page, seen)
+            if fresh:
+                apply_changes(
+                    self.index_side, bucket_id, collection_id, fresh, metadata,
+                    registry=self.registry,
+                )  # fmt: skip
+                report.indexed += len(fresh)
+                metrics.count(self.registry, metrics.CATCHUP_INDEXED, len(fresh))
+            last = page[-1]["last_modified"]
+            progress.seen = max(progress.seen, last)
+            progress.timestamp = max(progress.timestamp, min(last, started - self.overlap_ms))
+            pages += 1
+            if pages % SAVE_EVERY_PAGES == 0:
+                self.store.save(alias, progress)
+
+        pipelined(iter_changes(self.storage, parent_id, since), send)
+        if not compare and since and self.purges.purged(bucket_id, collection_id, since):
+            self.purges.compare_and_repair(bucket_id, collection_id, metadata, report)
+        # The whole collection was read: everything up to the overlap is in.
+        progress.timestamp = max(progress.timestamp, started - self.overlap_ms)
+        progress.seen = max(progress.seen, timestamp or 0)
+        self.store.save(alias, progress)
+        if where.pooled:
+            self.reshaper.promote_if_misfit(
+                bucket_id, collection_id, metadata, objects, outgrown, report
+            )
+
+    def _not_indexed(self, bucket_id, collection_id, page, seen):
+        """The objects of ``page`` the index does not hold at their version.
+
+        Objects newer than anything read before are sent without asking; the re-read
+        overlap is looked up first, so that re-reading costs a search, not a write.
+        """
+        overlap = [obj for obj in page if obj["last_modified"] <= seen]
+        if not overlap:
+            return page
+        versions = self.index_side.reader.versions(
+            bucket_id, collection_id, [o["id"] for o in overlap]
+        )
+        return [
+            obj
+            for obj in page
+            if obj["last_modified"] > seen or versions.get(obj["id"], -1) < obj["last_modified"]
+        ]

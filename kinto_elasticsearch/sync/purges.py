@@ -1,0 +1,82 @@
+"""Purged tombstones: the count that finds them, and the comparison that repairs them.
+
+``kinto purge-deleted record N`` (``storage.purge_deleted`` with ``max_retained``, or
+``before``) removes tombstones; one the index never saw (a record
+deleted during an outage, its tombstone purged before the pass) would leave the record
+searchable, since nothing in storage says it ever was. What cannot hide such a purge is
+the number of *live* records up to the checkpoint's ``timestamp`` ``T``: every record and
+tombstone of storage with a ``last_modified`` up to ``T`` is in the index at that version
+(that is what ``T`` means), and the index never holds a version storage did not commit.
+So after the pass applied the changes since ``T``, the index's live documents up to ``T``
+(counted first, after a refresh) are storage's live records up to ``T``, plus the records
+whose tombstone was purged (their document stays live, at its old version, up to ``T``),
+plus records a write changed between the two counts (which only adds to the index side):
+when the index has more, the pass compares the whole index with storage (``verify
+--repair``'s comparison, paged, bounded in memory) and deletes what storage lacks. A
+record the engine refused is missing from the index side and could offset one purged
+record in that count; ``verify`` reports both. The check costs one count on each side,
+so it runs for the collections a pass reads changes of, and for every collection only
+``check_purges`` passes (the first of each process, then every ``PURGE_CHECK_SECONDS``):
+a purge that removed every object written since the checkpoint (``max_retained`` 0)
+leaves the collection looking up to date, and is found by the next of those passes.
+The count of objects going down (only a purge does that) or the collection timestamp
+going back (a purge of the newest tombstone) starts the comparison at once. A changed
+collection (updated, or deleted and created again) is compared in full too.
+"""
+
+import logging
+
+from kinto.core.storage import Filter
+from kinto.core.utils import COMPARISON
+
+from kinto_elasticsearch.storage import collection_uri
+from kinto_elasticsearch.sync.compare import verify_collection
+
+logger = logging.getLogger(__name__)
+
+# How often the count that finds purged tombstones runs for collections that look up to date.
+PURGE_CHECK_SECONDS = 300.0
+
+
+class PurgeCheck:
+    """Finds the records of a collection that storage lost without the index knowing, and
+    compares the whole index of a collection with storage to delete them."""
+
+    def __init__(self, registry):
+        self.storage = registry.storage
+        self.index_side = registry.elasticsearch.index
+        self.settings = registry.elasticsearch.settings
+
+    def purged(self, bucket_id, collection_id, timestamp, refreshed=None):
+        """Whether the index holds live records up to ``timestamp`` that storage lost: their
+        tombstones were purged before the index saw them (see the module's docstring)."""
+        indexed = self.index_side.reader.count_live(
+            bucket_id, collection_id, up_to=timestamp, refreshed=refreshed
+        )
+        stored = self.storage.count_all(
+            resource_name="record",
+            parent_id=collection_uri(bucket_id, collection_id),
+            filters=[Filter("last_modified", timestamp, COMPARISON.MAX)],
+        )
+        if indexed > stored:
+            logger.info(
+                "The index of %s has %s live records up to %s, storage %s: tombstones were "
+                "purged, comparing its whole index with storage",
+                collection_uri(bucket_id, collection_id), indexed, timestamp, stored,
+            )  # fmt: skip
+            return True
+        return False
+
+    def compare_and_repair(self, bucket_id, collection_id, metadata, report):
+        """``verify --repair`` of one collection: after a purge, or a change of the
+        collection that the changes since its checkpoint may not show."""
+        verify_collection(
+            self.storage,
+            self.index_side,
+            bucket_id,
+            collection_id,
+            metadata,
+            repair=True,
+            lease_seconds=self.settings.rebuild_lease,
+        )
+        report.compared.append(self.index_side.locator.alias(bucket_id, collection_id))
