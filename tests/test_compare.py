@@ -213,7 +213,7 @@ def test_reindex_pages_through_storage_reading_at_most_two_pages_ahead(
         return fill(index, records, tombstones, metadata)
 
     monkeypatch.setattr(registry.storage, "list_all", counting_list_all)
-    monkeypatch.setattr(registry.elasticsearch.index, "fill", slow_fill)
+    monkeypatch.setattr(registry.elasticsearch.index.writer, "fill", slow_fill)
     result = reindex_collection(registry.storage, registry.elasticsearch.index, "b", "c", {})
     assert result.indexed == 120
     assert len(ahead) == 12
