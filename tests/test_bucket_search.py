@@ -149,7 +149,7 @@ def test_shards_count_only_the_collections_the_caller_may_read(blog, alice):
 def test_a_bucket_whose_readable_collections_have_no_index_finds_nothing(app, alice):
     app.put_json("/v1/buckets/empty", {}, headers=alice)
     app.put_json("/v1/buckets/empty/collections/c", {}, headers=alice)
-    app.app.registry.elasticsearch.index.admin.delete_collection_indices("empty", "c")
+    app.app.registry.elasticsearch.index.removal.delete_collection_indices("empty", "c")
     response = app.post_json("/v1/buckets/empty/search", {}, headers=alice)
     assert response.json["hits"] == {"total": {"value": 0, "relation": "eq"}, "max_score": None,
                                      "hits": []}  # fmt: skip

@@ -55,7 +55,7 @@ def test_verify_exits_0_when_everything_matches(filled, write_ini):
 
 
 def test_reindex_rebuilds_from_storage(filled, alice, write_ini, engine, index_prefix):
-    filled.app.registry.elasticsearch.index.admin.delete_collection_indices("b", "c")
+    filled.app.registry.elasticsearch.index.removal.delete_collection_indices("b", "c")
     result = cli("reindex", "--ini", write_ini(), "-b", "b", "-c", "c")
     assert result.returncode == 0, result.stderr
     assert "60 records indexed" in result.stdout
@@ -221,7 +221,7 @@ def test_a_refused_mapping_is_not_stored(pg_app, alice):
 
 
 def test_sync_indexes_what_the_index_missed(filled, alice, write_ini, engine, index_prefix):
-    filled.app.registry.elasticsearch.index.admin.delete_collection_indices("b", "c")
+    filled.app.registry.elasticsearch.index.removal.delete_collection_indices("b", "c")
     _fill(filled, alice, 20, start=100)  # Written while the index was gone.
     result = cli("sync", "--ini", write_ini())
     assert result.returncode == 0, result.stderr
@@ -242,7 +242,7 @@ def test_sync_follow_keeps_catching_up(filled, alice, write_ini, engine, index_p
         text=True,
     )
     try:
-        filled.app.registry.elasticsearch.index.admin.delete_collection_indices("b", "c")
+        filled.app.registry.elasticsearch.index.removal.delete_collection_indices("b", "c")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:

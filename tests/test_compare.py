@@ -126,7 +126,7 @@ def test_verify_reports_and_repairs_every_kind_of_difference(
     # The index as a lossy past could have left it: two records missing, one outdated,
     # three documents of records storage never had.
     index_side = registry.elasticsearch.index
-    index_side.admin.delete_collection_indices("b", "c")
+    index_side.removal.delete_collection_indices("b", "c")
     index_side.admin.create_index("b", "c", {})
     documents = []
     for record_id, (last_modified, record) in _stored(filled, alice).items():
@@ -158,7 +158,7 @@ def test_verify_reports_and_repairs_a_collection_without_index(
     filled, alice, engine, index_prefix
 ):
     registry = _registry(filled)
-    registry.elasticsearch.index.admin.delete_collection_indices("b", "c")
+    registry.elasticsearch.index.removal.delete_collection_indices("b", "c")
     report = compare.verify_collection(
         registry.storage, registry.elasticsearch.index, "b", "c", {}
     )

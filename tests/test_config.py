@@ -95,7 +95,7 @@ def test_the_example_configuration_boots(engine_server, monkeypatch):
     app.put_json("/v1/buckets/b/collections/c/records/r", {"data": {"t": "x"}}, headers=alice)
     hits = app.get("/v1/buckets/b/collections/c/search", headers=alice).json["hits"]["hits"]
     assert [hit["_id"] for hit in hits] == ["r"]
-    app.app.registry.elasticsearch.index.admin.flush()
+    app.app.registry.elasticsearch.index.removal.flush()
 
 
 def test_every_setting_is_documented_and_in_the_example():

@@ -36,7 +36,7 @@ def test_excluded_fields_stay_out_of_rebuilds_and_repairs(app, alice, engine, in
     metadata = app.get(COLLECTION, headers=alice).json["data"]
     reindex_collection(registry.storage, registry.elasticsearch.index, "b", "c", metadata)
     assert "secret" not in _document(engine, index_prefix)
-    registry.elasticsearch.index.admin.delete_collection_indices("b", "c")
+    registry.elasticsearch.index.removal.delete_collection_indices("b", "c")
     registry.elasticsearch.index.admin.create_index("b", "c", {})
     compare.verify_collection(
         registry.storage, registry.elasticsearch.index, "b", "c", metadata, repair=True

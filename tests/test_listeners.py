@@ -75,7 +75,7 @@ def test_deleting_a_record_the_index_never_had_is_not_an_error(
 ):
     blog.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
     index_side = blog.app.registry.elasticsearch.index
-    index_side.admin.delete_collection_indices("blog", "articles")
+    index_side.removal.delete_collection_indices("blog", "articles")
     index_side.admin.create_index("blog", "articles", {})
     with caplog.at_level(logging.ERROR, logger="kinto_elasticsearch"):
         blog.delete(f"{COLLECTION}/records/r1", headers=alice)
@@ -190,7 +190,7 @@ def test_records_of_a_collection_without_index_are_indexed_on_their_next_change(
         {"data": {"index:schema": {"properties": {"n": {"type": "keyword"}}}}},
         headers=alice,
     )
-    blog.app.registry.elasticsearch.index.admin.delete_collection_indices("blog", "articles")
+    blog.app.registry.elasticsearch.index.removal.delete_collection_indices("blog", "articles")
     blog.put_json(f"{COLLECTION}/records/r1", {"data": {"n": 5}}, headers=alice)
     assert set(indexed(engine, index_prefix, "blog", "articles")) == {"r1"}
     alias = naming.alias_name(index_prefix, "blog", "articles")
@@ -257,7 +257,7 @@ def test_other_users_writes_are_indexed_too(blog, alice, engine, index_prefix):
 
 def test_an_index_auto_created_under_the_alias_name_is_replaced(blog, alice, engine, index_prefix):
     index_side = blog.app.registry.elasticsearch.index
-    index_side.admin.delete_collection_indices("blog", "articles")
+    index_side.removal.delete_collection_indices("blog", "articles")
     # What a delete sent to a missing alias by another client leaves behind.
     engine.call("indices.create", index=naming.alias_name(index_prefix, "blog", "articles"))
     blog.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
@@ -268,7 +268,7 @@ def test_a_delete_never_auto_creates_an_index_under_the_alias_name(
     blog, alice, engine, index_prefix
 ):
     blog.put_json(f"{COLLECTION}/records/r1", {"data": {}}, headers=alice)
-    blog.app.registry.elasticsearch.index.admin.delete_collection_indices("blog", "articles")
+    blog.app.registry.elasticsearch.index.removal.delete_collection_indices("blog", "articles")
     blog.delete(f"{COLLECTION}/records/r1", headers=alice)
     # The delete is kept as a tombstone, in a proper index of the collection behind its
     # alias (never one the engine would auto-create under the alias's name).

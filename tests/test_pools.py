@@ -233,7 +233,7 @@ def test_a_collection_an_earlier_version_pooled_despite_its_mapping_is_promoted(
     pooled_app.put_json(_collection("blog", "dated"), {"data": {"schema": DATED}}, headers=alice)
     index_side = pooled_app.app.registry.elasticsearch.index
     # Where an earlier version put it: its pool, with its checkpoint and metadata unchanged.
-    index_side.admin.delete_collection_indices("blog", "dated")
+    index_side.removal.delete_collection_indices("blog", "dated")
     index_side.admin.create_index("blog", "dated", {})
     assert index_side.locator.placement("blog", "dated").pooled
     _dated_records(pooled_app, alice, "dated")
@@ -358,7 +358,7 @@ def test_a_pooled_collection_whose_documents_went_is_indexed_again_at_once(
     registry = pooled_app.app.registry
     # Its alias and documents deleted from its pool (an operator's mistake, a lost
     # index): rebuilt at once, at the records' own versions, which the deletes preceded.
-    registry.elasticsearch.index.admin.delete_collection_indices("blog", "a")
+    registry.elasticsearch.index.removal.delete_collection_indices("blog", "a")
     metadata = registry.storage.get(
         resource_name="collection", parent_id="/buckets/blog", object_id="a"
     )

@@ -124,7 +124,7 @@ def test_searches_are_measured(blog, alice, metrics):
 
 
 def test_a_collection_without_index_answers_empty_with_the_engine_shape(blog, alice):
-    blog.app.registry.elasticsearch.index.admin.delete_collection_indices("blog", "articles")
+    blog.app.registry.elasticsearch.index.removal.delete_collection_indices("blog", "articles")
     response = blog.post_json(SEARCH, {"aggs": {"n": {"max": {"field": "rank"}}}}, headers=alice)
     assert response.json["hits"]["total"]["value"] == 0
     assert "n" in response.json["aggregations"]

@@ -1,5 +1,6 @@
 """A collection's indices and alias: created, rebuilt behind the alias, re-mapped and
-deleted, whether the collection has an index of its own or lives in a pool."""
+re-created, whether the collection has an index of its own or lives in a pool (their
+removal is ``index/removal.py``'s)."""
 
 import logging
 import uuid
@@ -15,8 +16,9 @@ logger = logging.getLogger(__name__)
 
 
 class IndexAdmin:
-    def __init__(self, engine, indices, locator, known, pools, index_settings=None):
+    def __init__(self, engine, indices, locator, known, pools, removal, index_settings=None):
         self.engine = engine
+        self.removal = removal
         self.indices = indices
         self.locator = locator
         self.known = known
@@ -83,7 +85,7 @@ class IndexAdmin:
         :meth:`_behind_one_index` undoes a second attachment.
         """
         if replace:
-            self.delete_collection_indices(bucket_id, collection_id)
+            self.removal.delete_collection_indices(bucket_id, collection_id)
         alias = self.locator.alias(bucket_id, collection_id)
         # A collection that has an index stays where it is: a second index behind its alias
         # (another pool, ``pools`` changed since, or one of its own) would leave writes
@@ -215,41 +217,3 @@ class IndexAdmin:
             body["mappings"] = {}
         self.engine.call("indices.create", index=name, body=body)
         self.indices.delete([name])
-
-    def delete_collection_indices(self, bucket_id, collection_id):
-        """Delete a collection's indices, or its documents and alias in its pool."""
-        alias = self.locator.alias(bucket_id, collection_id)
-        if self.locator.look_up(alias):
-            where = self.locator.placement(bucket_id, collection_id)
-            if where.pooled:
-                self.indices.remove_aliases([(where.pool, alias)])
-                self.pools.delete_documents(where)
-        self._forget(alias)
-        pattern = naming.collection_pattern(self.prefix, bucket_id, collection_id)
-        return self.indices.delete(sorted(self.indices.listed(pattern)))
-
-    def delete_bucket_indices(self, bucket_id):
-        """Delete a bucket's indices, and its collections' documents and aliases in pools:
-        one delete-by-query per pool, for the keys of that bucket only."""
-        pattern = naming.bucket_pattern(self.prefix, bucket_id)
-        pooled = self.locator.pooled_aliases(pattern)
-        for alias in pooled:
-            self._forget(alias)
-        self.pools.drop(pooled)
-        return self.indices.delete(sorted(self.indices.listed(pattern)))
-
-    def drop_alias(self, alias, indices):
-        """Remove a collection known only by its alias and the ``indices`` behind it (its
-        collection is gone): dedicated indices are deleted, a pool loses the collection's
-        alias and documents only."""
-        dedicated = [name for name in indices if not naming.is_pool(self.prefix, name)]
-        if len(dedicated) < len(indices):
-            self._forget(alias)
-            pooled = self.locator.pooled_aliases(alias)
-            self.pools.drop({alias: pooled[alias]} if alias in pooled else {})
-        return self.indices.delete(sorted(dedicated))
-
-    def flush(self):
-        """Delete every index of this plugin's prefix."""
-        self.locator.forget()
-        return self.indices.delete(sorted(self.indices.listed(naming.prefix_pattern(self.prefix))))

@@ -10,6 +10,7 @@ from kinto_elasticsearch.index.known import KnownMappings
 from kinto_elasticsearch.index.locator import Locator
 from kinto_elasticsearch.index.pools import Pools
 from kinto_elasticsearch.index.reader import Reader
+from kinto_elasticsearch.index.removal import Removal
 from kinto_elasticsearch.index.writer import Writer
 
 
@@ -18,7 +19,8 @@ class IndexSide:
     """What the write side, the read side and the command line are given of the index:
     ``locator`` (where a collection lives), ``indices`` (the cluster's indices and
     aliases), ``known`` (mappings read), ``pools``, ``admin`` (a collection's indices),
-    ``writer`` (records in) and ``reader`` (what the index holds)."""
+    ``removal`` (of what went), ``writer`` (records in) and ``reader`` (what the index
+    holds)."""
 
     engine: object
     prefix: str
@@ -27,6 +29,7 @@ class IndexSide:
     known: KnownMappings
     pools: Pools
     admin: IndexAdmin
+    removal: Removal
     writer: Writer
     reader: Reader
 
@@ -45,6 +48,7 @@ class IndexSide:
         indices = Indices(engine)
         known = KnownMappings(engine, prefix)
         pooled = Pools(engine, indices, locator, known, pool_settings, pool_max_fields)
+        removal = Removal(indices, locator, known, pooled)
         return cls(
             engine=engine,
             prefix=prefix,
@@ -52,7 +56,8 @@ class IndexSide:
             indices=indices,
             known=known,
             pools=pooled,
-            admin=IndexAdmin(engine, indices, locator, known, pooled, index_settings),
+            admin=IndexAdmin(engine, indices, locator, known, pooled, removal, index_settings),
+            removal=removal,
             writer=Writer(
                 engine,
                 locator,

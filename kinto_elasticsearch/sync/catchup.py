@@ -155,7 +155,7 @@ class CatchUp:
     def _remove_gone(self, aliases, checkpoints, expected, report):
         for alias in sorted(set(aliases) - expected):
             logger.info("Deleting the indices of %s: its collection is gone", alias)
-            self.index_side.admin.drop_alias(alias, sorted(aliases[alias]))
+            self.index_side.removal.drop_alias(alias, sorted(aliases[alias]))
             self.store.delete(alias)
             report.removed.append(alias)
         for alias in sorted(set(checkpoints) - expected - set(aliases)):

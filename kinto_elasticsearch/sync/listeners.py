@@ -90,7 +90,7 @@ def on_collection_changed(event):
                     # its own: a rebuild, in the background.
                     event.request.registry.elasticsearch.catchup.wake()
             elif action == "delete":
-                index_side.admin.delete_collection_indices(bucket_id, collection_id)
+                index_side.removal.delete_collection_indices(bucket_id, collection_id)
         except EngineRequestError as exc:
             logger.warning(
                 "The index of %s cannot take the new mapping (%s): "
@@ -116,7 +116,7 @@ def on_bucket_deleted(event):
         if not settings.is_indexed(bucket_id):
             continue
         try:
-            index_side.admin.delete_bucket_indices(bucket_id)
+            index_side.removal.delete_bucket_indices(bucket_id)
         except EngineError as exc:
             logger.info(
                 "Could not delete the indices of %s, left to the catch-up: %s",
@@ -180,6 +180,6 @@ def on_new_request(event):
 def on_server_flushed(event):
     _, index_side = _plugin(event.request)
     try:
-        index_side.admin.flush()
+        index_side.removal.flush()
     except EngineError as exc:
         logger.error("Could not delete the plugin's indices on flush: %s", exc)

@@ -97,7 +97,7 @@ def tear_down(self):
         found = differences(registry)
         # Kinto's tear-down empties storage without events: the index must follow, or the
         # next test, reusing the same ids, would find this one's documents.
-        registry.elasticsearch.index.admin.flush()
+        registry.elasticsearch.index.removal.flush()
     _tear_down(self)
     assert not found, "the index differs from storage:\n" + "\n".join(found)
 
