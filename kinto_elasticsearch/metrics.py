@@ -2,7 +2,7 @@
 
 Durations are timers and counts are counters, as Kinto's own plugins send them: a StatsD
 timing (``|ms``) or a Prometheus histogram, a StatsD or Prometheus counter. The names are
-part of the plugin's interface (listed in the README): rename one only with a changelog
+part of the plugin's interface (listed in docs/operations.rst): rename one only with a changelog
 entry.
 """
 

@@ -42,7 +42,7 @@ class OpenObject(colander.MappingSchema):
 
 
 class SearchBody(OpenObject):
-    """Elasticsearch query DSL, run on the collection's records only (see the README)."""
+    """Elasticsearch query DSL, run on the collection's records only (see docs/search-api.rst)."""
 
     query = _object(description="A query, as in the engine's search API.")
     size = _optional(colander.Integer(), description="Hits to return (capped by Kinto's page).")
