@@ -11,7 +11,6 @@ indexed by the catch-up, which ``on_failure`` wakes up.
 """
 
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from kinto_elasticsearch.config import DEFAULT_SETTINGS
 from kinto_elasticsearch.events import RecordsIndexFailed, notify
 from kinto_elasticsearch.storage import collection_uri
 from kinto_elasticsearch.sync.apply import apply_changes
+from kinto_elasticsearch.sync.threads import ProcessThread
 
 logger = logging.getLogger(__name__)
 
@@ -55,18 +55,15 @@ class Sender:
         self.wait_seconds = wait_seconds
         self._on_failure = on_failure or (lambda: None)
         self._stopped = False
+        self._thread = ProcessThread("kinto-elasticsearch-sender", self._run)
         self._reset()
 
     def _reset(self):
-        # A pre-loading server forks after the app was built: the child has no thread,
-        # and a lock held at fork time would stay held. Start afresh in each process.
-        self._pid = os.getpid()
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
         self._pending = []
         self._count = 0
         self._busy = False
-        self._thread = None
 
     def submit(self, bucket_id, collection_id, objects, metadata, wait=False):
         """Hand ``objects`` (records and tombstones of one collection) over for indexing.
@@ -74,7 +71,7 @@ class Sender:
         With ``wait``, return once they are indexed and searchable, or after
         ``wait_seconds`` at most.
         """
-        if self._pid != os.getpid():
+        if self._thread.forked():
             self._reset()
         done = threading.Event() if wait else None
         with self._lock:
@@ -117,11 +114,7 @@ class Sender:
     def _start(self):
         if self._stopped:
             return
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(
-                target=self._run, name="kinto-elasticsearch-sender", daemon=True
-            )
-            self._thread.start()
+        self._thread.ensure_started()
 
     def _run(self):
         while True:

@@ -11,7 +11,6 @@ the sender could not deliver, after a collection change, and every ``interval`` 
 """
 
 import logging
-import os
 import threading
 import time
 
@@ -20,6 +19,7 @@ import transaction
 from kinto_elasticsearch.client import EngineError
 from kinto_elasticsearch.sync.catchup import CatchUp
 from kinto_elasticsearch.sync.purges import PURGE_CHECK_SECONDS
+from kinto_elasticsearch.sync.threads import ProcessThread
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +35,7 @@ class CatchUpWorker:
         self.overlap_ms = overlap_ms
         self.interval = interval
         self.enabled = enabled
-        self._pid = None
-        self._thread = None
+        self._thread = ProcessThread("kinto-elasticsearch-catchup", self._run)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._done = threading.Condition()
@@ -58,20 +57,15 @@ class CatchUpWorker:
     def start(self):
         if not self.enabled:
             return
-        if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+        if self._thread.is_alive():
             return
         with self._lock:
-            if self._pid != os.getpid():
-                self._pid = os.getpid()
+            if self._thread.forked():
                 self._wake = threading.Event()
                 self._done = threading.Condition()
-                self._thread = None
-            if self._thread is None or not self._thread.is_alive():
+            if not self._thread.is_alive():
                 self._wake.set()  # A pass at start.
-                self._thread = threading.Thread(
-                    target=self._run, name="kinto-elasticsearch-catchup", daemon=True
-                )
-                self._thread.start()
+                self._thread.ensure_started()
 
     def wait_for_pass(self, timeout):
         """Wake the worker and wait for a pass that started after this call and succeeded;
