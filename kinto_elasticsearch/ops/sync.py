@@ -1,5 +1,6 @@
 """``kinto-elasticsearch sync [--follow]``: the catch-up pass, in the foreground."""
 
+import functools
 import logging
 import time
 
@@ -8,7 +9,7 @@ import transaction
 from kinto_elasticsearch.client import EngineError
 from kinto_elasticsearch.ops.scope import collections_in_scope
 from kinto_elasticsearch.sync.catchup import CatchUp
-from kinto_elasticsearch.sync.purges import PURGE_CHECK_SECONDS
+from kinto_elasticsearch.sync.purges import PurgeSchedule
 
 logger = logging.getLogger(__name__)
 
@@ -29,14 +30,11 @@ def run(registry, args, out):
     settings = registry.elasticsearch.settings
     catchup = CatchUp(registry, overlap_ms=int(settings.catchup_overlap * 1000))
     collections_in_scope(registry.storage, args)  # A clear error for an unknown scope.
-    purges_checked = None
+    schedule = PurgeSchedule()
     while True:
         started = time.monotonic()
-        due = purges_checked is None or started - purges_checked >= PURGE_CHECK_SECONDS
         try:
-            report = catchup.run(args.bucket, args.collection, check_purges=due)
-            if due:
-                purges_checked = started
+            report = schedule.run(functools.partial(catchup.run, args.bucket, args.collection))
         except EngineError as exc:
             if not args.follow:
                 raise

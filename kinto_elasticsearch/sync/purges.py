@@ -25,6 +25,7 @@ collection (updated, or deleted and created again) is compared in full too.
 """
 
 import logging
+import time
 
 from kinto.core.storage import Filter
 from kinto.core.utils import COMPARISON
@@ -36,6 +37,23 @@ logger = logging.getLogger(__name__)
 
 # How often the count that finds purged tombstones runs for collections that look up to date.
 PURGE_CHECK_SECONDS = 300.0
+
+
+class PurgeSchedule:
+    """Which passes of a process check every collection for purges: the first, then one
+    every :data:`PURGE_CHECK_SECONDS` (counted from the start of the last that succeeded)."""
+
+    def __init__(self):
+        self._checked = None
+
+    def run(self, catch_up):
+        """Run ``catch_up(check_purges=...)`` for one pass."""
+        started = time.monotonic()
+        due = self._checked is None or started - self._checked >= PURGE_CHECK_SECONDS
+        result = catch_up(check_purges=due)
+        if due:
+            self._checked = started
+        return result
 
 
 class PurgeCheck:

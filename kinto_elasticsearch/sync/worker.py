@@ -18,7 +18,7 @@ import transaction
 
 from kinto_elasticsearch.client import EngineError
 from kinto_elasticsearch.sync.catchup import CatchUp
-from kinto_elasticsearch.sync.purges import PURGE_CHECK_SECONDS
+from kinto_elasticsearch.sync.purges import PurgeSchedule
 from kinto_elasticsearch.sync.threads import ProcessThread
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class CatchUpWorker:
         self.passes = 0
         self.last_error = None
         self._stopped = False
-        self._purges_checked = None
+        self._purges = PurgeSchedule()
 
     def wake(self):
         """Ask for a pass soon (and start the thread in this process if needed)."""
@@ -103,13 +103,7 @@ class CatchUpWorker:
             with self._done:
                 self.started += 1
             try:
-                now = time.monotonic()
-                due = self._purges_checked is None or now - self._purges_checked >= (
-                    PURGE_CHECK_SECONDS
-                )
-                CatchUp(self._registry, self.overlap_ms).run(check_purges=due)
-                if due:
-                    self._purges_checked = now
+                self._purges.run(CatchUp(self._registry, self.overlap_ms).run)
                 self.last_error = None
             except EngineError as exc:
                 # The outage itself is logged once, by the engine seam.
