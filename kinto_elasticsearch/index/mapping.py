@@ -71,6 +71,7 @@ MAPPING_KEYS = ("index:schema", "schema", "index:map_like")
 EXCLUDE_KEY = "index:exclude_fields"
 FIELDS_KEY = "index:fields"
 MAP_LIKE_KEY = "index:map_like"
+PRIVATE_KEY = "index:private_fields"
 DOCUMENT_KEYS = (EXCLUDE_KEY, FIELDS_KEY)
 
 
@@ -94,7 +95,9 @@ def map_like_fields(metadata):
 
 
 def private_fields(metadata):
-    return _paths(metadata, "index:private_fields")
+    """The fields of ``index:private_fields``: searchable by writers of the collection only
+    (the read side adds the fields an explicit mapping copies them to)."""
+    return _paths(metadata, PRIVATE_KEY)
 
 
 def metadata_errors(metadata):
@@ -108,7 +111,7 @@ def metadata_errors(metadata):
             errors.append(("index:schema", "index:schema 'properties' must be an object"))
         elif not all(isinstance(v, dict) for v in explicit.get("properties", {}).values()):
             errors.append(("index:schema", "each of index:schema 'properties' must be an object"))
-    for key in (EXCLUDE_KEY, FIELDS_KEY, MAP_LIKE_KEY, "index:private_fields"):
+    for key in (EXCLUDE_KEY, FIELDS_KEY, MAP_LIKE_KEY, PRIVATE_KEY):
         value = metadata.get(key)
         if key in metadata and not (
             isinstance(value, list) and all(isinstance(v, str) and v for v in value)

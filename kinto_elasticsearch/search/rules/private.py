@@ -7,13 +7,12 @@ one is refused by the rules, and every hit context excludes them.
 
 import fnmatch
 
-PRIVATE_KEY = "index:private_fields"
+from kinto_elasticsearch.index.mapping import private_fields as declared_private_fields
 
 
 def private_fields(metadata):
     """The collection's private fields, with the fields its mapping copies them to."""
-    fields = (metadata or {}).get(PRIVATE_KEY) or []
-    private = [f for f in fields if isinstance(f, str) and f] if isinstance(fields, list) else []
+    private = declared_private_fields(metadata)
     if private:
         private += _copies(metadata.get("index:schema"), private)
     return sorted(set(private))
