@@ -8,7 +8,8 @@ import pytest
 
 from kinto_elasticsearch.index import documents, naming
 from kinto_elasticsearch.index.fieldnames import escape_key, unescape_key
-from kinto_elasticsearch.index.mapping import MAX_FIELDS, count_fields
+from kinto_elasticsearch.index.fields import MAX_FIELDS
+from kinto_elasticsearch.index.schema import count_fields
 from kinto_elasticsearch.sync import compare
 from tests.conftest import indexed
 

@@ -1,15 +1,14 @@
 import pytest
 
+from kinto_elasticsearch.index.fields import DERIVED_FIELDS, STRING_MAPPING
 from kinto_elasticsearch.index.mapping import (
-    DERIVED_FIELDS,
     REQUIRED_PROPERTIES,
-    STRING_MAPPING,
     collection_mapping,
-    count_fields,
     derives_mapping,
     flatten_field_types,
     mapping_changed,
 )
+from kinto_elasticsearch.index.schema import count_fields
 
 
 def test_required_fields_and_string_template_are_always_there():

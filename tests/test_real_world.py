@@ -16,7 +16,8 @@ import pytest
 import webtest
 
 from kinto_elasticsearch.index import naming
-from kinto_elasticsearch.index.mapping import MAX_FIELDS, count_fields
+from kinto_elasticsearch.index.fields import MAX_FIELDS
+from kinto_elasticsearch.index.schema import count_fields
 from kinto_elasticsearch.sync import compare
 from tests import corpus
 from tests.conftest import auth, base_settings, close_app

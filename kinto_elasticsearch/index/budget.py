@@ -5,7 +5,7 @@ import logging
 
 from kinto_elasticsearch.client import EngineNotFound, EngineRequestError
 from kinto_elasticsearch.index import documents, pools
-from kinto_elasticsearch.index.mapping import MAX_FIELDS
+from kinto_elasticsearch.index.fields import MAX_FIELDS
 
 logger = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ import re
 from dataclasses import dataclass, field
 
 from kinto_elasticsearch.index.fieldnames import UNINDEXED_FIELD, escape_key, escape_path
+from kinto_elasticsearch.index.fields import MAX_DEPTH
 from kinto_elasticsearch.index.mapping import (
-    MAX_DEPTH,
     excluded_fields,
     private_fields,
     selected_fields,

@@ -5,7 +5,8 @@ import logging
 
 from kinto_elasticsearch.client import EngineNotFound, EngineRequestError
 from kinto_elasticsearch.index import naming, placement
-from kinto_elasticsearch.index.mapping import MAX_FIELDS, collection_mapping, plugin_settings
+from kinto_elasticsearch.index.fields import MAX_FIELDS
+from kinto_elasticsearch.index.mapping import collection_mapping, plugin_settings
 from kinto_elasticsearch.index.placement import COLLECTION_FIELD
 
 logger = logging.getLogger(__name__)
