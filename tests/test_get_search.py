@@ -5,6 +5,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.conftest import auth
+from tests.servers import FaultProxy
 
 COLLECTION = "/v1/buckets/b/collections/c"
 STATUSES = ["new", "open", "closed"]
@@ -122,3 +123,43 @@ def test_get_search_works_in_read_only_mode(make_app, alice, pg_url):
     assert [hit["_id"] for hit in hits] == ["r1"]
     # Read-only Kinto refuses every POST, search included: GET is the way to search there.
     reader.post_json(f"{COLLECTION}/search", {}, status=405)
+
+
+def _refusing_proxy(engine_server):
+    """The engine refusing every search, as it refuses a query it cannot parse."""
+    refusal = {
+        "error": {
+            "type": "search_phase_execution_exception",
+            "reason": "all shards failed",
+            "root_cause": [{"type": "query_shard_exception", "reason": "failed to create query"}],
+        },
+        "status": 400,
+    }
+    return FaultProxy(
+        engine_server.url,
+        lambda method, path, body: (400, refusal) if "_search" in path else None,
+    )
+
+
+@pytest.mark.parametrize("path", [f"{COLLECTION}/search", "/v1/buckets/b/search"])
+def test_an_engine_refusal_of_a_get_search_names_the_querystring(
+    make_app, alice, engine_server, path
+):
+    proxy = _refusing_proxy(engine_server)
+    try:
+        app = make_app(**{"elasticsearch.hosts": proxy.url})
+        app.put_json("/v1/buckets/b", {}, headers=alice)
+        app.put_json(COLLECTION, {}, headers=alice)
+        app.put_json(f"{COLLECTION}/records/r", {"data": {"n": 1}}, headers=alice)
+        error = app.get(f"{path}?n=1", headers=alice, status=400).json
+        assert error["details"] == [
+            {
+                "location": "querystring",
+                "name": None,
+                "description": "The search engine refused the query: failed to create query",
+            }
+        ]
+        posted = app.post_json(path, {}, headers=alice, status=400).json
+        assert posted["details"][0]["location"] == "body"
+    finally:
+        proxy.close()

@@ -85,8 +85,11 @@ def unavailable(exc):
     return errors.engine_unavailable()
 
 
-def refused(exc):
-    return errors.invalid_body(f"The search engine refused the query: {exc.message}")
+def refused(exc, built=False):
+    """The engine's refusal of a search, located where the caller wrote it: the body of a
+    POST, the querystring of a GET (``built`` by the plugin from it)."""
+    refusal = errors.invalid_querystring if built else errors.invalid_body
+    return refusal(f"The search engine refused the query: {exc.message}")
 
 
 def _readable_field_names(mappings, hidden):
@@ -144,7 +147,7 @@ class CollectionSearch:
         except rules.QueryRefused as exc:
             raise invalid(exc, built) from None
         except EngineRequestError as exc:
-            raise refused(exc) from None
+            raise refused(exc, built) from None
         except EngineUnavailable as exc:
             raise unavailable(exc) from None
         return hits.as_records(pooled.restore(response, self.plugin.index.prefix))
@@ -277,7 +280,7 @@ class BucketSearch:
             with metrics.timed(self.request.registry, metrics.SEARCH_SECONDS):
                 response = self.plugin.searcher.search_indices(aliases, body)
         except EngineRequestError as exc:
-            raise refused(exc) from None
+            raise refused(exc, built) from None
         except EngineUnavailable as exc:
             raise unavailable(exc) from None
         pooled.restore(response, self.plugin.index.prefix)
