@@ -64,3 +64,17 @@ def test_the_engine_accepts_every_name(engine, index_prefix):
         index = naming.new_index_name(index_prefix, bucket_id, collection_id)
         engine.call("indices.create", index=index, body={"aliases": {alias: {}}})
         assert engine.call("indices.get_alias", name=alias) == {index: {"aliases": {alias: {}}}}
+
+
+def test_the_alias_of_a_collections_physical_index():
+    alias = naming.alias_name("kinto", "Blog", "articles")
+    assert naming.alias_of("kinto", f"{alias}.0") == alias
+    assert naming.alias_of("kinto", naming.new_index_name("kinto", "Blog", "articles")) == alias
+    for name in (
+        alias,
+        naming.pool_index_name("kinto", 3),
+        naming.sync_index_name("kinto"),
+        f"other.{alias.partition('.')[2]}.0",
+        "kinto.blog.0",
+    ):
+        assert naming.alias_of("kinto", name) is None, name

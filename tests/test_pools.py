@@ -109,6 +109,34 @@ def test_term_queries_on_id_name_record_ids(pooled_app, alice, index_prefix, que
     assert {hit["_index"] for hit in hits} == {naming.alias_name(index_prefix, "blog", "a")}
 
 
+def test_hits_name_the_collections_alias_wherever_it_lives(make_app, alice, index_prefix):
+    """A pooled collection's hits name its alias, not the pool; a dedicated one's, not the
+    generation behind it (which a rebuild changes): a client sees one name per collection,
+    in top-level and in inner hits, and in a bucket search."""
+    from kinto_elasticsearch.sync.rebuild import reindex_collection
+
+    app = make_app(**{"elasticsearch.pools": "0"})
+    _fill(app, alice, "blog", ["own"])
+    registry = app.app.registry
+    metadata = registry.storage.get(
+        resource_name="collection", parent_id="/buckets/blog", object_id="own"
+    )
+    reindex_collection(registry.storage, registry.elasticsearch.index, "blog", "own", metadata)
+    alias = naming.alias_name(index_prefix, "blog", "own")
+    body = {
+        "aggs": {"top": {"top_hits": {"size": 1}}},
+        "collapse": {"field": "n", "inner_hits": {"name": "same", "size": 2}},
+    }
+    found = _search(app, alice, "blog", "own", body).json
+    inner = [
+        hit for top in found["hits"]["hits"] for hit in top["inner_hits"]["same"]["hits"]["hits"]
+    ]
+    top_hits = found["aggregations"]["top"]["hits"]["hits"]
+    assert {hit["_index"] for hit in found["hits"]["hits"] + inner + top_hits} == {alias}
+    bucket = app.post_json("/v1/buckets/blog/search", {}, headers=alice).json["hits"]["hits"]
+    assert {(hit["_index"], hit["_collection"]) for hit in bucket} == {(alias, "own")}
+
+
 def test_the_engine_ids_of_a_pool_cannot_be_searched(pooled_app, alice):
     _fill(pooled_app, alice, "blog", ["a"])
     body = {"aggs": {"where": {"terms": {"field": "_index"}}}}

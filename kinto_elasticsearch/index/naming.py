@@ -54,6 +54,15 @@ def generation(name):
     return int(last) if last.isdigit() else -1
 
 
+def alias_of(prefix, name):
+    """The alias of the collection whose physical index is ``name`` (None for a name that is
+    not a collection's generation under ``prefix``)."""
+    alias, _, last = name.rpartition(".")
+    if not last.isdigit() or not alias.startswith(f"{prefix}.") or is_internal_index(prefix, name):
+        return None
+    return alias if alias.count(".") == prefix.count(".") + 2 else None
+
+
 def collection_pattern(prefix, bucket_id, collection_id):
     """A pattern matching every physical index of one collection."""
     return f"{alias_name(prefix, bucket_id, collection_id)}.*"

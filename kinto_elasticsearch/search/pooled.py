@@ -5,7 +5,7 @@ pool's (``index/placement.py``). Users must see neither another collection's ids
 pool: every hit, wherever it is in a response (hits, inner hits, ``top_hits``), gets back
 the record id as ``_id`` and the collection's alias as ``_index``, loses the routing key
 and the collection field, and explanations name record ids only. Hits of dedicated indices
-are left as they are.
+name the collection's alias too, not the generation behind it.
 """
 
 from kinto_elasticsearch.index import naming
@@ -35,14 +35,18 @@ class BucketIds:
 
 
 def restore(response, prefix):
-    """``response`` with every hit of a pool of ``prefix`` shown as its collection's own
-    (changed in place, and returned)."""
+    """``response`` with every hit of a pool of ``prefix`` shown as its collection's own,
+    and every hit naming its collection's alias as ``_index`` wherever it lives (a pool, or
+    a generation of an index of its own, which a rebuild changes); changed in place, and
+    returned."""
     stack = [response]
     while stack:
         value = stack.pop()
         if isinstance(value, dict):
             if _is_pooled_hit(value, prefix):
                 _restore_hit(value, prefix)
+            elif isinstance(value.get("_index"), str) and "_id" in value:
+                value["_index"] = naming.alias_of(prefix, value["_index"]) or value["_index"]
             stack.extend(value.values())
         elif isinstance(value, list):
             stack.extend(value)

@@ -205,7 +205,7 @@ class BucketSearch:
 
     @cached_property
     def targets(self):
-        """``(indices, filter, {index: collection id}, pooled keys)`` for the readable
+        """``(indices, filter, {alias: collection id}, pooled keys)`` for the readable
         collections (the keys of those in pools).
 
         The search names the alias of each readable collection that has an index of its
@@ -231,10 +231,9 @@ class BucketSearch:
                 where = Placement(self.bucket_id, collection_id, alias, pool)
             elif alias in physical:
                 names.add(alias)
-                in_collection = []
-                for name in physical[alias]:
-                    collections[name] = collection_id
-                    in_collection.append({"term": {"_index": name}})
+                # Hits name the alias (``pooled.restore``); the filter, the indices.
+                collections[alias] = collection_id
+                in_collection = [{"term": {"_index": name}} for name in physical[alias]]
                 clause = {"bool": {"should": in_collection, "minimum_should_match": 1}}
                 where = None
             else:
