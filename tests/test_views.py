@@ -104,6 +104,46 @@ def test_a_body_that_is_not_a_json_object_is_a_400(blog, alice, body):
     assert response.json["errno"] == 107
 
 
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        # Latin-1, not UTF-8: Kinto reads JSON as UTF-8 only.
+        ('{"query": {"match": {"title": "café"}}}'.encode("latin-1"), "not UTF-8"),
+        # Valid JSON in UTF-16, which Python's parser would guess and take.
+        ('{"query": {"match": {"title": "x"}}}'.encode("utf-16"), "not UTF-8"),
+        # A lone surrogate: no character, and no UTF-8 can carry it to the engine.
+        (rb'{"query": {"match": {"title": "\ud800"}}}', "surrogate"),
+        (rb'{"query": {"match": {"\udfff": "x"}}}', "surrogate"),
+        # Numbers no engine field holds, and JSON has no NaN or infinity.
+        (b'{"query": {"term": {"n": 123456789012345678901234567890}}}', "integer"),
+        (b'{"query": {"term": {"n": -9223372036854775809}}}', "integer"),
+        (b'{"query": {"range": {"n": {"gt": 1e400}}}}', "number"),
+        (b'{"query": {"range": {"n": {"gt": NaN}}}}', "number"),
+        (b'{"query": {"range": {"n": {"lt": -Infinity}}}}', "number"),
+    ],
+)
+def test_a_body_kinto_would_not_take_is_a_400(blog, alice, body, reason):
+    headers = {**alice, "Content-Type": "application/json"}
+    response = blog.post(SEARCH, body, headers=headers, status=400)
+    assert response.json["errno"] == 107
+    assert response.json["details"][0]["location"] == "body"
+    assert reason in response.json["message"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"query": {"term": {"n": 9223372036854775807}}}',
+        b'{"query": {"term": {"n": -9223372036854775808}}}',
+        b'{"query": {"range": {"n": {"gt": 1.5e300}}}}',
+        rb'{"query": {"match": {"title": "caf\u00e9 \ud83d\ude00"}}}',
+    ],
+)
+def test_bodies_at_the_edges_of_what_json_holds_are_searched(blog, alice, body):
+    headers = {**alice, "Content-Type": "application/json"}
+    blog.post(SEARCH, body, headers=headers, status=200)
+
+
 def test_an_unknown_collection_is_a_404(blog, alice):
     blog.post_json("/v1/buckets/blog/collections/nope/search", {}, headers=alice, status=404)
 
