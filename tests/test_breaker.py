@@ -111,6 +111,68 @@ def test_a_query_the_engine_cannot_afford_fails_only_that_query(
         proxy.close()
 
 
+# What osmem-server answers a ``nested`` aggregation on an object that is not nested (as
+# some OpenSearch and Elasticsearch versions do): a 500, for a fault of the query.
+NOT_NESTED = {
+    "error": {
+        "type": "search_phase_execution_exception",
+        "reason": "all shards failed",
+        "phase": "query",
+        "grouped": True,
+        "root_cause": [
+            {
+                "type": "aggregation_execution_exception",
+                "reason": "[nested] nested path [obj] is not nested",
+            }
+        ],
+        "failed_shards": [
+            {
+                "shard": 0,
+                "index": "pool",
+                "node": "node",
+                "reason": {
+                    "type": "aggregation_execution_exception",
+                    "reason": "[nested] nested path [obj] is not nested",
+                },
+            }
+        ],
+    },
+    "status": 500,
+}
+NESTED_ON_AN_OBJECT = {
+    "aggs": {"n": {"nested": {"path": "obj"}, "aggs": {"r": {"reverse_nested": {}}}}}
+}
+
+
+def test_a_query_the_engine_fails_on_is_that_querys_400_and_never_opens_the_breaker(
+    make_app, alice, engine_server
+):
+    proxy = FaultProxy(engine_server.url)
+    proxy.answer = _search_marked("reverse_nested")(500, NOT_NESTED)
+    try:
+        app = _proxied_app(make_app, proxy)
+        app.put_json("/v1/buckets/b", {}, headers=alice)
+        app.put_json(COLLECTION, {}, headers=alice)
+        app.put_json(f"{COLLECTION}/records/r1", {"data": {"obj": {"a": 1}}}, headers=alice)
+        for _ in range(5):
+            refused = app.post_json(
+                f"{COLLECTION}/search", NESTED_ON_AN_OBJECT, headers=alice, status=400
+            ).json
+        assert refused["errno"] == 107
+        assert "nested path [obj] is not nested" in refused["message"]
+        assert not any(breaker.is_open for breaker in _breakers(app).values())
+        assert app.post_json(f"{COLLECTION}/search", {}, headers=alice).json["hits"]["hits"]
+    finally:
+        proxy.close()
+
+
+def test_a_nested_aggregation_on_an_object_is_a_400_on_both_engines(app, alice):
+    app.put_json("/v1/buckets/b", {}, headers=alice)
+    app.put_json(COLLECTION, {}, headers=alice)
+    app.put_json(f"{COLLECTION}/records/r1", {"data": {"obj": {"a": 1}}}, headers=alice)
+    app.post_json(f"{COLLECTION}/search", NESTED_ON_AN_OBJECT, headers=alice, status=400)
+
+
 def test_queries_the_engine_refuses_never_open_the_breaker(app, alice):
     app.put_json("/v1/buckets/b", {}, headers=alice)
     app.put_json(COLLECTION, {}, headers=alice)

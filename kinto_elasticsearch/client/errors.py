@@ -9,7 +9,10 @@ Which exception a failure becomes decides who pays for it:
   when a query trips the engine's memory breaker or its queues are full, a 500 from one
   aggregation, a 401/403 of a misconfigured cluster). That request's error only.
 - :class:`EngineRequestError` (and :class:`EngineNotFound`): the engine refused the request
-  itself, a 4xx. The caller's fault, answered as a 400.
+  itself, a 4xx. The caller's fault, answered as a 400. So is a 5xx whose every cause is one
+  the engines raise for what a query asks (``nested`` on a field that is not nested, a
+  value that does not parse): some engine versions answer those with a 500, yet they say
+  nothing of the engine's health, and the same query fails the same way every time.
 """
 
 # Reasons such as "all shards failed" say nothing to a client: the cause is deeper.
@@ -18,6 +21,20 @@ _GENERIC_REASONS = {"all shards failed", None, ""}
 # What a load balancer or proxy in front of a cluster answers when no node is behind it,
 # and what the engines answer when the cluster itself is unavailable (no master, no shard).
 UNREACHABLE_STATUSES = frozenset({502, 503, 504})
+
+# Causes that describe the request, not the engine: a query that asked for something its
+# fields cannot give. Anything else in a 5xx (an illegal state, memory, a rejected
+# execution) stays the engine's.
+QUERY_FAULTS = frozenset(
+    {
+        "aggregation_execution_exception",
+        "illegal_argument_exception",
+        "number_format_exception",
+        "parsing_exception",
+        "query_shard_exception",
+        "x_content_parse_exception",
+    }
+)
 
 
 class EngineError(Exception):
@@ -71,6 +88,20 @@ def _error_type(body):
     return error.get("type") if isinstance(error, dict) else None
 
 
+def _cause_types(body):
+    """The types of the deepest causes an error body names (its root causes, or its own)."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return set()
+    causes = [c for c in error.get("root_cause") or [] if isinstance(c, dict)]
+    causes += [
+        f["reason"]
+        for f in error.get("failed_shards") or []
+        if isinstance(f, dict) and isinstance(f.get("reason"), dict)
+    ]
+    return {cause.get("type") for cause in causes} if causes else {error.get("type")}
+
+
 def classify(status, body, fallback):
     """The exception for an error answer of the engine (or of a proxy in front of it)."""
     error_type = _error_type(body)
@@ -80,4 +111,7 @@ def classify(status, body, fallback):
     if isinstance(status, int) and 400 <= status < 500 and status not in (401, 403, 429):
         cls = EngineNotFound if status == 404 else EngineRequestError
         return cls(describe_error(body), status=status, error_type=error_type)
+    causes = _cause_types(body)
+    if isinstance(status, int) and status >= 500 and causes and causes <= QUERY_FAULTS:
+        return EngineRequestError(message, status=status, error_type=error_type)
     return EngineUnavailable(message, status=status, error_type=error_type)
