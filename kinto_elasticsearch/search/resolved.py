@@ -60,9 +60,9 @@ def prepared(body, request, restricted, hidden, built, where=None):
 
     A user's body goes through the rules (refused with a 400 that says where, or capped).
     A ``built`` body, made by the plugin from Kinto's querystring, goes through the same
-    rules, sizes aside: its ``q``, filters and sorts are still the user's. ``where``: the
-    collection's placement (in a pool, the ids the body names are namespaced), or a
-    bucket search's :class:`pooled.BucketIds`.
+    rules, sizes aside: its ``q``, filters and sorts are still the user's. ``where``: a
+    bucket search's :class:`pooled.BucketIds` (in a pool, the ids the body names are
+    namespaced); a collection search goes through ``rules.collection_search_body``.
     """
     limits = query_limits(request)
     check = rules.check_built_search if built else rules.guard_search
@@ -127,7 +127,8 @@ class CollectionSearch:
         return filters.collection_filters(self.shared_ids, self.where)
 
     def send(self, body):
-        """``body`` (already guarded) with the plugin's filters, to the collection."""
+        """The plugin's own ``body`` (facets: nothing of the user's to guard) with the
+        plugin's filters, to the collection."""
         return self._search(filters.with_filters(body, self.filters()))
 
     def _search(self, body):
