@@ -52,6 +52,8 @@ def test_verify_exits_0_when_everything_matches(filled, write_ini):
     assert result.returncode == 0, result.stderr
     assert "/buckets/b/collections/c: ok, 60 records, 60 documents" in result.stdout
     assert "everything matches" in result.stdout
+    # Kinto's advice for a server ("HTTPS is not enabled") is not the operator's business here.
+    assert "Warning" not in result.stderr
 
 
 def test_reindex_rebuilds_from_storage(filled, alice, write_ini, engine, index_prefix):
@@ -179,10 +181,37 @@ def test_an_unreachable_engine_is_a_clear_error(filled, write_ini):
         assert "cannot reach the search engine at http://127.0.0.1:1" in result.stderr
 
 
+EXAMPLE_INI = Path(__file__).parent.parent / "config.example.ini"
+
+
+def _one_error_line(result):
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "Warning" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kinto-elasticsearch: error: "), lines
+    return lines[0]
+
+
 def test_a_missing_ini_is_a_clear_error(tmp_path):
     result = cli("verify", "--ini", tmp_path / "nope.ini")
-    assert result.returncode == 2
-    assert "nope.ini" in result.stderr
+    assert "nope.ini" in _one_error_line(result)
+
+
+def test_a_bad_setting_is_one_line_of_error(tmp_path):
+    ini = tmp_path / "kinto.ini"
+    example = EXAMPLE_INI.read_text()
+    ini.write_text(example.replace("max_retries = 0", "max_retries = lots"))
+    result = cli("verify", "--ini", ini)
+    line = _one_error_line(result)
+    assert f"{ini}: elasticsearch.max_retries must be a whole number >= 0, not 'lots'" in line
+
+
+def test_an_ini_that_does_not_parse_is_one_line_of_error(tmp_path):
+    ini = tmp_path / "kinto.ini"
+    duplicate = "max_retries = 0\nkinto.elasticsearch.max_retries = 1"
+    ini.write_text(EXAMPLE_INI.read_text().replace("max_retries = 0", duplicate))
+    line = _one_error_line(cli("reindex", "--ini", ini))
+    assert f"cannot read {ini}" in line and "max_retries" in line
 
 
 def test_reindex_logs_progress_when_not_on_a_terminal(filled, write_ini):
