@@ -64,6 +64,52 @@ def test_reindex_rebuilds_from_storage(filled, alice, write_ini, engine, index_p
     assert indexed(engine, index_prefix, "b", "c") == _stored(filled, alice)
 
 
+@pytest.mark.parametrize(
+    "old,new",
+    [
+        ([], ["--ini", "config/kinto.ini"]),
+        (["--ini", "k.ini", "-b", "b", "-c", "c"], ["--ini", "k.ini", "--bucket", "b",
+                                                    "--collection", "c"]),
+        (["--bucket", "b", "--collection", "c"], ["--ini", "config/kinto.ini", "--bucket", "b",
+                                                  "--collection", "c"]),
+    ],
+)  # fmt: skip
+def test_0_3s_reindex_arguments_map_to_todays(old, new):
+    from kinto_elasticsearch.ops import legacy_reindex
+
+    args = legacy_reindex.build_parser().parse_args(old)
+    assert legacy_reindex.reindex_argv(args) == ["reindex", *new]
+
+
+def test_0_3s_command_is_installed():
+    import configparser
+
+    setup = configparser.ConfigParser()
+    setup.read(Path(__file__).parent.parent / "setup.cfg")
+    scripts = setup["options.entry_points"]["console_scripts"]
+    assert "kinto-elasticsearch-reindex = kinto_elasticsearch.ops.legacy_reindex:main" in scripts
+
+
+def test_0_3s_command_reindexes_with_a_deprecation_notice(
+    filled, alice, write_ini, engine, index_prefix, tmp_path
+):
+    # 0.3's --ini defaulted to config/kinto.ini, in the directory it ran in.
+    (tmp_path / "config").mkdir()
+    write_ini().rename(tmp_path / "config" / "kinto.ini")
+    filled.app.registry.elasticsearch.index.removal.delete_collection_indices("b", "c")
+    result = subprocess.run(
+        [sys.executable, "-m", "kinto_elasticsearch.ops.legacy_reindex", "-b", "b", "-c", "c"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        "kinto-elasticsearch-reindex is deprecated and will be removed: run "
+        "kinto-elasticsearch reindex --ini config/kinto.ini --bucket b --collection c"
+    )
+    assert "60 records indexed" in result.stdout
+    assert indexed(engine, index_prefix, "b", "c") == _stored(filled, alice)
+
+
 def test_reindex_with_concurrent_writes_ends_equal_to_storage(
     filled, alice, write_ini, engine, index_prefix
 ):
