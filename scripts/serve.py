@@ -15,6 +15,9 @@ from importlib.resources import files
 from pathlib import Path
 from urllib.parse import urlsplit
 
+# scripts/warm_up.py, shared with the tests (this script's directory is on sys.path).
+from warm_up import warm_up
+
 from kinto_elasticsearch.config import DEFAULT_SETTINGS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,6 +71,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         _wait(engine_url, engine, "osmem-server")
+        warm_up(engine_url)
         print(f"Search engine (osmem-server, pid {engine.pid}) on {engine_url}", flush=True)
         env = {**os.environ, "KINTO_ELASTICSEARCH_HOSTS": engine_url}
         kinto_bin = Path(sys.executable).parent / "kinto"

@@ -18,6 +18,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from importlib.resources import files
 
+from scripts.warm_up import warm_up
+
 ENGINES = ("opensearch", "elasticsearch")
 
 
@@ -76,7 +78,7 @@ class EngineServer:
             os.makedirs(self.data_dir)
         self.process = _launch(self.engine, self.port, self.data_dir)
         wait_until_up(self.url, self.process)
-        _warm_up(self.url)
+        warm_up(self.url)
 
     def close(self):
         self.stop()
@@ -113,20 +115,11 @@ def start_engine(engine, port=None):
     server = EngineServer(engine, f"http://127.0.0.1:{port}", process, data_dir, port)
     try:
         wait_until_up(server.url, process)
-        _warm_up(server.url)
+        warm_up(server.url)
     except Exception:
         server.close()
         raise
     return server
-
-
-def _warm_up(url):
-    """Create and delete an index: osmem-server takes seconds over its first one, longer
-    than the plugin's request timeout, which would fail whichever test comes first."""
-    for method in ("PUT", "DELETE"):
-        request = urllib.request.Request(f"{url}/warm-up", method=method)
-        with urllib.request.urlopen(request, timeout=60) as response:
-            response.read()
 
 
 def external_engine():

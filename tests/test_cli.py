@@ -52,12 +52,60 @@ def test_verify_exits_0_when_everything_matches(filled, write_ini):
     assert result.returncode == 0, result.stderr
     assert "/buckets/b/collections/c: ok, 60 records, 60 documents" in result.stdout
     assert "everything matches" in result.stdout
+    # Kinto's advice for a server ("HTTPS is not enabled") is not the operator's business here.
+    assert "Warning" not in result.stderr
 
 
 def test_reindex_rebuilds_from_storage(filled, alice, write_ini, engine, index_prefix):
     filled.app.registry.elasticsearch.index.removal.delete_collection_indices("b", "c")
     result = cli("reindex", "--ini", write_ini(), "-b", "b", "-c", "c")
     assert result.returncode == 0, result.stderr
+    assert "60 records indexed" in result.stdout
+    assert indexed(engine, index_prefix, "b", "c") == _stored(filled, alice)
+
+
+@pytest.mark.parametrize(
+    "old,new",
+    [
+        ([], ["--ini", "config/kinto.ini"]),
+        (["--ini", "k.ini", "-b", "b", "-c", "c"], ["--ini", "k.ini", "--bucket", "b",
+                                                    "--collection", "c"]),
+        (["--bucket", "b", "--collection", "c"], ["--ini", "config/kinto.ini", "--bucket", "b",
+                                                  "--collection", "c"]),
+    ],
+)  # fmt: skip
+def test_0_3s_reindex_arguments_map_to_todays(old, new):
+    from kinto_elasticsearch.ops import legacy_reindex
+
+    args = legacy_reindex.build_parser().parse_args(old)
+    assert legacy_reindex.reindex_argv(args) == ["reindex", *new]
+
+
+def test_0_3s_command_is_installed():
+    import configparser
+
+    setup = configparser.ConfigParser()
+    setup.read(Path(__file__).parent.parent / "setup.cfg")
+    scripts = setup["options.entry_points"]["console_scripts"]
+    assert "kinto-elasticsearch-reindex = kinto_elasticsearch.ops.legacy_reindex:main" in scripts
+
+
+def test_0_3s_command_reindexes_with_a_deprecation_notice(
+    filled, alice, write_ini, engine, index_prefix, tmp_path
+):
+    # 0.3's --ini defaulted to config/kinto.ini, in the directory it ran in.
+    (tmp_path / "config").mkdir()
+    write_ini().rename(tmp_path / "config" / "kinto.ini")
+    filled.app.registry.elasticsearch.index.removal.delete_collection_indices("b", "c")
+    result = subprocess.run(
+        [sys.executable, "-m", "kinto_elasticsearch.ops.legacy_reindex", "-b", "b", "-c", "c"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        "kinto-elasticsearch-reindex is deprecated and will be removed: run "
+        "kinto-elasticsearch reindex --ini config/kinto.ini --bucket b --collection c"
+    )
     assert "60 records indexed" in result.stdout
     assert indexed(engine, index_prefix, "b", "c") == _stored(filled, alice)
 
@@ -179,10 +227,37 @@ def test_an_unreachable_engine_is_a_clear_error(filled, write_ini):
         assert "cannot reach the search engine at http://127.0.0.1:1" in result.stderr
 
 
+EXAMPLE_INI = Path(__file__).parent.parent / "config.example.ini"
+
+
+def _one_error_line(result):
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "Warning" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kinto-elasticsearch: error: "), lines
+    return lines[0]
+
+
 def test_a_missing_ini_is_a_clear_error(tmp_path):
     result = cli("verify", "--ini", tmp_path / "nope.ini")
-    assert result.returncode == 2
-    assert "nope.ini" in result.stderr
+    assert "nope.ini" in _one_error_line(result)
+
+
+def test_a_bad_setting_is_one_line_of_error(tmp_path):
+    ini = tmp_path / "kinto.ini"
+    example = EXAMPLE_INI.read_text()
+    ini.write_text(example.replace("max_retries = 0", "max_retries = lots"))
+    result = cli("verify", "--ini", ini)
+    line = _one_error_line(result)
+    assert f"{ini}: elasticsearch.max_retries must be a whole number >= 0, not 'lots'" in line
+
+
+def test_an_ini_that_does_not_parse_is_one_line_of_error(tmp_path):
+    ini = tmp_path / "kinto.ini"
+    duplicate = "max_retries = 0\nkinto.elasticsearch.max_retries = 1"
+    ini.write_text(EXAMPLE_INI.read_text().replace("max_retries = 0", duplicate))
+    line = _one_error_line(cli("reindex", "--ini", ini))
+    assert f"cannot read {ini}" in line and "max_retries" in line
 
 
 def test_reindex_logs_progress_when_not_on_a_terminal(filled, write_ini):

@@ -19,10 +19,38 @@ def test_hosts_are_a_list():
 
 
 @pytest.mark.parametrize(
+    "host,assumed",
+    [
+        ("localhost:9200", "http://localhost:9200"),
+        ("localhost", "http://localhost"),
+        ("10.0.0.7:9201", "http://10.0.0.7:9201"),
+        ("es-1.example.com:9200", "http://es-1.example.com:9200"),
+        ("[::1]:9200", "http://[::1]:9200"),
+    ],
+)
+def test_a_host_without_a_scheme_is_read_as_http_with_a_warning(host, assumed, caplog):
+    """0.3's default and example was ``localhost:9200``: it keeps working, deprecated."""
+    with pytest.warns(DeprecationWarning) as warned:
+        settings = parse_settings({"elasticsearch.hosts": f"https://a:9200 {host}"})
+    assert settings.hosts == ("https://a:9200", assumed)
+    message = f"elasticsearch.hosts: {host!r} has no scheme and is read as {assumed}"
+    assert [str(warning.message) for warning in warned] == [
+        f"{message}; write {assumed} (or https://...): hosts without a scheme are deprecated"
+    ]
+    assert message in caplog.text
+
+
+@pytest.mark.parametrize(
     "key,value,fragment",
     [
-        ("elasticsearch.hosts", "localhost:9200", "not a URL with a scheme"),
         ("elasticsearch.hosts", "ftp://localhost", "not a URL with a scheme"),
+        ("elasticsearch.hosts", "http://", "not a URL with a scheme"),
+        ("elasticsearch.hosts", ":9200", "not a URL with a scheme"),
+        ("elasticsearch.hosts", "localhost:port", "not a URL with a scheme"),
+        ("elasticsearch.hosts", "http:/localhost", "not a URL with a scheme"),
+        ("elasticsearch.hosts", "localhost:9200/prefix", "not a URL with a scheme"),
+        ("elasticsearch.hosts", "user:secret@localhost:9200", "not a URL with a scheme"),
+        ("elasticsearch.hosts", "!!!", "not a URL with a scheme"),
         ("elasticsearch.hosts", "", "at least one host"),
         ("elasticsearch.engine", "solr", "must be one of elasticsearch, opensearch"),
         ("elasticsearch.index_prefix", "Kinto", "index_prefix 'Kinto' is invalid"),
@@ -61,9 +89,22 @@ def test_kinto_refuses_to_start_with_a_bad_setting(engine_server, index_prefix):
     from tests.conftest import base_settings
 
     settings = base_settings(engine_server, index_prefix)
-    settings["elasticsearch.hosts"] = "127.0.0.1:9200"
+    settings["elasticsearch.hosts"] = "ftp://127.0.0.1:9200"
     with pytest.raises(ConfigurationError, match="not a URL with a scheme"):
         kinto.main({}, **settings)
+
+
+def test_kinto_starts_with_0_3s_scheme_less_host(engine_server, index_prefix):
+    import kinto
+
+    from tests.conftest import base_settings
+
+    settings = base_settings(engine_server, index_prefix)
+    settings["elasticsearch.hosts"] = engine_server.url.removeprefix("http://")
+    with pytest.warns(DeprecationWarning, match="has no scheme"):
+        app = kinto.main({}, **settings)
+    assert app.registry.elasticsearch.settings.hosts == (engine_server.url,)
+    assert app.registry.elasticsearch.ping()
 
 
 def test_environment_overrides_settings(make_app, monkeypatch):

@@ -6,12 +6,11 @@ time and the operators' reference (``reference_rst``) are all read from ``SETTIN
 apart.
 """
 
-import logging
-import warnings
 from dataclasses import dataclass
 
 from kinto.core.utils import read_env
 
+from kinto_elasticsearch.config.parsers import warn_deprecated
 from kinto_elasticsearch.config.table import DEFAULT_SETTINGS, DEPRECATED_SETTINGS, SETTINGS
 
 __all__ = [
@@ -23,8 +22,6 @@ __all__ = [
     "parse_settings",
     "reference_rst",
 ]
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -99,9 +96,7 @@ def _warn_deprecated(settings, project):
     for key, reason in DEPRECATED_SETTINGS.items():
         given = key in settings or f"{project}.{key}" in settings
         if given or read_env(f"{project}.{key}", None) is not None:
-            message = f"{project}.{key} is deprecated and ignored: {reason}"
-            warnings.warn(message, DeprecationWarning, stacklevel=3)
-            logger.warning(message)
+            warn_deprecated(f"{project}.{key} is deprecated and ignored: {reason}", stacklevel=3)
 
 
 def load_settings(config):

@@ -1,7 +1,9 @@
 """How the raw value of each setting (a string from the ini or an environment variable, or
 the table's default) becomes what the plugin uses, with a clear error when it cannot."""
 
+import logging
 import re
+import warnings
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -9,6 +11,8 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.settings import asbool, aslist
 
 from kinto_elasticsearch.index.naming import KINTO_ID_PATTERN
+
+logger = logging.getLogger(__name__)
 
 ENGINES = ("elasticsearch", "opensearch")
 
@@ -20,10 +24,22 @@ _RESOURCE_PATTERN = re.compile(
     rf"^/buckets/(?P<bid>{KINTO_ID_PATTERN})(?:/collections/(?P<cid>{KINTO_ID_PATTERN}))?$"
 )
 
+# ``host[:port]``, as kinto-elasticsearch 0.3 took hosts (its default was localhost:9200):
+# a host name, an IPv4 address or a bracketed IPv6 address, nothing else.
+_SCHEMELESS_HOST_PATTERN = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$"
+)
+
 # A parser turns the raw value of a setting (a string from the ini or an environment
 # variable, or the table's default) into what the plugin uses; it is given the setting's key
 # to name it in a ConfigurationError.
 Parser = Callable[[str, object], object]
+
+
+def warn_deprecated(message, stacklevel=2):
+    """A DeprecationWarning (for tests and ``-W``) and a log line (what an operator reads)."""
+    warnings.warn(message, DeprecationWarning, stacklevel=stacklevel + 1)
+    logger.warning(message)
 
 
 def boolean(key, raw):
@@ -78,13 +94,23 @@ def hosts(key, raw):
     hosts = tuple(aslist(raw) if isinstance(raw, str) else raw)
     if not hosts:
         raise ConfigurationError(f"{key} must name at least one host")
-    for host in hosts:
-        parts = urlsplit(host)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigurationError(
-                f"{key}: {host!r} is not a URL with a scheme, such as http://localhost:9200"
-            )
-    return hosts
+    return tuple(_host_url(key, host) for host in hosts)
+
+
+def _host_url(key, host):
+    if _SCHEMELESS_HOST_PATTERN.match(host):
+        url = f"http://{host}"
+        warn_deprecated(
+            f"{key}: {host!r} has no scheme and is read as {url}; write {url} "
+            "(or https://...): hosts without a scheme are deprecated"
+        )
+        return url
+    parts = urlsplit(host)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"{key}: {host!r} is not a URL with a scheme, such as http://localhost:9200"
+        )
+    return host
 
 
 def engine(key, raw):

@@ -54,7 +54,9 @@ SETTINGS = (
         parsers.hosts,
         "The search engine's nodes, as URLs with a scheme (``http://`` or ``https://``), "
         "separated by spaces or new lines. Name several nodes of a cluster so that a "
-        "connection failure can be retried on another (``max_retries``).",
+        "connection failure can be retried on another (``max_retries``). A bare "
+        "``host[:port]``, as kinto-elasticsearch 0.3 took, is read as ``http://host[:port]`` "
+        "with a deprecation warning.",
     ),
     Setting(
         "elasticsearch.force_refresh",

@@ -1,16 +1,21 @@
 """The ``kinto-elasticsearch`` command line: catch up, rebuild and verify indices.
 
 Exit status: 0 when all went well (and, for verify, everything matches), 1 when verify
-found differences, 2 on an error (bad arguments, plugin not configured, unknown bucket or
-collection, engine unreachable).
+found differences, 2 on an error (bad arguments, an ini that cannot be read, a bad setting,
+plugin not configured, unknown bucket or collection, engine unreachable), reported as one
+line on stderr; a bug keeps its traceback.
 """
 
 import argparse
+import configparser
 import logging
 import os
 import sys
+import warnings
 
 import transaction
+from plaster.exceptions import PlasterError
+from pyramid.exceptions import ConfigurationError, ConfigurationExecutionError
 from pyramid.paster import bootstrap, setup_logging
 
 from kinto_elasticsearch.client import EngineError
@@ -34,15 +39,41 @@ def build_parser():
     return parser
 
 
+def _bootstrap(ini):
+    """Kinto's app from its ini, a configuration error being the operator's to fix."""
+    with warnings.catch_warnings():
+        # Kinto's startup advice for a server ("HTTPS is not enabled") is noise here.
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            return bootstrap(ini)
+        except (OSError, configparser.Error, PlasterError) as exc:
+            if isinstance(exc, OSError) and exc.filename is None:
+                raise
+            raise CommandError(f"cannot read {ini}: {_one_line(exc)}") from None
+        except LookupError as exc:
+            # paste.deploy's "No section 'main'" is a bare LookupError; a KeyError is a bug.
+            if type(exc) is not LookupError:
+                raise
+            raise CommandError(f"cannot read {ini}: {_one_line(exc)}") from None
+        except ConfigurationExecutionError as exc:
+            # A configuration action that failed: the operator's error only if it is one.
+            if not isinstance(exc.evalue, ConfigurationError):
+                raise
+            raise CommandError(f"{ini}: {_one_line(exc.evalue)}") from None
+        except ConfigurationError as exc:
+            raise CommandError(f"{ini}: {_one_line(exc)}") from None
+
+
+def _one_line(exc):
+    return " ".join(line.strip() for line in str(exc).splitlines())
+
+
 def run(args, out=sys.stdout):
     if args.collection and not args.bucket:
         raise CommandError("--collection needs --bucket")
     # This process does the work itself, in the foreground: no background catch-up in it.
     os.environ["KINTO_ELASTICSEARCH_CATCHUP_IN_PROCESS"] = "false"
-    try:
-        env = bootstrap(args.ini)
-    except FileNotFoundError as exc:
-        raise CommandError(f"cannot read {args.ini}: {exc}") from None
+    env = _bootstrap(args.ini)
     try:
         registry = env["registry"]
         if getattr(registry, "elasticsearch", None) is None:
