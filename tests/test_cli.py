@@ -5,8 +5,9 @@ import threading
 from pathlib import Path
 
 import pytest
+import transaction
 
-from kinto_elasticsearch.index import placement
+from kinto_elasticsearch.index import naming, placement
 from kinto_elasticsearch.ops.progress import Progress
 from tests.conftest import indexed, pg_settings
 
@@ -373,3 +374,82 @@ def test_reindex_promote_moves_a_pooled_collection_to_an_index_of_its_own(
     assert engine.call("count", index=pool, body=term)["count"] == 0
     result = cli("verify", "--ini", ini, "-b", "b", "-c", "c")
     assert result.returncode == 0, result.stdout
+
+
+def _last_line(stderr):
+    return stderr.strip().splitlines()[-1]
+
+
+def test_a_memory_storage_is_refused_with_the_engine_left_alone(
+    filled, alice, write_ini, engine, index_prefix
+):
+    before = indexed(engine, index_prefix, "b", "c")
+    ini = write_ini(**{"kinto.storage_backend": "kinto.core.storage.memory"})
+    for command in (["verify"], ["verify", "--repair"], ["reindex"], ["sync"]):
+        result = cli(*command, "--ini", ini)
+        assert result.returncode == 2, (command, result.stdout, result.stderr[-2000:])
+        assert _last_line(result.stderr) == (
+            "kinto-elasticsearch: error: storage is kinto.core.storage.memory: this process "
+            "would read a storage of its own, empty, not the server's; use the server's own "
+            "ini, with PostgreSQL storage"
+        )
+        assert result.stdout == ""
+    assert indexed(engine, index_prefix, "b", "c") == before == _stored(filled, alice)
+
+
+@pytest.fixture
+def foreign_collections(filled, engine, index_prefix):
+    """Six collections in the engine that storage lacks, next to its one: as the engine
+    looks to a tool reading the wrong database."""
+    aliases = [naming.alias_name(index_prefix, "gone", f"c{i}") for i in range(6)]
+    for alias in aliases:
+        engine.call("indices.create", index=f"{alias}.1", body={"aliases": {alias: {}}})
+    return aliases
+
+
+def test_repair_and_sync_keep_collections_storage_lacks_when_most_would_go(
+    foreign_collections, write_ini, engine
+):
+    pattern = ",".join(foreign_collections)
+    repair = cli("verify", "--ini", write_ini(), "--repair")
+    assert repair.returncode == 2, repair.stderr[-2000:]
+    assert "the engine holds 6 collections that storage, holding 1, lacks" in repair.stderr
+    assert "--force-delete-orphans" in _last_line(repair.stderr)
+    assert "not deleted: the documents of collections that storage lacks" in repair.stdout
+    sync = cli("sync", "--ini", write_ini())
+    assert sync.returncode == 2
+    assert "the engine holds 6 collections that storage, holding 1, lacks" in sync.stderr
+    assert sorted(engine.call("indices.get_alias", name=pattern)) == sorted(
+        f"{alias}.1" for alias in foreign_collections
+    )
+
+    forced = cli("sync", "--ini", write_ini(), "--force-delete-orphans")
+    assert forced.returncode == 0, forced.stderr[-2000:]
+    assert "6 removed" in forced.stdout
+    assert cli("verify", "--ini", write_ini()).returncode == 0
+
+
+def test_repair_and_reindex_keep_an_index_whose_storage_looks_empty(
+    filled, alice, write_ini, engine, index_prefix
+):
+    before = indexed(engine, index_prefix, "b", "c")
+    registry = filled.app.registry
+    registry.storage.delete_all(resource_name="record", parent_id="/buckets/b/collections/c")
+    transaction.commit()
+    repair = cli("verify", "--ini", write_ini(), "--repair")
+    assert repair.returncode == 2, repair.stderr[-2000:]
+    assert (
+        "/buckets/b/collections/c: the engine holds 60 records that storage, holding 0, lacks"
+        in _last_line(repair.stderr)
+    )
+    reindex = cli("reindex", "--ini", write_ini())
+    assert reindex.returncode == 2
+    assert "/buckets/b/collections/c: not reindexed: the engine holds 60 records" in (
+        reindex.stdout
+    )
+    assert "--force-delete-orphans" in _last_line(reindex.stderr)
+    assert indexed(engine, index_prefix, "b", "c") == before
+
+    forced = cli("reindex", "--ini", write_ini(), "--force-delete-orphans")
+    assert forced.returncode == 0, forced.stderr[-2000:]
+    assert indexed(engine, index_prefix, "b", "c") == {}

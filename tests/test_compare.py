@@ -5,7 +5,7 @@ import pytest
 
 from kinto_elasticsearch import storage
 from kinto_elasticsearch.index import naming
-from kinto_elasticsearch.sync import compare, pipeline
+from kinto_elasticsearch.sync import compare, pipeline, sanity
 from kinto_elasticsearch.sync.rebuild import reindex_collection
 from tests.conftest import indexed
 
@@ -242,3 +242,14 @@ def test_a_failure_on_either_side_stops_the_pipeline():
     with pytest.raises(OSError, match="storage said no"):
         pipeline.pipelined(failing_items(), sent.append)
     assert sent == [0, 1, 2][: len(sent)]
+
+
+@pytest.mark.parametrize(
+    "deleted,kept,refused",
+    [(0, 0, False), (1, 0, True), (5, 1, False), (6, 6, False), (6, 5, True), (60, 0, True)],
+)
+def test_deleting_most_of_what_the_engine_holds_is_refused(deleted, kept, refused):
+    reason = sanity.deletion_refused("records", deleted, kept)
+    assert bool(reason) == refused
+    if refused:
+        assert f"the engine holds {deleted} records that storage, holding {kept}, lacks" in reason

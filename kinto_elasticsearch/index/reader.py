@@ -43,8 +43,8 @@ class Reader:
             for hit in hits["hits"]["hits"]
         ]
 
-    def count_live(self, bucket_id, collection_id, up_to, refreshed=None):
-        """The records (not tombstones) the index holds at a version up to ``up_to``, as
+    def count_live(self, bucket_id, collection_id, up_to=None, refreshed=None):
+        """The records (not tombstones) the index holds (at a version up to ``up_to``), as
         of a refresh made now; or, for a physical index in ``refreshed`` (a set this adds
         to), as of the caller's earlier refresh, which shows a collection the caller knows
         unchanged since: a pool is then refreshed once for all its collections."""
@@ -55,8 +55,9 @@ class Reader:
             self.engine.call("indices.refresh", index=alias)
             if refreshed is not None:
                 refreshed.add(physical)
-        wanted = [LIVE_DOCUMENTS, {"range": {"last_modified": {"lte": up_to}}}]
-        query = {"bool": {"filter": [*wanted, *filter(None, [where.collection_filter()])]}}
+        up_to_filter = None if up_to is None else {"range": {"last_modified": {"lte": up_to}}}
+        wanted = [LIVE_DOCUMENTS, *filter(None, [up_to_filter, where.collection_filter()])]
+        query = {"bool": {"filter": wanted}}
         body = {"query": query, "size": 0, "track_total_hits": True}
         return self.engine.call("search", index=alias, body=body)["hits"]["total"]["value"]
 

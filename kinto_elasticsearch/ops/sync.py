@@ -7,7 +7,8 @@ import time
 import transaction
 
 from kinto_elasticsearch.client import EngineError
-from kinto_elasticsearch.ops.scope import collections_in_scope
+from kinto_elasticsearch.ops.errors import CommandError
+from kinto_elasticsearch.ops.scope import FORCE_FLAG, collections_in_scope
 from kinto_elasticsearch.sync.catchup import CatchUp
 from kinto_elasticsearch.sync.purges import PurgeSchedule
 
@@ -27,9 +28,14 @@ def add_arguments(parser):
 
 
 def run(registry, args, out):
+    # A clear error for an unknown scope, or a storage that cannot be the server's.
+    collections_in_scope(registry.storage, args)
     settings = registry.elasticsearch.settings
-    catchup = CatchUp(registry, overlap_ms=int(settings.catchup_overlap * 1000))
-    collections_in_scope(registry.storage, args)  # A clear error for an unknown scope.
+    catchup = CatchUp(
+        registry,
+        overlap_ms=int(settings.catchup_overlap * 1000),
+        sanity_check=not args.force_delete_orphans,
+    )
     schedule = PurgeSchedule()
     while True:
         started = time.monotonic()
@@ -48,6 +54,14 @@ def run(registry, args, out):
                 file=out,
                 flush=True,
             )
+            if report.refused:
+                refusal = (
+                    f"the indices of the collections storage lacks were kept: {report.refused} "
+                    f"(check that --ini is the server's; {FORCE_FLAG} deletes them all the same)"
+                )
+                if not args.follow:
+                    raise CommandError(refusal)
+                logger.warning(refusal)
         finally:
             transaction.abort()
         if not args.follow:

@@ -2,7 +2,8 @@
 
 import transaction
 
-from kinto_elasticsearch.ops.scope import collections_in_scope
+from kinto_elasticsearch.ops.errors import CommandError
+from kinto_elasticsearch.ops.scope import FORCE_FLAG, collections_in_scope
 from kinto_elasticsearch.sync.compare import scope_pattern, verify_collection, verify_indices
 
 HELP = "Compare storage and indices; exit 1 if they differ."
@@ -22,9 +23,11 @@ def _examples(difference, describe=str):
 def run(registry, args, out):
     storage, index_side = registry.storage, registry.elasticsearch.index
     settings = registry.elasticsearch.settings
+    sanity_check = not args.force_delete_orphans
     differs = False
     expected = set()
     checked = 0
+    refused = []
     for bucket_id, collection_id, metadata in collections_in_scope(storage, args):
         if not settings.is_indexed(bucket_id, collection_id):
             continue
@@ -37,19 +40,33 @@ def run(registry, args, out):
             metadata,
             repair=args.repair,
             lease_seconds=settings.rebuild_lease,
+            sanity_check=sanity_check,
         )
         transaction.abort()
         checked += 1
         differs = differs or report.differs
         _print_collection(report, args.repair, out)
+        if report.refused:
+            refused.append(f"{report.uri}: {report.refused}")
     pattern = scope_pattern(index_side.prefix, args.bucket, args.collection)
-    indices = verify_indices(index_side, expected, pattern, repair=args.repair)
+    indices = verify_indices(
+        index_side, expected, pattern, repair=args.repair, sanity_check=sanity_check
+    )
     _print_indices(indices, out)
+    if indices.refused:
+        refused.append(indices.refused)
     differs = differs or indices.differs
     summary = "differences found" if differs else "everything matches"
     if args.repair and differs:
         summary = "differences found and repaired"
+        if refused:
+            summary = "differences found, repaired in part"
     print(f"{checked} collection(s) verified: {summary}.", file=out)
+    if refused:
+        raise CommandError(
+            f"--repair left deletions out: {'; '.join(refused)} (check that --ini is the "
+            f"server's; {FORCE_FLAG} deletes them all the same)"
+        )
     return 1 if differs else 0
 
 
@@ -84,6 +101,8 @@ def _print_collection(report, repair, out):
         )
     if repair and report.differs:
         print(f"  repaired: {report.repaired} document(s) written or deleted", file=out)
+    if report.refused:
+        print(f"  not deleted: the {report.extra.count} extra document(s)", file=out)
 
 
 def _print_indices(indices, out):
@@ -100,3 +119,5 @@ def _print_indices(indices, out):
             )
     if indices.deleted:
         print(f"  repaired: {len(indices.deleted)} index(es) deleted", file=out)
+    if indices.refused:
+        print("  not deleted: the documents of collections that storage lacks", file=out)

@@ -48,6 +48,7 @@ from kinto_elasticsearch.storage import collection_uri, iter_collections
 from kinto_elasticsearch.sync.changes import CollectionCatchUp
 from kinto_elasticsearch.sync.checkpoints import Checkpoint, SyncStore, fingerprint
 from kinto_elasticsearch.sync.rebuild import remove_abandoned
+from kinto_elasticsearch.sync.sanity import deletion_refused
 
 logger = logging.getLogger(__name__)
 
@@ -75,13 +76,18 @@ class PassReport:
     busy: list = field(default_factory=list)
     # Indices left by rebuilds that died, deleted.
     abandoned: list = field(default_factory=list)
+    # Why the indices of the collections storage lacks were kept (``sanity``), or None.
+    refused: str = None
 
 
 class CatchUp:
     """One catch-up pass over the collections in scope."""
 
-    def __init__(self, registry, overlap_ms, clock=time.time):
+    def __init__(self, registry, overlap_ms, clock=time.time, sanity_check=False):
+        """``sanity_check``: keep the indices of the collections storage lacks when they
+        look like the sign of a storage that is not the server's (``sanity``)."""
         self.registry = registry
+        self.sanity_check = sanity_check
         self.storage = registry.storage
         self.index_side = registry.elasticsearch.index
         self.settings = registry.elasticsearch.settings
@@ -153,7 +159,12 @@ class CatchUp:
         return by_alias
 
     def _remove_gone(self, aliases, checkpoints, expected, report):
-        for alias in sorted(set(aliases) - expected):
+        gone = set(aliases) - expected
+        if self.sanity_check:
+            report.refused = deletion_refused("collections", len(gone), len(expected))
+            if report.refused:
+                return
+        for alias in sorted(gone):
             logger.info("Deleting the indices of %s: its collection is gone", alias)
             self.index_side.removal.drop_alias(alias, sorted(aliases[alias]))
             self.store.delete(alias)

@@ -20,6 +20,7 @@ from kinto_elasticsearch.index.placement import MAX_ID_BYTES
 from kinto_elasticsearch.storage import collection_uri, iter_record_pages
 from kinto_elasticsearch.sync.apply import apply_changes
 from kinto_elasticsearch.sync.rebuild import LEASE_SECONDS, reindex_collection
+from kinto_elasticsearch.sync.sanity import deletion_refused
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ class CollectionReport:
     partial: Difference = field(default_factory=Difference)
     unindexable: Difference = field(default_factory=Difference)
     repaired: int = 0
+    # Why the repair did not delete the extra documents (``sanity``), or None.
+    refused: str = None
 
     @property
     def uri(self):
@@ -73,7 +76,12 @@ def verify_collection(
     metadata,
     repair=False,
     lease_seconds=LEASE_SECONDS,
+    sanity_check=False,
 ):
+    """Compare a collection's records with its index; ``repair`` fixes what differs. With
+    ``sanity_check``, the repair deletes no extra documents when they look like the sign of
+    a storage that is not the server's (``sanity``): they are reported, and ``refused``
+    says why."""
     report = CollectionReport(bucket_id, collection_id)
     parent_id = collection_uri(bucket_id, collection_id)
     if not index_side.locator.exists(bucket_id, collection_id):
@@ -142,28 +150,20 @@ def verify_collection(
                 index_side, bucket_id, collection_id, partial, metadata, same_version=True
             )
 
-    # Index to storage: documents of records that storage no longer has.
-    for documents in index_side.reader.iter_documents(bucket_id, collection_id):
-        report.documents += len(documents)
-        ids = list(documents)
-        present = {
-            r["id"]
-            for r in storage.list_all(
-                resource_name="record",
-                parent_id=parent_id,
-                filters=[Filter("id", ids, COMPARISON.IN)],
-                limit=len(ids),
+    # Index to storage: documents of records that storage no longer has. Checked, the
+    # extras are counted first, and deleted by a second pass if they may be.
+    _compare_documents(
+        storage, index_side, bucket_id, collection_id, metadata, report,
+        delete=repair and not sanity_check,
+    )  # fmt: skip
+    if repair and sanity_check and report.extra.count:
+        report.refused = deletion_refused("records", report.extra.count, report.records)
+        if not report.refused:
+            deleting = CollectionReport(bucket_id, collection_id)
+            _compare_documents(
+                storage, index_side, bucket_id, collection_id, metadata, deleting, delete=True
             )
-        }
-        extra = [i for i in ids if i not in present]
-        report.extra.add(extra)
-        if repair and extra:
-            # One version above the indexed one: the delete wins over what is there.
-            tombstones = [
-                {"id": i, "last_modified": documents[i] + 1, "deleted": True} for i in extra
-            ]
-            written = apply_changes(index_side, bucket_id, collection_id, tombstones, metadata)
-            report.repaired += len(written.deleted)
+            report.repaired += deleting.repaired
     if repair and outgrown:
         result = reindex_collection(
             storage,
@@ -178,6 +178,32 @@ def verify_collection(
     return report
 
 
+def _compare_documents(storage, index_side, bucket_id, collection_id, metadata, report, delete):
+    """Count the index's documents, and those of records storage lacks; ``delete`` them."""
+    parent_id = collection_uri(bucket_id, collection_id)
+    for documents in index_side.reader.iter_documents(bucket_id, collection_id):
+        report.documents += len(documents)
+        ids = list(documents)
+        present = {
+            r["id"]
+            for r in storage.list_all(
+                resource_name="record",
+                parent_id=parent_id,
+                filters=[Filter("id", ids, COMPARISON.IN)],
+                limit=len(ids),
+            )
+        }
+        extra = [i for i in ids if i not in present]
+        report.extra.add(extra)
+        if delete and extra:
+            # One version above the indexed one: the delete wins over what is there.
+            tombstones = [
+                {"id": i, "last_modified": documents[i] + 1, "deleted": True} for i in extra
+            ]
+            written = apply_changes(index_side, bucket_id, collection_id, tombstones, metadata)
+            report.repaired += len(written.deleted)
+
+
 @dataclass
 class IndicesReport:
     # Indices under the prefix that belong to no existing collection.
@@ -189,14 +215,30 @@ class IndicesReport:
     orphan_aliases: list = field(default_factory=list)
     # Documents in pools of collections with no alias there: {pool: {collection key: count}}.
     orphan_documents: dict = field(default_factory=dict)
+    # Why the repair deleted no collection's documents (``sanity``), or None.
+    refused: str = None
 
     @property
     def differs(self):
         return bool(self.orphans or self.detached or self.orphan_aliases or self.orphan_documents)
 
+    def orphan_collections(self, prefix):
+        """The aliases of the collections whose documents the orphans hold."""
+        return (
+            {name.rsplit(".", 1)[0] for name in self.orphans}
+            | set(self.orphan_aliases)
+            | {_alias_of_key(prefix, key) for counts in self.orphan_documents.values()
+               for key in counts}
+        )  # fmt: skip
 
-def verify_indices(index_side, expected_aliases, pattern, repair=False, now=None):
-    """Check the indices matching ``pattern`` against the collections' aliases."""
+
+def verify_indices(
+    index_side, expected_aliases, pattern, repair=False, now=None, sanity_check=False
+):
+    """Check the indices matching ``pattern`` against the collections' aliases. With
+    ``sanity_check``, the repair deletes no collection's documents when the orphans look
+    like the sign of a storage that is not the server's (``sanity``), and ``refused`` says
+    why; old generations of the collections of storage still go."""
     report = IndicesReport()
     now = time.time() if now is None else now
     created = index_side.indices.creation_dates(pattern)
@@ -224,7 +266,13 @@ def verify_indices(index_side, expected_aliases, pattern, repair=False, now=None
         }
         if kept:
             report.orphan_documents[pool] = kept
-    if repair:
+    if repair and sanity_check:
+        report.refused = deletion_refused(
+            "collections", len(report.orphan_collections(index_side.prefix)), len(expected_aliases)
+        )
+    if repair and report.refused:
+        report.deleted = index_side.indices.delete(report.detached)
+    elif repair:
         report.deleted = index_side.indices.delete(report.orphans + report.detached)
         index_side.pools.drop(gone)
         index_side.pools.delete_orphan_documents(report.orphan_documents)
