@@ -28,7 +28,7 @@ test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(MAKE) docs
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest --durations=25
 
 # The documentation site, into docs/_build/html; any warning (a broken reference, a setting
 # the reference cannot render) fails the build.
