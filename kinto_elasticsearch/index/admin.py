@@ -28,10 +28,6 @@ class IndexAdmin:
         # adds its own ``index:settings`` (analysis) where its indices are created.
         self.index_settings = dict(index_settings or {})
 
-    def _forget(self, alias):
-        self.locator.forget(alias)
-        self.known.forget(alias)
-
     def index_body(self, metadata, settings=None):
         """Settings and mappings of a new index for a collection with this metadata.
 
@@ -131,7 +127,7 @@ class IndexAdmin:
             behind = sorted(self.engine.call("indices.get_alias", name=alias))
         except EngineNotFound:
             # Deleted meanwhile (its collection went): nothing to write to.
-            self._forget(alias)
+            self.locator.forget(alias)
             raise
         if len(behind) > 1:
             pools = [name for name in behind if naming.is_pool(self.prefix, name)]
@@ -144,7 +140,7 @@ class IndexAdmin:
             )
             self.indices.remove_aliases([(name, alias) for name in behind if name != keep])
             behind = [keep]
-        self._forget(alias)
+        self.locator.forget(alias)
         self.locator.remember({alias: behind})
         return behind[0]
 
@@ -181,7 +177,7 @@ class IndexAdmin:
             actions.append({"remove": {"index": was.pool, "alias": alias}})
         actions.append({"add": {"index": index, "alias": alias, **WRITE_INDEX}})
         self.indices.update_aliases(actions, alias)
-        self._forget(alias)
+        self.locator.forget(alias)
         self.indices.delete(old)
         if was.pooled:
             self.pools.delete_documents(was)

@@ -18,6 +18,9 @@ class KnownMappings:
     def forget(self, index):
         self._known.pop(index, None)
 
+    def forget_all(self):
+        self._known.clear()
+
     def known_mapping(self, index, max_age=60.0, refresh=False, missing_ok=True):
         """``(KnownMapping, fresh)`` of an index or alias, cached a while.
 

@@ -10,9 +10,12 @@ from kinto_elasticsearch.index.placement import COLLECTION_FIELD
 
 
 class Locator:
-    def __init__(self, engine, prefix, pools=0):
+    def __init__(self, engine, prefix, known, pools=0):
         self.engine = engine
         self.prefix = prefix
+        # What is known of a collection's mapping goes with where it lives: a collection
+        # that moved or went has another mapping, or none.
+        self.known = known
         # How many pooled indices small collections share (0: every collection has its
         # own index, as before pools).
         self.pools = pools
@@ -59,11 +62,14 @@ class Locator:
         return placement.choose(self.prefix, self.pools, bucket_id, collection_id, metadata)
 
     def forget(self, alias=None):
-        """Forget where ``alias`` (or every collection) lives: it moved, or went."""
+        """Forget where ``alias`` (or every collection) lives, and its mapping: it moved,
+        or went."""
         if alias is None:
             self._placements.clear()
+            self.known.forget_all()
         else:
             self._placements.pop(alias, None)
+            self.known.forget(alias)
 
     def exists(self, bucket_id, collection_id):
         return bool(

@@ -62,7 +62,6 @@ class Pools:
             self.ensure(where.pool)
             self.indices.update_aliases(actions, where.alias)
         self.locator.forget(where.alias)
-        self.known.forget(where.alias)
         self.locator.remember({where.alias: [where.pool]})
         return where.pool
 

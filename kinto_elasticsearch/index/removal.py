@@ -5,16 +5,11 @@ from kinto_elasticsearch.index import naming
 
 
 class Removal:
-    def __init__(self, indices, locator, known, pools):
+    def __init__(self, indices, locator, pools):
         self.indices = indices
         self.locator = locator
-        self.known = known
         self.pools = pools
         self.prefix = locator.prefix
-
-    def _forget(self, alias):
-        self.locator.forget(alias)
-        self.known.forget(alias)
 
     def delete_collection_indices(self, bucket_id, collection_id):
         """Delete a collection's indices, or its documents and alias in its pool."""
@@ -24,7 +19,7 @@ class Removal:
             if where.pooled:
                 self.indices.remove_aliases([(where.pool, alias)])
                 self.pools.delete_documents(where)
-        self._forget(alias)
+        self.locator.forget(alias)
         pattern = naming.collection_pattern(self.prefix, bucket_id, collection_id)
         return self.indices.delete(sorted(self.indices.listed(pattern)))
 
@@ -34,7 +29,7 @@ class Removal:
         pattern = naming.bucket_pattern(self.prefix, bucket_id)
         pooled = self.locator.pooled_aliases(pattern)
         for alias in pooled:
-            self._forget(alias)
+            self.locator.forget(alias)
         self.pools.drop(pooled)
         return self.indices.delete(sorted(self.indices.listed(pattern)))
 
@@ -44,7 +39,7 @@ class Removal:
         alias and documents only."""
         dedicated = [name for name in indices if not naming.is_pool(self.prefix, name)]
         if len(dedicated) < len(indices):
-            self._forget(alias)
+            self.locator.forget(alias)
             pooled = self.locator.pooled_aliases(alias)
             self.pools.drop({alias: pooled[alias]} if alias in pooled else {})
         return self.indices.delete(sorted(dedicated))

@@ -44,11 +44,11 @@ class IndexSide:
         pool_settings=None,
         pool_max_fields=100,
     ):
-        locator = Locator(engine, prefix, pools)
-        indices = Indices(engine)
         known = KnownMappings(engine, prefix)
+        locator = Locator(engine, prefix, known, pools)
+        indices = Indices(engine)
         pooled = Pools(engine, indices, locator, known, pool_settings, pool_max_fields)
-        removal = Removal(indices, locator, known, pooled)
+        removal = Removal(indices, locator, pooled)
         return cls(
             engine=engine,
             prefix=prefix,
