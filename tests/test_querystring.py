@@ -19,9 +19,9 @@ from kinto_elasticsearch.search.querystring import (
     MATCH_NONE,
     MAX_RESULT_WINDOW,
     SearchRequest,
-    next_page_token,
     querystring_to_search,
 )
+from kinto_elasticsearch.search.tokens import next_page_token
 
 FIELD_TYPES = {
     "id": "keyword",

@@ -50,9 +50,7 @@ Known deviations, where the index cannot hold what Kinto compares:
 - Tokens are not interchangeable with ``/records`` tokens.
 """
 
-import base64
 import copy
-import json
 import re
 from dataclasses import dataclass
 from operator import ge, gt, le, lt
@@ -64,7 +62,7 @@ from kinto.core.utils import COMPARISON
 
 from kinto_elasticsearch import errors
 from kinto_elasticsearch.index.fieldnames import UNINDEXED_FIELD
-from kinto_elasticsearch.search import ranking
+from kinto_elasticsearch.search import ranking, tokens
 
 ID_FIELD = "id"
 MODIFIED_FIELD = "last_modified"
@@ -140,7 +138,7 @@ class SearchRequest:
         # Only when the engine's window leaves no room for that extra hit does a full page
         # have to be taken as a maybe.
         more = len(hits) > self.limit or len(hits) == self.limit == self.body["size"]
-        return page, (next_page_token(page[-1]) if more and page else None)
+        return page, (tokens.next_page_token(page[-1]) if more and page else None)
 
 
 @dataclass(frozen=True)
@@ -199,31 +197,10 @@ def querystring_to_search(
     }
     token = validated.get("_token")
     if token:
-        body["search_after"] = _search_after(token, len(sort))
+        body["search_after"] = tokens.search_after(token, len(sort))
+        if body["search_after"] is None:
+            raise _invalid((None, "_token has invalid content"))
     return SearchRequest(body=body, limit=limit, ranked=ranked)
-
-
-def next_page_token(last_hit: dict) -> str:
-    """The ``_token`` of the page after ``last_hit``."""
-    content = json.dumps({"sort": last_hit["sort"]}).encode()
-    return base64.urlsafe_b64encode(content).decode().rstrip("=")
-
-
-def _search_after(token, length):
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode()))["sort"]
-    except (ValueError, TypeError, KeyError):
-        values = None
-    scalars = (str, int, float, bool, type(None))
-    # A token of another sort (its ``_sort`` changed) would only get a confusing engine error.
-    if not (
-        isinstance(values, list)
-        and len(values) == length
-        and all(isinstance(v, scalars) for v in values)
-    ):
-        raise _invalid((None, "_token has invalid content"))
-    return values
 
 
 def _invalid(*problems):
