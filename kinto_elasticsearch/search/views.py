@@ -12,7 +12,7 @@ from kinto.core.authorization import DYNAMIC
 from pyramid.security import NO_PERMISSION_REQUIRED
 
 from kinto_elasticsearch import errors, metrics
-from kinto_elasticsearch.client import EngineUnavailable
+from kinto_elasticsearch.client import EngineRequestError, EngineUnavailable
 from kinto_elasticsearch.index.mapping import flatten_field_types
 from kinto_elasticsearch.search import (
     access,
@@ -27,6 +27,7 @@ from kinto_elasticsearch.search.resolved import (
     CollectionSearch,
     max_result_size,
     query_limits,
+    refused,
     unavailable,
 )
 
@@ -185,6 +186,8 @@ def get_facets(request):
                     response = run(described, limit)
             else:
                 response = run(described, limit)
+    except EngineRequestError as exc:
+        raise refused(exc, built=True) from None
     except EngineUnavailable as exc:
         raise unavailable(exc) from None
     return facets.facets_response(described, response, hidden, wanted)
