@@ -6,16 +6,26 @@ tokenizer (the engines' standard analyzer, a split on punctuation) finds the sam
 the metadata may change from one package version to the next, the assertions do not.
 """
 
+import functools
 import importlib.metadata
 import itertools
 import re
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import kinto
 import pytest
 import webtest
 
-from kinto_elasticsearch.search.ranking import PREFIX_WEIGHT, TYPO_WEIGHT
+from kinto_elasticsearch.search.ranking import (
+    EXACT_POINTS,
+    FIELD_POINTS,
+    MAX_PROXIMITY_PAIRS,
+    MAX_PROXIMITY_TERMS,
+    PROXIMITY_SLOP,
+    Units,
+    field_points,
+)
 from tests.conftest import auth, base_settings
 
 BUCKET = "/v1/buckets/pkgs"
@@ -140,12 +150,86 @@ def follow(app, url, headers=ALICE, between_pages=None):
     return seen, response.headers["Total-Objects"]
 
 
-def expected_score(corpus, rid, query_words, weights):
-    """The score the README promises: per word, the weight of the best field holding it."""
-    return sum(
-        max((w for field, w in weights.items() if word in corpus.fields[field][rid]), default=0)
+@functools.cache
+def _token_lists(text):
+    """The tokens of ``text`` by each of the two tokenizers, in order."""
+    low = text.lower()
+    return re.findall(r"\w+(?:[.:'’]\w+)*", low), [t for t in re.split(r"[^a-z0-9]+", low) if t]
+
+
+def _slop(tokens, first, second):
+    """The least phrase slop that finds ``first second`` in ``tokens`` (Lucene's sloppy
+    phrase: in order at distance d costs d - 1, swapped d + 1); None if either is absent."""
+    firsts = [i for i, t in enumerate(tokens) if t == first]
+    seconds = [i for i, t in enumerate(tokens) if t == second]
+    return min((abs(i - (j - 1)) for i in firsts for j in seconds), default=None)
+
+
+class Ambiguous(Exception):
+    """The two tokenizers disagree on what the model computes."""
+
+
+def proximity(corpus, rid, first, second, fields):
+    """2 when a field holds the pair side by side in order, 1 within PROXIMITY_SLOP."""
+    found = set()
+    for tokens in zip(*(_token_lists(corpus.records[rid][f]) for f in fields), strict=True):
+        slops = [_slop(t, first, second) for t in tokens]
+        slops = [slop for slop in slops if slop is not None]
+        found.add(2 if 0 in slops else 1 if any(s <= PROXIMITY_SLOP for s in slops) else 0)
+    if len(found) > 1:
+        raise Ambiguous(rid, first, second)
+    return found.pop()
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """What the README's criteria find in one record, by a model of the corpus."""
+
+    words: int
+    proximity: int
+    field: int
+    exact: bool
+
+    def score(self, units):
+        near = units.near * self.proximity + self.field + EXACT_POINTS * self.exact
+        return units.word * self.words + near
+
+    def key(self):
+        return (self.words, self.proximity, self.field, self.exact)
+
+
+def criteria(corpus, rid, query_words, weights):
+    heaviest = max(weights.values())
+    pairs = _pairs(query_words, weights)
+    held = [
+        field_points(max(w for f, w in weights.items() if word in corpus.fields[f][rid]), heaviest)
         for word in query_words
+        if any(word in corpus.fields[f][rid] for f in weights)
+    ]
+    whole = " ".join(query_words)
+    return Criteria(
+        words=len(held),
+        proximity=sum(
+            proximity(corpus, rid, a, b, weights)
+            for a, b in itertools.pairwise(query_words[: pairs + 1])
+        ),
+        field=sum(held),
+        exact=any(corpus.records[rid][f].lower() == whole for f in weights),
     )
+
+
+def _pairs(query_words, weights):
+    budget = MAX_PROXIMITY_TERMS // (4 * len(weights))
+    return min(len(query_words) - 1, MAX_PROXIMITY_PAIRS, budget)
+
+
+def units_of(query_words, weights, typos=False):
+    return Units.of(len(query_words), _pairs(query_words, weights), typos)
+
+
+def expected_score(corpus, rid, query_words, weights):
+    """The score the README promises, from the criteria the model finds."""
+    return criteria(corpus, rid, query_words, weights).score(units_of(query_words, weights))
 
 
 def _two_title_words(corpus):
@@ -175,19 +259,179 @@ def test_every_word_in_the_title_ranks_above_a_single_word_in_the_body(search_ap
         assert all(found.index(rid) < found.index(other) for other in single_in_body)
 
 
+EQUAL = {"name": 1, "title": 1, "body": 1}
+WEIGHTED = {"title": 3, "body": 1, "name": 2}
+
+
+def _q_fields(weights):
+    return ",".join(f"{field}^{weight}" for field, weight in weights.items())
+
+
+CRITERIA_DECIDING = {"words over proximity and fields", "proximity over fields", "exactness"}
+
+
+def decided_by(ordered):
+    """Which precedences of the criteria an order of records shows (``Criteria``, best
+    first): a record above another for a criterion while worse in a later one."""
+    decided = set()
+    for above, below in itertools.combinations(ordered, 2):
+        if above.words > below.words and (
+            above.proximity < below.proximity or above.field < below.field
+        ):
+            decided.add("words over proximity and fields")
+        elif above.words == below.words and above.proximity > below.proximity:
+            if above.field < below.field:
+                decided.add("proximity over fields")
+        elif above.key()[:3] == below.key()[:3] and above.exact > below.exact:
+            decided.add("exactness")
+    return decided
+
+
+def _candidate_queries(corpus):
+    """Runs of two or three title words, whole short titles and one-word names."""
+    for record in corpus.records.values():
+        tokens = _token_lists(record["title"])
+        if tokens[0] == tokens[1]:
+            for size in (3, 2):
+                for start in range(len(tokens[0]) - size + 1):
+                    yield tokens[0][start : start + size]
+        yield [record["name"].lower()]
+
+
+def model_queries(corpus):
+    """Queries the model reads without ambiguity for every record under both weightings,
+    chosen until, by the model, their results show every precedence of the criteria."""
+    found, shown = [], set()
+    for query_words in _candidate_queries(corpus):
+        if len(set(query_words)) < len(query_words) or not all(
+            w.isalpha() and corpus.clean(w) for w in query_words
+        ):
+            continue
+        try:
+            new = set()
+            for weights in (EQUAL, WEIGHTED):
+                found_criteria = [
+                    criteria(corpus, rid, query_words, weights) for rid in corpus.records
+                ]
+                ordered = sorted(
+                    (c for c in found_criteria if c.words), key=Criteria.key, reverse=True
+                )
+                new |= decided_by(ordered)
+        except Ambiguous:
+            continue
+        if new - shown:
+            found.append(query_words)
+            shown |= new
+        if shown == CRITERIA_DECIDING:
+            return found
+    raise AssertionError(f"the corpus shows only {shown} of the criteria deciding")
+
+
+def ranked(app, query_words, weights):
+    """Every hit of the search box, following Next-Page, and the model's criteria."""
+    url = f"{SEARCH}?q={' '.join(query_words)}&_q_fields={_q_fields(weights)}&_limit=50"
+    return follow(app, url)[0]
+
+
 def test_records_come_in_score_order_with_ties_in_kintos_order(search_app, corpus):
-    _, query_words, _ = _two_title_words(corpus)
-    weights = {"title": 3, "body": 1}
-    found = hits(search_app, f"q={' '.join(query_words)}&_q_fields=title^3,body&_limit=100")
-    scores = {rid: expected_score(corpus, rid, query_words, weights) for rid in corpus.records}
-    assert {hit["_id"] for hit in found} == {rid for rid, score in scores.items() if score}
-    assert [hit["_score"] for hit in found] == sorted(scores.values(), reverse=True)[: len(found)]
-    for hit in found:
-        assert hit["_score"] == scores[hit["_id"]]
-    # Equal scores: newest first, as GET .../records lists them.
-    for first, second in itertools.pairwise(found):
-        if first["_score"] == second["_score"]:
-            assert first["_source"]["last_modified"] > second["_source"]["last_modified"]
+    for query_words in model_queries(corpus):
+        for weights in (EQUAL, WEIGHTED):
+            found = ranked(search_app, query_words, weights)
+            scores = {
+                rid: expected_score(corpus, rid, query_words, weights) for rid in corpus.records
+            }
+            assert {hit["_id"] for hit in found} == {rid for rid, score in scores.items() if score}
+            for hit in found:
+                assert hit["_score"] == scores[hit["_id"]]
+            for first, second in itertools.pairwise(found):
+                assert first["_score"] >= second["_score"]
+                # Equal scores: newest first, as GET .../records lists them.
+                if first["_score"] == second["_score"]:
+                    assert first["_source"]["last_modified"] > second["_source"]["last_modified"]
+
+
+def test_the_criteria_rank_in_order(search_app, corpus):
+    """Words, then proximity, then fields, then exactness: each decides only between
+    records the ones before it leave equal, and each has decided somewhere here."""
+    decided = set()
+    for query_words in model_queries(corpus):
+        for weights in (EQUAL, WEIGHTED):
+            found = [
+                criteria(corpus, hit["_id"], query_words, weights)
+                for hit in ranked(search_app, query_words, weights)
+            ]
+            keys = [c.key() for c in found]
+            assert keys == sorted(keys, reverse=True)
+            decided |= decided_by(found)
+    assert decided == CRITERIA_DECIDING
+
+
+def _phrase_in_a_title(corpus):
+    """Two clean words side by side in a title, and the records holding both only apart
+    (by more than PROXIMITY_SLOP, in no field near each other)."""
+    fields = tuple(EQUAL)
+    for rid, record in corpus.records.items():
+        tokens = _token_lists(record["title"])
+        if tokens[0] != tokens[1]:
+            continue
+        for first, second in itertools.pairwise(tokens[0]):
+            if first == second or not all(
+                len(w) >= 4 and corpus.clean(w) for w in (first, second)
+            ):
+                continue
+            both = corpus.holding(first, fields) & corpus.holding(second, fields)
+            try:
+                apart = {o for o in both if proximity(corpus, o, first, second, fields) == 0}
+            except Ambiguous:
+                continue
+            if apart:
+                return rid, (first, second), apart
+    raise AssertionError("no title of the corpus holds a pair found apart elsewhere")
+
+
+def test_a_phrase_in_the_title_ranks_above_the_words_apart(search_app, corpus):
+    rid, query_words, apart = _phrase_in_a_title(corpus)
+    for weights in (EQUAL, {"title": 1, "body": 1}):
+        found = ids(
+            search_app, f"q={' '.join(query_words)}&_q_fields={_q_fields(weights)}&_limit=100"
+        )
+        assert apart <= set(found)
+        assert all(found.index(rid) < found.index(other) for other in apart)
+    # The same words, swapped: near each other, no longer side by side in order.
+    found = hits(
+        search_app, f"q={' '.join(reversed(query_words))}&_q_fields=title,body&_limit=100"
+    )
+    scores = {hit["_id"]: hit["_score"] for hit in found}
+    units = units_of(query_words, {"title": 1, "body": 1})
+    swapped = criteria(corpus, rid, list(reversed(query_words)), {"title": 1, "body": 1})
+    assert swapped.proximity == 1
+    assert scores[rid] == swapped.score(units)
+    assert all(scores[rid] > scores[other] for other in apart)
+
+
+def test_an_exact_field_ranks_above_a_longer_one_holding_the_word(search_app, corpus):
+    """A package named by a word that other packages' names or titles hold too: its own
+    name equals the query, theirs only holds it, every other criterion being equal."""
+    tried = 0
+    for rid, record in corpus.records.items():
+        word = record["name"].lower()
+        if not (word.isalpha() and corpus.clean(word)):
+            continue
+        others = corpus.holding(word, ("name", "title")) - {rid}
+        if not others:
+            continue
+        tried += 1
+        weights = {"name": 1, "title": 1}
+        found = hits(search_app, f"q={record['name']}&_q_fields=name,title&_limit=100")
+        assert found[0]["_id"] == rid
+        exact = criteria(corpus, rid, [word], weights)
+        for hit in found[1:]:
+            other = criteria(corpus, hit["_id"], [word], weights)
+            assert not other.exact
+            assert hit["_score"] < found[0]["_score"]
+            if other.field == exact.field:
+                assert found[0]["_score"] - hit["_score"] == EXACT_POINTS
+    assert tried >= 2
 
 
 def test_or_by_default_and_on_demand(search_app, corpus):
@@ -235,7 +479,9 @@ def test_typos_are_forgiven_on_demand(search_app, corpus):
     assert ids(search_app, f"q={typo}{fields}") == []
     found = hits(search_app, f"q={typo}{fields}&_fuzzy=true")
     assert corpus.holding(word) <= {hit["_id"] for hit in found}
-    assert {hit["_score"] for hit in found} == {TYPO_WEIGHT}
+    # One word, found with a typo in a field of the heaviest weight.
+    units = units_of([typo], {"title": 1, "body": 1}, typos=True)
+    assert {hit["_score"] for hit in found} == {units.word + FIELD_POINTS}
 
 
 def test_a_word_as_typed_ranks_above_its_neighbours(search_app, corpus):
@@ -244,6 +490,28 @@ def test_a_word_as_typed_ranks_above_its_neighbours(search_app, corpus):
     exact = corpus.holding(word)
     assert only_longer <= set(found)
     assert set(found[: len(exact)]) == exact
+
+
+def test_a_word_as_typed_in_the_body_ranks_above_a_typo_in_the_title(search_app, corpus):
+    """Typos before fields: as typed in the body beats one letter off in a title three
+    times heavier."""
+    vocabulary = corpus.vocabulary()
+    for word in sorted(vocabulary):
+        longer = word + "s"
+        if len(word) < 6 or longer not in vocabulary or not corpus.clean(word + "s"):
+            continue
+        if not corpus.clean(word):
+            continue
+        exact = corpus.holding(word)
+        in_body = exact - corpus.holding(word, ("title",))
+        typo_in_title = corpus.holding(longer, ("title",)) - exact
+        if in_body and typo_in_title:
+            break
+    else:
+        raise AssertionError("no word of the corpus is in a body, and its plural in a title")
+    found = ids(search_app, f"q={word}&_q_fields=title^3,body&_fuzzy=true&_limit=100")
+    assert typo_in_title <= set(found)
+    assert all(found.index(b) < found.index(t) for b in in_body for t in typo_in_title)
 
 
 def test_the_last_word_may_be_a_prefix(search_app, corpus):
@@ -261,13 +529,17 @@ def test_the_last_word_may_be_a_prefix(search_app, corpus):
     assert ids(search_app, f"q={start}{fields}") == []
     found = hits(search_app, f"q={start}{fields}&_prefix=true")
     assert holding <= {hit["_id"] for hit in found}
-    assert {hit["_score"] for hit in found} == {PREFIX_WEIGHT}
+    units = units_of([start], {"title": 1, "body": 1}, typos=True)
+    assert {hit["_score"] for hit in found} == {units.word + FIELD_POINTS}
     # As typed into a search box: whole words, then the start of the one being typed.
     rid, (first, second), _ = _two_title_words(corpus)
     typed = next(second[:n] for n in range(len(second) - 1, 2, -1) if second[:n] not in tokens)
     found = hits(search_app, f"q={first} {typed}&_q_fields=title^3,body&_prefix=true")
-    top = {hit["_id"] for hit in found if hit["_score"] == 3 + 3 * PREFIX_WEIGHT}
-    assert found[0]["_score"] == 3 + 3 * PREFIX_WEIGHT
+    # Both in the title: one as typed, one as a prefix (no phrase: the last is unfinished).
+    units = units_of([first, typed], {"title": 3, "body": 1}, typos=True)
+    best = 2 * units.word + units.typed + 2 * FIELD_POINTS
+    top = {hit["_id"] for hit in found if hit["_score"] == best}
+    assert found[0]["_score"] == best
     assert rid in top
 
 
@@ -461,7 +733,9 @@ def test_the_readme_quick_start_search(app):
     qs = "q=meets+serch&_q_fields=title^3,tags&_fuzzy=true&_highlight=title"
     found = hits(app, qs, url=f"{articles}/search")
     assert [hit["_source"]["title"] for hit in found] == ["Kinto meets search", "Search engines"]
-    assert found[0]["_score"] == 3 + 3 * TYPO_WEIGHT
+    # Both words in the title, "meets" as typed, "serch" with a typo, not side by side.
+    units = units_of(["meets", "serch"], {"title": 3, "tags": 1}, typos=True)
+    assert found[0]["_score"] == 2 * units.word + units.typed + 2 * FIELD_POINTS
     assert "<em>meets</em>" in found[0]["highlight"]["title"][0]
 
 

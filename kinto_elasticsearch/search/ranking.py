@@ -17,16 +17,44 @@ Which records match is ``q`` itself, in the query-string syntax GET search alway
 words (``AND``, ``-word`` and ``field:`` aside) with typos or with the last one as a
 prefix. It is a filter: it reads no statistics.
 
-How they rank is a score of the record's own: for each word of ``q``, the weight of the
-best field holding it (``_q_fields``), half that for a typo or a prefix, summed over the
-words. Ties keep Kinto's default order (newest first, then id). So a record holding more of
-the words, in heavier fields, spelled as typed, ranks higher; as Algolia ranks, and unlike
-the engines' BM25. BM25 reads index-wide term statistics that every write changes: a
-record's score, and its place in the order, would move between two pages and
-``search_after`` would skip or repeat records. A score that depends only on the record and
-the query keeps ``Next-Page`` exact under concurrent writes (every record that matches
-throughout, exactly once, in order), and it tells a reader nothing about the records they
-cannot read.
+How they rank is a score of the record's own, by five criteria, each deciding only
+between records the ones before it leave equal (as Algolia's tie-breaking and
+Meilisearch's ranking rules do):
+
+1. **words**: how many words of ``q`` the record holds, in any searched field, in any
+   form asked for (as typed, with a typo, as a prefix);
+2. **typos**: how many of them it holds as typed (with ``_fuzzy`` or ``_prefix`` only);
+3. **proximity**: for each pair of consecutive words of ``q``, 2 points when one field
+   holds them side by side and in order, 1 when within ``PROXIMITY_SLOP`` moves of each
+   other (the phrase slop: a swapped pair is 2 moves);
+4. **field**: for each word, the weight of the best field holding it (``_q_fields``), in
+   quarters of the heaviest weight, to the nearest (at least one), 2 points a quarter;
+5. **exactness**: a field equals ``q`` whole, case aside (its ``.keyword`` sub-field),
+   1 point.
+
+The score is ``W * words + T * typos + P * proximity + field + exact``, where each unit is
+one more than the most the criteria after it can add up to for this query (``Units``):
+with ``n`` words and ``p`` pairs scored, ``P = 8 * n + 2``, ``T = 2 * p * P + P`` (0
+without typos or prefixes) and ``W = n * T + 2 * p * P + P``. So the order is
+lexicographic: one more word as typed outweighs any proximity, fields and exactness, and
+so on. Every score is a whole number below 2**24: the engines' 32-bit floats hold it
+exactly, and a ``Next-Page`` token carries it back exactly (a fraction, printed as the
+shortest decimal that reads back as the same 32-bit float, would not compare equal again
+on every engine, and the page would repeat). Each criterion is a ``constant_score``
+clause: a word per field weight and form, a phrase per pair and slop, a case-insensitive
+``term`` per field. Where in a field the words stand is not a criterion: ``span_first``
+takes terms as indexed rather than analysed and osmem-server lacks it, and ``intervals``
+cannot anchor a match at the start of a field. Ties keep Kinto's default order (newest
+first, then id).
+
+None of this reads index statistics, unlike the engines' BM25. BM25 reads index-wide term
+statistics that every write changes: a record's score, and its place in the order, would
+move between two pages and ``search_after`` would skip or repeat records; in a pool, they
+are other tenants' data. A score that depends only on the record and the query keeps
+``Next-Page`` exact under concurrent writes (every record that matches throughout, exactly
+once, in order), and it tells a reader nothing about the records they cannot read.
+``text_score`` gives the same score (typos and prefixes aside) to any other search, such
+as POST searches of pooled collections.
 
 ``_q_operator`` defaults to ``or`` when results are ranked: a search box shows records with
 more of the words first rather than dropping those missing one, so an extra or misspelt
@@ -35,11 +63,14 @@ another order, and it defaults to ``and``, as every other parameter narrows the 
 
 Costs stay bounded: fuzzy and prefix expansions are rewritten as constant-score filters
 (every term within the edit distance or under the prefix, none chosen by index-wide
-frequencies), at most ``MAX_SCORED_WORDS`` words are scored, and the search carries the
-same server-side timeout as every search the plugin sends.
+frequencies), at most ``MAX_SCORED_WORDS`` words are scored, proximity scores the first
+``MAX_PROXIMITY_PAIRS`` pairs of ``q``, or as many as ``MAX_PROXIMITY_TERMS`` terms allow
+over the searched fields, and the search carries the same server-side timeout as every
+search the plugin sends. Every clause counts against the guard's ``max_clauses``.
 """
 
 import dataclasses
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -54,10 +85,18 @@ PREFIX_PARAM = "_prefix"
 HIGHLIGHT_PARAM = "_highlight"
 
 OPERATORS = ("and", "or")
-# A typo or a prefix is a weaker sign than the word as typed.
-TYPO_WEIGHT = 0.5
-PREFIX_WEIGHT = 0.5
 MAX_SCORED_WORDS = 32
+# Moves allowed between two words for a proximity point (a phrase's slop).
+PROXIMITY_SLOP = 4
+# Terms the proximity phrases may hold over all searched fields: 4 per pair and field.
+MAX_PROXIMITY_PAIRS = 8
+MAX_PROXIMITY_TERMS = 256
+# The field criterion: a word's best field in steps of the heaviest weight, points a step
+# (more than exactness, which comes after it); see the module docstring.
+FIELD_STEPS = 4
+STEP_POINTS = 2
+FIELD_POINTS = FIELD_STEPS * STEP_POINTS
+EXACT_POINTS = 1
 MAX_FIELDS = 50
 MAX_WEIGHT = 1000
 HIGHLIGHT = {
@@ -76,6 +115,8 @@ _WEIGHTED = re.compile(r"^(?P<name>[^\^]+?)(?:\^(?P<weight>\d+(?:\.\d+)?))?$")
 _FIELD_PREFIX = re.compile(r"^[\w.]+:(?=\S)")
 _SYNTAX_WORDS = {"AND", "OR", "NOT", "&&", "||"}
 _FUZZY = {"fuzziness": "AUTO", "fuzzy_rewrite": "constant_score"}
+# What a word may hold at its ends without a field holding it otherwise (``"kinto``).
+_QUOTES = '"()'
 
 
 @dataclass(frozen=True)
@@ -125,14 +166,16 @@ class SearchBox:
                     param,
                 )
 
-    def apply(self, search, text_fields, syntax_fields=None):
+    def apply(self, search, field_types, hidden=(), syntax_fields=None):
         """``search`` (Kinto's querystring, without ``q``) narrowed and ranked by ``q``.
 
-        ``text_fields``: the text fields the caller may read, searched when ``_q_fields``
-        is not given. ``syntax_fields``: for a caller kept from private fields, the fields
-        ``q``'s syntax may search (``simple_query_string``, which cannot name a field);
-        None lets ``query_string`` search every field, as GET search always did.
+        ``field_types``: ``{"dotted.path": type}`` of the mapping, whose text fields the
+        caller may read (all but ``hidden``) are searched when ``_q_fields`` is not given.
+        ``syntax_fields``: for a caller kept from private fields, the fields ``q``'s syntax
+        may search (``simple_query_string``, which cannot name a field); None lets
+        ``query_string`` search every field, as GET search always did.
         """
+        text_fields = readable_text_fields(field_types, hidden)
         operator = self.operator or ("or" if search.ranked else "and")
         searched = [name for name, _ in self.fields] or list(text_fields)
         filters = [self._matching(operator, searched, syntax_fields)]
@@ -140,15 +183,21 @@ class SearchBox:
             filters.append(search.body["query"])
         query = {"bool": {"filter": filters}}
         weighted = list(self.fields) or [(name, 1) for name in text_fields]
-        if weighted:
-            words = _scored_words(self)
-            scoring = [self._word_score(word, weighted, last) for word, last in words]
-            if scoring:
-                query["bool"]["should"] = scoring
+        chunks = _query_chunks(self.text)
+        scoring = Scoring.of(
+            _distinct(chunks), weighted, field_types, self.fuzzy, self.prefix, " ".join(chunks)
+        )
+        if scoring is not None:
+            query["bool"]["should"] = scoring.words + scoring.bonuses
         # Scores shown under an explicit ``_sort`` too.
         body = {**search.body, "query": query, "track_scores": True}
         if self.highlight:
-            body["highlight"] = {"fields": {name: {} for name in self.highlight}, **HIGHLIGHT}
+            body["highlight"] = {
+                "fields": {name: {} for name in self.highlight},
+                # The words matched, not the phrases and whole values that score.
+                "highlight_query": filters[0],
+                **HIGHLIGHT,
+            }
         return dataclasses.replace(search, body=body)
 
     def _matching(self, operator, searched, syntax_fields):
@@ -169,7 +218,7 @@ class SearchBox:
             }
         alternatives = [exact]
         # Typos and prefixes of the words alone: ``AND`` or ``-spam`` are no words to expand.
-        plain = " ".join(word for word, _ in _scored_words(self))
+        plain = " ".join(_distinct(_query_chunks(self.text)))
         if searched and plain and self.fuzzy:
             alternatives.append(_words(plain, searched, operator, **_FUZZY))
         if searched and plain and self.prefix:
@@ -179,22 +228,91 @@ class SearchBox:
             return exact
         return {"bool": {"should": alternatives, "minimum_should_match": 1}}
 
-    def _word_score(self, word, weighted, last):
-        """The weight of the best field holding ``word``, as typed, with a typo, or as a
-        prefix: a constant, whatever the index's statistics."""
-        groups = {}
-        for name, weight in weighted:
-            groups.setdefault(weight, []).append(name)
-        variants = []
-        for weight, names in groups.items():
-            variants.append(_constant(_words(word, names, "and"), weight))
-            if self.fuzzy:
-                typo = _words(word, names, "and", **_FUZZY)
-                variants.append(_constant(typo, weight * TYPO_WEIGHT))
-            if self.prefix and last:
-                started = _words(word, names, "and", type="bool_prefix")
-                variants.append(_constant(started, weight * PREFIX_WEIGHT))
-        return variants[0] if len(variants) == 1 else {"dis_max": {"queries": variants}}
+
+@dataclass(frozen=True)
+class Units:
+    """The points of one unit of each criterion, for a query of ``words`` scored words and
+    ``pairs`` scored pairs: each is one more than the most the criteria after it can add."""
+
+    word: int
+    typed: int
+    near: int
+
+    @classmethod
+    def of(cls, words, pairs, typos):
+        below_near = FIELD_POINTS * words + EXACT_POINTS
+        near = below_near + 1
+        below_typed = 2 * pairs * near + below_near
+        typed = below_typed + 1 if typos else 0
+        return cls(word=words * typed + below_typed + 1, typed=typed, near=near)
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """The ``constant_score`` clauses whose sum is the search-box score: one per word
+    (``words``: the best form and field holding it), the rest for proximity and
+    exactness (``bonuses``), which only records holding the words can match."""
+
+    words: list
+    bonuses: list
+
+    @classmethod
+    def of(cls, words, weighted, field_types=None, fuzzy=False, prefix=False, whole=""):
+        """The scoring of ``words`` (distinct, in the order typed) over ``weighted``
+        (``(field, weight)``); None when there is nothing to score.
+
+        ``field_types``: the mapping's, to compare ``whole`` (the text typed) only with
+        the fields that have the plugin's keyword sub-field; None: every field has one.
+        """
+        if not words or not weighted:
+            return None
+        names = list(dict.fromkeys(name for name, _ in weighted))
+        pairs = min(len(words) - 1, MAX_PROXIMITY_PAIRS, MAX_PROXIMITY_TERMS // (4 * len(names)))
+        units = Units.of(len(words), pairs, fuzzy or prefix)
+        heaviest = max(weight for _, weight in weighted)
+        scored = [
+            _word_clause(word, weighted, heaviest, units, fuzzy, prefix and i == len(words) - 1)
+            for i, word in enumerate(words)
+        ]
+        bonuses = []
+        for first, second in itertools.pairwise(words[: pairs + 1]):
+            for slop in (0, PROXIMITY_SLOP):
+                phrase = _words(f"{first} {second}", names, "and", type="phrase", slop=slop)
+                bonuses.append(_constant(phrase, units.near))
+        exact = [name for name in names if _has_keyword(name, field_types)]
+        if exact and whole:
+            equal = [_equals(f"{name}.keyword", whole) for name in exact]
+            bonuses.append(_constant(_any(equal), EXACT_POINTS))
+        return cls(words=scored, bonuses=bonuses)
+
+
+def text_score(
+    text: str, weighted: list[tuple[str, float]], operator: str = "or", *, field_types=None
+) -> dict | None:
+    """A query matching the records that hold the words of ``text`` (any of them with
+    ``operator`` ``or``, every one with ``and``) in the ``weighted`` fields (``(field,
+    weight)``, weights above 0), scored as the search box scores ``q`` over ``_q_fields``
+    without typos nor prefixes: a score of the record's own, from no index statistics.
+
+    ``text`` is plain words, not query-string syntax. ``field_types`` (``{"dotted.path":
+    type}``), when known, keeps exactness to the fields with the plugin's keyword
+    sub-field; without it, every field is taken to be a string the plugin mapped.
+    None when ``text`` holds no word to score or ``weighted`` no field.
+    """
+    if operator not in OPERATORS:
+        raise ValueError(f"operator must be one of {OPERATORS}, not {operator!r}")
+    if any(not weight > 0 for _, weight in weighted):
+        raise ValueError("field weights must be above 0")
+    chunks = [chunk for chunk in text.split() if re.search(r"\w", chunk)]
+    scoring = Scoring.of(_distinct(chunks), weighted, field_types, whole=" ".join(text.split()))
+    if scoring is None:
+        return None
+    needed = len(scoring.words) if operator == "and" else 1
+    matching = {"bool": {"should": scoring.words, "minimum_should_match": needed}}
+    query = {"bool": {"must": [matching]}}
+    if scoring.bonuses:
+        query["bool"]["should"] = scoring.bonuses
+    return query
 
 
 def relevance_order(sort):
@@ -211,19 +329,63 @@ def readable_text_fields(field_types, hidden):
     )
 
 
-def _scored_words(box):
-    """``(word, is_last)`` for the words of ``q`` that count in the score."""
-    words, seen = [], set()
-    for chunk in box.text.split():
+def _query_chunks(text):
+    """The words of ``q`` in query-string syntax, its operators, exclusions and field
+    names left out."""
+    chunks = []
+    for chunk in text.split():
         if chunk in _SYNTAX_WORDS or chunk.startswith(("-", "!")):
             continue
-        word = _FIELD_PREFIX.sub("", chunk.lstrip("+"))
-        if not re.search(r"\w", word) or word.lower() in seen:
-            continue
-        seen.add(word.lower())
-        words.append(word)
-    words = words[:MAX_SCORED_WORDS]
-    return [(word, i == len(words) - 1) for i, word in enumerate(words)]
+        word = _FIELD_PREFIX.sub("", chunk.lstrip("+")).strip(_QUOTES)
+        if re.search(r"\w", word):
+            chunks.append(word)
+    return chunks
+
+
+def _distinct(chunks):
+    """The words that count in the score: each once (case aside), the first ones."""
+    words, seen = [], set()
+    for word in chunks:
+        if word.lower() not in seen:
+            seen.add(word.lower())
+            words.append(word)
+    return words[:MAX_SCORED_WORDS]
+
+
+def _word_clause(word, weighted, heaviest, units, fuzzy, prefix):
+    """The points of ``word`` in its best form and field: a constant per field weight and
+    form, whatever the index's statistics."""
+    groups = {}
+    for name, weight in weighted:
+        groups.setdefault(weight, []).append(name)
+    variants = []
+    for weight, names in groups.items():
+        found = units.word + field_points(weight, heaviest)
+        variants.append(_constant(_words(word, names, "and"), found + units.typed))
+        if fuzzy:
+            variants.append(_constant(_words(word, names, "and", **_FUZZY), found))
+        if prefix:
+            variants.append(_constant(_words(word, names, "and", type="bool_prefix"), found))
+    return variants[0] if len(variants) == 1 else {"dis_max": {"queries": variants}}
+
+
+def field_points(weight, heaviest):
+    """The field criterion's points for a word whose best field weighs ``weight``."""
+    return STEP_POINTS * max(1, int(FIELD_STEPS * weight / heaviest + 0.5))
+
+
+def _has_keyword(name, field_types):
+    if field_types is None:
+        return True
+    return field_types.get(name) == "text" and field_types.get(f"{name}.keyword") == "keyword"
+
+
+def _equals(field, text):
+    return {"term": {field: {"value": text, "case_insensitive": True}}}
+
+
+def _any(queries):
+    return queries[0] if len(queries) == 1 else {"bool": {"should": queries}}
 
 
 def _words(text, fields, operator, **options):

@@ -102,8 +102,7 @@ def translate_querystring(request, load_types, hidden, readable_fields):
         search = querystring.querystring_to_search(params, types, max_limit, by_relevance)
     if box is None:
         return search
-    text_fields = ranking.readable_text_fields(types, hidden)
-    return box.apply(search, text_fields, readable_fields() if hidden else None)
+    return box.apply(search, types, hidden, readable_fields() if hidden else None)
 
 
 def paginated(request, search, response):
