@@ -25,6 +25,7 @@ from kinto_elasticsearch.search.ranking import (
     PROXIMITY_SLOP,
     Units,
     field_points,
+    text_score,
 )
 from tests.conftest import auth, base_settings
 
@@ -364,6 +365,39 @@ def test_the_criteria_rank_in_order(search_app, corpus):
             assert keys == sorted(keys, reverse=True)
             decided |= decided_by(found)
     assert decided == CRITERIA_DECIDING
+
+
+def test_text_score_scores_a_post_search_as_the_search_box(search_app, corpus):
+    for query_words in model_queries(corpus):
+        text = " ".join(query_words)
+        for weights, operator in ((EQUAL, "or"), (WEIGHTED, "or"), (WEIGHTED, "and")):
+            url = f"{SEARCH}?q={text}&_q_fields={_q_fields(weights)}&_q_operator={operator}"
+            box, _ = follow(search_app, f"{url}&_limit=50")
+            query = text_score(text, list(weights.items()), operator)
+            body = {"query": query, "size": 200}
+            posted = search_app.post_json(SEARCH, body, headers=ALICE).json["hits"]["hits"]
+            assert {h["_id"]: h["_score"] for h in posted} == {h["_id"]: h["_score"] for h in box}
+            assert box
+    for nothing in ("", "  ", "-- !! ..."):
+        assert text_score(nothing, [("title", 1)]) is None
+    assert text_score("kinto", []) is None
+    with pytest.raises(ValueError):
+        text_score("kinto", [("title", 0)])
+    with pytest.raises(ValueError):
+        text_score("kinto", [("title", 1)], "xor")
+
+
+def test_text_score_compares_whole_values_only_where_the_mapping_has_keywords(search_app, corpus):
+    rid, record = next((r, rec) for r, rec in corpus.records.items() if rec["name"].isalpha())
+    weights = [("name", 1)]
+
+    def score(field_types):
+        query = text_score(record["name"], weights, field_types=field_types)
+        found = search_app.post_json(SEARCH, {"query": query, "size": 200}, headers=ALICE)
+        return {hit["_id"]: hit["_score"] for hit in found.json["hits"]["hits"]}[rid]
+
+    mapped = {"name": "text", "name.keyword": "keyword"}
+    assert score(None) == score(mapped) == score({"name": "text"}) + EXACT_POINTS
 
 
 def _phrase_in_a_title(corpus):
