@@ -232,7 +232,9 @@ class SearchBox:
 @dataclass(frozen=True)
 class Units:
     """The points of one unit of each criterion, for a query of ``words`` scored words and
-    ``pairs`` scored pairs: each is one more than the most the criteria after it can add."""
+    ``pairs`` scored pairs: each is one more than the most the criteria after it can add.
+    With at most ``MAX_SCORED_WORDS`` words and ``MAX_PROXIMITY_PAIRS`` pairs, every score
+    stays a whole number under 2**24 (4.8 million at most), which 32-bit floats hold."""
 
     word: int
     typed: int
