@@ -85,10 +85,25 @@ def unavailable(exc):
     return errors.engine_unavailable()
 
 
-def refused(exc, built=False):
+# What a refusal says instead of the engine's words when the index is shared.
+SHARED_REFUSAL = (
+    "The search engine refused the query. This collection shares its index with other "
+    "collections, so the engine's message is not shown: it may name their fields and types. "
+    "Check the query's field names, types and values against the collection's records."
+)
+
+
+def refused(exc, built=False, shared=False):
     """The engine's refusal of a search, located where the caller wrote it: the body of a
-    POST, the querystring of a GET (``built`` by the plugin from it)."""
+    POST, the querystring of a GET (``built`` by the plugin from it).
+
+    ``shared``: the search reached a pooled index, whose mapping is every tenant's; the
+    engine's message may name another tenant's fields and types, so it is logged, not sent.
+    """
     refusal = errors.invalid_querystring if built else errors.invalid_body
+    if shared:
+        logger.info("The engine refused a search of a pooled index: %s", exc.message)
+        return refusal(SHARED_REFUSAL)
     return refusal(f"The search engine refused the query: {exc.message}")
 
 
@@ -148,7 +163,7 @@ class CollectionSearch:
         except rules.QueryRefused as exc:
             raise invalid(exc, built) from None
         except EngineRequestError as exc:
-            raise refused(exc, built) from None
+            raise refused(exc, built, shared=self.where.pooled) from None
         except EngineUnavailable as exc:
             raise unavailable(exc) from None
         return hits.as_records(pooled.restore(response, self.plugin.index.prefix))
@@ -280,7 +295,7 @@ class BucketSearch:
             with metrics.timed(self.request.registry, metrics.SEARCH_SECONDS):
                 response = self.plugin.searcher.search_indices(aliases, body)
         except EngineRequestError as exc:
-            raise refused(exc, built) from None
+            raise refused(exc, built, shared=bool(self.targets[3])) from None
         except EngineUnavailable as exc:
             raise unavailable(exc) from None
         pooled.restore(response, self.plugin.index.prefix)

@@ -187,7 +187,7 @@ def get_facets(request):
             else:
                 response = run(described, limit)
     except EngineRequestError as exc:
-        raise refused(exc, built=True) from None
+        raise refused(exc, built=True, shared=search.where.pooled) from None
     except EngineUnavailable as exc:
         raise unavailable(exc) from None
     return facets.facets_response(described, response, hidden, wanted)

@@ -16,8 +16,11 @@ and, for a cost, the setting that bounds it) or neutralises. The rules:
 - partial readers (who may read only some records of what the search reaches): what depends on
   index-wide statistics or on records beyond the permission filter is refused (see
   ``FULL_READ`` in the walk);
-- pooled tenants: the record ids a body names become the pool's document ids, and the pool's
-  metadata fields are not searchable;
+- pooled tenants (a search that reaches an index shared with other collections): the record
+  ids a body names become the pool's document ids; the pool's metadata fields, what reads
+  index-wide dictionaries or statistics (as for partial readers), scripts and what shows the
+  shard's counts of writes (sequence numbers, ``_doc`` order) are refused; and queries that
+  score by themselves are rescored without statistics (``scoring.py``);
 - costs (``limits.py``, ``patterns.py``): sizes, result window, depth, aggregations, clauses
   and terms, buckets, pattern length and repetition, expansions and determinized states.
 """
@@ -47,7 +50,9 @@ def guard_search(body, limits: QueryLimits, restricted: bool, hidden=(), where=N
         raise refuse("The search body must be a JSON object", "")
     check_nesting(body, limits)
     body = copy.deepcopy(body)
-    walk(body, Rules(limits, restricted, hidden, where))
+    checks = Rules(limits, restricted, hidden, where)
+    walk(body, checks)
+    checks.finish()
     body["size"] = result_window(body, limits)
     body["timeout"] = timeout(body, limits)
     return body
@@ -58,7 +63,9 @@ def check_built_search(body, limits: QueryLimits, restricted: bool, hidden=(), w
     its sizes are the plugin's own, the rest (``q``, filters, sorts) is the user's."""
     check_nesting(body, limits)
     body = copy.deepcopy(body)
-    walk(body, Rules(limits, restricted, hidden, where))
+    checks = Rules(limits, restricted, hidden, where, rescore=False)
+    walk(body, checks)
+    checks.finish()
     body["timeout"] = limits.timeout
     return body
 

@@ -16,6 +16,7 @@ from kinto_elasticsearch.search.walk.constructs import (
 from kinto_elasticsearch.search.walk.findings import (
     AGGREGATION,
     BUCKETS,
+    COUNTERS,
     DEPTH,
     FORBIDDEN,
     FULL_READ,
@@ -79,6 +80,12 @@ class Aggregations:
             reason = FULL_READ_AGGREGATIONS[aggregation_type]
             message = f"'{aggregation_type}' aggregations are not allowed: {reason}"
             self.walk.emit(FULL_READ, path, reason=message)
+        if aggregation_type == "random_sampler":
+            reason = (
+                "'random_sampler' aggregations are not allowed: it samples in the shard's "
+                "order of writes"
+            )
+            self.walk.emit(COUNTERS, path, reason=reason)
         if aggregation_type not in AGGREGATIONS:
             if aggregation_type in REFUSED_AGGREGATIONS:
                 return

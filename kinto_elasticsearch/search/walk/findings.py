@@ -37,6 +37,8 @@ PATTERN = "pattern"  # a ``regexp``, ``wildcard`` or query-string text (``name``
 EXPANSIONS = "expansions"  # a limit of term expansions (``name``, ``value``)
 BUCKETS = "buckets"  # at least ``value`` buckets (empty ones included)
 STATES = "states"  # ``max_determinized_states`` (``value``)
+SCORED = "scored"  # a query that scores by itself, in ``node`` (``{name: body}``)
+COUNTERS = "counters"  # shows or orders by the shard's counts of writes (``reason``)
 IDS = "ids"  # document ids, in ``node[name]`` (a list or one id): ``ids``, pinned, like,
 # and ``term`` or ``terms`` on the engines' document id field, ``ID_FIELD``.
 ID_FIELD = "_id"

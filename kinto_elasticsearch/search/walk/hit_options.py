@@ -5,7 +5,18 @@ from kinto_elasticsearch.search.walk.constructs import (
     HIT_CONTEXT_KEYS,
     SORT_SPECIALS,
 )
-from kinto_elasticsearch.search.walk.findings import FIELD, FULL_READ, HITS, join_path, refuse
+from kinto_elasticsearch.search.walk.findings import (
+    COUNTERS,
+    FIELD,
+    FULL_READ,
+    HITS,
+    join_path,
+    refuse,
+)
+
+# Sorts whose order is the order documents were written to the shard.
+WRITE_ORDER_SORTS = frozenset({"_doc", "_shard_doc"})
+WRITE_ORDER_REASON = "its order is the shard's order of writes"
 
 
 class HitOptions:
@@ -20,6 +31,7 @@ class HitOptions:
         for i, entry in enumerate(entries):
             entry_path = f"{path}[{i}]" if isinstance(value, list) else path
             if isinstance(entry, str):
+                self._write_order(entry, entry_path)
                 if entry not in SORT_SPECIALS:
                     self.walk.emit(FIELD, entry_path, name=entry, role="returned")
                 continue
@@ -27,6 +39,7 @@ class HitOptions:
                 raise refuse("A sort must be a field name or an object", entry_path)
             for key, spec in entry.items():
                 key_path = join_path(entry_path, key)
+                self._write_order(key, key_path)
                 if key == "_script":
                     self.walk.options.option(key, spec, key_path)
                     continue
@@ -39,6 +52,11 @@ class HitOptions:
                     self.walk.emit(FIELD, key_path, name=key, role="returned")
                 if isinstance(spec, dict):
                     self._sort_options(spec, key_path, depth)
+
+    def _write_order(self, key, path):
+        if key in WRITE_ORDER_SORTS:
+            reason = f"sorting by '{key}' is not allowed: {WRITE_ORDER_REASON}"
+            self.walk.emit(COUNTERS, path, reason=reason)
 
     def _sort_options(self, spec, path, depth):
         # The keys are sort options or, for _geo_distance, field names: never scripts.

@@ -8,6 +8,7 @@ from kinto_elasticsearch.search.walk.constructs import (
     SCRIPT_KEYS,
 )
 from kinto_elasticsearch.search.walk.findings import (
+    COUNTERS,
     EXPANSIONS,
     FIELD,
     FORBIDDEN,
@@ -53,6 +54,9 @@ class Options:
                 role = "returned"
             self.field_names(value, path, role)
             return
+        elif key == "seq_no_primary_term" and value is True:
+            reason = f"'{key}' is not allowed: it counts the writes of every record of the shard"
+            self.walk.emit(COUNTERS, path, reason=reason)
         elif key == "max_determinized_states":
             self.walk.emit(STATES, path, value=value)
         elif key in ("max_expansions", "fuzzy_max_expansions"):
