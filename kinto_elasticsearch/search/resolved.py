@@ -212,9 +212,7 @@ class BucketSearch:
         self.plugin = request.registry.elasticsearch
         self.bucket_id = request.matchdict["bucket_id"]
         if not access.is_kinto_id(self.bucket_id):
-            # As for a bucket that does not exist: Kinto's forbidden view answers 401 to
-            # anonymous users, 403 to others.
-            raise HTTPForbidden()
+            access.answer_as_kinto(request, "collection-plural", bucket_id=self.bucket_id)
         self.readable, self.hidden = access.readable_collections(request, self.bucket_id)
         if not self.readable:
             raise HTTPForbidden()
