@@ -11,7 +11,7 @@ differential suite (``tests/test_isolation.py``) checks the rule itself on gener
 import pytest
 
 from kinto_elasticsearch.search.resolved import SHARED_REFUSAL
-from tests.conftest import auth, wait_until
+from tests.conftest import EngineSpy, auth, wait_until
 from tests.test_query import ALLOWED, FULL_READ_ONLY, GUARD_ONLY
 
 ALICE, BOB = auth("alice"), auth("bob")
@@ -146,3 +146,62 @@ def test_the_engines_words_are_not_passed_on_from_a_pool(pooled, dedicated):
     error = _search(pooled, body, status=400).json
     assert error["message"] == f"body: {SHARED_REFUSAL}"
     assert error["errno"] == 107
+
+
+# Filters first: a field unknown to the plugin's cached mapping makes it read the mapping
+# afresh, as it would in time anyway.
+GET_QUERIES = [
+    "min_price=a",
+    "price=cheap",
+    "has_price=true",
+    "_sort=price,id",
+    "like_title=*plugin*",
+    "q=kinto",
+    "q=kinto+plugin&_fuzzy=true&_prefix=true",
+]
+
+
+def test_get_search_in_a_pool_reads_only_the_fields_its_records_hold(make_app):
+    app = make_app(**{"elasticsearch.pools": "1"})
+    for uri, headers in ((TENANT, ALICE), (OTHER, BOB)):
+        app.put_json(uri.rsplit("/collections", 1)[0], {}, headers=headers)
+        app.put_json(uri, {}, headers=headers)
+    for rid, data in RECORDS.items():
+        app.put_json(f"{TENANT}/records/{rid}", {"data": data}, headers=ALICE)
+
+    spy = EngineSpy(app.app.registry.elasticsearch.index.engine)
+
+    def answers():
+        """Each answer, and the searches sent for it: what the engine is asked must not
+        depend on the other tenants either (the test servers enforce no clause limit)."""
+        found = {}
+        for qs in GET_QUERIES:
+            spy.calls.clear()
+            response = app.get(f"{TENANT}/search?{qs}", headers=ALICE, status="*")
+            body = response.json
+            body.pop("took", None)
+            sent = [
+                kwargs.get("body")
+                for name, kwargs in spy.calls
+                # Which fields the collection's records hold is asked of every field of
+                # the pool: that question varies, its answer must not.
+                if name == "search" and "present" not in kwargs.get("body", {}).get("aggs", {})
+            ]
+            found[qs] = (response.status_int, body, response.headers.get("Total-Objects"), sent)
+        return found
+
+    before = answers()
+    assert before["q=kinto"][0] == 200 and before["q=kinto"][1]["hits"]["hits"]
+    # Another tenant maps "price" as a number, and text fields holding the tenant's words
+    # (within its share of the pool's fields): q over every field of the pool would search
+    # them, and with enough of them pass the clause limit.
+    data = {"price": 5, **{f"f{i}": "kinto plugin search" for i in range(40)}}
+    app.put_json(f"{OTHER}/records/o1", {"data": data}, headers=BOB)
+    wait_until(
+        lambda: app.post_json(f"{OTHER}/search", {}, headers=BOB).json["hits"]["hits"],
+        "the other tenant's record is searchable",
+    )
+    after = answers()
+    known = app.app.registry.elasticsearch.index.known
+    assert "f39" in known.field_types("other", "notes", refresh=True)[0]
+    assert after == before

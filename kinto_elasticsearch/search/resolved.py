@@ -176,17 +176,55 @@ class CollectionSearch:
         )
 
     def field_types(self, refresh):
-        """``({field: type}, fresh)`` of the collection's index, for Kinto's querystring."""
+        """``({field: type}, fresh)`` of the collection's index, for Kinto's querystring
+        and the search box: in a pool, only of the fields its own records hold."""
         known = self.plugin.index.known
         try:
             try:
-                return known.field_types(self.bucket_id, self.collection_id, refresh=refresh)
+                types, fresh = known.field_types(
+                    self.bucket_id, self.collection_id, refresh=refresh
+                )
             except EngineNotFound:
                 # Created now: its types are read afresh, not from a cache.
                 self.ensure_index()
-                return known.field_types(self.bucket_id, self.collection_id, refresh=True)
+                types, fresh = known.field_types(self.bucket_id, self.collection_id, refresh=True)
+            return (self.own_types(types) if self.where.pooled else types), fresh
         except EngineUnavailable as exc:
             raise unavailable(exc) from None
+        except EngineRequestError as exc:
+            raise refused(exc, built=True, shared=True) from None
+
+    def own_types(self, types):
+        """The ``types`` of a pool's mapping that this collection's records hold.
+
+        A pool's mapping is every tenant's: a filter, a sort or ``q`` reading it would
+        behave differently for a field another tenant mapped (its type, and how many
+        fields ``q`` searches), so fields the collection never wrote are left out, as an
+        index of its own would not have them. One search, before the permission filter: an
+        index of its own maps the fields of every record, readable or not.
+        """
+        names = sorted(types)
+        present = {f"f{i}": {"exists": {"field": name}} for i, name in enumerate(names)}
+        body = {
+            "size": 0,
+            "track_total_hits": False,
+            "aggs": {"present": {"filters": {"filters": present}}},
+            "timeout": query_limits(self.request).timeout,
+        }
+        response = self._search(
+            filters.with_filters(body, filters.collection_filters(None, self.where))
+        )
+        buckets = response.get("aggregations", {}).get("present", {}).get("buckets", {})
+        held = {n for i, n in enumerate(names) if buckets.get(f"f{i}", {}).get("doc_count")}
+
+        def holds(name):
+            parent = name.rsplit(".", 1)[0]
+            # A sub-field (``title.keyword``) is held with its field, whether or not the
+            # engine finds it by ``exists``.
+            sub_field = parent != name and types.get(parent) not in (None, *facets.CONTAINERS)
+            return name in held or name in facets.UNIQUE_FIELDS or (sub_field and holds(parent))
+
+        return {name: kind for name, kind in types.items() if holds(name)}
 
     def readable_fields(self):
         """The fields a search box may search when some are hidden."""
@@ -196,7 +234,11 @@ class CollectionSearch:
             return ["id"]
         except EngineUnavailable as exc:
             raise unavailable(exc) from None
-        return _readable_field_names([mapping], self.hidden)
+        names = _readable_field_names([mapping], self.hidden)
+        if self.where.pooled:
+            own = self.field_types(refresh=False)[0]
+            names = [name for name in names if name in own] or ["id"]
+        return names
 
 
 class BucketSearch:
