@@ -205,3 +205,50 @@ def test_get_search_in_a_pool_reads_only_the_fields_its_records_hold(make_app):
     known = app.app.registry.elasticsearch.index.known
     assert "f39" in known.field_types("other", "notes", refresh=True)[0]
     assert after == before
+
+
+POST_BODIES = {
+    "range-on-a-word": {"query": {"range": {"price": {"gte": "cheap"}}}},
+    "term": {"query": {"term": {"price": "cheap"}}},
+    "sort": {"sort": [{"price": {"order": "asc", "unmapped_type": "keyword"}}, "id"]},
+    "terms-aggregation": {"size": 0, "aggs": {"p": {"terms": {"field": "price"}}}},
+    "average": {"size": 0, "aggs": {"p": {"avg": {"field": "price"}}}},
+    "nested": {"query": {"nested": {"path": "parts", "query": {"match_all": {}}}}},
+    "multi-match-pattern": {"query": {"multi_match": {"query": "kinto 5", "fields": ["*"]}}},
+    "returned-pattern": {"fields": ["p*", "title"], "_source": False},
+    "match-other-field": {"query": {"match": {"price": "kinto"}}},
+    "own-fields-still-work": {"query": {"range": {"n": {"gte": 2}}}, "sort": ["n"]},
+}
+
+
+def test_post_search_in_a_pool_reads_only_the_fields_its_records_hold(make_app):
+    app = make_app(**{"elasticsearch.pools": "1"})
+    for uri, headers in ((TENANT, ALICE), (OTHER, BOB)):
+        app.put_json(uri.rsplit("/collections", 1)[0], {}, headers=headers)
+        app.put_json(uri, {}, headers=headers)
+    for rid, data in RECORDS.items():
+        app.put_json(f"{TENANT}/records/{rid}", {"data": data}, headers=ALICE)
+
+    def answers():
+        found = {}
+        for name, body in POST_BODIES.items():
+            response = _search(app, body, status="*")
+            answer = response.json
+            answer.pop("took", None)
+            found[name] = (response.status_int, answer)
+        return found
+
+    before = answers()
+    assert before["own-fields-still-work"][0] == 200
+    assert [h["_id"] for h in before["own-fields-still-work"][1]["hits"]["hits"]] == [
+        "one",
+        "none",
+    ]
+    # Another tenant maps "price" as a number and "parts" as objects, which a nested query
+    # on an index with no "parts" fails on.
+    app.put_json(f"{OTHER}/records/o1", {"data": {"price": 5, "parts": [{"a": 1}]}}, headers=BOB)
+    wait_until(
+        lambda: app.post_json(f"{OTHER}/search", {}, headers=BOB).json["hits"]["hits"],
+        "the other tenant's record is searchable",
+    )
+    assert answers() == before

@@ -155,8 +155,9 @@ class CollectionSearch:
         """Guard ``body``, send it, and answer with the engine's response as records."""
         try:
             limits = query_limits(self.request)
+            own = self.own_fields(body) if self.where.pooled and not built else None
             body = rules.collection_search_body(
-                body, limits, self.shared_ids, self.where, self.hidden, built
+                body, limits, self.shared_ids, self.where, self.hidden, built, own
             )
             with metrics.timed(self.request.registry, metrics.SEARCH_SECONDS):
                 response = self._search(body)
@@ -178,21 +179,22 @@ class CollectionSearch:
     def field_types(self, refresh):
         """``({field: type}, fresh)`` of the collection's index, for Kinto's querystring
         and the search box: in a pool, only of the fields its own records hold."""
-        known = self.plugin.index.known
         try:
-            try:
-                types, fresh = known.field_types(
-                    self.bucket_id, self.collection_id, refresh=refresh
-                )
-            except EngineNotFound:
-                # Created now: its types are read afresh, not from a cache.
-                self.ensure_index()
-                types, fresh = known.field_types(self.bucket_id, self.collection_id, refresh=True)
+            types, fresh = self._mapped_types(refresh)
             return (self.own_types(types) if self.where.pooled else types), fresh
         except EngineUnavailable as exc:
             raise unavailable(exc) from None
         except EngineRequestError as exc:
             raise refused(exc, built=True, shared=True) from None
+
+    def _mapped_types(self, refresh):
+        known = self.plugin.index.known
+        try:
+            return known.field_types(self.bucket_id, self.collection_id, refresh=refresh)
+        except EngineNotFound:
+            # Created now: its types are read afresh, not from a cache.
+            self.ensure_index()
+            return known.field_types(self.bucket_id, self.collection_id, refresh=True)
 
     def own_types(self, types):
         """The ``types`` of a pool's mapping that this collection's records hold.
@@ -225,6 +227,18 @@ class CollectionSearch:
             return name in held or name in facets.UNIQUE_FIELDS or (sub_field and holds(parent))
 
         return {name: kind for name, kind in types.items() if holds(name)}
+
+    def own_fields(self, body):
+        """The fields a pooled collection's records hold, for a ``body`` to be kept to:
+        read afresh when the body names a field the cached mapping does not know."""
+        try:
+            types, fresh = self._mapped_types(refresh=False)
+            named = rules.field_names(body)
+            if not fresh and any(not n.startswith("_") and n not in types for n in named):
+                types, _ = self._mapped_types(refresh=True)
+            return set(self.own_types(types))
+        except EngineUnavailable as exc:
+            raise unavailable(exc) from None
 
     def readable_fields(self):
         """The fields a search box may search when some are hidden."""

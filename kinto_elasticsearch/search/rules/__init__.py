@@ -37,20 +37,24 @@ from kinto_elasticsearch.search.rules.limits import (
 )
 from kinto_elasticsearch.search.rules.private import private_fields
 from kinto_elasticsearch.search.walk import QueryRefused, refuse, walk
+from kinto_elasticsearch.search.walk.findings import FIELD
 
 
-def guard_search(body, limits: QueryLimits, restricted: bool, hidden=(), where=None) -> dict:
+def guard_search(
+    body, limits: QueryLimits, restricted: bool, hidden=(), where=None, own=None
+) -> dict:
     """Check and cap a user's search body, leaving the plugin's filters to the caller.
 
     ``restricted``: the search reaches records the caller may not read; ``hidden``: fields
     they may not read. Raises ``QueryRefused`` naming the first offending key and its path.
-    The input is never modified.
+    ``own``: in a pool, the fields the collection's records hold (others are renamed to
+    fields nobody maps, ``scope.py``). The input is never modified.
     """
     if not isinstance(body, dict):
         raise refuse("The search body must be a JSON object", "")
     check_nesting(body, limits)
     body = copy.deepcopy(body)
-    checks = Rules(limits, restricted, hidden, where)
+    checks = Rules(limits, restricted, hidden, where, own=own)
     walk(body, checks)
     checks.finish()
     body["size"] = result_window(body, limits)
@@ -70,15 +74,31 @@ def check_built_search(body, limits: QueryLimits, restricted: bool, hidden=(), w
     return body
 
 
+def field_names(body) -> set:
+    """The field names (and patterns) ``body`` holds; nothing is checked."""
+    names = set()
+
+    def note(finding):
+        if finding.kind == FIELD and isinstance(finding.name, str):
+            names.add(finding.name)
+
+    if isinstance(body, dict):
+        walk(body, note)
+    return names
+
+
 def collection_search_body(
-    body, limits: QueryLimits, readable_ids, where, hidden=(), built=False
+    body, limits: QueryLimits, readable_ids, where, hidden=(), built=False, own=None
 ) -> dict:
     """What the plugin sends for a search of one collection: ``body`` through the rules
     (``built``: made by the plugin from a querystring), then kept to the collection's live
     records at ``where`` (its placement) that the caller may read (``readable_ids``, None:
     all of them)."""
-    check = check_built_search if built else guard_search
-    body = check(body, limits, restricted=readable_ids is not None, hidden=hidden, where=where)
+    restricted = readable_ids is not None
+    if built:
+        body = check_built_search(body, limits, restricted, hidden=hidden, where=where)
+    else:
+        body = guard_search(body, limits, restricted, hidden=hidden, where=where, own=own)
     return with_filters(body, collection_filters(readable_ids, where))
 
 

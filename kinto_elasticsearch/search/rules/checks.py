@@ -4,6 +4,7 @@ decides is told in the package's docstring)."""
 from kinto_elasticsearch.search.rules.limits import MAX_DETERMINIZED_STATES, over
 from kinto_elasticsearch.search.rules.patterns import query_text_problems, regexp_problem
 from kinto_elasticsearch.search.rules.private import hide_private_source, reaches
+from kinto_elasticsearch.search.rules.scope import FieldScope
 from kinto_elasticsearch.search.rules.scoring import statistics_free
 from kinto_elasticsearch.search.walk.findings import PATTERN, Finding, is_count, refuse
 
@@ -20,10 +21,35 @@ SHARED = (
 MAX_DOCUMENT_IDS = 65536
 
 
+def translate_ids(pooled, finding):
+    """The record ids ``finding`` holds, as the pool's document ids, in place."""
+    value = finding.node.get(finding.name)
+    if isinstance(value, list):
+        strings = [v for v in value if isinstance(v, str)]
+        others = [v for v in value if not isinstance(v, str)]
+        translated = pooled.document_ids(strings)
+        if len(translated) > MAX_DOCUMENT_IDS:
+            raise refuse(
+                f"{len(strings)} ids are {len(translated)} document ids in these "
+                f"collections, more than {MAX_DOCUMENT_IDS}: name fewer",
+                finding.path,
+            )
+        finding.node[finding.name] = translated + others
+    elif isinstance(value, str):
+        document_id = pooled.document_id(value)
+        if document_id is None:
+            raise refuse(
+                "one id here is an id in each collection searched: name record ids "
+                "with 'ids' or 'terms', which take a list",
+                finding.path,
+            )
+        finding.node[finding.name] = document_id
+
+
 class Rules:
     """The rules of one search, called with each finding of the walk."""
 
-    def __init__(self, limits, restricted, hidden, where=None, rescore=True):
+    def __init__(self, limits, restricted, hidden, where=None, rescore=True, own=None):
         self.limits = limits
         # True when the caller may read only some of the records the search reaches.
         self.restricted = restricted
@@ -34,6 +60,8 @@ class Rules:
         # (``scoring.py``) once the walk is done; a body the plugin built needs none.
         self.rescore = rescore
         self.scored = []
+        # In a pool, the fields the collection's records hold (``scope.py``); None: any.
+        self.scope = FieldScope(own) if own is not None and self.pooled is not None else None
         # The first refusal that only a shared index makes (see ``_shared``).
         self.refusal = None
         self.aggregations = 0
@@ -43,6 +71,8 @@ class Rules:
         """What the rules decide once the whole body is checked."""
         if self.refusal is not None:
             raise self.refusal
+        if self.scope is not None:
+            self.scope.apply()
         for finding in self.scored:
             statistics_free(finding.node, finding.name)
 
@@ -85,29 +115,8 @@ class Rules:
 
     def _ids(self, finding):
         """Users name their own record ids; a pooled index knows them namespaced."""
-        if self.pooled is None:
-            return
-        value = finding.node.get(finding.name)
-        if isinstance(value, list):
-            strings = [v for v in value if isinstance(v, str)]
-            others = [v for v in value if not isinstance(v, str)]
-            translated = self.pooled.document_ids(strings)
-            if len(translated) > MAX_DOCUMENT_IDS:
-                raise refuse(
-                    f"{len(strings)} ids are {len(translated)} document ids in these "
-                    f"collections, more than {MAX_DOCUMENT_IDS}: name fewer",
-                    finding.path,
-                )
-            finding.node[finding.name] = translated + others
-        elif isinstance(value, str):
-            document_id = self.pooled.document_id(value)
-            if document_id is None:
-                raise refuse(
-                    "one id here is an id in each collection searched: name record ids "
-                    "with 'ids' or 'terms', which take a list",
-                    finding.path,
-                )
-            finding.node[finding.name] = document_id
+        if self.pooled is not None:
+            translate_ids(self.pooled, finding)
 
     def _field(self, finding):
         if self.pooled is not None and finding.name in POOL_METADATA_FIELDS:
@@ -124,6 +133,8 @@ class Rules:
                     "this collection",
                     finding.path,
                 )
+        if self.scope is not None:
+            self.scope.note(finding)
 
     def _any_field(self, finding):
         if self.hidden:

@@ -33,7 +33,8 @@ class HitOptions:
             if isinstance(entry, str):
                 self._write_order(entry, entry_path)
                 if entry not in SORT_SPECIALS:
-                    self.walk.emit(FIELD, entry_path, name=entry, role="returned")
+                    place = {"node": value, "key": i} if isinstance(value, list) else {}
+                    self.walk.emit(FIELD, entry_path, name=entry, role="returned", **place)
                 continue
             if not isinstance(entry, dict):
                 raise refuse("A sort must be a field name or an object", entry_path)
@@ -47,9 +48,14 @@ class HitOptions:
                     for name in spec:
                         if name not in GEO_SORT_OPTIONS:
                             name_path = join_path(key_path, name)
-                            self.walk.emit(FIELD, name_path, name=name, role="returned")
+                            self.walk.emit(
+                                FIELD, name_path, name=name, role="returned",
+                                node=spec, key=name, keyed=True,
+                            )  # fmt: skip
                 elif key not in SORT_SPECIALS:
-                    self.walk.emit(FIELD, key_path, name=key, role="returned")
+                    self.walk.emit(
+                        FIELD, key_path, name=key, role="returned", node=entry, key=key, keyed=True
+                    )
                 if isinstance(spec, dict):
                     self._sort_options(spec, key_path, depth)
 
@@ -105,7 +111,9 @@ class HitOptions:
                 raise refuse("Highlighted fields must be objects keyed by field name", named_path)
             for name, options in item.items():
                 field_path = join_path(named_path, name)
-                self.walk.emit(FIELD, field_path, name=name, role="returned")
+                self.walk.emit(
+                    FIELD, field_path, name=name, role="returned", node=item, key=name, keyed=True
+                )
                 if not isinstance(options, dict):
                     raise refuse("Highlight options must be an object", field_path)
                 for key, value in options.items():

@@ -83,7 +83,7 @@ class LeafQueries:
             if key == ID_FIELD and isinstance(value, list):
                 self.walk.emit(IDS, key_path, name=key, node=body)
             else:
-                self.walk.emit(FIELD, key_path, name=key)
+                self.walk.emit(FIELD, key_path, name=key, node=body, key=key, keyed=True)
             if isinstance(value, dict):
                 reason = "terms lookup is not allowed: it reads another document"
                 self.walk.emit(FORBIDDEN, key_path, reason=reason)

@@ -166,7 +166,7 @@ class Queries:
                 reason = f"'{key}' is not allowed: it runs a machine-learning model"
                 self.walk.emit(FORBIDDEN, key_path, reason=reason)
             elif isinstance(value, dict):
-                self.walk.emit(FIELD, key_path, name=key)
+                self.walk.emit(FIELD, key_path, name=key, node=body, key=key, keyed=True)
                 self._knn(value, key_path, depth)
             else:
                 self.walk.options.option(key, value, key_path)
