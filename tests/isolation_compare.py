@@ -6,6 +6,9 @@ comparing, and nothing else:
 - ``took``, the engine's time for the search: a timing. Timings are the one side channel the
   issue sets aside (pooled or not, a busy shard answers slower).
 
+Added: when the search the plugin sent would pass a real engine's clause limit, how many
+clauses it makes (``tests/isolation_clauses.py``: the test servers enforce no limit).
+
 Everything else counts: hits and their order, ``_score``, ``max_score``, sort values, totals,
 aggregations, suggestions, highlights, explanations, error messages, ``_shards`` and the
 headers ``Total-Objects`` and ``Next-Page``.
@@ -17,6 +20,8 @@ from urllib.parse import urlsplit
 from tests.isolation_world import T_BUCKET
 
 HEADERS = ("Total-Objects", "Next-Page")
+# Not a header: the clauses a real engine would make of the search (class 5).
+MODELLED = "clauses at the engine (modelled)"
 # What a difference went through, read from where it is (or what the probe asks).
 CHANNEL_KEYS = {
     "_score": 2,
@@ -26,6 +31,7 @@ CHANNEL_KEYS = {
     "_seq_no": 3,
     "_primary_term": 3,
     "_unindexed": 4,
+    MODELLED: 5,
 }
 CLAUSE_WORDS = ("clause", "too many fields")
 CLASSES = {
@@ -37,9 +43,11 @@ CLASSES = {
 }
 
 
-def ask(app, probe, headers, uri):
+def ask(app, probe, headers, uri, model):
     """The answer to ``probe`` as the reader of ``headers``, searching T's collection
-    ``uri``: (status, body, headers)."""
+    ``uri``: (status, body, headers). ``model``: an ``isolation_clauses.ClauseModel``,
+    whose verdict is one more header (real engines answer a 400 instead)."""
+    model.start()
     if probe.kind == "post":
         response = app.post_json(f"{uri}/search", probe.body, headers=headers, expect_errors=True)
     elif probe.kind == "bucket":
@@ -59,6 +67,9 @@ def ask(app, probe, headers, uri):
     if isinstance(body, dict):
         body.pop("took", None)
     kept = {name: response.headers[name] for name in HEADERS if name in response.headers}
+    over = model.over_limit()
+    if over:
+        kept[MODELLED] = f"{over} clauses, over {model.limit}"
     if "Next-Page" in kept:
         parts = urlsplit(kept["Next-Page"])
         # Follow the page: the token's next page must be the same too.

@@ -17,7 +17,9 @@ by each reader:
   then T the very same records.
 
 Each answer is compared whole with BEFORE's (``tests/isolation_compare.py`` says what is
-removed: ``took`` only); every difference is reported at once, by class.
+removed: ``took`` only); every difference is reported at once, by class. BEFORE is asked
+twice: an answer that changes with nothing written (CONTROL) is the engine's noise, not
+another tenant's doing, and is left out (and listed).
 """
 
 import itertools
@@ -31,7 +33,8 @@ from kinto_elasticsearch.client import Engine
 from kinto_elasticsearch.config import parse_settings
 from kinto_elasticsearch.search.walk import constructs
 from tests import isolation_world as world
-from tests.conftest import REQUEST_TIMEOUT, base_settings, close_app
+from tests.conftest import REQUEST_TIMEOUT, EngineSpy, base_settings, close_app
+from tests.isolation_clauses import ClauseModel
 from tests.isolation_compare import ask, compare, report
 from tests.isolation_probes import all_probes
 
@@ -51,9 +54,11 @@ PHASES = {
 _worlds = itertools.count()
 
 
-def _answers(app):
+def _answers(pool):
+    limit = pool.app.app.registry.elasticsearch.settings.max_clauses
+    model = ClauseModel(pool.spy, pool.client, limit)
     return {
-        (probe.name, reader): ask(app, probe, headers, uri)
+        (probe.name, reader): ask(pool.app, probe, headers, uri, model)
         for probe in PROBES
         for reader, (headers, uri) in world.READERS.items()
     }
@@ -83,6 +88,7 @@ class Pool:
         self.empty()
         settings = base_settings(self.engine_server, self.prefix, **{**SETTINGS, **overrides})
         self.app = webtest.TestApp(kinto.main({}, **settings))
+        self.spy = EngineSpy(self.app.app.registry.elasticsearch.index.engine)
         return self.app
 
     def empty(self):
@@ -119,10 +125,12 @@ def answered(engine_server):
                 (world.O_BUCKET, world.O_COLLECTION),
             )
         ]
-        results = {"before": _answers(app), "placements": where}
+        results = {"before": _answers(pool), "placements": where}
+        # The same again, nothing written: what differs here is the engine's own noise.
+        results["control"] = _answers(pool)
         written = world.other_words(app) + world.other_fields(app)
         world.wait_other(app, written)
-        results["after"] = _answers(app)
+        results["after"] = _answers(pool)
         for phase, write in (
             ("o_writes_first", world.many_writes),
             ("o_types_first", world.conflicting_fields),
@@ -131,7 +139,7 @@ def answered(engine_server):
             world.create_other(app)
             world.wait_other(app, write(app))
             world.write_tenant(app)
-            results[phase] = _answers(app)
+            results[phase] = _answers(pool)
         yield results
     finally:
         pool.close()
@@ -160,7 +168,10 @@ def test_every_construct_of_the_walk_is_probed():
     )
     expected = (
         {f"query {name}" for name in queries}
-        | {f"agg {name}" for name in constructs.AGGREGATIONS | set(constructs.REFUSED_AGGREGATIONS)}
+        | {
+            f"agg {name}"
+            for name in constructs.AGGREGATIONS | set(constructs.REFUSED_AGGREGATIONS)
+        }
         | {f"suggest {name}" for name in constructs.SUGGESTERS}
         | {f"sort {name} asc" for name in constructs.SORT_SPECIALS}
         | {f"hits top_hits {key}" for key in constructs.HIT_CONTEXT_KEYS}
@@ -199,7 +210,8 @@ def test_legitimate_probes_answer_with_records(answered, phase):
     hits = [hit["_id"] for hit in body["hits"]["hits"]] if status == 200 else body
     if hits != [world.SHARED_RECORD]:
         failed.append(f"partial query match: {status} {hits}")
-    assert not failed, "\n".join(failed)
+    if failed:
+        pytest.fail("\n".join(failed), pytrace=False)
 
 
 def _found(body):
@@ -220,12 +232,34 @@ def test_enough_probes_are_answered(answered):
     assert ok >= 200
 
 
+def _unstable(answered):
+    """The (probe, reader) pairs whose answer changed with nothing written (CONTROL): the
+    engine's own noise (noida-db orders ``top_hits`` without scores at random), which no
+    other tenant caused. They are left out of the comparison, and listed."""
+    return {
+        key for key, answer in answered["control"].items() if answer != answered["before"][key]
+    }
+
+
+def test_few_answers_are_unstable(answered):
+    unstable = _unstable(answered)
+    # Engine noise must stay an exception, or the comparison would compare little.
+    assert len(unstable) <= len(_kept(answered["before"])) // 20, sorted(unstable)
+
+
 def test_no_answer_depends_on_other_tenants(answered):
     by_name = {probe.name: probe for probe in PROBES}
+    unstable = _unstable(answered)
     found = []
     for phase, title in PHASES.items():
         for name, reader in _kept(answered["before"]):
+            if (name, reader) in unstable:
+                continue
             before, after = answered["before"][(name, reader)], answered[phase][(name, reader)]
             for cls, detail in compare(by_name[name], reader, before, after):
                 found.append((cls, title, name, reader, detail))
-    assert not found, report(found)
+    if found:
+        left_out = "; ".join(f"{name} [{reader}]" for name, reader in sorted(unstable))
+        # The report, not pytest's rendering of the answers: readable, and fast.
+        message = report(found) + f"\n\nNot compared (unstable with nothing written): {left_out}"
+        pytest.fail(message, pytrace=False)
