@@ -18,8 +18,8 @@ by each reader:
 
 Each answer is compared whole with BEFORE's (``tests/isolation_compare.py`` says what is
 removed: ``took`` only); every difference is reported at once, by class. BEFORE is asked
-twice: an answer that changes with nothing written (CONTROL) is the engine's noise, not
-another tenant's doing, and is left out (and listed).
+three times: a probe whose answer changes with nothing written (CONTROL) shows the engine's
+noise, not another tenant's doing, and is left out (and listed).
 """
 
 import itertools
@@ -126,8 +126,8 @@ def answered(engine_server):
             )
         ]
         results = {"before": _answers(pool), "placements": where}
-        # The same again, nothing written: what differs here is the engine's own noise.
-        results["control"] = _answers(pool)
+        # The same again, twice, nothing written: what differs is the engine's own noise.
+        results["control"] = [_answers(pool), _answers(pool)]
         written = world.other_words(app) + world.other_fields(app)
         world.wait_other(app, written)
         results["after"] = _answers(pool)
@@ -233,18 +233,22 @@ def test_enough_probes_are_answered(answered):
 
 
 def _unstable(answered):
-    """The (probe, reader) pairs whose answer changed with nothing written (CONTROL): the
-    engine's own noise (noida-db orders ``top_hits`` without scores at random), which no
-    other tenant caused. They are left out of the comparison, and listed."""
+    """The probes whose answer changed, to any reader, with nothing written (CONTROL): the
+    engine's own noise (noida-db orders the hits of ``top_hits``, which it does not score,
+    at random), which no other tenant caused. They are left out of the comparison, and
+    listed."""
     return {
-        key for key, answer in answered["control"].items() if answer != answered["before"][key]
+        name
+        for control in answered["control"]
+        for (name, reader), answer in control.items()
+        if answer != answered["before"][(name, reader)]
     }
 
 
-def test_few_answers_are_unstable(answered):
+def test_few_probes_are_unstable(answered):
     unstable = _unstable(answered)
     # Engine noise must stay an exception, or the comparison would compare little.
-    assert len(unstable) <= len(_kept(answered["before"])) // 20, sorted(unstable)
+    assert len(unstable) <= len(PROBES) // 10, sorted(unstable)
 
 
 def test_no_answer_depends_on_other_tenants(answered):
@@ -253,13 +257,13 @@ def test_no_answer_depends_on_other_tenants(answered):
     found = []
     for phase, title in PHASES.items():
         for name, reader in _kept(answered["before"]):
-            if (name, reader) in unstable:
+            if name in unstable:
                 continue
             before, after = answered["before"][(name, reader)], answered[phase][(name, reader)]
             for cls, detail in compare(by_name[name], reader, before, after):
                 found.append((cls, title, name, reader, detail))
     if found:
-        left_out = "; ".join(f"{name} [{reader}]" for name, reader in sorted(unstable))
+        left_out = "; ".join(sorted(unstable)) or "none"
         # The report, not pytest's rendering of the answers: readable, and fast.
         message = report(found) + f"\n\nNot compared (unstable with nothing written): {left_out}"
         pytest.fail(message, pytrace=False)
