@@ -251,19 +251,44 @@ def test_few_probes_are_unstable(answered):
     assert len(unstable) <= len(PROBES) // 10, sorted(unstable)
 
 
-def test_no_answer_depends_on_other_tenants(answered):
+# What is still open in issue 20, kept out of the strict comparison and checked to still
+# differ (``test_what_is_still_open_still_differs``), so that closing it shows:
+# - a record meeting a type another tenant chose first is indexed in part until its
+#   collection is promoted (``_unindexed``), so T's answers differ when O typed first;
+# - a bucket-wide search is not yet kept to the fields its collections' records hold.
+OPEN_PHASES = {"o_types_first"}
+OPEN_PROBES = {"bucket GET ?_sort=price", "bucket GET ?q=pythn&_fuzzy=true"}
+
+
+def _differences(answered, phases, wanted):
     by_name = {probe.name: probe for probe in PROBES}
     unstable = _unstable(answered)
     found = []
-    for phase, title in PHASES.items():
+    for phase in phases:
         for name, reader in _kept(answered["before"]):
-            if name in unstable:
+            if name in unstable or not wanted(phase, name):
                 continue
             before, after = answered["before"][(name, reader)], answered[phase][(name, reader)]
             for cls, detail in compare(by_name[name], reader, before, after):
-                found.append((cls, title, name, reader, detail))
+                found.append((cls, PHASES[phase], name, reader, detail))
+    return found, unstable
+
+
+def _is_open(phase, name):
+    return phase in OPEN_PHASES or name in OPEN_PROBES
+
+
+def test_no_answer_depends_on_other_tenants(answered):
+    found, unstable = _differences(answered, PHASES, lambda *key: not _is_open(*key))
     if found:
         left_out = "; ".join(sorted(unstable)) or "none"
         # The report, not pytest's rendering of the answers: readable, and fast.
         message = report(found) + f"\n\nNot compared (unstable with nothing written): {left_out}"
         pytest.fail(message, pytrace=False)
+
+
+def test_what_is_still_open_still_differs(answered):
+    found, _ = _differences(answered, PHASES, _is_open)
+    differing = {(phase, name) for _, phase, name, _, _ in found}
+    assert {name for _, name in differing} >= OPEN_PROBES, report(found)
+    assert {phase for phase, _ in differing} >= {PHASES[p] for p in OPEN_PHASES}

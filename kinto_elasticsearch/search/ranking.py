@@ -125,17 +125,19 @@ class SearchBox:
                     param,
                 )
 
-    def apply(self, search, text_fields, syntax_fields=None):
+    def apply(self, search, text_fields, syntax_fields=None, default_fields=None):
         """``search`` (Kinto's querystring, without ``q``) narrowed and ranked by ``q``.
 
         ``text_fields``: the text fields the caller may read, searched when ``_q_fields``
         is not given. ``syntax_fields``: for a caller kept from private fields, the fields
         ``q``'s syntax may search (``simple_query_string``, which cannot name a field);
         None lets ``query_string`` search every field, as GET search always did.
+        ``default_fields``: the fields ``query_string`` searches when ``_q_fields`` names
+        none (None: every field of the index; in a pool, the collection's own).
         """
         operator = self.operator or ("or" if search.ranked else "and")
         searched = [name for name, _ in self.fields] or list(text_fields)
-        filters = [self._matching(operator, searched, syntax_fields)]
+        filters = [self._matching(operator, searched, syntax_fields, default_fields)]
         if search.body["query"] != {"match_all": {}}:
             filters.append(search.body["query"])
         query = {"bool": {"filter": filters}}
@@ -151,12 +153,12 @@ class SearchBox:
             body["highlight"] = {"fields": {name: {} for name in self.highlight}, **HIGHLIGHT}
         return dataclasses.replace(search, body=body)
 
-    def _matching(self, operator, searched, syntax_fields):
+    def _matching(self, operator, searched, syntax_fields, default_fields=None):
         names = [name for name, _ in self.fields]
         if syntax_fields is None:
             exact = {"query_string": {"query": self.text, "default_operator": operator.upper()}}
-            if names:
-                exact["query_string"]["fields"] = names
+            if names or default_fields:
+                exact["query_string"]["fields"] = names or list(default_fields)
             exact["query_string"]["lenient"] = True
         else:
             exact = {

@@ -7,6 +7,7 @@ nothing here is looked up twice for one request.
 """
 
 import logging
+import re
 from functools import cached_property
 
 from pyramid.httpexceptions import HTTPForbidden
@@ -93,6 +94,10 @@ SHARED_REFUSAL = (
 )
 
 
+# The engine's refusal of a query string's syntax names nothing but that text: shown.
+QUERY_SYNTAX = re.compile(r"^(Failed to parse query|Cannot parse) ")
+
+
 def refused(exc, built=False, shared=False):
     """The engine's refusal of a search, located where the caller wrote it: the body of a
     POST, the querystring of a GET (``built`` by the plugin from it).
@@ -101,7 +106,7 @@ def refused(exc, built=False, shared=False):
     engine's message may name another tenant's fields and types, so it is logged, not sent.
     """
     refusal = errors.invalid_querystring if built else errors.invalid_body
-    if shared:
+    if shared and not QUERY_SYNTAX.match(exc.message):
         logger.info("The engine refused a search of a pooled index: %s", exc.message)
         return refusal(SHARED_REFUSAL)
     return refusal(f"The search engine refused the query: {exc.message}")
@@ -236,7 +241,7 @@ class CollectionSearch:
             named = rules.field_names(body)
             if not fresh and any(not n.startswith("_") and n not in types for n in named):
                 types, _ = self._mapped_types(refresh=True)
-            return set(self.own_types(types))
+            return self.own_types(types)
         except EngineUnavailable as exc:
             raise unavailable(exc) from None
 

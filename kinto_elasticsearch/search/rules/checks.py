@@ -137,6 +137,8 @@ class Rules:
             self.scope.note(finding)
 
     def _any_field(self, finding):
+        if self.scope is not None:
+            self.scope.default_fields(finding)
         if self.hidden:
             raise refuse(
                 f"{finding.reason}, and this collection has fields you may not read: "

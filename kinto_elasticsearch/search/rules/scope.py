@@ -19,12 +19,21 @@ from fnmatch import fnmatchcase
 
 # A name no mapping holds (see the module docstring).
 UNMAPPED = "_unmapped."
+# Types that hold fields rather than values: no query searches them by name.
+CONTAINERS = frozenset({"object", "nested", "flattened", "flat_object"})
 
 
 class FieldScope:
     def __init__(self, own):
+        # ``{field: type}`` of the fields the collection's records hold.
         self.own = frozenset(own)
+        self.leaves = sorted(
+            name
+            for name, kind in own.items()
+            if not name.startswith("_") and kind not in CONTAINERS
+        )
         self.renames = []
+        self.defaults = []
 
     def holds(self, name):
         """Whether the collection's records hold ``name`` (a field, or an object of them)."""
@@ -48,8 +57,24 @@ class FieldScope:
                 return
         self.renames.append((finding, [UNMAPPED + name]))
 
+    def default_fields(self, finding):
+        """A query that searches every field unless told which (``query_string`` without
+        ``fields`` or ``default_field``, ``multi_match``...) searches the collection's own
+        fields, leniently as every field is searched: not the pool's, which would also make
+        its number of clauses another tenant's doing."""
+        body = finding.node
+        if not isinstance(body, dict) or body.get("fields") or "default_field" in body:
+            return
+        if finding.name == "more_like_this":
+            return  # Refused in a pool (it reads the whole index).
+        self.defaults.append(body)
+
     def apply(self):
         """Rename what :meth:`note` found; lists from their end, so indices hold."""
+        fields = self.leaves or ["id"]
+        for body in self.defaults:
+            body["fields"] = list(fields)
+            body.setdefault("lenient", True)
         in_lists = []
         for finding, names in self.renames:
             if finding.keyed:

@@ -98,11 +98,11 @@ class Aggregations:
             raise refuse(f"'{aggregation_type}' must hold an object", path)
         else:
             for key, value in params.items():
-                self._option(aggregation_type, key, value, join_path(path, key), depth)
+                self._option(aggregation_type, key, value, join_path(path, key), depth, params)
             if aggregation_type in HISTOGRAMS:
                 self._histogram_buckets(aggregation_type, params, path)
 
-    def _option(self, aggregation_type, key, value, path, depth):
+    def _option(self, aggregation_type, key, value, path, depth, parent=None):
         if key in BUCKET_SIZE_KEYS:
             self.walk.options.size(key, value, path, "max_aggregation_size")
         elif key == "min_doc_count" and aggregation_type in TERMS_AGGREGATIONS:
@@ -129,7 +129,7 @@ class Aggregations:
         elif key in AGGREGATION_DATA_KEYS or (key == "sort" and aggregation_type == "bucket_sort"):
             return
         else:
-            self.walk.options.option(key, value, path)
+            self.walk.options.option(key, value, path, parent)
 
     def _histogram_buckets(self, aggregation_type, params, path):
         """Report the empty buckets a histogram makes over its ``extended_bounds``."""
@@ -163,7 +163,7 @@ class Aggregations:
             if key == "filter":
                 self.walk.queries.query(value, key_path, depth + 1)
             else:
-                self.walk.options.option(key, value, key_path)
+                self.walk.options.option(key, value, key_path, population)
 
     def _composite_sources(self, sources, path):
         if not isinstance(sources, list):

@@ -87,7 +87,7 @@ class HitOptions:
             elif key == "nested":
                 self._nested_sort(value, key_path, depth + 1)
             else:
-                self.walk.options.option(key, value, key_path)
+                self.walk.options.option(key, value, key_path, nested)
 
     def highlight(self, highlight, path, depth):
         if not isinstance(highlight, dict):
@@ -99,7 +99,7 @@ class HitOptions:
             elif key == "fields":
                 self._highlight_fields(value, key_path, depth)
             else:
-                self.walk.options.option(key, value, key_path)
+                self.walk.options.option(key, value, key_path, highlight)
 
     def _highlight_fields(self, fields, path, depth):
         if isinstance(fields, list):
@@ -123,7 +123,7 @@ class HitOptions:
                     elif key == "matched_fields":
                         self.walk.options.field_names(value, key_path, "returned")
                     else:
-                        self.walk.options.option(key, value, key_path)
+                        self.walk.options.option(key, value, key_path, options)
 
     def rescore(self, rescore, path):
         items = rescore if isinstance(rescore, list) else [rescore]
@@ -148,7 +148,7 @@ class HitOptions:
             if key == "rescore_query":
                 self.walk.queries.query(value, key_path, 1)
             else:
-                self.walk.options.option(key, value, key_path)
+                self.walk.options.option(key, value, key_path, body)
 
     def collapse(self, collapse, path, depth):
         if not isinstance(collapse, dict):
@@ -162,7 +162,7 @@ class HitOptions:
             elif key == "field":
                 self.walk.options.field_names(value, key_path, "returned")
             else:
-                self.walk.options.option(key, value, key_path)
+                self.walk.options.option(key, value, key_path, collapse)
 
     def hit_options(self, options, path, depth):
         """The options of ``top_hits`` and inner hits: a small search of their own."""
@@ -189,7 +189,7 @@ class HitOptions:
                 # Source filtering is rewritten by the rules; a name is the user's.
                 continue
             else:
-                self.walk.options.option(key, value, key_path)
+                self.walk.options.option(key, value, key_path, options)
 
     def explain(self, value, path):
         if not isinstance(value, bool):

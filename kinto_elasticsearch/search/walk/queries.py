@@ -111,7 +111,7 @@ class Queries:
                 self.walk.emit(CLAUSES, key_path, value=len(value))
                 self.walk.emit(IDS, key_path, name="ids", node=body)
             else:
-                self.walk.options.option(key, value, key_path)
+                self.walk.options.option(key, value, key_path, body)
         if query_type == "nested":
             self.walk.nested -= 1
 
@@ -150,11 +150,11 @@ class Queries:
                     "shard's order of writes"
                 )
                 self.walk.emit(COUNTERS, key_path, reason=reason)
-                self.walk.options.option(key, value, key_path)
+                self.walk.options.option(key, value, key_path, function)
             elif key in DECAY_FUNCTIONS:
                 self.walk.options.fields_then_options(value, key_path, {"multi_value_mode"})
             else:
-                self.walk.options.option(key, value, key_path)
+                self.walk.options.option(key, value, key_path, function)
 
     def _knn(self, body, path, depth):
         # Elasticsearch names the field in "field"; OpenSearch nests options under the field.
@@ -169,4 +169,4 @@ class Queries:
                 self.walk.emit(FIELD, key_path, name=key, node=body, key=key, keyed=True)
                 self._knn(value, key_path, depth)
             else:
-                self.walk.options.option(key, value, key_path)
+                self.walk.options.option(key, value, key_path, body)
