@@ -129,7 +129,10 @@ def paginated(request, search, response):
 
 def _querystring_search(request, search):
     """Kinto's querystring, as ``GET .../records`` takes it, run as ``search``."""
-    scoped = isinstance(search, CollectionSearch) and search.where.pooled
+    try:
+        scoped = isinstance(search, CollectionSearch) and search.where.pooled
+    except EngineUnavailable as exc:
+        raise unavailable(exc) from None
     built = translate_querystring(
         request, search.field_types, search.hidden, search.readable_fields, scoped
     )
