@@ -236,10 +236,13 @@ class CollectionSearch:
     def own_fields(self, body):
         """The fields a pooled collection's records hold, for a ``body`` to be kept to:
         read afresh when the body names a field the cached mapping does not know."""
+        named = rules.field_names(body)
+        if not named:
+            # Nothing to keep to the collection's fields: no engine request for it.
+            return {}
         try:
             types, fresh = self._mapped_types(refresh=False)
-            named = rules.field_names(body)
-            if not fresh and any(not n.startswith("_") and n not in types for n in named):
+            if not fresh and any(n[:1] != "_" and "*" not in n and n not in types for n in named):
                 types, _ = self._mapped_types(refresh=True)
             return self.own_types(types)
         except EngineUnavailable as exc:

@@ -37,7 +37,7 @@ from kinto_elasticsearch.search.rules.limits import (
 )
 from kinto_elasticsearch.search.rules.private import private_fields
 from kinto_elasticsearch.search.walk import QueryRefused, refuse, walk
-from kinto_elasticsearch.search.walk.findings import FIELD
+from kinto_elasticsearch.search.walk.findings import ANY_FIELD, FIELD
 
 
 def guard_search(
@@ -75,12 +75,15 @@ def check_built_search(body, limits: QueryLimits, restricted: bool, hidden=(), w
 
 
 def field_names(body) -> set:
-    """The field names (and patterns) ``body`` holds; nothing is checked."""
+    """The field names (and patterns) ``body`` holds, ``*`` for a query that searches
+    every field unless told which; nothing is checked."""
     names = set()
 
     def note(finding):
         if finding.kind == FIELD and isinstance(finding.name, str):
             names.add(finding.name)
+        elif finding.kind == ANY_FIELD:
+            names.add("*")
 
     if isinstance(body, dict):
         walk(body, note)
