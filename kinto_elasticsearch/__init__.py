@@ -4,7 +4,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from kinto.core.events import ACTIONS, AfterResourceChanged, ResourceChanged
 from kinto.events import ServerFlushed
-from pyramid.events import NewRequest
+from pyramid.events import ContextFound, NewRequest
 
 from kinto_elasticsearch.client.engine import quiet_client_loggers
 from kinto_elasticsearch.config import load_settings
@@ -57,6 +57,7 @@ def includeme(config):
         for_resources=("bucket",),
         for_actions=(ACTIONS.DELETE,),
     )
+    config.add_subscriber(listeners.note_legacy_before_flush, ContextFound)
     config.add_subscriber(listeners.on_server_flushed, ServerFlushed)
     config.add_subscriber(listeners.on_new_request, NewRequest)
 

@@ -53,4 +53,4 @@ def engine_unavailable():
 def not_found(resource_name, object_id):
     """Kinto's 404 for an object that does not exist."""
     details = {"id": object_id, "resource_name": resource_name}
-    return http_error(HTTPNotFound(), errno=ERRORS.INVALID_RESOURCE_ID, details=details)
+    return http_error(HTTPNotFound(), errno=ERRORS.MISSING_RESOURCE, details=details)

@@ -6,6 +6,7 @@ collection size.
 """
 
 from kinto.core.storage import Filter, Sort
+from kinto.core.storage.exceptions import ObjectNotFoundError
 from kinto.core.utils import COMPARISON
 
 PAGE_SIZE = 1000
@@ -26,6 +27,16 @@ def records_uri(bucket_id, collection_id):
     """The collection's plural records endpoint: what a listing's permissions are checked
     on, and the prefix of its records' URIs."""
     return f"{collection_uri(bucket_id, collection_id)}/records"
+
+
+def collection_exists(storage, bucket_id, collection_id):
+    try:
+        storage.get(
+            resource_name="collection", parent_id=bucket_uri(bucket_id), object_id=collection_id
+        )
+    except ObjectNotFoundError:
+        return False
+    return True
 
 
 def iter_collections(storage, bucket_id=None, collection_id=None):

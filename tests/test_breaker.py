@@ -150,7 +150,8 @@ def test_a_query_the_engine_fails_on_is_that_querys_400_and_never_opens_the_brea
     proxy = FaultProxy(engine_server.url)
     proxy.answer = _search_marked("reverse_nested")(500, NOT_NESTED)
     try:
-        app = _proxied_app(make_app, proxy)
+        # An index of its own, whose refusals quote the engine (a pool's do not).
+        app = _proxied_app(make_app, proxy, **{"elasticsearch.pools": "0"})
         app.put_json("/v1/buckets/b", {}, headers=alice)
         app.put_json(COLLECTION, {}, headers=alice)
         app.put_json(f"{COLLECTION}/records/r1", {"data": {"obj": {"a": 1}}}, headers=alice)

@@ -114,14 +114,17 @@ def test_bucket_get_search_takes_kintos_querystring_and_pages(blog, alice):
     "bucket_id", ["*", "b*", "blog,other", "blog*", "_all", "-blog", "bl%3Fg"]
 )
 def test_bucket_ids_outside_kintos_rules_name_no_index(blog, alice, bucket_id):
-    """The id is never turned into an index pattern: as for an unknown bucket, 401/403."""
-    for method in (blog.post_json, blog.get):
-        args = ({},) if method is blog.post_json else ()
-        url = f"/v1/buckets/{bucket_id}/search"
-        response = method(url, *args, headers=alice, status="*")
-        assert response.status_int == 403, response.text
-        assert "hello" not in response.text
-        assert method(url, *args, status="*").status_int == 401
+    """The id is never turned into an index pattern: the answer is Kinto's for the
+    bucket's collections (a 401, 403 or 404: ``test_path_ids``)."""
+    for headers in (alice, {}):
+        listing = blog.get(f"/v1/buckets/{bucket_id}/collections", headers=headers, status="*")
+        assert listing.status_int in (401, 403, 404), listing.text
+        for method in (blog.post_json, blog.get):
+            args = ({},) if method is blog.post_json else ()
+            url = f"/v1/buckets/{bucket_id}/search"
+            response = method(url, *args, headers=headers, status="*")
+            assert (response.status_int, response.json) == (listing.status_int, listing.json)
+            assert "hello" not in response.text
 
 
 @pytest.mark.parametrize("collection_id", ["*", "art*", "articles,drafts", "_all"])

@@ -5,8 +5,12 @@ a 400 in Kinto's format that names the offending key and its path. Every legitim
 is replayed as a user who may read only some records, next to records they may not read
 (in the same collection, another collection and another bucket) that carry a marker: the
 marker never comes back, whatever the body.
+
+Collections here have an index of their own, where a full reader may use what reads the
+whole index; a pooled collection refuses more (``tests/test_tenants.py``).
 """
 
+import functools
 import json
 
 import pytest
@@ -18,6 +22,11 @@ COLLECTION = "/v1/buckets/b/collections/c"
 SEARCH = f"{COLLECTION}/search"
 MARKER = "zzsecretzz"
 READER = auth("reader")
+
+
+@pytest.fixture
+def make_app(make_app):
+    return functools.partial(make_app, **{"elasticsearch.pools": "0"})
 
 
 @pytest.fixture

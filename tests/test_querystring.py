@@ -382,7 +382,13 @@ def test_filters_combine():
         (
             "_sort=nope",
             [
-                {"nope": {"order": "asc", "missing": "_last", "unmapped_type": "keyword"}},
+                {
+                    "_unmapped.nope": {
+                        "order": "asc",
+                        "missing": "_last",
+                        "unmapped_type": "keyword",
+                    }
+                },
                 *DEFAULT_SORT,
             ],
         ),

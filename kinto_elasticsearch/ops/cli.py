@@ -1,4 +1,5 @@
-"""The ``kinto-elasticsearch`` command line: catch up, rebuild and verify indices.
+"""The ``kinto-elasticsearch`` command line: catch up, rebuild and verify indices, remove
+0.3's.
 
 Exit status: 0 when all went well (and, for verify, everything matches), 1 when verify
 found differences, 2 on an error (bad arguments, an ini that cannot be read, a bad setting,
@@ -19,22 +20,32 @@ from pyramid.exceptions import ConfigurationError, ConfigurationExecutionError
 from pyramid.paster import bootstrap, setup_logging
 
 from kinto_elasticsearch.client import EngineError
-from kinto_elasticsearch.ops import reindex, scope, sync, verify
+from kinto_elasticsearch.ops import reindex, remove_legacy, scope, sync, verify
 from kinto_elasticsearch.ops.errors import CommandError
 
-COMMANDS = {"reindex": reindex, "verify": verify, "sync": sync}
+COMMANDS = {
+    "reindex": reindex,
+    "verify": verify,
+    "sync": sync,
+    remove_legacy.COMMAND: remove_legacy,
+}
+# The commands that may delete what storage lacks, and so take --force-delete-orphans.
+DELETING_ORPHANS = ("reindex", "verify", "sync")
 
 
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="kinto-elasticsearch",
-        description="Rebuild and verify the search indices of a Kinto server.",
+        description=(
+            "Rebuild and verify the search indices of a Kinto server, and remove those "
+            "kinto-elasticsearch 0.3 left."
+        ),
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, command in COMMANDS.items():
         sub = commands.add_parser(name, help=command.HELP, description=command.HELP)
         sub.add_argument("--ini", required=True, help="Kinto's configuration file")
-        scope.add_arguments(sub)
+        scope.add_arguments(sub, orphans=name in DELETING_ORPHANS)
         command.add_arguments(sub)
     return parser
 

@@ -11,9 +11,12 @@ PRIVATE_STORAGE_MODULES = ("kinto.core.storage.memory",)
 FORCE_FLAG = "--force-delete-orphans"
 
 
-def add_arguments(parser):
+def add_arguments(parser, orphans=True):
+    """The scope's options, and ``FORCE_FLAG`` for a command that may delete ``orphans``."""
     parser.add_argument("-b", "--bucket", help="only this bucket")
     parser.add_argument("-c", "--collection", help="only this collection (needs --bucket)")
+    if not orphans:
+        return
     parser.add_argument(
         FORCE_FLAG,
         action="store_true",

@@ -1,7 +1,9 @@
-"""``kinto-elasticsearch verify [--repair]``: report how indices differ from storage."""
+"""``kinto-elasticsearch verify [--repair]``: report how indices differ from storage, and
+the indices kinto-elasticsearch 0.3 left (never repaired here: ``remove_legacy``)."""
 
 import transaction
 
+from kinto_elasticsearch.ops import remove_legacy
 from kinto_elasticsearch.ops.errors import CommandError
 from kinto_elasticsearch.ops.scope import FORCE_FLAG, collections_in_scope
 from kinto_elasticsearch.sync.compare import scope_pattern, verify_collection, verify_indices
@@ -53,6 +55,9 @@ def run(registry, args, out):
         index_side, expected, pattern, repair=args.repair, sanity_check=sanity_check
     )
     _print_indices(indices, out)
+    # 0.3's indices are not differences: the new indices may match storage beside them.
+    legacy = remove_legacy.find(storage, index_side, args.bucket, args.collection)
+    remove_legacy.print_found(legacy, out)
     if indices.refused:
         refused.append(indices.refused)
     differs = differs or indices.differs

@@ -1,7 +1,7 @@
 """Who may search what: Kinto's own permissions, as ``GET .../records`` applies them."""
 
 from kinto.core.authorization import DYNAMIC, RouteFactory
-from kinto.core.utils import instance_uri
+from kinto.core.utils import build_request, instance_uri
 from kinto.views import object_exists_or_404
 
 from kinto_elasticsearch import errors
@@ -18,15 +18,37 @@ def valid_ids(matchdict):
     )
 
 
+def answer_as_kinto(request, route_name, **ids):
+    """Raise what Kinto's own ``GET`` of ``route_name`` answers this caller for ``ids``.
+
+    For path ids outside Kinto's rules: the plugin cannot answer them as Kinto does by
+    itself, since Kinto's permission backend reads a ``*`` in a path as a wildcard (a
+    caller with permissions on some bucket passes its checks on ``/buckets/*``, then meets
+    a 404), so Kinto is asked, with a subrequest, as its default bucket plugin does. No
+    bucket or collection can have such an id, so Kinto refuses, and it raises its error.
+    """
+    subrequest = build_request(
+        request, {"method": "GET", "path": request.route_path(route_name, **ids)}
+    )
+    request.invoke_subrequest(subrequest)
+    # Should Kinto ever list something there, the search still has nothing to search.
+    if "collection_id" in ids:
+        raise errors.not_found("collection", ids["collection_id"])
+    raise errors.not_found("bucket", ids["bucket_id"])
+
+
 class RecordsReadContext(RouteFactory):
     """The permissions of ``GET /buckets/{bid}/collections/{cid}/records``.
 
     Kinto's own factory, configured as the plural records endpoint, so that a search sees
     exactly the records the same user would list: ``shared_ids`` is None with read access
-    on the collection (or bucket), else the ids of the records shared with the user.
+    on the collection (or bucket), else the ids of the records shared with the user. Ids
+    outside Kinto's rules get what that endpoint answers (``answer_as_kinto``).
     """
 
     def __init__(self, request):
+        if not valid_ids(request.matchdict):
+            answer_as_kinto(request, "record-plural", **request.matchdict)
         super().__init__(request)
         self._request = request
         self.resource_name = "record"
@@ -88,9 +110,6 @@ def hidden_fields(request, collection):
 
 def collection_or_404(request):
     """``(bucket id, collection id, collection)`` of the request's path, or Kinto's 404."""
-    if not valid_ids(request.matchdict):
-        # What Kinto answers for a collection that does not exist.
-        raise errors.not_found("collection", request.matchdict.get("collection_id"))
     bucket_id = request.matchdict["bucket_id"]
     collection_id = request.matchdict["collection_id"]
     collection = object_exists_or_404(

@@ -72,6 +72,10 @@ QUERY_PARAM = "q"
 # search_after.
 MAX_RESULT_WINDOW = 10_000
 
+# A name no mapping holds: record keys never start with ``_`` at the top level
+# (``index/fieldnames.py``), and the plugin maps no such field.
+UNMAPPED_SORT = "_unmapped."
+
 MATCH_ALL = {"match_all": {}}
 MATCH_NONE = {"match_none": {}}
 
@@ -304,8 +308,10 @@ def _sort(specified, field_types):
         if field.mapped:
             clauses.append({_exact(field, "_sort"): order})
         else:
-            # Kept rather than dropped, so that tokens stay valid once a record has it.
-            clauses.append({field.path: {**order, "unmapped_type": "keyword"}})
+            # Kept rather than dropped, so that tokens stay valid once a record has it;
+            # under a name nothing maps: in a pool, another tenant may have mapped the field,
+            # whose missing values would sort as that type's, not as the collection's nulls.
+            clauses.append({UNMAPPED_SORT + field.path: {**order, "unmapped_type": "keyword"}})
     return clauses
 
 

@@ -166,7 +166,7 @@ class SearchBox:
                     param,
                 )
 
-    def apply(self, search, field_types, hidden=(), syntax_fields=None):
+    def apply(self, search, field_types, hidden=(), syntax_fields=None, default_fields=None):
         """``search`` (Kinto's querystring, without ``q``) narrowed and ranked by ``q``.
 
         ``field_types``: ``{"dotted.path": type}`` of the mapping, whose text fields the
@@ -174,11 +174,13 @@ class SearchBox:
         ``syntax_fields``: for a caller kept from private fields, the fields ``q``'s syntax
         may search (``simple_query_string``, which cannot name a field); None lets
         ``query_string`` search every field, as GET search always did.
+        ``default_fields``: the fields ``query_string`` searches when ``_q_fields`` names
+        none (None: every field of the index; in a pool, the collection's own).
         """
         text_fields = readable_text_fields(field_types, hidden)
         operator = self.operator or ("or" if search.ranked else "and")
         searched = [name for name, _ in self.fields] or list(text_fields)
-        filters = [self._matching(operator, searched, syntax_fields)]
+        filters = [self._matching(operator, searched, syntax_fields, default_fields)]
         if search.body["query"] != {"match_all": {}}:
             filters.append(search.body["query"])
         query = {"bool": {"filter": filters}}
@@ -200,12 +202,12 @@ class SearchBox:
             }
         return dataclasses.replace(search, body=body)
 
-    def _matching(self, operator, searched, syntax_fields):
+    def _matching(self, operator, searched, syntax_fields, default_fields=None):
         names = [name for name, _ in self.fields]
         if syntax_fields is None:
             exact = {"query_string": {"query": self.text, "default_operator": operator.upper()}}
-            if names:
-                exact["query_string"]["fields"] = names
+            if names or default_fields:
+                exact["query_string"]["fields"] = names or list(default_fields)
             exact["query_string"]["lenient"] = True
         else:
             exact = {

@@ -7,6 +7,7 @@ nothing here is looked up twice for one request.
 """
 
 import logging
+import re
 from functools import cached_property
 
 from pyramid.httpexceptions import HTTPForbidden
@@ -85,10 +86,29 @@ def unavailable(exc):
     return errors.engine_unavailable()
 
 
-def refused(exc, built=False):
+# What a refusal says instead of the engine's words when the index is shared.
+SHARED_REFUSAL = (
+    "The search engine refused the query. This collection shares its index with other "
+    "collections, so the engine's message is not shown: it may name their fields and types. "
+    "Check the query's field names, types and values against the collection's records."
+)
+
+
+# The engine's refusal of a query string's syntax names nothing but that text: shown.
+QUERY_SYNTAX = re.compile(r"^(Failed to parse query|Cannot parse) ")
+
+
+def refused(exc, built=False, shared=False):
     """The engine's refusal of a search, located where the caller wrote it: the body of a
-    POST, the querystring of a GET (``built`` by the plugin from it)."""
+    POST, the querystring of a GET (``built`` by the plugin from it).
+
+    ``shared``: the search reached a pooled index, whose mapping is every tenant's; the
+    engine's message may name another tenant's fields and types, so it is logged, not sent.
+    """
     refusal = errors.invalid_querystring if built else errors.invalid_body
+    if shared and not QUERY_SYNTAX.match(exc.message):
+        logger.info("The engine refused a search of a pooled index: %s", exc.message)
+        return refusal(SHARED_REFUSAL)
     return refusal(f"The search engine refused the query: {exc.message}")
 
 
@@ -140,15 +160,16 @@ class CollectionSearch:
         """Guard ``body``, send it, and answer with the engine's response as records."""
         try:
             limits = query_limits(self.request)
+            own = self.own_fields(body) if self.where.pooled and not built else None
             body = rules.collection_search_body(
-                body, limits, self.shared_ids, self.where, self.hidden, built
+                body, limits, self.shared_ids, self.where, self.hidden, built, own
             )
             with metrics.timed(self.request.registry, metrics.SEARCH_SECONDS):
                 response = self._search(body)
         except rules.QueryRefused as exc:
             raise invalid(exc, built) from None
         except EngineRequestError as exc:
-            raise refused(exc, built) from None
+            raise refused(exc, built, shared=self.where.pooled) from None
         except EngineUnavailable as exc:
             raise unavailable(exc) from None
         return hits.as_records(pooled.restore(response, self.plugin.index.prefix))
@@ -161,15 +182,69 @@ class CollectionSearch:
         )
 
     def field_types(self, refresh):
-        """``({field: type}, fresh)`` of the collection's index, for Kinto's querystring."""
+        """``({field: type}, fresh)`` of the collection's index, for Kinto's querystring
+        and the search box: in a pool, only of the fields its own records hold."""
+        try:
+            types, fresh = self._mapped_types(refresh)
+            return (self.own_types(types) if self.where.pooled else types), fresh
+        except EngineUnavailable as exc:
+            raise unavailable(exc) from None
+        except EngineRequestError as exc:
+            raise refused(exc, built=True, shared=True) from None
+
+    def _mapped_types(self, refresh):
         known = self.plugin.index.known
         try:
-            try:
-                return known.field_types(self.bucket_id, self.collection_id, refresh=refresh)
-            except EngineNotFound:
-                # Created now: its types are read afresh, not from a cache.
-                self.ensure_index()
-                return known.field_types(self.bucket_id, self.collection_id, refresh=True)
+            return known.field_types(self.bucket_id, self.collection_id, refresh=refresh)
+        except EngineNotFound:
+            # Created now: its types are read afresh, not from a cache.
+            self.ensure_index()
+            return known.field_types(self.bucket_id, self.collection_id, refresh=True)
+
+    def own_types(self, types):
+        """The ``types`` of a pool's mapping that this collection's records hold.
+
+        A pool's mapping is every tenant's: a filter, a sort or ``q`` reading it would
+        behave differently for a field another tenant mapped (its type, and how many
+        fields ``q`` searches), so fields the collection never wrote are left out, as an
+        index of its own would not have them. One search, before the permission filter: an
+        index of its own maps the fields of every record, readable or not.
+        """
+        names = sorted(types)
+        present = {f"f{i}": {"exists": {"field": name}} for i, name in enumerate(names)}
+        body = {
+            "size": 0,
+            "track_total_hits": False,
+            "aggs": {"present": {"filters": {"filters": present}}},
+            "timeout": query_limits(self.request).timeout,
+        }
+        response = self._search(
+            filters.with_filters(body, filters.collection_filters(None, self.where))
+        )
+        buckets = response.get("aggregations", {}).get("present", {}).get("buckets", {})
+        held = {n for i, n in enumerate(names) if buckets.get(f"f{i}", {}).get("doc_count")}
+
+        def holds(name):
+            parent = name.rsplit(".", 1)[0]
+            # A sub-field (``title.keyword``) is held with its field, whether or not the
+            # engine finds it by ``exists``.
+            sub_field = parent != name and types.get(parent) not in (None, *facets.CONTAINERS)
+            return name in held or name in facets.UNIQUE_FIELDS or (sub_field and holds(parent))
+
+        return {name: kind for name, kind in types.items() if holds(name)}
+
+    def own_fields(self, body):
+        """The fields a pooled collection's records hold, for a ``body`` to be kept to:
+        read afresh when the body names a field the cached mapping does not know."""
+        named = rules.field_names(body)
+        if not named:
+            # Nothing to keep to the collection's fields: no engine request for it.
+            return {}
+        try:
+            types, fresh = self._mapped_types(refresh=False)
+            if not fresh and any(n[:1] != "_" and "*" not in n and n not in types for n in named):
+                types, _ = self._mapped_types(refresh=True)
+            return self.own_types(types)
         except EngineUnavailable as exc:
             raise unavailable(exc) from None
 
@@ -181,7 +256,11 @@ class CollectionSearch:
             return ["id"]
         except EngineUnavailable as exc:
             raise unavailable(exc) from None
-        return _readable_field_names([mapping], self.hidden)
+        names = _readable_field_names([mapping], self.hidden)
+        if self.where.pooled:
+            own = self.field_types(refresh=False)[0]
+            names = [name for name in names if name in own] or ["id"]
+        return names
 
 
 class BucketSearch:
@@ -197,9 +276,7 @@ class BucketSearch:
         self.plugin = request.registry.elasticsearch
         self.bucket_id = request.matchdict["bucket_id"]
         if not access.is_kinto_id(self.bucket_id):
-            # As for a bucket that does not exist: Kinto's forbidden view answers 401 to
-            # anonymous users, 403 to others.
-            raise HTTPForbidden()
+            access.answer_as_kinto(request, "collection-plural", bucket_id=self.bucket_id)
         self.readable, self.hidden = access.readable_collections(request, self.bucket_id)
         if not self.readable:
             raise HTTPForbidden()
@@ -280,7 +357,7 @@ class BucketSearch:
             with metrics.timed(self.request.registry, metrics.SEARCH_SECONDS):
                 response = self.plugin.searcher.search_indices(aliases, body)
         except EngineRequestError as exc:
-            raise refused(exc, built) from None
+            raise refused(exc, built, shared=bool(self.targets[3])) from None
         except EngineUnavailable as exc:
             raise unavailable(exc) from None
         pooled.restore(response, self.plugin.index.prefix)

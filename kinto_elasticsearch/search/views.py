@@ -82,9 +82,10 @@ class _RecordingTypes(dict):
         return super().get(key, default)
 
 
-def translate_querystring(request, load_types, hidden, readable_fields):
+def translate_querystring(request, load_types, hidden, readable_fields, scoped=False):
     """Kinto's querystring as a search; with a ``q``, a search box (``search.ranking``),
-    kept from reaching hidden fields."""
+    kept from reaching hidden fields. ``scoped``: the types are the fields a pooled
+    collection's records hold, which ``q`` searches instead of every field of the pool."""
     params = request.GET
     box = ranking.SearchBox.from_params(params)
     if box is not None:
@@ -102,7 +103,11 @@ def translate_querystring(request, load_types, hidden, readable_fields):
         search = querystring.querystring_to_search(params, types, max_limit, by_relevance)
     if box is None:
         return search
-    return box.apply(search, types, hidden, readable_fields() if hidden else None)
+    own = None
+    if scoped:
+        own = [n for n, kind in sorted(types.items()) if not n.startswith("_")]
+        own = [n for n in own if types[n] not in facets.CONTAINERS]
+    return box.apply(search, types, hidden, readable_fields() if hidden else None, own)
 
 
 def paginated(request, search, response):
@@ -123,8 +128,12 @@ def paginated(request, search, response):
 
 def _querystring_search(request, search):
     """Kinto's querystring, as ``GET .../records`` takes it, run as ``search``."""
+    try:
+        scoped = isinstance(search, CollectionSearch) and search.where.pooled
+    except EngineUnavailable as exc:
+        raise unavailable(exc) from None
     built = translate_querystring(
-        request, search.field_types, search.hidden, search.readable_fields
+        request, search.field_types, search.hidden, search.readable_fields, scoped
     )
     return paginated(request, built, search.run(built.body, built=True))
 
@@ -186,7 +195,7 @@ def get_facets(request):
             else:
                 response = run(described, limit)
     except EngineRequestError as exc:
-        raise refused(exc, built=True) from None
+        raise refused(exc, built=True, shared=search.where.pooled) from None
     except EngineUnavailable as exc:
         raise unavailable(exc) from None
     return facets.facets_response(described, response, hidden, wanted)

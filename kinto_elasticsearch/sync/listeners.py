@@ -6,12 +6,14 @@ sender; what it cannot deliver, and any collection or bucket change that could n
 applied, is left to the catch-up, which reads storage (see ``sync``).
 """
 
+import functools
 import logging
 
 from kinto.core.storage.exceptions import ObjectNotFoundError
 
 from kinto_elasticsearch import errors
 from kinto_elasticsearch.client import EngineError, EngineRequestError, EngineUnavailable
+from kinto_elasticsearch.index import legacy
 from kinto_elasticsearch.index.analysis import (
     SETTINGS_KEY,
     InvalidIndexSettings,
@@ -19,7 +21,7 @@ from kinto_elasticsearch.index.analysis import (
     settings_changed,
 )
 from kinto_elasticsearch.index.mapping import documents_changed, mapping_changed, metadata_errors
-from kinto_elasticsearch.storage import bucket_uri, collection_uri
+from kinto_elasticsearch.storage import bucket_uri, collection_exists, collection_uri
 from kinto_elasticsearch.sync.catchup import save_new_collection
 
 logger = logging.getLogger(__name__)
@@ -177,9 +179,33 @@ def on_new_request(event):
     event.request.registry.elasticsearch.catchup.start()
 
 
+# Where a flush request keeps the names of 0.3's indices it is to delete.
+LEGACY_TO_FLUSH = "kinto_elasticsearch.legacy_to_flush"
+
+
+def note_legacy_before_flush(event):
+    """Note 0.3's indices of the collections a ``POST /__flush__`` is about to delete:
+    Kinto empties storage before it sends ``ServerFlushed``, and only storage tells 0.3's
+    indices from names that merely look like theirs (``index.legacy``). Both readings of
+    an ambiguous name go with the flush, so it goes too."""
+    request = event.request
+    route = request.matched_route
+    if route is None or route.name != "flush" or request.method != "POST":
+        return
+    _, index_side = _plugin(request)
+    exists = functools.partial(collection_exists, request.registry.storage)
+    try:
+        found = legacy.find(index_side.indices, index_side.prefix, exists)
+    except EngineError as exc:
+        logger.error("Could not list kinto-elasticsearch 0.3's indices before flush: %s", exc)
+        return
+    request.environ[LEGACY_TO_FLUSH] = sorted([*found.matched, *found.ambiguous])
+
+
 def on_server_flushed(event):
     _, index_side = _plugin(event.request)
     try:
         index_side.removal.flush()
+        index_side.indices.delete(event.request.environ.get(LEGACY_TO_FLUSH, []))
     except EngineError as exc:
         logger.error("Could not delete the plugin's indices on flush: %s", exc)

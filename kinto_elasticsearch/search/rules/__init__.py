@@ -16,8 +16,11 @@ and, for a cost, the setting that bounds it) or neutralises. The rules:
 - partial readers (who may read only some records of what the search reaches): what depends on
   index-wide statistics or on records beyond the permission filter is refused (see
   ``FULL_READ`` in the walk);
-- pooled tenants: the record ids a body names become the pool's document ids, and the pool's
-  metadata fields are not searchable;
+- pooled tenants (a search that reaches an index shared with other collections): the record
+  ids a body names become the pool's document ids; the pool's metadata fields, what reads
+  index-wide dictionaries or statistics (as for partial readers), scripts and what shows the
+  shard's counts of writes (sequence numbers, ``_doc`` order) are refused; and queries that
+  score by themselves are rescored without statistics (``scoring.py``);
 - costs (``limits.py``, ``patterns.py``): sizes, result window, depth, aggregations, clauses
   and terms, buckets, pattern length and repetition, expansions and determinized states.
 """
@@ -34,20 +37,26 @@ from kinto_elasticsearch.search.rules.limits import (
 )
 from kinto_elasticsearch.search.rules.private import private_fields
 from kinto_elasticsearch.search.walk import QueryRefused, refuse, walk
+from kinto_elasticsearch.search.walk.findings import ANY_FIELD, FIELD
 
 
-def guard_search(body, limits: QueryLimits, restricted: bool, hidden=(), where=None) -> dict:
+def guard_search(
+    body, limits: QueryLimits, restricted: bool, hidden=(), where=None, own=None
+) -> dict:
     """Check and cap a user's search body, leaving the plugin's filters to the caller.
 
     ``restricted``: the search reaches records the caller may not read; ``hidden``: fields
     they may not read. Raises ``QueryRefused`` naming the first offending key and its path.
-    The input is never modified.
+    ``own``: in a pool, the fields the collection's records hold (others are renamed to
+    fields nobody maps, ``scope.py``). The input is never modified.
     """
     if not isinstance(body, dict):
         raise refuse("The search body must be a JSON object", "")
     check_nesting(body, limits)
     body = copy.deepcopy(body)
-    walk(body, Rules(limits, restricted, hidden, where))
+    checks = Rules(limits, restricted, hidden, where, own=own)
+    walk(body, checks)
+    checks.finish()
     body["size"] = result_window(body, limits)
     body["timeout"] = timeout(body, limits)
     return body
@@ -58,20 +67,41 @@ def check_built_search(body, limits: QueryLimits, restricted: bool, hidden=(), w
     its sizes are the plugin's own, the rest (``q``, filters, sorts) is the user's."""
     check_nesting(body, limits)
     body = copy.deepcopy(body)
-    walk(body, Rules(limits, restricted, hidden, where))
+    checks = Rules(limits, restricted, hidden, where, rescore=False)
+    walk(body, checks)
+    checks.finish()
     body["timeout"] = limits.timeout
     return body
 
 
+def field_names(body) -> set:
+    """The field names (and patterns) ``body`` holds, ``*`` for a query that searches
+    every field unless told which; nothing is checked."""
+    names = set()
+
+    def note(finding):
+        if finding.kind == FIELD and isinstance(finding.name, str):
+            names.add(finding.name)
+        elif finding.kind == ANY_FIELD:
+            names.add("*")
+
+    if isinstance(body, dict):
+        walk(body, note)
+    return names
+
+
 def collection_search_body(
-    body, limits: QueryLimits, readable_ids, where, hidden=(), built=False
+    body, limits: QueryLimits, readable_ids, where, hidden=(), built=False, own=None
 ) -> dict:
     """What the plugin sends for a search of one collection: ``body`` through the rules
     (``built``: made by the plugin from a querystring), then kept to the collection's live
     records at ``where`` (its placement) that the caller may read (``readable_ids``, None:
     all of them)."""
-    check = check_built_search if built else guard_search
-    body = check(body, limits, restricted=readable_ids is not None, hidden=hidden, where=where)
+    restricted = readable_ids is not None
+    if built:
+        body = check_built_search(body, limits, restricted, hidden=hidden, where=where)
+    else:
+        body = guard_search(body, limits, restricted, hidden=hidden, where=where, own=own)
     return with_filters(body, collection_filters(readable_ids, where))
 
 

@@ -4,27 +4,77 @@ decides is told in the package's docstring)."""
 from kinto_elasticsearch.search.rules.limits import MAX_DETERMINIZED_STATES, over
 from kinto_elasticsearch.search.rules.patterns import query_text_problems, regexp_problem
 from kinto_elasticsearch.search.rules.private import hide_private_source, reaches
+from kinto_elasticsearch.search.rules.scope import FieldScope
+from kinto_elasticsearch.search.rules.scoring import statistics_free
 from kinto_elasticsearch.search.walk.findings import PATTERN, Finding, is_count, refuse
 
 # Metadata fields whose values, in a pooled index, are the pool's (its name, namespaced ids,
 # routing keys) rather than the collection's: searching or aggregating them would show them.
-POOL_METADATA_FIELDS = ("_id", "_index", "_routing")
+# Sequence numbers and primary terms count the writes of every document of the shard.
+POOL_METADATA_FIELDS = ("_id", "_index", "_routing", "_seq_no", "_primary_term")
+# Why a search that reaches a shared index is refused what a collection of its own allows.
+SHARED = (
+    "; this collection shares its index with other collections (pooled): an index of its "
+    "own allows it"
+)
 # Document ids one list of record ids may become (the engines' ``index.max_terms_count``).
 MAX_DOCUMENT_IDS = 65536
+
+
+def translate_ids(pooled, finding):
+    """The record ids ``finding`` holds, as the pool's document ids, in place."""
+    value = finding.node.get(finding.name)
+    if isinstance(value, list):
+        strings = [v for v in value if isinstance(v, str)]
+        others = [v for v in value if not isinstance(v, str)]
+        translated = pooled.document_ids(strings)
+        if len(translated) > MAX_DOCUMENT_IDS:
+            raise refuse(
+                f"{len(strings)} ids are {len(translated)} document ids in these "
+                f"collections, more than {MAX_DOCUMENT_IDS}: name fewer",
+                finding.path,
+            )
+        finding.node[finding.name] = translated + others
+    elif isinstance(value, str):
+        document_id = pooled.document_id(value)
+        if document_id is None:
+            raise refuse(
+                "one id here is an id in each collection searched: name record ids "
+                "with 'ids' or 'terms', which take a list",
+                finding.path,
+            )
+        finding.node[finding.name] = document_id
 
 
 class Rules:
     """The rules of one search, called with each finding of the walk."""
 
-    def __init__(self, limits, restricted, hidden, where=None):
+    def __init__(self, limits, restricted, hidden, where=None, rescore=True, own=None):
         self.limits = limits
         # True when the caller may read only some of the records the search reaches.
         self.restricted = restricted
         self.hidden = list(hidden)
         # The collection's placement: in a pool, documents' ``_id`` are namespaced.
         self.pooled = where if where is not None and where.pooled else None
+        # In a pool, queries that score by themselves are rescored without statistics
+        # (``scoring.py``) once the walk is done; a body the plugin built needs none.
+        self.rescore = rescore
+        self.scored = []
+        # In a pool, the fields the collection's records hold (``scope.py``); None: any.
+        self.scope = FieldScope(own) if own is not None and self.pooled is not None else None
+        # The first refusal that only a shared index makes (see ``_shared``).
+        self.refusal = None
         self.aggregations = 0
         self.clauses = 0
+
+    def finish(self):
+        """What the rules decide once the whole body is checked."""
+        if self.refusal is not None:
+            raise self.refusal
+        if self.scope is not None:
+            self.scope.apply()
+        for finding in self.scored:
+            statistics_free(finding.node, finding.name)
 
     def __call__(self, finding):
         getattr(self, "_" + finding.kind.replace("-", "_"))(finding)
@@ -41,36 +91,32 @@ class Rules:
                 "collection that you may not read",
                 finding.path,
             )
+        # Scripts read index statistics (``_termStats``) and the shard's documents.
+        self._shared(f"'{finding.name}' is not allowed: a script reads the whole index", finding)
 
     def _full_read(self, finding):
         if self.restricted:
             raise refuse(finding.reason, finding.path)
+        self._shared(finding.reason, finding)
+
+    def _counters(self, finding):
+        self._shared(finding.reason, finding)
+
+    def _shared(self, reason, finding):
+        """Refuse, in a pool, what an index of its own allows: once the walk is done, so
+        that what the body would be refused anywhere (a cost, a private field) is said
+        first."""
+        if self.pooled is not None and self.refusal is None:
+            self.refusal = refuse(reason + SHARED, finding.path)
+
+    def _scored(self, finding):
+        if self.pooled is not None and self.rescore:
+            self.scored.append(finding)
 
     def _ids(self, finding):
         """Users name their own record ids; a pooled index knows them namespaced."""
-        if self.pooled is None:
-            return
-        value = finding.node.get(finding.name)
-        if isinstance(value, list):
-            strings = [v for v in value if isinstance(v, str)]
-            others = [v for v in value if not isinstance(v, str)]
-            translated = self.pooled.document_ids(strings)
-            if len(translated) > MAX_DOCUMENT_IDS:
-                raise refuse(
-                    f"{len(strings)} ids are {len(translated)} document ids in these "
-                    f"collections, more than {MAX_DOCUMENT_IDS}: name fewer",
-                    finding.path,
-                )
-            finding.node[finding.name] = translated + others
-        elif isinstance(value, str):
-            document_id = self.pooled.document_id(value)
-            if document_id is None:
-                raise refuse(
-                    "one id here is an id in each collection searched: name record ids "
-                    "with 'ids' or 'terms', which take a list",
-                    finding.path,
-                )
-            finding.node[finding.name] = document_id
+        if self.pooled is not None:
+            translate_ids(self.pooled, finding)
 
     def _field(self, finding):
         if self.pooled is not None and finding.name in POOL_METADATA_FIELDS:
@@ -87,8 +133,12 @@ class Rules:
                     "this collection",
                     finding.path,
                 )
+        if self.scope is not None:
+            self.scope.note(finding)
 
     def _any_field(self, finding):
+        if self.scope is not None:
+            self.scope.default_fields(finding)
         if self.hidden:
             raise refuse(
                 f"{finding.reason}, and this collection has fields you may not read: "
@@ -151,12 +201,14 @@ class Rules:
     def _pattern(self, finding):
         if finding.name in ("query_string", "simple_query_string"):
             regexps, wildcards, fuzzy = query_text_problems(finding.value, finding.name)
-            if fuzzy and self.restricted:
-                raise refuse(
+            if fuzzy and (self.restricted or self.pooled is not None):
+                reason = (
                     "fuzzy terms (word~) are not allowed: their expansions are chosen among "
-                    "the terms of every record",
-                    finding.path,
+                    "the terms of every record"
                 )
+                if self.restricted:
+                    raise refuse(reason, finding.path)
+                self._shared(reason, finding)
             for regexp in regexps:
                 self._pattern(Finding(PATTERN, finding.path, "regexp", regexp))
             for wildcard in wildcards:

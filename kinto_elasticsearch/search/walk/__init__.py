@@ -97,6 +97,8 @@ class Walk:
         elif key in ("size", "from", "terminate_after"):
             if not is_count(value):
                 raise refuse(f"'{key}' must be a whole number of 0 or more", key)
+        elif key == "seq_no_primary_term":
+            self.options.option(key, value, key)
         elif key in RETURNED_FIELD_OPTIONS:
             self.options.field_names(value, key, "returned")
 

@@ -16,6 +16,7 @@ from kinto_elasticsearch.search.walk.constructs import (
 from kinto_elasticsearch.search.walk.findings import (
     AGGREGATION,
     BUCKETS,
+    COUNTERS,
     DEPTH,
     FORBIDDEN,
     FULL_READ,
@@ -79,6 +80,12 @@ class Aggregations:
             reason = FULL_READ_AGGREGATIONS[aggregation_type]
             message = f"'{aggregation_type}' aggregations are not allowed: {reason}"
             self.walk.emit(FULL_READ, path, reason=message)
+        if aggregation_type == "random_sampler":
+            reason = (
+                "'random_sampler' aggregations are not allowed: it samples in the shard's "
+                "order of writes"
+            )
+            self.walk.emit(COUNTERS, path, reason=reason)
         if aggregation_type not in AGGREGATIONS:
             if aggregation_type in REFUSED_AGGREGATIONS:
                 return
@@ -91,11 +98,11 @@ class Aggregations:
             raise refuse(f"'{aggregation_type}' must hold an object", path)
         else:
             for key, value in params.items():
-                self._option(aggregation_type, key, value, join_path(path, key), depth)
+                self._option(aggregation_type, key, value, join_path(path, key), depth, params)
             if aggregation_type in HISTOGRAMS:
                 self._histogram_buckets(aggregation_type, params, path)
 
-    def _option(self, aggregation_type, key, value, path, depth):
+    def _option(self, aggregation_type, key, value, path, depth, parent=None):
         if key in BUCKET_SIZE_KEYS:
             self.walk.options.size(key, value, path, "max_aggregation_size")
         elif key == "min_doc_count" and aggregation_type in TERMS_AGGREGATIONS:
@@ -122,7 +129,7 @@ class Aggregations:
         elif key in AGGREGATION_DATA_KEYS or (key == "sort" and aggregation_type == "bucket_sort"):
             return
         else:
-            self.walk.options.option(key, value, path)
+            self.walk.options.option(key, value, path, parent)
 
     def _histogram_buckets(self, aggregation_type, params, path):
         """Report the empty buckets a histogram makes over its ``extended_bounds``."""
@@ -156,7 +163,7 @@ class Aggregations:
             if key == "filter":
                 self.walk.queries.query(value, key_path, depth + 1)
             else:
-                self.walk.options.option(key, value, key_path)
+                self.walk.options.option(key, value, key_path, population)
 
     def _composite_sources(self, sources, path):
         if not isinstance(sources, list):

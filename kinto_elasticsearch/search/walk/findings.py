@@ -26,7 +26,8 @@ def refuse(reason, location, limit=None):
 FORBIDDEN = "forbidden"  # refused whoever asks (reads another index, cannot be checked...)
 SCRIPT = "script"  # runs code
 FULL_READ = "full-read"  # sees index-wide statistics or records beyond the permission filter
-FIELD = "field"  # names a field (``name``), a pattern or a nested path (``role``)
+FIELD = "field"  # names a field (``name``), a pattern or a nested path (``role``), at
+# ``node``/``key`` when it can be renamed
 ANY_FIELD = "any-field"  # searches fields nobody named
 HITS = "hits"  # a hit context whose ``_source`` comes back (``node``, ``nested``)
 SIZE = "size"  # a count option (``name``, ``value``) capped by ``limit``
@@ -37,6 +38,8 @@ PATTERN = "pattern"  # a ``regexp``, ``wildcard`` or query-string text (``name``
 EXPANSIONS = "expansions"  # a limit of term expansions (``name``, ``value``)
 BUCKETS = "buckets"  # at least ``value`` buckets (empty ones included)
 STATES = "states"  # ``max_determinized_states`` (``value``)
+SCORED = "scored"  # a query that scores by itself, in ``node`` (``{name: body}``)
+COUNTERS = "counters"  # shows or orders by the shard's counts of writes (``reason``)
 IDS = "ids"  # document ids, in ``node[name]`` (a list or one id): ``ids``, pinned, like,
 # and ``term`` or ``terms`` on the engines' document id field, ``ID_FIELD``.
 ID_FIELD = "_id"
@@ -53,6 +56,10 @@ class Finding:
     limit: str | None = None
     node: dict | None = None
     nested: bool = False
+    # A field name's place, for the rules to rename it: ``node[key]`` holds it, or, when
+    # ``keyed``, it is the key ``key`` of ``node``.
+    key: object = None
+    keyed: bool = False
 
 
 def join_path(path, key):

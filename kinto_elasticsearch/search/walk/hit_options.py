@@ -5,7 +5,18 @@ from kinto_elasticsearch.search.walk.constructs import (
     HIT_CONTEXT_KEYS,
     SORT_SPECIALS,
 )
-from kinto_elasticsearch.search.walk.findings import FIELD, FULL_READ, HITS, join_path, refuse
+from kinto_elasticsearch.search.walk.findings import (
+    COUNTERS,
+    FIELD,
+    FULL_READ,
+    HITS,
+    join_path,
+    refuse,
+)
+
+# Sorts whose order is the order documents were written to the shard.
+WRITE_ORDER_SORTS = frozenset({"_doc", "_shard_doc"})
+WRITE_ORDER_REASON = "its order is the shard's order of writes"
 
 
 class HitOptions:
@@ -20,13 +31,16 @@ class HitOptions:
         for i, entry in enumerate(entries):
             entry_path = f"{path}[{i}]" if isinstance(value, list) else path
             if isinstance(entry, str):
+                self._write_order(entry, entry_path)
                 if entry not in SORT_SPECIALS:
-                    self.walk.emit(FIELD, entry_path, name=entry, role="returned")
+                    place = {"node": value, "key": i} if isinstance(value, list) else {}
+                    self.walk.emit(FIELD, entry_path, name=entry, role="returned", **place)
                 continue
             if not isinstance(entry, dict):
                 raise refuse("A sort must be a field name or an object", entry_path)
             for key, spec in entry.items():
                 key_path = join_path(entry_path, key)
+                self._write_order(key, key_path)
                 if key == "_script":
                     self.walk.options.option(key, spec, key_path)
                     continue
@@ -34,11 +48,21 @@ class HitOptions:
                     for name in spec:
                         if name not in GEO_SORT_OPTIONS:
                             name_path = join_path(key_path, name)
-                            self.walk.emit(FIELD, name_path, name=name, role="returned")
+                            self.walk.emit(
+                                FIELD, name_path, name=name, role="returned",
+                                node=spec, key=name, keyed=True,
+                            )  # fmt: skip
                 elif key not in SORT_SPECIALS:
-                    self.walk.emit(FIELD, key_path, name=key, role="returned")
+                    self.walk.emit(
+                        FIELD, key_path, name=key, role="returned", node=entry, key=key, keyed=True
+                    )
                 if isinstance(spec, dict):
                     self._sort_options(spec, key_path, depth)
+
+    def _write_order(self, key, path):
+        if key in WRITE_ORDER_SORTS:
+            reason = f"sorting by '{key}' is not allowed: {WRITE_ORDER_REASON}"
+            self.walk.emit(COUNTERS, path, reason=reason)
 
     def _sort_options(self, spec, path, depth):
         # The keys are sort options or, for _geo_distance, field names: never scripts.
@@ -63,7 +87,7 @@ class HitOptions:
             elif key == "nested":
                 self._nested_sort(value, key_path, depth + 1)
             else:
-                self.walk.options.option(key, value, key_path)
+                self.walk.options.option(key, value, key_path, nested)
 
     def highlight(self, highlight, path, depth):
         if not isinstance(highlight, dict):
@@ -75,7 +99,7 @@ class HitOptions:
             elif key == "fields":
                 self._highlight_fields(value, key_path, depth)
             else:
-                self.walk.options.option(key, value, key_path)
+                self.walk.options.option(key, value, key_path, highlight)
 
     def _highlight_fields(self, fields, path, depth):
         if isinstance(fields, list):
@@ -87,7 +111,9 @@ class HitOptions:
                 raise refuse("Highlighted fields must be objects keyed by field name", named_path)
             for name, options in item.items():
                 field_path = join_path(named_path, name)
-                self.walk.emit(FIELD, field_path, name=name, role="returned")
+                self.walk.emit(
+                    FIELD, field_path, name=name, role="returned", node=item, key=name, keyed=True
+                )
                 if not isinstance(options, dict):
                     raise refuse("Highlight options must be an object", field_path)
                 for key, value in options.items():
@@ -97,7 +123,7 @@ class HitOptions:
                     elif key == "matched_fields":
                         self.walk.options.field_names(value, key_path, "returned")
                     else:
-                        self.walk.options.option(key, value, key_path)
+                        self.walk.options.option(key, value, key_path, options)
 
     def rescore(self, rescore, path):
         items = rescore if isinstance(rescore, list) else [rescore]
@@ -122,7 +148,7 @@ class HitOptions:
             if key == "rescore_query":
                 self.walk.queries.query(value, key_path, 1)
             else:
-                self.walk.options.option(key, value, key_path)
+                self.walk.options.option(key, value, key_path, body)
 
     def collapse(self, collapse, path, depth):
         if not isinstance(collapse, dict):
@@ -136,7 +162,7 @@ class HitOptions:
             elif key == "field":
                 self.walk.options.field_names(value, key_path, "returned")
             else:
-                self.walk.options.option(key, value, key_path)
+                self.walk.options.option(key, value, key_path, collapse)
 
     def hit_options(self, options, path, depth):
         """The options of ``top_hits`` and inner hits: a small search of their own."""
@@ -163,7 +189,7 @@ class HitOptions:
                 # Source filtering is rewritten by the rules; a name is the user's.
                 continue
             else:
-                self.walk.options.option(key, value, key_path)
+                self.walk.options.option(key, value, key_path, options)
 
     def explain(self, value, path):
         if not isinstance(value, bool):

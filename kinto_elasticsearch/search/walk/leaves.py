@@ -54,10 +54,10 @@ class LeafQueries:
     def option_query(self, query_type, body, path):
         if query_type in TEXT_NAMES_FIELDS:
             reason = f"{query_type} can name any field in its text"
-            self.walk.emit(ANY_FIELD, path, reason=reason)
+            self.walk.emit(ANY_FIELD, path, reason=reason, name=query_type, node=body)
         elif query_type in ALL_FIELDS_BY_DEFAULT and not body.get("fields"):
             reason = f"{query_type} without fields searches every field"
-            self.walk.emit(ANY_FIELD, path, reason=reason)
+            self.walk.emit(ANY_FIELD, path, reason=reason, name=query_type, node=body)
         if query_type == "multi_match" and body.get("type") == "phrase_prefix":
             reason = "phrase_prefix expands its last term to the first terms of every record"
             self.walk.emit(FULL_READ, join_path(path, "type"), reason=f"'{query_type}' {reason}")
@@ -83,7 +83,7 @@ class LeafQueries:
             if key == ID_FIELD and isinstance(value, list):
                 self.walk.emit(IDS, key_path, name=key, node=body)
             else:
-                self.walk.emit(FIELD, key_path, name=key)
+                self.walk.emit(FIELD, key_path, name=key, node=body, key=key, keyed=True)
             if isinstance(value, dict):
                 reason = "terms lookup is not allowed: it reads another document"
                 self.walk.emit(FORBIDDEN, key_path, reason=reason)
@@ -105,7 +105,7 @@ class LeafQueries:
                 )
                 self.walk.emit(FORBIDDEN, key_path, reason=reason)
             else:
-                self.walk.options.option(key, value, key_path)
+                self.walk.options.option(key, value, key_path, body)
 
     def _like(self, value, path):
         items = value if isinstance(value, list) else [value]
@@ -138,4 +138,4 @@ class LeafQueries:
         for key, value in body.items():
             # Percolated documents are the user's data, whatever their field names.
             if key not in ("document", "documents"):
-                self.walk.options.option(key, value, join_path(path, key))
+                self.walk.options.option(key, value, join_path(path, key), body)

@@ -8,6 +8,7 @@ from kinto_elasticsearch.search.walk.constructs import (
     SCRIPT_KEYS,
 )
 from kinto_elasticsearch.search.walk.findings import (
+    COUNTERS,
     EXPANSIONS,
     FIELD,
     FORBIDDEN,
@@ -38,8 +39,9 @@ class Options:
         # Inside options whose expansions are rewritten as constant-score filters.
         self.constant = False
 
-    def option(self, key, value, path):
-        """Report a DSL option ``key`` and, unless it is a script, what it holds."""
+    def option(self, key, value, path, parent=None):
+        """Report a DSL option ``key`` and, unless it is a script, what it holds
+        (``parent``: the object holding it, where a field name it holds can be renamed)."""
         if key in SCRIPT_KEYS:
             self.walk.emit(SCRIPT, path, name=key)
             # A script is code and parameters: nothing in it is DSL.
@@ -51,8 +53,11 @@ class Options:
             role = "path" if key in ("path", "nested_path") else "query"
             if key in RETURNED_FIELD_OPTIONS:
                 role = "returned"
-            self.field_names(value, path, role)
+            self.field_names(value, path, role, parent, key)
             return
+        elif key == "seq_no_primary_term" and value is True:
+            reason = f"'{key}' is not allowed: it counts the writes of every record of the shard"
+            self.walk.emit(COUNTERS, path, reason=reason)
         elif key == "max_determinized_states":
             self.walk.emit(STATES, path, value=value)
         elif key in ("max_expansions", "fuzzy_max_expansions"):
@@ -79,25 +84,27 @@ class Options:
         if isinstance(value, dict):
             outer, self.constant = self.constant, constant_rewrite(value)
             for key, item in value.items():
-                self.option(key, item, join_path(path, key))
+                self.option(key, item, join_path(path, key), value)
             self.constant = outer
         elif isinstance(value, list):
             for i, item in enumerate(value):
                 self.scan(item, f"{path}[{i}]")
 
-    def field_names(self, value, path, role):
-        """Report the field names of a field option (a name, a list, or ``{"field": ...}``)."""
+    def field_names(self, value, path, role, parent=None, place=None):
+        """Report the field names of a field option (a name, a list, or ``{"field": ...}``),
+        held at ``parent[place]``."""
         if isinstance(value, str):
             # "title^2" in multi_match fields.
-            self.walk.emit(FIELD, path, name=value.split("^", 1)[0], role=role)
+            name = value.split("^", 1)[0]
+            self.walk.emit(FIELD, path, name=name, role=role, node=parent, key=place)
         elif isinstance(value, list):
             for i, item in enumerate(value):
-                self.field_names(item, f"{path}[{i}]", role)
+                self.field_names(item, f"{path}[{i}]", role, value, i)
         elif isinstance(value, dict):
             for key, item in value.items():
                 key_path = join_path(path, key)
                 if key == "field":
-                    self.field_names(item, key_path, role)
+                    self.field_names(item, key_path, role, value, key)
                 else:
                     self.option(key, item, key_path)
 
@@ -113,7 +120,7 @@ class Options:
             elif ids and key == ID_FIELD and isinstance(value, dict) and "value" in value:
                 self.walk.emit(IDS, join_path(key_path, "value"), name="value", node=value)
             elif key not in options:
-                self.walk.emit(FIELD, key_path, name=key)
+                self.walk.emit(FIELD, key_path, name=key, node=body, key=key, keyed=True)
             self.scan(value, key_path)
 
     def size(self, key, value, path, limit):

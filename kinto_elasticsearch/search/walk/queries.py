@@ -12,11 +12,13 @@ from kinto_elasticsearch.search.walk.constructs import (
 )
 from kinto_elasticsearch.search.walk.findings import (
     CLAUSES,
+    COUNTERS,
     DEPTH,
     FIELD,
     FORBIDDEN,
     FULL_READ,
     IDS,
+    SCORED,
     SCRIPT,
     join_path,
     refuse,
@@ -30,6 +32,8 @@ class Queries:
 
     def __init__(self, walk):
         self.walk = walk
+        # Inside a span query: its clauses are parts of it, not queries of their own.
+        self.spans = 0
 
     def queries(self, value, path, depth):
         if isinstance(value, list):
@@ -64,8 +68,16 @@ class Queries:
             # A script is code and parameters, nothing in it is DSL.
             return
         leaves = self.walk.leaves
+        span = query_type.startswith("span_") or query_type == "field_masking_span"
+        if not self.spans and (
+            span or query_type not in (*COMPOUND_QUERIES, "function_score", "knn")
+        ):
+            # A span's clauses are spans: only the outermost one is a query that scores.
+            self.walk.emit(SCORED, query_path, name=query_type, node=node)
         if query_type in COMPOUND_QUERIES:
+            self.spans += span
             self._compound(query_type, body, query_path, depth)
+            self.spans -= span
         elif query_type == "function_score":
             self._function_score(body, query_path, depth)
         elif query_type == "knn":
@@ -99,7 +111,7 @@ class Queries:
                 self.walk.emit(CLAUSES, key_path, value=len(value))
                 self.walk.emit(IDS, key_path, name="ids", node=body)
             else:
-                self.walk.options.option(key, value, key_path)
+                self.walk.options.option(key, value, key_path, body)
         if query_type == "nested":
             self.walk.nested -= 1
 
@@ -132,10 +144,17 @@ class Queries:
             key_path = join_path(path, key)
             if key == "filter":
                 self.query(value, key_path, depth + 1)
+            elif key == "random_score" and not (isinstance(value, dict) and "field" in value):
+                reason = (
+                    "'random_score' without a 'field' is not allowed: its order is the "
+                    "shard's order of writes"
+                )
+                self.walk.emit(COUNTERS, key_path, reason=reason)
+                self.walk.options.option(key, value, key_path, function)
             elif key in DECAY_FUNCTIONS:
                 self.walk.options.fields_then_options(value, key_path, {"multi_value_mode"})
             else:
-                self.walk.options.option(key, value, key_path)
+                self.walk.options.option(key, value, key_path, function)
 
     def _knn(self, body, path, depth):
         # Elasticsearch names the field in "field"; OpenSearch nests options under the field.
@@ -147,7 +166,7 @@ class Queries:
                 reason = f"'{key}' is not allowed: it runs a machine-learning model"
                 self.walk.emit(FORBIDDEN, key_path, reason=reason)
             elif isinstance(value, dict):
-                self.walk.emit(FIELD, key_path, name=key)
+                self.walk.emit(FIELD, key_path, name=key, node=body, key=key, keyed=True)
                 self._knn(value, key_path, depth)
             else:
-                self.walk.options.option(key, value, key_path)
+                self.walk.options.option(key, value, key_path, body)

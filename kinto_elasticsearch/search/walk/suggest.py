@@ -49,4 +49,4 @@ class Suggestions:
                     self.walk.options.scan(generator, f"{key_path}[{i}]")
             elif key != "contexts":
                 # Context names are the user's; their values are plain data.
-                self.walk.options.option(key, value, key_path)
+                self.walk.options.option(key, value, key_path, params)
