@@ -162,12 +162,7 @@ GET_QUERIES = [
 
 
 def test_get_search_in_a_pool_reads_only_the_fields_its_records_hold(make_app):
-    app = make_app(**{"elasticsearch.pools": "1"})
-    for uri, headers in ((TENANT, ALICE), (OTHER, BOB)):
-        app.put_json(uri.rsplit("/collections", 1)[0], {}, headers=headers)
-        app.put_json(uri, {}, headers=headers)
-    for rid, data in RECORDS.items():
-        app.put_json(f"{TENANT}/records/{rid}", {"data": data}, headers=ALICE)
+    app = _make(make_app, 1)
 
     spy = EngineSpy(app.app.registry.elasticsearch.index.engine)
 
@@ -222,12 +217,7 @@ POST_BODIES = {
 
 
 def test_post_search_in_a_pool_reads_only_the_fields_its_records_hold(make_app):
-    app = make_app(**{"elasticsearch.pools": "1"})
-    for uri, headers in ((TENANT, ALICE), (OTHER, BOB)):
-        app.put_json(uri.rsplit("/collections", 1)[0], {}, headers=headers)
-        app.put_json(uri, {}, headers=headers)
-    for rid, data in RECORDS.items():
-        app.put_json(f"{TENANT}/records/{rid}", {"data": data}, headers=ALICE)
+    app = _make(make_app, 1)
 
     def answers():
         found = {}
