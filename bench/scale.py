@@ -95,7 +95,8 @@ def bulk_rate(engine_url, size):
 
 
 def concurrent(server, prefix, writers, count):
-    """Creates per second of ``writers`` clients at once, each in its own collection."""
+    """Creates per second of ``writers`` clients at once, each in its own collection, and
+    the Kinto process's own CPU seconds per create (the sender's thread included)."""
     uris = []
     for w in range(writers):
         uri = f"/v1/buckets/{BUCKET}/collections/{prefix}-{w}"
@@ -115,15 +116,17 @@ def concurrent(server, prefix, writers, count):
             client.close()
 
     threads = [threading.Thread(target=write, args=(uri,)) for uri in uris]
+    cpu = cpu_seconds(server.process.pid)
     started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
+    cpu = cpu_seconds(server.process.pid) - cpu
     if errors:
         raise RuntimeError(f"concurrent writes answered {sorted(set(errors))}")
-    return writers * count / elapsed
+    return writers * count / elapsed, cpu / (writers * count)
 
 
 def wait_quiet(proxy, gap=2.0, timeout=300):
@@ -256,12 +259,13 @@ def run_size(size, config):
                     assert status == 200 and len(answer["hits"]["hits"]) == 2, (status, answer)
                     searches[name].append(elapsed)
 
-        throughput = {"A": [], "B": []}
+        throughput, cpu = {"A": [], "B": []}, {"A": [], "B": []}
         for round_number in range(config["rounds"]):
             for variant, server in (("A", a), ("B", b)):
-                throughput[variant].append(
-                    concurrent(server, f"w{variant}{round_number}", 8, config["writes"])
-                )
+                prefix = f"w{variant}{round_number}"
+                rate, per_create = concurrent(server, prefix, 8, config["writes"])
+                throughput[variant].append(rate)
+                cpu[variant].append(per_create)
         return {
             "size": size,
             "bulk": bulk,
@@ -275,6 +279,7 @@ def run_size(size, config):
             "admin": admin,
             "searches": searches,
             "throughput": throughput,
+            "cpu": cpu,
         }
     finally:
         for server in servers:
@@ -332,6 +337,11 @@ def section(results, command, seconds, config):
         "",
         "p95 of creates, B: "
         + ", ".join(f"{r['size']:,}: {ms(p(r['creates']['B'], 0.95))}" for r in results)
+        + ". Kinto's own CPU per create under the 8 writers, A / B: "
+        + ", ".join(
+            f"{r['size']:,}: {ms(median(r['cpu']['A']))} / {ms(median(r['cpu']['B']))}"
+            for r in results
+        )
         + ". A change behind Kinto's back is found by the next pass: up to one interval "
         "plus the pass itself.",
         "",
