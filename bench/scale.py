@@ -200,7 +200,7 @@ def run_size(size, config):
         idle = {
             "kinto": (cpu_seconds(b.process.pid) - kinto_before) / minutes,
             "engine": (cpu_seconds(engine.pid) - engine_before) / minutes,
-            "requests_per_pass": len(proxy.paths) / max(1, config["idle"] / INTERVAL),
+            "requests_per_interval": len(proxy.paths) / max(1, config["idle"] / INTERVAL),
         }
 
         changes = []
@@ -302,7 +302,7 @@ def section(results, command, seconds, config):
         f"{config['rounds']} interleaved rounds.",
         "",
         "| collections | first indexing | bulk helper | ratio | idle Kinto CPU/min | "
-        "idle engine CPU/min | engine requests/pass | one change searchable |",
+        "idle engine CPU/min | engine requests per interval | one change searchable |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
@@ -311,7 +311,7 @@ def section(results, command, seconds, config):
             f"| {r['size']:,} | {r['first_rate']:,.0f} docs/s ({r['sync_seconds']:.0f} s, "
             f"{r['sync_memory']:.0f} MiB) | {r['bulk']:,.0f} docs/s | "
             f"{r['first_rate'] / r['bulk']:.2f} | {idle['kinto']:.2f} s | "
-            f"{idle['engine']:.2f} s | {idle['requests_per_pass']:.1f} | "
+            f"{idle['engine']:.2f} s | {idle['requests_per_interval']:.1f} | "
             f"{median(r['changes']):.1f} s |"
         )
     lines += [
