@@ -39,6 +39,8 @@ class AdminTask:
     # Whether the records of ``key`` wait behind it (see the module's docstring).
     ordered: bool = True
     done: threading.Event = field(default_factory=threading.Event)
+    # The sender's handovers a forwarded record bulk carries (None: not one).
+    handovers: list = None
 
 
 class AdminQueue:
@@ -62,15 +64,22 @@ class AdminQueue:
         with self._lock:
             self._append(task)
 
-    def forward(self, key, deliver, description):
-        """Queue ``deliver`` (a record bulk of collection ``key``) behind the ordered tasks
-        of its collection or bucket, and True; False, doing nothing, when there are none."""
+    def forward(self, key, handovers, deliver):
+        """Queue ``deliver(handovers)`` (records of collection ``key``) behind the ordered
+        tasks of its collection or bucket, and True; False, doing nothing, when there are
+        none. Records forwarded one after the other still go in one bulk."""
         if self._thread.forked():
             self._reset()
         with self._lock:
             if not (self._holding[key] or self._holding[(key[0], None)]):
                 return False
-            self._append(AdminTask(key, deliver, description))
+            last = self._tasks[-1] if self._tasks else None
+            if last is not None and last.key == key and last.handovers is not None:
+                last.handovers.extend(handovers)
+                return True
+            task = AdminTask(key, None, "index records", handovers=list(handovers))
+            task.work = lambda: deliver(task.handovers)
+            self._append(task)
             return True
 
     def _append(self, task):

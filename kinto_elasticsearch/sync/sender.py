@@ -188,8 +188,8 @@ class Sender:
             by_collection.setdefault(key, []).append(handover)
         sent = []
         for key, group in by_collection.items():
-            deliver = functools.partial(self._deliver, group, forward=False)
-            if not (forward and self.admin.forward(key, deliver, "index records")):
+            deliver = functools.partial(self._deliver, forward=False)
+            if not (forward and self.admin.forward(key, group, deliver)):
                 sent.extend(group)
         if not sent:
             return
