@@ -63,7 +63,8 @@ SETTINGS = (
         False,
         parsers.boolean,
         "Read-your-writes: a write waits (at most ``request_timeout_seconds`` + 1) for the "
-        "bulk request carrying it, refreshed, so that a search right after it sees it. Each "
+        "bulk request carrying it, refreshed, or a collection write for its index's creation, "
+        "mapping, rebuild or deletion, so that a search right after it sees it. Each "
         "write then costs the engine a refresh: leave it off where writes are many.",
     ),
     Setting(
