@@ -46,9 +46,11 @@ from kinto_elasticsearch import metrics
 from kinto_elasticsearch.index import naming
 from kinto_elasticsearch.storage import collection_uri, iter_collections
 from kinto_elasticsearch.sync.changes import CollectionCatchUp
-from kinto_elasticsearch.sync.checkpoints import Checkpoint, SyncStore, fingerprint
+from kinto_elasticsearch.sync.checkpoints import Checkpoint, Position, SyncStore, fingerprint
+from kinto_elasticsearch.sync.incremental import SLICE_SIZE, IncrementalPass
 from kinto_elasticsearch.sync.rebuild import remove_abandoned
 from kinto_elasticsearch.sync.sanity import deletion_refused
+from kinto_elasticsearch.sync.scan import supports_scan
 
 logger = logging.getLogger(__name__)
 
@@ -78,27 +80,54 @@ class PassReport:
     abandoned: list = field(default_factory=list)
     # Why the indices of the collections storage lacks were kept (``sanity``), or None.
     refused: str = None
+    # Another process holds the catch-up lease: this pass did nothing.
+    standby: bool = False
 
 
 class CatchUp:
     """One catch-up pass over the collections in scope."""
 
-    def __init__(self, registry, overlap_ms, clock=time.time, sanity_check=False):
+    def __init__(
+        self, registry, overlap_ms, clock=time.time, sanity_check=False, slice_size=SLICE_SIZE
+    ):
         """``sanity_check``: keep the indices of the collections storage lacks when they
         look like the sign of a storage that is not the server's (``sanity``)."""
         self.registry = registry
         self.sanity_check = sanity_check
+        self.slice_size = slice_size
         self.storage = registry.storage
         self.index_side = registry.elasticsearch.index
         self.settings = registry.elasticsearch.settings
         self.store = SyncStore(self.index_side)
+        self.overlap_ms = overlap_ms
+        self.clock = clock
         self._collection = CollectionCatchUp(registry, overlap_ms, self.store, clock)
 
-    def run(self, bucket_id=None, collection_id=None, check_purges=False):
+    def run(self, bucket_id=None, collection_id=None, check_purges=False, full=None, turn=None):
         """One pass; with ``check_purges``, look for purged tombstones in every collection,
-        not only in those with changes (see ``purges``)."""
+        not only in those with changes (see ``purges``).
+
+        A pass over every collection is incremental (``incremental``) when storage can
+        list what changed since a position (PostgreSQL) and the engine holds one, unless
+        ``full`` (by default: ``check_purges``). ``turn`` (``lease.CatchUpTurn``): pass
+        only while holding the cluster's catch-up lease; else the report says ``standby``.
+        """
         with metrics.timed(self.registry, metrics.CATCHUP_SECONDS):
-            return self._run(bucket_id, collection_id, check_purges)
+            if bucket_id is not None or not supports_scan(self.storage):
+                return self._run(bucket_id, collection_id, check_purges)
+            self.store.ensure_index()
+            if turn is not None and not turn.take(self.store):
+                return PassReport(standby=True)
+            position = self.store.load_position()
+            if position is not None and not (check_purges if full is None else full):
+                return IncrementalPass(self, self.slice_size).run(position, PassReport())
+            # No position (a first pass, or an engine that lost its data): everything.
+            started = int(self.clock() * 1000)
+            report = self._run(None, None, check_purges)
+            position = position or Position()
+            position.timestamp = max(position.timestamp, started - self.overlap_ms)
+            self.store.save_position(position)
+            return report
 
     def _run(self, bucket_id, collection_id, check_purges):
         report = PassReport()

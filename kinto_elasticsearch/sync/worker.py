@@ -7,9 +7,12 @@ entry point (the first request of a process, a failed write, a collection change
 
 A pass runs at start, whenever the engine answers again after an outage, after any write
 the sender could not deliver, after a collection change, and every ``interval`` seconds
-(``catchup_interval_seconds``; 0: only on those events).
+(``catchup_interval_seconds``; 0: only on those events). On a shared storage
+(PostgreSQL) one worker of the cluster at a time holds the catch-up lease (``lease``): the
+others' passes only try to take it, so that a dead holder is replaced.
 """
 
+import functools
 import logging
 import threading
 import time
@@ -18,6 +21,7 @@ import transaction
 
 from kinto_elasticsearch.client import EngineError
 from kinto_elasticsearch.sync.catchup import CatchUp
+from kinto_elasticsearch.sync.lease import CatchUpTurn
 from kinto_elasticsearch.sync.purges import PurgeSchedule
 from kinto_elasticsearch.sync.threads import ProcessThread
 
@@ -46,6 +50,8 @@ class CatchUpWorker:
         self.last_error = None
         self._stopped = False
         self._purges = PurgeSchedule()
+        # Passes over every collection run in one process of the cluster at a time.
+        self._turn = CatchUpTurn()
 
     def wake(self):
         """Ask for a pass soon (and start the thread in this process if needed)."""
@@ -99,11 +105,13 @@ class CatchUpWorker:
             self._wake.wait(delay)
             self._wake.clear()
             if self._stopped:
+                self._turn.release()
                 return
             with self._done:
                 self.started += 1
             try:
-                self._purges.run(CatchUp(self._registry, self.overlap_ms).run)
+                catchup = CatchUp(self._registry, self.overlap_ms)
+                self._purges.run(functools.partial(catchup.run, full=False, turn=self._turn))
                 self.last_error = None
             except EngineError as exc:
                 # The outage itself is logged once, by the engine seam.
