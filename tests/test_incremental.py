@@ -159,3 +159,24 @@ def test_out_of_order_commits_across_collections_with_the_global_position(
         fast.close()
     catchup.run()
     assert "slow" in indexed(engine, index_prefix, "b", "c0")
+
+
+def test_a_first_indexing_sends_many_collections_in_one_bulk_request(shared, alice, engine,
+                                                                     index_prefix):  # fmt: skip
+    app, _ = shared
+    registry = app.app.registry
+    _collections(app, alice, 20, records=2)
+    app.delete("/v1/buckets/b/collections/c3/records/r1", headers=alice)
+    # As an engine that lost its data: nothing indexed, no checkpoint, no position.
+    registry.elasticsearch.index.removal.flush()
+    spy = EngineSpy(registry.elasticsearch.index.engine)
+    report = CatchUp(registry, overlap_ms=0).run()
+    bulks = [kw for op, kw in spy.calls if op == "bulk" and kw.get("index") is None]
+    assert report.collections == 20
+    assert len(bulks) <= 3, len(bulks)
+    assert indexed(engine, index_prefix, "b", "c3").keys() == {"r0"}
+    assert indexed(engine, index_prefix, "b", "c19").keys() == {"r0", "r1"}
+    assert len(SyncStore(registry.elasticsearch.index).load_all()) == 20
+    # And the next pass finds them all up to date.
+    again = CatchUp(registry, overlap_ms=0).run(full=True)
+    assert again.up_to_date == 20 and again.indexed == 0

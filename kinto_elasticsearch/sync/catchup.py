@@ -47,6 +47,7 @@ from kinto_elasticsearch.index import naming
 from kinto_elasticsearch.storage import collection_uri, iter_collections
 from kinto_elasticsearch.sync.changes import CollectionCatchUp
 from kinto_elasticsearch.sync.checkpoints import Checkpoint, Position, SyncStore, fingerprint
+from kinto_elasticsearch.sync.first import FirstIndexing
 from kinto_elasticsearch.sync.incremental import SLICE_SIZE, IncrementalPass
 from kinto_elasticsearch.sync.rebuild import remove_abandoned
 from kinto_elasticsearch.sync.sanity import deletion_refused
@@ -143,6 +144,8 @@ class CatchUp:
         # PostgreSQL lists at most its max fetch size of them, the most recent first.
         truncated = len(timestamps) > getattr(self.storage, "_max_fetch_size", len(timestamps))
         expected = set()
+        # New collections, indexed together in bulk (``first``) where storage allows.
+        first = [] if supports_scan(self.storage) else None
         for bid, cid, metadata in iter_collections(self.storage, bucket_id, collection_id):
             alias = self.index_side.locator.alias(bid, cid)
             expected.add(alias)
@@ -153,10 +156,15 @@ class CatchUp:
             if timestamp is None:
                 # Never written to, unless past the listing's limit.
                 timestamp = self._resource_timestamp(bid, cid) if truncated else 0
+            if first is not None and alias not in aliases and alias not in checkpoints:
+                report.collections -= 1  # Counted by the first indexing.
+                first.append((bid, cid, metadata))
+                continue
             self._collection.run(
                 bid, cid, metadata, alias in aliases, checkpoints.get(alias), timestamp, report,
                 check_purges, refreshed,
             )  # fmt: skip
+        self.first_indexing(first, report, timestamps)
         if bucket_id is None:
             self._remove_gone(aliases, checkpoints, expected, report)
         elif collection_id is None:
@@ -169,6 +177,14 @@ class CatchUp:
             indices = {n: a for n, a in indices.items() if n.startswith(scope)}
         report.abandoned = remove_abandoned(self.store, indices)
         return report
+
+    def first_indexing(self, collections, report, timestamps):
+        """Index ``collections`` (no index nor checkpoint) in bulk across collections;
+        those the bulk did not take whole go the per-collection way."""
+        for bid, cid, metadata in FirstIndexing(self).run(collections or [], report):
+            report.collections += 1
+            timestamp = timestamps.get(collection_uri(bid, cid)) or 0
+            self._collection.run(bid, cid, metadata, False, None, timestamp, report)
 
     def _resource_timestamp(self, bucket_id, collection_id):
         try:

@@ -218,6 +218,21 @@ class SyncStore:
         # Refreshed at once: the next pass, maybe in another process, searches for it.
         self._call("index", index=self.index, id=f"checkpoint:{alias}", body=body, refresh="true")
 
+    def save_many(self, saved):
+        """Save ``[(alias, Checkpoint)]`` in one bulk request, refreshed once."""
+        if not saved:
+            return
+        self.ensure_index()
+        body = []
+        for alias, checkpoint in saved:
+            body.append({"index": {"_index": self.index, "_id": f"checkpoint:{alias}"}})
+            body.append({"kind": "checkpoint", "alias": alias, "saved_at": time.time(),
+                         **asdict(checkpoint)})  # fmt: skip
+        answer = self._call("bulk", body=body, refresh="true")
+        if answer.get("errors"):
+            failed = [i["index"].get("error") for i in answer["items"] if "error" in i["index"]]
+            raise EngineRequestError(f"checkpoints not saved: {failed[:3]}")
+
     def delete(self, alias):
         try:
             self._call("delete", index=self.index, id=f"checkpoint:{alias}", refresh="true")

@@ -31,7 +31,12 @@ from kinto.core.storage.exceptions import ObjectNotFoundError
 
 from kinto_elasticsearch.client import EngineNotFound
 from kinto_elasticsearch.index import naming
-from kinto_elasticsearch.storage import bucket_uri, collection_exists, iter_collections
+from kinto_elasticsearch.storage import (
+    bucket_uri,
+    collection_exists,
+    collection_uri,
+    iter_collections,
+)
 from kinto_elasticsearch.sync.rebuild import remove_abandoned
 from kinto_elasticsearch.sync.scan import collections_after, iter_changed, record_timestamps
 
@@ -121,6 +126,7 @@ class IncrementalPass:
         timestamp or None}``); their checkpoints only are read."""
         aliases = {key: self.index_side.locator.alias(*key) for key in timestamps}
         checkpoints = self.store.get_many(aliases.values())
+        first = []
         for key, timestamp in sorted(timestamps.items()):
             bucket_id, collection_id = key
             if key in done or not self.settings.is_indexed(bucket_id, collection_id):
@@ -131,10 +137,17 @@ class IncrementalPass:
             done.add(key)
             report.collections += 1
             checkpoint = checkpoints.get(aliases[key])
+            if checkpoint is None:
+                report.collections -= 1  # Counted by the first indexing.
+                first.append((bucket_id, collection_id, metadata))
+                continue
             if timestamp is None:
                 timestamp = checkpoint.seen if checkpoint is not None else 0
             self._one(bucket_id, collection_id, metadata, checkpoint, timestamp, report,
                       check_purges, refreshed)  # fmt: skip
+        self.catchup.first_indexing(
+            first, report, {collection_uri(*key): ts for key, ts in timestamps.items()}
+        )
 
     def _one(self, bucket_id, collection_id, metadata, checkpoint, timestamp, report,
              check_purges, refreshed):  # fmt: skip

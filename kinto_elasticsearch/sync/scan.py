@@ -164,3 +164,47 @@ def record_timestamps(storage, keys):
     with storage.client.connect(readonly=True) as conn:
         rows = conn.execute(query, dict(parents=list(parents))).fetchall()
     return {parents[r.parent_id]: r.ts for r in rows}
+
+
+_COUNTS = """
+SELECT parent_id, COUNT(*) AS objects
+  FROM objects
+ WHERE resource_name = 'record' AND parent_id IN :parents
+ GROUP BY parent_id
+"""
+
+_RECORDS = """
+SELECT parent_id, id, as_epoch(last_modified) AS ts, deleted, data
+  FROM objects
+ WHERE resource_name = 'record' AND parent_id IN :parents
+"""
+
+
+def _by_parents(storage, query, keys):
+    import sqlalchemy as sa
+
+    from kinto_elasticsearch.storage import collection_uri
+
+    parents = {collection_uri(*key): key for key in keys}
+    if not parents:
+        return parents, []
+    query = sa.text(query).bindparams(sa.bindparam("parents", expanding=True))
+    with storage.client.connect(readonly=True) as conn:
+        return parents, conn.execute(query, dict(parents=list(parents))).fetchall()
+
+
+def record_counts(storage, keys):
+    """``{(bucket id, collection id): records and tombstones}`` of those that have any."""
+    parents, rows = _by_parents(storage, _COUNTS, keys)
+    return {parents[r.parent_id]: r.objects for r in rows}
+
+
+def records_of(storage, keys):
+    """``{(bucket id, collection id): [objects]}``: the records and tombstones of a few
+    small collections, in one query (``first``)."""
+    parents, rows = _by_parents(storage, _RECORDS, keys)
+    found = {}
+    for r in rows:
+        change = Change("record", r.parent_id, r.id, r.ts, r.deleted, _data(r.data))
+        found.setdefault(parents[r.parent_id], []).append(change.as_object())
+    return found
