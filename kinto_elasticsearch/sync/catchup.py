@@ -20,9 +20,15 @@ so that only what is missing is written: a late commit is indexed at the next pa
 the cost of the rule is a read, not a write. (The clocks of Kinto's processes and of
 PostgreSQL must agree to within the overlap, as NTP keeps them.)
 
-**Cheap when nothing changed.** One listing of every collection's timestamp
-(``all_resources_timestamps``, one SQL query on PostgreSQL) and one search for the
-checkpoints: a settled collection whose timestamp equals its checkpoint's costs nothing more.
+**Cost proportional to change.** On PostgreSQL, once a full pass has run, a pass over
+every collection is ``incremental``: one storage scan of what changed since a global
+position, checkpoints read for the collections found only, and a bounded slice of
+reconciliation, so that everything is still checked within a sweep (see there). One
+process of the cluster at a time runs those passes (``lease``). A full pass (this
+module's ``_run``) runs when the engine holds no position (the first pass, an engine that
+lost its data), for ``kinto-elasticsearch sync`` and for scoped passes, and always on the
+memory backend; it lists every collection's timestamp (``all_resources_timestamps``) and
+every checkpoint, and indexes new collections together (``first``).
 
 **Purged tombstones.** A tombstone purged before the index saw it would leave its record
 searchable: ``purges`` finds such records by a count on each side, and compares the whole
