@@ -5,8 +5,9 @@ Every Kinto process runs a catch-up worker (``worker``), and ``kinto-elasticsear
 N times the cost for nothing. The lease is the rebuilds' (``rebuild.RebuildLease``): taken
 with a create-only write, taken over from an expired holder with a compare-and-set on its
 sequence number, renewed every third of its time by a thread of the holder. The others
-stand by: each of their passes only tries to take the lease (one realtime get), so a dead
-holder is replaced within ``LEASE_SECONDS`` plus an interval.
+stand by: each of their passes only tries to take the lease (one realtime get), every
+third of ``LEASE_SECONDS`` at most, so a dead holder is replaced within the lease plus a
+third; at once when it was a process of the same host that is gone (``holder_died``).
 
 Only passes over every collection on a shared storage take it (``catchup``): a scoped pass
 (``sync --bucket``, tests) and a one-shot ``sync`` run whoever holds it, which is safe,
@@ -22,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 # Its name in the sync index: ``-`` starts no collection's alias.
 LEASE_NAME = "-catchup"
-LEASE_SECONDS = 30.0
+LEASE_SECONDS = 15.0
 
 
 class CatchUpTurn:

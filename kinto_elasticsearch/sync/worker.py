@@ -21,7 +21,7 @@ import transaction
 
 from kinto_elasticsearch.client import EngineError
 from kinto_elasticsearch.sync.catchup import CatchUp
-from kinto_elasticsearch.sync.lease import CatchUpTurn
+from kinto_elasticsearch.sync.lease import LEASE_SECONDS, CatchUpTurn
 from kinto_elasticsearch.sync.purges import PurgeSchedule
 from kinto_elasticsearch.sync.threads import ProcessThread
 
@@ -109,9 +109,13 @@ class CatchUpWorker:
                 return
             with self._done:
                 self.started += 1
+            standby = False
             try:
                 catchup = CatchUp(self._registry, self.overlap_ms)
-                self._purges.run(functools.partial(catchup.run, full=False, turn=self._turn))
+                report = self._purges.run(
+                    functools.partial(catchup.run, full=False, turn=self._turn)
+                )
+                standby = getattr(report, "standby", False)
                 self.last_error = None
             except EngineError as exc:
                 # The outage itself is logged once, by the engine seam.
@@ -127,6 +131,9 @@ class CatchUpWorker:
                     self._done.notify_all()
             if self.last_error is None:
                 retry, delay = MIN_GAP_SECONDS, self.interval or None
+                if standby:
+                    # Ready to take over from a holder that died, within a third of its lease.
+                    delay = min(delay or LEASE_SECONDS, LEASE_SECONDS / 3)
             else:
                 # Try again soon, then less and less often: the engine being back is
                 # noticed within seconds, without hammering it while it is away.
