@@ -25,7 +25,6 @@ from kinto_elasticsearch.sync.catchup import CatchUp
 from tests.postgres import PostgresServer
 from tests.servers import start_engine
 
-
 # Shorter than the default 300 s so that the records just loaded (timestamps up to a minute
 # old) are behind it: idle passes then show the steady state, not the overlap's re-reads of
 # a deployment loaded a minute ago (which last ``catchup_overlap_seconds``).
