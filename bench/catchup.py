@@ -13,6 +13,7 @@ osmem-server, then:
 Prints the figures; nothing is written.
 """
 
+import collections
 import sys
 import time
 
@@ -47,7 +48,8 @@ class Counts:
         self.sql += 1
 
     def take(self):
-        found = (len(self.engine_calls), self.sql, sorted(set(self.engine_calls)))
+        kinds = collections.Counter(self.engine_calls)
+        found = (len(self.engine_calls), self.sql, [f"{k} {n}" for k, n in sorted(kinds.items())])
         self.engine_calls, self.sql = [], 0
         return found
 
@@ -90,7 +92,8 @@ def measure(count):
         first_counts = counts.take()
         print(f"N={count}: first pass {first:.1f} s, {report.collections / first:.0f} "
               f"collections/s, {report.indexed / first:.0f} documents/s; "
-              f"{first_counts[0]} engine requests, {first_counts[1]} SQL", flush=True)  # fmt: skip
+              f"{first_counts[0]} engine requests ({', '.join(first_counts[2])}), "
+              f"{first_counts[1]} SQL", flush=True)  # fmt: skip
         print(f"N={count}: raw bulk {raw_bulk_rate(engine):.0f} documents/s", flush=True)
         counts.take()
         for n in range(3):
