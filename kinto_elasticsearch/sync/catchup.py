@@ -94,17 +94,15 @@ class PassReport:
 class CatchUp:
     """One catch-up pass over the collections in scope."""
 
-    def __init__(
-        self, registry, overlap_ms, clock=time.time, sanity_check=False, slice_size=SLICE_SIZE
-    ):
+    def __init__(self, registry, overlap_ms, clock=time.time, sanity_check=False, slice_size=None):
         """``sanity_check``: keep the indices of the collections storage lacks when they
         look like the sign of a storage that is not the server's (``sanity``)."""
         self.registry = registry
         self.sanity_check = sanity_check
-        self.slice_size = slice_size
         self.storage = registry.storage
         self.index_side = registry.elasticsearch.index
         self.settings = registry.elasticsearch.settings
+        self.slice_size = slice_size or getattr(self.settings, "catchup_slice", SLICE_SIZE)
         self.store = SyncStore(self.index_side)
         self.overlap_ms = overlap_ms
         self.clock = clock
