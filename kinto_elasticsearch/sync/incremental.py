@@ -54,9 +54,11 @@ def engine_inventory(index_side):
 
 
 def _collection_of(parent_id):
-    """``(bucket id, collection id)`` of a record's ``parent_id``."""
-    _, _, bucket_id, _, collection_id = parent_id.split("/", 4)
-    return bucket_id, collection_id
+    """``(bucket id, collection id)`` of a record's ``parent_id``, or None."""
+    parts = parent_id.split("/", 4)
+    if len(parts) != 5 or parts[1] != "buckets" or parts[3] != "collections":
+        return None  # Another plugin's records.
+    return parts[2], parts[4]
 
 
 class IncrementalPass:
@@ -94,6 +96,8 @@ class IncrementalPass:
             for change in page:
                 if change.kind == "record":
                     key = _collection_of(change.parent_id)
+                    if key is None:
+                        continue
                     changed[key] = max(changed.get(key) or 0, change.last_modified)
                 elif change.kind == "collection":
                     key = (change.parent_id.split("/", 2)[2], change.id)
