@@ -180,3 +180,42 @@ def test_a_first_indexing_sends_many_collections_in_one_bulk_request(shared, ali
     # And the next pass finds them all up to date.
     again = CatchUp(registry, overlap_ms=0).run(full=True)
     assert again.up_to_date == 20 and again.indexed == 0
+
+
+def test_two_workers_share_the_lease_and_a_survivor_takes_over(
+    make_app, pg_url, alice, engine, index_prefix
+):
+    """The per-process workers of two apps: one does the passes, the other stands by and
+    takes over once the holder dies (its lease no longer renewed)."""
+    from kinto_elasticsearch.sync import lease, worker
+
+    settings = {**pg_settings(pg_url), "elasticsearch.catchup_in_process": "true",
+                "elasticsearch.catchup_interval_seconds": "0.5"}  # fmt: skip
+    first = make_app(**settings)
+    first.app.registry.storage.initialize_schema()
+    first.app.registry.permission.initialize_schema()
+    second = make_app(**settings)
+    one, other = (app.app.registry.elasticsearch.catchup for app in (first, second))
+    one._turn.seconds = other._turn.seconds = 1.5
+    _collections(first, alice, 1)
+    assert one.wait_for_pass(20)
+    assert other.wait_for_pass(20)
+    assert one._turn.held != other._turn.held
+    holder, survivor = (one, other) if one._turn.held else (other, one)
+    # The holder dies: its passes and its lease's heartbeat stop, nothing is released.
+    holder._turn._lease._released.set()
+    holder._turn = lease.CatchUpTurn(seconds=1.5)
+    holder.enabled = False
+    holder.stop()
+    # Written behind Kinto's back: only a catch-up pass can index it.
+    with psycopg2.connect(pg_url) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO objects (id, parent_id, resource_name, data, deleted) "
+            "VALUES ('late', '/buckets/b/collections/c0', 'record', '{}', FALSE)"
+        )
+    deadline = time.monotonic() + 20
+    while "late" not in indexed(engine, index_prefix, "b", "c0"):
+        assert time.monotonic() < deadline, "no worker took over"
+        time.sleep(0.2)
+    assert survivor._turn.held
+    assert worker.LEASE_SECONDS == lease.LEASE_SECONDS
