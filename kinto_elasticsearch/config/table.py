@@ -140,6 +140,15 @@ SETTINGS = (
         attribute="catchup_overlap",
     ),
     Setting(
+        "elasticsearch.catchup_slice_collections",
+        50,
+        parsers.whole_number(1),
+        "Collections (and checkpoints) each catch-up pass reconciles in full (purged "
+        "tombstones, a lost index, collections gone) on PostgreSQL: every collection is "
+        "checked within ``collections / catchup_slice_collections`` passes.",
+        attribute="catchup_slice",
+    ),
+    Setting(
         "elasticsearch.rebuild_lease_seconds",
         15.0,
         parsers.positive_seconds,
