@@ -12,7 +12,7 @@ import logging
 from kinto_elasticsearch.client import EngineRequestError
 from kinto_elasticsearch.index.placement import needs_own_index
 from kinto_elasticsearch.storage import collection_uri
-from kinto_elasticsearch.sync.checkpoints import fingerprint
+from kinto_elasticsearch.sync.checkpoints import SyncStore, fingerprint
 from kinto_elasticsearch.sync.rebuild import RebuildInProgress, reindex_collection
 
 logger = logging.getLogger(__name__)
@@ -37,6 +37,13 @@ class Reshaper:
         """
         alias = self.index_side.locator.alias(bucket_id, collection_id)
         shape = fingerprint(metadata)
+        if not has_index and self.index_side.locator.look_up(alias):
+            # Created since the pass looked (the collection's own create, in the background,
+            # or the sender on demand): documents may be there already, built from metadata
+            # older than this pass read. Its checkpoint, if saved meanwhile, says their
+            # shape; without one, the rule below rebuilds it.
+            has_index = True
+            checkpoint = SyncStore(self.index_side).get_many([alias]).get(alias)
         if not has_index:
             self.index_side.admin.create_index(bucket_id, collection_id, metadata)
             report.created.append(alias)
