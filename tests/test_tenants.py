@@ -242,3 +242,34 @@ def test_post_search_in_a_pool_reads_only_the_fields_its_records_hold(make_app):
         "the other tenant's record is searchable",
     )
     assert answers() == before
+
+
+BUCKET_SEARCH = "/v1/buckets/tenant/search"
+BUCKET_QUERIES = ["_sort=price", "q=kinto", "q=kinto+plugin&_fuzzy=true", "_sort=-n&min_n=2"]
+BUCKET_BODIES = [POST_BODIES[name] for name in ("range-on-a-word", "sort", "multi-match-pattern")]
+
+
+def test_bucket_search_in_a_pool_reads_only_the_fields_its_collections_hold(make_app):
+    app = _make(make_app, 1)
+
+    def answers():
+        found = []
+        for qs in BUCKET_QUERIES:
+            response = app.get(f"{BUCKET_SEARCH}?{qs}", headers=ALICE, status="*")
+            found.append((response.status_int, response.json))
+        for body in BUCKET_BODIES:
+            response = app.post_json(BUCKET_SEARCH, body, headers=ALICE, status="*")
+            found.append((response.status_int, response.json))
+        for _, answer in found:
+            answer.pop("took", None)
+        return found
+
+    before = answers()
+    assert before[1][0] == 200 and before[1][1]["hits"]["hits"]
+    data = {"price": 5, **{f"f{i}": "kinto plugin search" for i in range(40)}}
+    app.put_json(f"{OTHER}/records/o1", {"data": data}, headers=BOB)
+    wait_until(
+        lambda: app.post_json(f"{OTHER}/search", {}, headers=BOB).json["hits"]["hits"],
+        "the other tenant's record is searchable",
+    )
+    assert answers() == before
