@@ -139,6 +139,22 @@ def test_records_holding_more_of_the_words_score_higher_in_a_pool(pooled):
     assert dict(_scores(pooled, boosted)) == {rid: 2 * s for rid, s in scores.items()}
 
 
+def test_pooled_text_queries_rank_by_the_search_boxs_criteria(pooled):
+    """Proximity, field weight and exactness, as the GET search box ranks, from no
+    statistics: the words side by side beat the same words apart, the heavier field wins."""
+    texts = {"apart": "plugin of kinto, for search", "near": "a kinto search plugin here"}
+    for rid, title in texts.items():
+        pooled.put_json(f"{TENANT}/records/{rid}", {"data": {"title": title}}, headers=ALICE)
+    match = {"query": {"match": {"title": "kinto search plugin"}}}
+    scores = dict(_scores(pooled, match))
+    # "both" is the title, whole; "near" holds the words in order; "apart" only holds them.
+    assert scores["both"] > scores["near"] > scores["apart"] > scores["one"]
+    pooled.put_json(f"{TENANT}/records/named", {"data": {"name": "kinto"}}, headers=ALICE)
+    fields = {"multi_match": {"query": "kinto plugin", "fields": ["name^4", "title"]}}
+    ranked = [rid for rid, _ in _scores(pooled, {"query": fields})]
+    assert ranked.index("named") < ranked.index("one")
+
+
 def test_the_engines_words_are_not_passed_on_from_a_pool(pooled, dedicated):
     # The engine refuses a sort on a field no record has, naming the field.
     body = {"sort": [{"no_such_field": "asc"}]}
