@@ -10,6 +10,7 @@ import logging
 from kinto_elasticsearch.client import CircuitBreaker, Engine, EngineError, Reachability
 from kinto_elasticsearch.client.engine import SEARCH, WRITE
 from kinto_elasticsearch.index.side import IndexSide
+from kinto_elasticsearch.search.owned import HeldCache
 from kinto_elasticsearch.search.searcher import Searcher
 from kinto_elasticsearch.sync.sender import Sender
 from kinto_elasticsearch.sync.worker import CatchUpWorker
@@ -43,6 +44,8 @@ class SearchPlugin:
         # The engine stops at the search timeout (the body says so) and answers with what
         # it found; the client waits a little longer, for that answer.
         self.searcher = Searcher(self.index, search_timeout=settings.search_timeout + 1)
+        # Which fields pooled collections' records hold (``search/owned.py``).
+        self.held = HeldCache()
         self.catchup = CatchUpWorker(
             registry,
             overlap_ms=int(settings.catchup_overlap * 1000),

@@ -139,6 +139,22 @@ def test_records_holding_more_of_the_words_score_higher_in_a_pool(pooled):
     assert dict(_scores(pooled, boosted)) == {rid: 2 * s for rid, s in scores.items()}
 
 
+def test_pooled_text_queries_rank_by_the_search_boxs_criteria(pooled):
+    """Proximity, field weight and exactness, as the GET search box ranks, from no
+    statistics: the words side by side beat the same words apart, the heavier field wins."""
+    texts = {"apart": "plugin of kinto, for search", "near": "a kinto search plugin here"}
+    for rid, title in texts.items():
+        pooled.put_json(f"{TENANT}/records/{rid}", {"data": {"title": title}}, headers=ALICE)
+    match = {"query": {"match": {"title": "kinto search plugin"}}}
+    scores = dict(_scores(pooled, match))
+    # "both" is the title, whole; "near" holds the words in order; "apart" only holds them.
+    assert scores["both"] > scores["near"] > scores["apart"] > scores["one"]
+    pooled.put_json(f"{TENANT}/records/named", {"data": {"name": "kinto"}}, headers=ALICE)
+    fields = {"multi_match": {"query": "kinto plugin", "fields": ["name^4", "title"]}}
+    ranked = [rid for rid, _ in _scores(pooled, {"query": fields})]
+    assert ranked.index("named") < ranked.index("one")
+
+
 def test_the_engines_words_are_not_passed_on_from_a_pool(pooled, dedicated):
     # The engine refuses a sort on a field no record has, naming the field.
     body = {"sort": [{"no_such_field": "asc"}]}
@@ -237,6 +253,37 @@ def test_post_search_in_a_pool_reads_only_the_fields_its_records_hold(make_app):
     # Another tenant maps "price" as a number and "parts" as objects, which a nested query
     # on an index with no "parts" fails on.
     app.put_json(f"{OTHER}/records/o1", {"data": {"price": 5, "parts": [{"a": 1}]}}, headers=BOB)
+    wait_until(
+        lambda: app.post_json(f"{OTHER}/search", {}, headers=BOB).json["hits"]["hits"],
+        "the other tenant's record is searchable",
+    )
+    assert answers() == before
+
+
+BUCKET_SEARCH = "/v1/buckets/tenant/search"
+BUCKET_QUERIES = ["_sort=price", "q=kinto", "q=kinto+plugin&_fuzzy=true", "_sort=-n&min_n=2"]
+BUCKET_BODIES = [POST_BODIES[name] for name in ("range-on-a-word", "sort", "multi-match-pattern")]
+
+
+def test_bucket_search_in_a_pool_reads_only_the_fields_its_collections_hold(make_app):
+    app = _make(make_app, 1)
+
+    def answers():
+        found = []
+        for qs in BUCKET_QUERIES:
+            response = app.get(f"{BUCKET_SEARCH}?{qs}", headers=ALICE, status="*")
+            found.append((response.status_int, response.json))
+        for body in BUCKET_BODIES:
+            response = app.post_json(BUCKET_SEARCH, body, headers=ALICE, status="*")
+            found.append((response.status_int, response.json))
+        for _, answer in found:
+            answer.pop("took", None)
+        return found
+
+    before = answers()
+    assert before[1][0] == 200 and before[1][1]["hits"]["hits"]
+    data = {"price": 5, **{f"f{i}": "kinto plugin search" for i in range(40)}}
+    app.put_json(f"{OTHER}/records/o1", {"data": data}, headers=BOB)
     wait_until(
         lambda: app.post_json(f"{OTHER}/search", {}, headers=BOB).json["hits"]["hits"],
         "the other tenant's record is searchable",

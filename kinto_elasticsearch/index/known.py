@@ -66,9 +66,13 @@ class KnownMappings:
 
     def mappings(self, names):
         """The mappings of the indices behind the named aliases."""
+        return list(self.indexed_mappings(names).values())
+
+    def indexed_mappings(self, names):
+        """``{index: mapping}`` of the indices behind the named aliases."""
         if not names:
-            return []
+            return {}
         found = self.engine.call(
             "indices.get_mapping", index=",".join(names), ignore_unavailable=True, lane=SEARCH
         )
-        return [info.get("mappings", {}) for info in found.values()]
+        return {index: info.get("mappings", {}) for index, info in found.items()}

@@ -20,10 +20,12 @@ from kinto_elasticsearch.client import (
     EngineUnreachable,
 )
 from kinto_elasticsearch.client.engine import SEARCH
+from kinto_elasticsearch.index import naming
 from kinto_elasticsearch.index.indices import created_if_missing
 from kinto_elasticsearch.index.mapping import flatten_field_types
 from kinto_elasticsearch.index.placement import COLLECTION_FIELD, Placement
-from kinto_elasticsearch.search import access, facets, filters, hits, pooled, rules
+from kinto_elasticsearch.search import access, facets, filters, hits, owned, pooled, rules
+from kinto_elasticsearch.storage import collection_uri
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +58,7 @@ def query_limits(request):
     )
 
 
-def prepared(body, request, restricted, hidden, built, where=None):
+def prepared(body, request, restricted, hidden, built, where=None, own=None):
     """The body to send, without the plugin's filters.
 
     A user's body goes through the rules (refused with a 400 that says where, or capped).
@@ -64,11 +66,13 @@ def prepared(body, request, restricted, hidden, built, where=None):
     rules, sizes aside: its ``q``, filters and sorts are still the user's. ``where``: a
     bucket search's :class:`pooled.BucketIds` (in a pool, the ids the body names are
     namespaced); a collection search goes through ``rules.collection_search_body``.
+    ``own``: the fields a user's body is kept to (``rules.guard_search``).
     """
     limits = query_limits(request)
-    check = rules.check_built_search if built else rules.guard_search
     try:
-        return check(body, limits, restricted=restricted, hidden=hidden, where=where)
+        if built:
+            return rules.check_built_search(body, limits, restricted, hidden, where)
+        return rules.guard_search(body, limits, restricted, hidden, where, own)
     except rules.QueryRefused as exc:
         raise invalid(exc, built) from None
 
@@ -112,10 +116,21 @@ def refused(exc, built=False, shared=False):
     return refusal(f"The search engine refused the query: {exc.message}")
 
 
+def records_timestamp(request, bucket_id, collection_id):
+    """The timestamp of a collection's records in Kinto's storage (None: unknown), which
+    every write of one moves: what the cache of their fields is keyed by."""
+    try:
+        return request.registry.storage.resource_timestamp(
+            resource_name="record", parent_id=collection_uri(bucket_id, collection_id)
+        )
+    except Exception:  # A read-only storage cannot give an empty collection one.
+        return None
+
+
 def _readable_field_names(mappings, hidden):
     names = set()
-    for mapping in mappings:
-        described = facets.describe_fields(flatten_field_types(mapping), hidden=set(hidden))
+    for types in mappings:
+        described = facets.describe_fields(types, hidden=set(hidden))
         names.update(f["name"] for f in described)
     return sorted(names) or ["id"]
 
@@ -130,6 +145,11 @@ class CollectionSearch:
         self.hidden = access.hidden_fields(request, self.collection)
         # None: the caller reads every record; else the ids of those they may read.
         self.shared_ids = request.context.shared_ids
+
+    @property
+    def scoped(self):
+        """Whether the search is kept to the fields its collection's records hold."""
+        return self.where.pooled
 
     @cached_property
     def where(self):
@@ -202,36 +222,18 @@ class CollectionSearch:
             return known.field_types(self.bucket_id, self.collection_id, refresh=True)
 
     def own_types(self, types):
-        """The ``types`` of a pool's mapping that this collection's records hold.
-
-        A pool's mapping is every tenant's: a filter, a sort or ``q`` reading it would
-        behave differently for a field another tenant mapped (its type, and how many
-        fields ``q`` searches), so fields the collection never wrote are left out, as an
-        index of its own would not have them. One search, before the permission filter: an
-        index of its own maps the fields of every record, readable or not.
-        """
+        """The ``types`` of a pool's mapping that this collection's records hold
+        (``search/owned.py``)."""
         names = sorted(types)
-        present = {f"f{i}": {"exists": {"field": name}} for i, name in enumerate(names)}
-        body = {
-            "size": 0,
-            "track_total_hits": False,
-            "aggs": {"present": {"filters": {"filters": present}}},
-            "timeout": query_limits(self.request).timeout,
-        }
-        response = self._search(
-            filters.with_filters(body, filters.collection_filters(None, self.where))
-        )
-        buckets = response.get("aggregations", {}).get("present", {}).get("buckets", {})
-        held = {n for i, n in enumerate(names) if buckets.get(f"f{i}", {}).get("doc_count")}
 
-        def holds(name):
-            parent = name.rsplit(".", 1)[0]
-            # A sub-field (``title.keyword``) is held with its field, whether or not the
-            # engine finds it by ``exists``.
-            sub_field = parent != name and types.get(parent) not in (None, *facets.CONTAINERS)
-            return name in held or name in facets.UNIQUE_FIELDS or (sub_field and holds(parent))
+        def ask(asked):
+            body = owned.presence_body(asked, query_limits(self.request).timeout)
+            where = filters.collection_filters(None, self.where)
+            return owned.held_names(asked, self._search(filters.with_filters(body, where)))
 
-        return {name: kind for name, kind in types.items() if holds(name)}
+        stamp = records_timestamp(self.request, self.bucket_id, self.collection_id)
+        held = self.plugin.held.held(self.where.key, stamp, names, ask)
+        return owned.kept_types(types, held)
 
     def own_fields(self, body):
         """The fields a pooled collection's records hold, for a ``body`` to be kept to:
@@ -256,7 +258,7 @@ class CollectionSearch:
             return ["id"]
         except EngineUnavailable as exc:
             raise unavailable(exc) from None
-        names = _readable_field_names([mapping], self.hidden)
+        names = _readable_field_names([flatten_field_types(mapping)], self.hidden)
         if self.where.pooled:
             own = self.field_types(refresh=False)[0]
             names = [name for name in names if name in own] or ["id"]
@@ -324,25 +326,58 @@ class BucketSearch:
         keys = [key for alias, (_, key) in in_pools.items() if alias in collections]
         return sorted(names), permission, collections, keys
 
+    @property
+    def scoped(self):
+        """Whether the search reaches pooled collections, and is kept to the fields the
+        readable collections' records hold."""
+        return bool(self.targets[3])
+
     @cached_property
     def mappings(self):
-        """The mappings of the indices the search reaches."""
-        aliases = self.targets[0]
+        """``[{field: type}]`` of the indices the search reaches, in a pool only of the
+        fields the readable pooled collections' records hold (``search/owned.py``): a
+        bucket-wide search reads its collections' fields, as a search of one of them does,
+        never those other tenants of its pools wrote."""
         try:
-            return self.plugin.index.known.mappings(aliases)
+            indexed = self.plugin.index.known.indexed_mappings(self.targets[0])
+            prefix = self.plugin.index.prefix
+            types = {name: flatten_field_types(m) for name, m in sorted(indexed.items())}
+            pools = [name for name in types if naming.is_pool(prefix, name)]
+            if pools:
+                held = self._held(pools, sorted({f for p in pools for f in types[p]}))
+                types.update((p, owned.kept_types(types[p], held)) for p in pools)
+            return list(types.values())
         except EngineUnavailable as exc:
             raise unavailable(exc) from None
+        except EngineRequestError as exc:
+            raise refused(exc, built=True, shared=True) from None
+
+    def _held(self, pools, names):
+        """The ``names`` some document of the readable pooled collections holds (before
+        the permission filter, as for one collection)."""
+        keys = self.targets[3]
+        body = owned.presence_body(names, query_limits(self.request).timeout)
+        in_collections = {"terms": {COLLECTION_FIELD: sorted(keys)}}
+        body = filters.with_filters(body, [filters.RECORDS, in_collections])
+        return owned.held_names(names, self.plugin.searcher.search_indices(pools, body))
 
     def field_types(self, refresh):
         """One set of types for every index: where collections disagree, the first wins."""
         types = {}
-        for mapping in self.mappings:
-            for field, kind in flatten_field_types(mapping).items():
+        for flat in self.mappings:
+            for field, kind in flat.items():
                 types.setdefault(field, kind)
         return types, True
 
+    def own_fields(self, body):
+        """The fields a user's ``body`` is kept to, when it names some and the search
+        reaches pooled collections (None: no scope)."""
+        if not self.scoped or not rules.field_names(body):
+            return None if not self.scoped else {}
+        return self.field_types(refresh=False)[0]
+
     def readable_fields(self):
-        """Every field mapped in the readable collections' indices, less the hidden ones."""
+        """Every field of the readable collections, less the hidden ones."""
         return _readable_field_names(self.mappings, self.hidden)
 
     def run(self, body, built=False):
@@ -350,12 +385,16 @@ class BucketSearch:
             aliases, permission, collections, keys = self.targets
             # The ids a body names are each collection's: namespaced in the pools.
             where = pooled.BucketIds(keys) if keys else None
-            body = prepared(body, self.request, True, self.hidden, built, where)
+            own = None if built else self.own_fields(body)
+            body = prepared(body, self.request, True, self.hidden, built, where, own)
             if not aliases:
                 return _nothing_found()
             body = filters.with_filters(body, [filters.RECORDS, permission])
             with metrics.timed(self.request.registry, metrics.SEARCH_SECONDS):
                 response = self.plugin.searcher.search_indices(aliases, body)
+        except rules.QueryRefused as exc:
+            # What the walk refuses while listing the fields a body names.
+            raise invalid(exc, built) from None
         except EngineRequestError as exc:
             raise refused(exc, built, shared=bool(self.targets[3])) from None
         except EngineUnavailable as exc:

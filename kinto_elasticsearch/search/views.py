@@ -129,7 +129,7 @@ def paginated(request, search, response):
 def _querystring_search(request, search):
     """Kinto's querystring, as ``GET .../records`` takes it, run as ``search``."""
     try:
-        scoped = isinstance(search, CollectionSearch) and search.where.pooled
+        scoped = search.scoped
     except EngineUnavailable as exc:
         raise unavailable(exc) from None
     built = translate_querystring(

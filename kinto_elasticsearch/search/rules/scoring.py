@@ -7,9 +7,13 @@ another tenant writes (and tell it which words that tenant uses). A search that 
 pool is therefore scored the way the GET search box ranks (``search/ranking.py``):
 
 - a query that matches text (``match``, ``multi_match``, ``query_string``...) scores its
-  boost for matching, plus its boost for each word of its text that the record holds, in
-  the fields the query searches (the heaviest of its weighted fields): a record holding
-  more of the words ranks higher, whatever the rest of the index holds;
+  boost for matching, plus its boost times the search box's score (``ranking.Scoring``:
+  words held, then the proximity of consecutive words, then the weight of the best field
+  holding each, then a field equal to the text whole; typos and prefixes aside) when it
+  names its fields plainly (after ``scope.py``, in a pool every query does that searches
+  all fields); otherwise its boost for each word of its text the record holds (times the
+  heaviest of its weighted fields). Either way a record holding more of the words ranks
+  higher, whatever the rest of the index holds; a text of one word scores as matching;
 - any other query that scores by itself (``term``, ``range``, ``prefix``, a span, an
   interval...) scores its boost when it matches, as it would in ``constant_score``;
 - compound queries (``bool``, ``dis_max``, ``boosting``, ``nested``, ``function_score``...)
@@ -56,6 +60,11 @@ def statistics_free(node, query_type):
         return
     boost = _boost(query_type, body)
     matching = {"constant_score": {"filter": {query_type: body}, "boost": boost}}
+    ranked = _ranked(query_type, body, boost)
+    if ranked:
+        node.clear()
+        node["bool"] = {"must": [matching], "should": ranked}
+        return
     words = [_one_word(query_type, body, word) for word in _words(query_type, body)]
     words = [clause for clause in words if clause is not None]
     node.clear()
@@ -63,6 +72,67 @@ def statistics_free(node, query_type):
         node.update(matching)
         return
     node["bool"] = {"must": [matching], "should": [_weighted(c, boost) for c in words]}
+
+
+def _ranked(query_type, body, boost):
+    """The search box's criteria (``search/ranking.py``: words, proximity, field weight,
+    exactness), each clause times ``boost``, for a text query whose fields are named
+    (after ``scope.py``, every pooled one that searches all fields); [] when they are not
+    (or its text is one word), and the query's own words score instead."""
+    from kinto_elasticsearch.search import ranking  # ranking imports the rules package.
+
+    words = _words(query_type, body)
+    weighted = _named_fields(query_type, body)
+    if not words or not weighted:
+        return []
+    syntax = query_type in ("query_string", "simple_query_string")
+    whole = "" if syntax else " ".join(_text(query_type, body).split())
+    scoring = ranking.Scoring.of(words, weighted, None, whole=whole)
+    if scoring is None:
+        return []
+    clauses = scoring.words + scoring.bonuses
+    _scale(clauses, boost)
+    return clauses
+
+
+def _scale(value, boost):
+    """Every ``constant_score`` of ``value`` (a word's is the best of its variants) times
+    ``boost``."""
+    if isinstance(value, list):
+        for item in value:
+            _scale(item, boost)
+    elif isinstance(value, dict):
+        constant = value.get("constant_score")
+        if isinstance(constant, dict):
+            constant["boost"] *= boost
+        for key, item in value.items():
+            if key != "constant_score":
+                _scale(item, boost)
+
+
+def _named_fields(query_type, body):
+    """``[(field, weight)]`` a text query searches, when it names them plainly."""
+    if query_type in FIELD_KEYED_TEXT:
+        names = [key for key in body if key not in ("boost", "_name")]
+        return [(names[0], 1.0)] if len(names) == 1 and "*" not in names[0] else []
+    fields = body.get("fields")
+    if fields is None and isinstance(body.get("default_field"), str):
+        fields = [body["default_field"]]
+    if not isinstance(fields, list) or not fields or len(fields) > 50:
+        return []
+    weighted = []
+    for spec in fields:
+        if not isinstance(spec, str) or "*" in spec:
+            return []
+        name, _, weight = spec.partition("^")
+        try:
+            weight = float(weight) if weight else 1.0
+        except ValueError:
+            return []
+        if not 0 < weight <= 1000:
+            return []
+        weighted.append((name, weight))
+    return weighted
 
 
 def _weighted(clause, boost):

@@ -1,0 +1,94 @@
+"""Which fields a pooled collection's records hold is asked once, then cached until the
+collection is written (``search/owned.py``): a field the tenant writes is searchable at once,
+one another tenant writes never is, and a cached answer is the same as a fresh one."""
+
+import pytest
+
+from kinto_elasticsearch.search import owned
+from tests.conftest import EngineSpy, wait_until
+from tests.test_tenants import ALICE, BOB, OTHER, TENANT, _make
+
+
+def _presence_requests(spy):
+    return sum(
+        1
+        for name, kwargs in spy.calls
+        if name == "search" and "present" in (kwargs.get("body") or {}).get("aggs", {})
+    )
+
+
+@pytest.fixture
+def settled(monkeypatch):
+    # The tests' writes wait for the engine's refresh (``force_refresh``): settled at once.
+    monkeypatch.setattr(owned, "SETTLE_MS", 0)
+
+
+def _term(app, field, value):
+    body = {"query": {"term": {field: value}}}
+    response = app.post_json(f"{TENANT}/search", body, headers=ALICE)
+    return sorted(hit["_id"] for hit in response.json["hits"]["hits"])
+
+
+def test_a_settled_collection_asks_once(make_app, settled):
+    app = _make(make_app, 1)
+    spy = EngineSpy(app.app.registry.elasticsearch.index.engine)
+    assert _term(app, "n", 1) == ["both"]
+    assert _presence_requests(spy) == 1
+    for _ in range(3):
+        assert _term(app, "n", 1) == ["both"]
+    assert _presence_requests(spy) == 1
+
+
+def test_a_field_the_tenant_writes_is_searchable_at_once(make_app, settled):
+    app = _make(make_app, 1)
+    # Another tenant maps "color" first: the tenant's write changes no mapping.
+    app.put_json(f"{OTHER}/records/o1", {"data": {"color": "red"}}, headers=BOB)
+    assert _term(app, "color", "red") == []
+    app.put_json(f"{TENANT}/records/red", {"data": {"color": "red"}}, headers=ALICE)
+    assert _term(app, "color", "red") == ["red"]
+
+
+def test_a_field_another_tenant_writes_stays_unmapped(make_app, settled):
+    app = _make(make_app, 1)
+    spy = EngineSpy(app.app.registry.elasticsearch.index.engine)
+    body = {"query": {"range": {"size": {"gte": "big"}}}, "sort": ["id"]}
+    before = app.post_json(f"{TENANT}/search", body, headers=ALICE, status="*").json
+    app.put_json(f"{OTHER}/records/o1", {"data": {"size": 5}}, headers=BOB)
+    wait_until(
+        lambda: app.post_json(f"{OTHER}/search", {}, headers=BOB).json["hits"]["hits"],
+        "the other tenant's record is searchable",
+    )
+    asked = _presence_requests(spy)
+    after = app.post_json(f"{TENANT}/search", body, headers=ALICE, status="*").json
+    before.pop("took"), after.pop("took")
+    assert after == before
+    # The pool's mapping grew: its new field is asked about, and found not to be held.
+    assert _presence_requests(spy) == asked + 1
+
+
+def test_a_recent_write_is_not_cached():
+    """Written ``SETTLE_MS`` ago or less, the engine may not show it yet: asked each time."""
+    now = [1000.0]
+    cache = owned.HeldCache(clock=lambda: now[0], wall=lambda: now[0])
+    asked = []
+
+    def ask(names):
+        asked.append(names)
+        return frozenset(names[:1])
+
+    stamp = now[0] * 1000 - owned.SETTLE_MS / 2
+    assert cache.held("k", stamp, ["a", "b"], ask) == {"a"}
+    assert cache.held("k", stamp, ["a", "b"], ask) == {"a"}
+    assert len(asked) == 2
+    stamp = now[0] * 1000 - owned.SETTLE_MS * 2
+    cache.held("k", stamp, ["a", "b"], ask)
+    assert cache.held("k", stamp, ["b", "a"], ask) == {"a"}
+    assert len(asked) == 3
+    # A field the cache was not asked about, or another timestamp: asked again.
+    cache.held("k", stamp, ["a", "b", "c"], ask)
+    cache.held("k", stamp + 1, ["a", "b", "c"], ask)
+    assert len(asked) == 5
+    # However old the write, an answer is kept for MAX_AGE_SECONDS at most.
+    now[0] += owned.MAX_AGE_SECONDS + 1
+    cache.held("k", stamp + 1, ["a"], ask)
+    assert len(asked) == 6
