@@ -86,9 +86,13 @@ class FirstIndexing:
             operations = [("index", d.id, d.version, d.source) for d in docs]
             operations += [("delete", t["id"], t["last_modified"], _tombstone(t))
                            for t in tombstones]  # fmt: skip
+            # ``external_gte``: a document of the same version may be there already, sent
+            # from other metadata (the sender's, before a change of the collection): the
+            # checkpoint saved below says this one's shape, so this one must be what the
+            # index holds. A newer version still wins.
             for action, record_id, version, source in operations:
                 meta = {"_index": where.alias, "_id": where.document_id(record_id),
-                        "version": version, "version_type": "external"}  # fmt: skip
+                        "version": version, "version_type": "external_gte"}  # fmt: skip
                 body += [{"index": meta}, where.source(source)]
                 items.append((key, where, action, record_id))
         reports = {key: BulkReport() for key in by_key}
