@@ -180,6 +180,8 @@ class CountingProxy:
     def __init__(self, target_port):
         self.target_port = target_port
         self.counts = {}
+        # ``(method, path)`` of every request, in order.
+        self.paths = []
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(64)
@@ -213,6 +215,7 @@ class CountingProxy:
                 route = path.split("?")[0].rsplit("/", 1)[-1]
                 with self._lock:
                     self.counts[(method, route)] = self.counts.get((method, route), 0) + 1
+                    self.paths.append((method, path.split("?")[0]))
                 upstream.request(method, path, body=body, headers=headers)
                 response = upstream.getresponse()
                 payload = response.read()
@@ -231,6 +234,7 @@ class CountingProxy:
     def reset(self):
         with self._lock:
             self.counts.clear()
+            self.paths.clear()
 
     def close(self):
         self._sock.close()

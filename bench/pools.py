@@ -188,14 +188,14 @@ def section(result, command, seconds):
     ]
 
 
-def write_section(path, lines):
-    """Put this section into the results file, in place of an earlier one."""
+def write_section(path, lines, heading=SECTION):
+    """Put a section (``heading``) into the results file, in place of an earlier one."""
     try:
         text = open(path).read()
     except FileNotFoundError:
         text = "# Benchmark results\n"
-    if SECTION in text:
-        head, rest = text.split(SECTION, 1)
+    if heading in text:
+        head, rest = text.split(heading, 1)
         following = rest.find("\n## ")
         tail = rest[following + 1 :] if following >= 0 else ""
         text = head + "\n".join(lines) + ("\n" + tail if tail else "")

@@ -82,3 +82,14 @@ def test_an_unreachable_engine_is_kintos_503_with_its_retry_after(make_app, alic
         response = app.get(path, headers=alice, status=503)
     assert (response.json["errno"], response.json["error"]) == (201, "Service Unavailable")
     assert response.headers["Retry-After"] == "7"
+
+
+def test_an_engine_failure_names_the_request_that_failed(engine, index_prefix):
+    """What an operator reads (``kinto-elasticsearch``'s error) says which request failed,
+    with the engine's status and error type, not only its reason."""
+    from kinto_elasticsearch.client import EngineNotFound
+
+    with pytest.raises(EngineNotFound) as raised:
+        engine.call("indices.get_mapping", index=f"{index_prefix}.missing")
+    described = raised.value.describe()
+    assert "indices.get_mapping" in described and "404" in described, described

@@ -16,7 +16,7 @@ def test_a_pass_ending_as_the_wait_begins_does_not_count(monkeypatch):
         def __init__(self, registry, overlap_ms):
             pass
 
-        def run(self, check_purges=False):
+        def run(self, check_purges=False, **kwargs):
             events.append("pass")
 
     class Transaction:

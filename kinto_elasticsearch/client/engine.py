@@ -86,15 +86,10 @@ class Engine:
             )
         try:
             body = self._call(operation, timeout, kwargs)
-        except EngineUnreachable as exc:
-            if breaker is not None:
-                breaker.failure()
-            if self.reachability is not None and not probe:
-                self.reachability.unreachable(exc)
-            raise
-        except EngineError:
-            # The engine answered: it is up, whatever it thought of the request.
-            self._answered(breaker, probe)
+        except EngineError as exc:
+            # Which request failed: what an operator's error message names.
+            exc.operation = getattr(exc, "operation", None) or operation
+            self._failed(exc, breaker, probe)
             raise
         except BaseException:
             if breaker is not None:
@@ -102,6 +97,16 @@ class Engine:
             raise
         self._answered(breaker, probe)
         return body
+
+    def _failed(self, exc, breaker, probe):
+        if isinstance(exc, EngineUnreachable):
+            if breaker is not None:
+                breaker.failure()
+            if self.reachability is not None and not probe:
+                self.reachability.unreachable(exc)
+        else:
+            # The engine answered: it is up, whatever it thought of the request.
+            self._answered(breaker, probe)
 
     def _answered(self, breaker, probe):
         if breaker is not None:

@@ -45,6 +45,16 @@ class EngineError(Exception):
         self.message = message
         self.status = status
         self.error_type = error_type
+        # The client operation that failed (``"indices.delete"``), once the engine seam
+        # knows it.
+        self.operation = None
+
+    def describe(self):
+        """The message with the operation, status and error type: for operators."""
+        operation = getattr(self, "operation", None)
+        details = [d for d in (operation, self.status, self.error_type) if d]
+        suffix = f" ({', '.join(map(str, details))})" if details else ""
+        return f"{self.message}{suffix}"
 
 
 class EngineUnavailable(EngineError):

@@ -43,6 +43,8 @@ class PluginSettings:
     # 0: passes only on events (start, failed writes, engine back, collection changes).
     catchup_interval: float
     catchup_overlap: float
+    # Collections reconciled in full per pass (``sync/incremental.py``).
+    catchup_slice: int
     # How long a rebuild's lease outlives its last renewal (a third of it apart).
     rebuild_lease: float
     sender_max_pending: int

@@ -63,7 +63,8 @@ SETTINGS = (
         False,
         parsers.boolean,
         "Read-your-writes: a write waits (at most ``request_timeout_seconds`` + 1) for the "
-        "bulk request carrying it, refreshed, so that a search right after it sees it. Each "
+        "bulk request carrying it, refreshed, or a collection write for its index's creation, "
+        "mapping, rebuild or deletion, so that a search right after it sees it. Each "
         "write then costs the engine a refresh: leave it off where writes are many.",
     ),
     Setting(
@@ -137,6 +138,15 @@ SETTINGS = (
         "PostgreSQL, writes become visible out of timestamp order. Keep it longer than any "
         "Kinto write transaction may last.",
         attribute="catchup_overlap",
+    ),
+    Setting(
+        "elasticsearch.catchup_slice_collections",
+        50,
+        parsers.whole_number(1),
+        "Collections (and checkpoints) each catch-up pass reconciles in full (purged "
+        "tombstones, a lost index, collections gone) on PostgreSQL: every collection is "
+        "checked within ``collections / catchup_slice_collections`` passes.",
+        attribute="catchup_slice",
     ),
     Setting(
         "elasticsearch.rebuild_lease_seconds",

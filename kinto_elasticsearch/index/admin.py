@@ -212,18 +212,23 @@ class IndexAdmin:
         self.engine.call("indices.put_mapping", index=alias, body=mapping)
         return True
 
-    def validate_mapping(self, metadata, with_mapping=True):
-        """Raise EngineRequestError if the engine would refuse this collection's index.
-
-        Without ``with_mapping``, only the settings are tried (an empty mapping), so
-        that a refusal can name the part of the metadata it comes from.
+    def probe_name(self):
+        """A new name for :meth:`validate_mapping`'s probe index.
 
         The probe index lives under the prefix but its part starts with ``-``, which no
         Kinto id does, so it can never be taken for a collection's index.
         """
-        name = naming.probe_index_name(self.prefix, uuid.uuid4().hex)
+        return naming.probe_index_name(self.prefix, uuid.uuid4().hex)
+
+    def validate_mapping(self, metadata, name, with_mapping=True, timeout=None):
+        """Raise EngineRequestError if the engine would refuse this collection's index.
+
+        Creates the probe index ``name`` (:meth:`probe_name`), which the caller deletes: a
+        write being validated does not wait for that, and a probe whose creation timed out
+        may still appear. Without ``with_mapping``, only the settings are tried (an empty
+        mapping), so that a refusal can name the part of the metadata it comes from.
+        """
         body = self.index_body(metadata)
         if not with_mapping:
             body["mappings"] = {}
-        self.engine.call("indices.create", index=name, body=body)
-        self.indices.delete([name])
+        self.engine.call("indices.create", index=name, body=body, timeout=timeout)

@@ -97,7 +97,7 @@ def run(args, out=sys.stdout):
         try:
             return COMMANDS[args.command].run(registry, args, out)
         except EngineError as exc:
-            raise CommandError(f"the search engine failed: {exc}") from None
+            raise CommandError(f"the search engine failed: {exc.describe()}") from None
     finally:
         transaction.abort()
         env["closer"]()

@@ -10,6 +10,7 @@ from kinto_elasticsearch.client import EngineError
 from kinto_elasticsearch.ops.errors import CommandError
 from kinto_elasticsearch.ops.scope import FORCE_FLAG, collections_in_scope
 from kinto_elasticsearch.sync.catchup import CatchUp
+from kinto_elasticsearch.sync.lease import CatchUpTurn
 from kinto_elasticsearch.sync.purges import PurgeSchedule
 
 logger = logging.getLogger(__name__)
@@ -37,15 +38,26 @@ def run(registry, args, out):
         sanity_check=not args.force_delete_orphans,
     )
     schedule = PurgeSchedule()
+    # Once: a full pass, whoever holds the catch-up lease (passes are idempotent). With
+    # --follow: a worker in the foreground, the first pass full, then incremental ones
+    # while holding the lease (``sync.lease``), as Kinto processes do.
+    turn = CatchUpTurn() if args.follow else None
+    passes = 0
     while True:
         started = time.monotonic()
         try:
-            report = schedule.run(functools.partial(catchup.run, args.bucket, args.collection))
+            run_pass = functools.partial(
+                catchup.run, args.bucket, args.collection, full=passes == 0, turn=turn
+            )
+            passes += 1
+            report = schedule.run(run_pass)
         except EngineError as exc:
             if not args.follow:
                 raise
             logger.warning("Catch-up pass stopped, trying again: %s", exc)
         else:
+            if report.standby:
+                print("Standing by: another process holds the catch-up lease.", file=out)
             print(
                 f"{report.collections} collection(s): {report.up_to_date} up to date, "
                 f"{report.indexed} change(s) indexed, {len(report.created)} index(es) created, "

@@ -20,9 +20,15 @@ so that only what is missing is written: a late commit is indexed at the next pa
 the cost of the rule is a read, not a write. (The clocks of Kinto's processes and of
 PostgreSQL must agree to within the overlap, as NTP keeps them.)
 
-**Cheap when nothing changed.** One listing of every collection's timestamp
-(``all_resources_timestamps``, one SQL query on PostgreSQL) and one search for the
-checkpoints: a settled collection whose timestamp equals its checkpoint's costs nothing more.
+**Cost proportional to change.** On PostgreSQL, once a full pass has run, a pass over
+every collection is ``incremental``: one storage scan of what changed since a global
+position, checkpoints read for the collections found only, and a bounded slice of
+reconciliation, so that everything is still checked within a sweep (see there). One
+process of the cluster at a time runs those passes (``lease``). A full pass (this
+module's ``_run``) runs when the engine holds no position (the first pass, an engine that
+lost its data), for ``kinto-elasticsearch sync`` and for scoped passes, and always on the
+memory backend; it lists every collection's timestamp (``all_resources_timestamps``) and
+every checkpoint, and indexes new collections together (``first``).
 
 **Purged tombstones.** A tombstone purged before the index saw it would leave its record
 searchable: ``purges`` finds such records by a count on each side, and compares the whole
@@ -46,9 +52,12 @@ from kinto_elasticsearch import metrics
 from kinto_elasticsearch.index import naming
 from kinto_elasticsearch.storage import collection_uri, iter_collections
 from kinto_elasticsearch.sync.changes import CollectionCatchUp
-from kinto_elasticsearch.sync.checkpoints import Checkpoint, SyncStore, fingerprint
+from kinto_elasticsearch.sync.checkpoints import Checkpoint, Position, SyncStore, fingerprint
+from kinto_elasticsearch.sync.first import FirstIndexing
+from kinto_elasticsearch.sync.incremental import SLICE_SIZE, IncrementalPass
 from kinto_elasticsearch.sync.rebuild import remove_abandoned
 from kinto_elasticsearch.sync.sanity import deletion_refused
+from kinto_elasticsearch.sync.scan import supports_scan
 
 logger = logging.getLogger(__name__)
 
@@ -78,12 +87,14 @@ class PassReport:
     abandoned: list = field(default_factory=list)
     # Why the indices of the collections storage lacks were kept (``sanity``), or None.
     refused: str = None
+    # Another process holds the catch-up lease: this pass did nothing.
+    standby: bool = False
 
 
 class CatchUp:
     """One catch-up pass over the collections in scope."""
 
-    def __init__(self, registry, overlap_ms, clock=time.time, sanity_check=False):
+    def __init__(self, registry, overlap_ms, clock=time.time, sanity_check=False, slice_size=None):
         """``sanity_check``: keep the indices of the collections storage lacks when they
         look like the sign of a storage that is not the server's (``sanity``)."""
         self.registry = registry
@@ -91,14 +102,37 @@ class CatchUp:
         self.storage = registry.storage
         self.index_side = registry.elasticsearch.index
         self.settings = registry.elasticsearch.settings
+        self.slice_size = slice_size or getattr(self.settings, "catchup_slice", SLICE_SIZE)
         self.store = SyncStore(self.index_side)
+        self.overlap_ms = overlap_ms
+        self.clock = clock
         self._collection = CollectionCatchUp(registry, overlap_ms, self.store, clock)
 
-    def run(self, bucket_id=None, collection_id=None, check_purges=False):
+    def run(self, bucket_id=None, collection_id=None, check_purges=False, full=None, turn=None):
         """One pass; with ``check_purges``, look for purged tombstones in every collection,
-        not only in those with changes (see ``purges``)."""
+        not only in those with changes (see ``purges``).
+
+        A pass over every collection is incremental (``incremental``) when storage can
+        list what changed since a position (PostgreSQL) and the engine holds one, unless
+        ``full`` (by default: ``check_purges``). ``turn`` (``lease.CatchUpTurn``): pass
+        only while holding the cluster's catch-up lease; else the report says ``standby``.
+        """
         with metrics.timed(self.registry, metrics.CATCHUP_SECONDS):
-            return self._run(bucket_id, collection_id, check_purges)
+            if bucket_id is not None or not supports_scan(self.storage):
+                return self._run(bucket_id, collection_id, check_purges)
+            self.store.ensure_index()
+            if turn is not None and not turn.take(self.store):
+                return PassReport(standby=True)
+            position = self.store.load_position()
+            if position is not None and not (check_purges if full is None else full):
+                return IncrementalPass(self, self.slice_size).run(position, PassReport())
+            # No position (a first pass, or an engine that lost its data): everything.
+            started = int(self.clock() * 1000)
+            report = self._run(None, None, check_purges)
+            position = position or Position()
+            position.timestamp = max(position.timestamp, started - self.overlap_ms)
+            self.store.save_position(position)
+            return report
 
     def _run(self, bucket_id, collection_id, check_purges):
         report = PassReport()
@@ -117,6 +151,8 @@ class CatchUp:
         # PostgreSQL lists at most its max fetch size of them, the most recent first.
         truncated = len(timestamps) > getattr(self.storage, "_max_fetch_size", len(timestamps))
         expected = set()
+        # New collections, indexed together in bulk (``first``) where storage allows.
+        first = [] if supports_scan(self.storage) else None
         for bid, cid, metadata in iter_collections(self.storage, bucket_id, collection_id):
             alias = self.index_side.locator.alias(bid, cid)
             expected.add(alias)
@@ -127,12 +163,17 @@ class CatchUp:
             if timestamp is None:
                 # Never written to, unless past the listing's limit.
                 timestamp = self._resource_timestamp(bid, cid) if truncated else 0
+            if first is not None and alias not in aliases and alias not in checkpoints:
+                report.collections -= 1  # Counted by the first indexing.
+                first.append((bid, cid, metadata))
+                continue
             self._collection.run(
                 bid, cid, metadata,
                 self.index_side.locator.has_index(bid, cid, metadata, aliases, indices),
                 checkpoints.get(alias), timestamp, report,
                 check_purges, refreshed,
             )  # fmt: skip
+        self.first_indexing(first, report, timestamps)
         if bucket_id is None:
             self._remove_gone(aliases, checkpoints, expected, report)
         elif collection_id is None:
@@ -145,6 +186,14 @@ class CatchUp:
             indices = {n: a for n, a in indices.items() if n.startswith(scope)}
         report.abandoned = remove_abandoned(self.store, indices)
         return report
+
+    def first_indexing(self, collections, report, timestamps):
+        """Index ``collections`` (no index nor checkpoint) in bulk across collections;
+        those the bulk did not take whole go the per-collection way."""
+        for bid, cid, metadata in FirstIndexing(self).run(collections or [], report):
+            report.collections += 1
+            timestamp = timestamps.get(collection_uri(bid, cid)) or 0
+            self._collection.run(bid, cid, metadata, False, None, timestamp, report)
 
     def _resource_timestamp(self, bucket_id, collection_id):
         try:

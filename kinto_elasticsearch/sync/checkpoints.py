@@ -78,6 +78,27 @@ class Checkpoint:
         return self.timestamp >= self.seen
 
 
+# The catch-up's global position, and its lease (``worker``), in the same index.
+POSITION_ID = "position"
+
+
+@dataclass
+class Position:
+    """How far the catch-up of every collection follows storage (``incremental``).
+
+    ``timestamp``: every object modified up to it was seen by a pass (the clock noted
+    before it read, less the overlap); ``cursor``: the last collection of the
+    reconciliation's slices, ``(bucket, collection)``, None at the start of a sweep;
+    ``checkpoint_cursor``: the last checkpoint (alias) the slices checked against storage;
+    ``sweeps``: the sweeps completed, for reports and tests.
+    """
+
+    timestamp: int = 0
+    cursor: tuple = None
+    checkpoint_cursor: str = None
+    sweeps: int = 0
+
+
 class SyncStore:
     """Checkpoints (and rebuild leases) of one prefix, in the engine."""
 
@@ -124,6 +145,67 @@ class SyncStore:
                 return found
             body["search_after"] = hits[-1]["sort"]
 
+    def search(self, query, limit, after=None):
+        """Up to ``limit`` ``{alias: Checkpoint}`` matching ``query``, in alias order after
+        ``after``: a bounded read however many are stored."""
+        body = {
+            "query": {"bool": {"filter": [{"term": {"kind": "checkpoint"}}, query]}},
+            "size": limit,
+            "sort": [{"alias": "asc"}],
+        }
+        if after is not None:
+            body["search_after"] = [after]
+        try:
+            hits = self._call("search", index=self.index, body=body)["hits"]["hits"]
+        except EngineNotFound:
+            return {}
+        found = {}
+        for hit in hits:
+            source = hit["_source"]
+            fields = {k: source[k] for k in Checkpoint.__dataclass_fields__ if k in source}
+            found[source["alias"]] = Checkpoint(**fields)
+        return found
+
+    def get_many(self, aliases):
+        """``{alias: Checkpoint}`` of those of ``aliases`` that have one: one realtime
+        multi-get by id, whatever the number of checkpoints stored."""
+        found = {}
+        aliases = sorted(set(aliases))
+        for start in range(0, len(aliases), PAGE_SIZE):
+            ids = [f"checkpoint:{alias}" for alias in aliases[start : start + PAGE_SIZE]]
+            try:
+                docs = self._call("mget", index=self.index, body={"ids": ids})["docs"]
+            except EngineNotFound:
+                return found
+            for doc in docs:
+                if doc.get("found"):
+                    source = doc["_source"]
+                    fields = {k: source[k] for k in Checkpoint.__dataclass_fields__ if k in source}
+                    found[source["alias"]] = Checkpoint(**fields)
+        return found
+
+    def load_position(self):
+        """The global position of the catch-up (``incremental``), or None: never saved,
+        or lost with the engine's data."""
+        try:
+            answer = self._call("get", index=self.index, id=POSITION_ID)
+        except EngineNotFound:
+            return None
+        if not answer.get("found", True):
+            return None
+        source = answer["_source"]
+        return Position(
+            timestamp=source.get("timestamp", 0),
+            cursor=tuple(source["cursor"]) if source.get("cursor") else None,
+            checkpoint_cursor=source.get("checkpoint_cursor"),
+            sweeps=source.get("sweeps", 0),
+        )
+
+    def save_position(self, position):
+        self.ensure_index()
+        body = {"kind": "position", "saved_at": time.time(), **asdict(position)}
+        self._call("index", index=self.index, id=POSITION_ID, body=body)
+
     def save(self, alias, checkpoint):
         body = {
             "kind": "checkpoint",
@@ -135,6 +217,21 @@ class SyncStore:
         self.ensure_index()
         # Refreshed at once: the next pass, maybe in another process, searches for it.
         self._call("index", index=self.index, id=f"checkpoint:{alias}", body=body, refresh="true")
+
+    def save_many(self, saved):
+        """Save ``[(alias, Checkpoint)]`` in one bulk request, refreshed once."""
+        if not saved:
+            return
+        self.ensure_index()
+        body = []
+        for alias, checkpoint in saved:
+            body.append({"index": {"_index": self.index, "_id": f"checkpoint:{alias}"}})
+            body.append({"kind": "checkpoint", "alias": alias, "saved_at": time.time(),
+                         **asdict(checkpoint)})  # fmt: skip
+        answer = self._call("bulk", body=body, refresh="true")
+        if answer.get("errors"):
+            failed = [i["index"].get("error") for i in answer["items"] if "error" in i["index"]]
+            raise EngineRequestError(f"checkpoints not saved: {failed[:3]}")
 
     def delete(self, alias):
         try:

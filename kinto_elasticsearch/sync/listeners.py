@@ -2,12 +2,15 @@
 
 Every subscriber to ``AfterResourceChanged`` runs after commit: a rolled-back write never
 reaches the index, and a failing engine never fails a write. Record changes go to the
-sender; what it cannot deliver, and any collection or bucket change that could not be
-applied, is left to the catch-up, which reads storage (see ``sync``).
+sender, and so does the engine's work for collection and bucket changes (creating,
+re-mapping, rebuilding, deleting indices), done after the response (``admin_queue``). With
+read-your-writes the request waits for either, at most ``request_timeout_seconds`` + 1.
+What they cannot do is left to the catch-up, which reads storage (see ``sync``).
 """
 
 import functools
 import logging
+import time
 
 from kinto.core.storage.exceptions import ObjectNotFoundError
 
@@ -20,9 +23,13 @@ from kinto_elasticsearch.index.analysis import (
     check,
     settings_changed,
 )
-from kinto_elasticsearch.index.mapping import documents_changed, mapping_changed, metadata_errors
+from kinto_elasticsearch.index.mapping import metadata_errors
 from kinto_elasticsearch.storage import bucket_uri, collection_exists, collection_uri
-from kinto_elasticsearch.sync.catchup import save_new_collection
+from kinto_elasticsearch.sync.collection_admin import (
+    bucket_task,
+    collection_task,
+    probe_removal_task,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,65 +74,37 @@ def on_record_changed(event):
 
 
 def on_collection_changed(event):
-    settings, index_side = _plugin(event.request)
+    """Hand the engine's work for changed collections over to the background (see
+    ``sync.admin_queue``); wait for it, bounded, only for read-your-writes."""
+    settings = event.request.registry.elasticsearch.settings
     bucket_id = event.payload["bucket_id"]
-    action = event.payload["action"]
+    tasks = []
     for impacted in event.impacted_objects:
         new, old = impacted.get("new") or {}, impacted.get("old") or {}
         collection_id = new.get("id") or old.get("id")
         if not settings.is_indexed(bucket_id, collection_id):
             continue
-        try:
-            if action == "create":
-                index_side.admin.create_index(bucket_id, collection_id, new, replace=True)
-                save_new_collection(index_side, bucket_id, collection_id, new)
-            elif action == "update" and (
-                documents_changed(old, new) or settings_changed(old, new)
-            ):
-                # Existing documents must gain or lose fields, or be analysed anew: only a
-                # rebuild does that (an open index cannot change its analysis). The
-                # catch-up rebuilds, seeing the collection's fingerprint change.
-                event.request.registry.elasticsearch.catchup.wake()
-            elif action == "update" and mapping_changed(old, new):
-                if not index_side.admin.update_mapping(bucket_id, collection_id, new):
-                    # A pooled collection taking a mapping of its own moves to an index of
-                    # its own: a rebuild, in the background.
-                    event.request.registry.elasticsearch.catchup.wake()
-            elif action == "delete":
-                index_side.removal.delete_collection_indices(bucket_id, collection_id)
-        except EngineRequestError as exc:
-            logger.warning(
-                "The index of %s cannot take the new mapping (%s): "
-                "rebuilding it in the background",
-                collection_uri(bucket_id, collection_id),
-                exc,
-            )
-            event.request.registry.elasticsearch.catchup.wake()
-        except EngineError as exc:
-            logger.info(
-                "Could not %s the index of %s, left to the catch-up: %s",
-                action,
-                collection_uri(bucket_id, collection_id),
-                exc,
-            )
-            event.request.registry.elasticsearch.catchup.wake()
+        task = collection_task(
+            event.request.registry, event.payload["action"], bucket_id, collection_id, old, new
+        )
+        if task is not None:
+            tasks.append(task)
+    _submit(event.request, tasks)
 
 
 def on_bucket_deleted(event):
-    settings, index_side = _plugin(event.request)
-    for impacted in event.impacted_objects:
-        bucket_id = impacted["old"]["id"]
-        if not settings.is_indexed(bucket_id):
-            continue
-        try:
-            index_side.removal.delete_bucket_indices(bucket_id)
-        except EngineError as exc:
-            logger.info(
-                "Could not delete the indices of %s, left to the catch-up: %s",
-                bucket_uri(bucket_id),
-                exc,
-            )
-            event.request.registry.elasticsearch.catchup.wake()
+    settings = event.request.registry.elasticsearch.settings
+    tasks = [
+        bucket_task(event.request.registry, impacted["old"]["id"])
+        for impacted in event.impacted_objects
+        if settings.is_indexed(impacted["old"]["id"])
+    ]
+    _submit(event.request, tasks)
+
+
+def _submit(request, tasks):
+    plugin = request.registry.elasticsearch
+    plugin.sender.submit_admin(tasks, wait=plugin.settings.force_refresh)
 
 
 def validate_collection_mapping(event):
@@ -134,7 +113,7 @@ def validate_collection_mapping(event):
 
     While the engine is unreachable the write goes through: the index catches up later.
     """
-    settings, index_side = _plugin(event.request)
+    settings = event.request.registry.elasticsearch.settings
     bucket_id = event.payload["bucket_id"]
     for impacted in event.impacted_objects:
         new, old = impacted["new"], impacted.get("old") or {}
@@ -153,25 +132,45 @@ def validate_collection_mapping(event):
                 check(new[SETTINGS_KEY])
             except InvalidIndexSettings as exc:
                 raise errors.invalid_body(exc.description, exc.location) from None
-        _validate_with_engine(index_side, new, schema_changed, analysis_changed)
+        _validate_with_engine(event.request, bucket_id, new, schema_changed, analysis_changed)
 
 
-def _validate_with_engine(index_side, metadata, schema_changed, analysis_changed):
-    """Ask the engine; the refusal names what changed (the settings first, alone)."""
+def _validate_with_engine(request, bucket_id, metadata, schema_changed, analysis_changed):
+    """Ask the engine; the refusal names what changed (the settings first, alone).
+
+    The write waits for that, inside its transaction, no longer than the request timeout in
+    all; then, as when the engine is unavailable, it goes through unvalidated (logged). The
+    probe indices are deleted after the response.
+    """
+    plugin = request.registry.elasticsearch
+    index_side = plugin.index
     probes = []
     if analysis_changed and schema_changed:
         probes.append((SETTINGS_KEY, False))
     key = "index:schema" if schema_changed else SETTINGS_KEY
     probes.append((key, True))
-    for key, with_mapping in probes:
-        try:
-            index_side.admin.validate_mapping(metadata, with_mapping=with_mapping)
-        except EngineRequestError as exc:
-            message = f"The search engine refused {key}: {exc.message}"
-            raise errors.invalid_body(message, key) from None
-        except EngineUnavailable as exc:
-            logger.warning("Could not validate %s, engine unavailable: %s", key, exc)
-            return
+    deadline = time.monotonic() + plugin.settings.request_timeout
+    cleanup = []
+    try:
+        for key, with_mapping in probes:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                logger.warning("Could not validate %s in time: not waiting longer", key)
+                return
+            name = index_side.admin.probe_name()
+            cleanup.append(probe_removal_task(index_side, bucket_id, metadata["id"], name))
+            try:
+                index_side.admin.validate_mapping(
+                    metadata, name, with_mapping=with_mapping, timeout=left
+                )
+            except EngineRequestError as exc:
+                message = f"The search engine refused {key}: {exc.message}"
+                raise errors.invalid_body(message, key) from None
+            except EngineUnavailable as exc:
+                logger.warning("Could not validate %s, engine unavailable: %s", key, exc)
+                return
+    finally:
+        plugin.sender.submit_admin(cleanup)
 
 
 def on_new_request(event):

@@ -107,7 +107,8 @@ class RebuildLease:
 
     def _take_over(self):
         current = self._call("get", id=self._id)
-        if current["_source"].get("expires_at", 0) > time.time():
+        source = current["_source"]
+        if source.get("expires_at", 0) > time.time() and not holder_died(source.get("owner")):
             raise RebuildInProgress(
                 f"{self.alias} is being rebuilt by {current['_source'].get('owner')}"
             )
@@ -170,6 +171,23 @@ class RebuildLease:
 
     def __exit__(self, *exc):
         self.release()
+
+
+def holder_died(owner):
+    """Whether the ``owner`` of a lease was a process of this host that is gone (killed):
+    its lease is taken over at once, not when it expires. Another host's is never known
+    dead (its lease expires); a pid reused meanwhile only keeps the lease until expiry."""
+    host, _, rest = (owner or "").partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def lease_id(alias):

@@ -8,8 +8,14 @@ moment, and never longer than ``wait_seconds``: a write never hangs on the engin
 The sender holds at most ``max_pending`` changes. It needs no more: storage is the outbox.
 Whatever it cannot deliver (a full queue, an engine down, a crash of the process) is
 indexed by the catch-up, which ``on_failure`` wakes up.
+
+The engine administration of collection writes (``submit_admin``) goes through the same
+queue, so that it is ordered with the records handed over before and after it, and is
+done by the thread of ``admin_queue``: a slow index creation holds back the records of its
+own collection only.
 """
 
+import functools
 import logging
 import threading
 import time
@@ -20,6 +26,7 @@ from kinto_elasticsearch.client import EngineError
 from kinto_elasticsearch.config import DEFAULT_SETTINGS
 from kinto_elasticsearch.events import RecordsIndexFailed, notify
 from kinto_elasticsearch.storage import collection_uri
+from kinto_elasticsearch.sync.admin_queue import AdminQueue, AdminTask
 from kinto_elasticsearch.sync.apply import apply_changes
 from kinto_elasticsearch.sync.threads import ProcessThread
 
@@ -56,6 +63,7 @@ class Sender:
         self._on_failure = on_failure or (lambda: None)
         self._stopped = False
         self._thread = ProcessThread("kinto-elasticsearch-sender", self._run)
+        self.admin = AdminQueue(on_failure=self._on_failure)
         self._reset()
 
     def _reset(self):
@@ -93,8 +101,30 @@ class Sender:
         if done is not None and not done.wait(self.wait_seconds):
             metrics.count(self._registry, metrics.SENDER_WAIT_TIMEOUTS)
 
+    def submit_admin(self, tasks, wait=False):
+        """Hand ``AdminTask`` objects over, to be done after the records handed over before
+        them; with ``wait``, return once they are done, or after ``wait_seconds`` at most.
+        True unless the wait timed out."""
+        if self._thread.forked():
+            self._reset()
+        if not tasks:
+            return True
+        with self._lock:
+            self._pending.extend(tasks)
+            self._start()
+            self._ready.notify()
+        if not wait:
+            return True
+        deadline = time.monotonic() + self.wait_seconds
+        for task in tasks:
+            if not task.done.wait(max(0.0, deadline - time.monotonic())):
+                metrics.count(self._registry, metrics.SENDER_WAIT_TIMEOUTS)
+                logger.info("Answering before %s, which is still under way", task.description)
+                return False
+        return True
+
     def wait_until_idle(self, timeout):
-        """Block until every change handed over was sent (or given up); True if so."""
+        """Block until every change and task handed over was done (or given up); True if so."""
         deadline = time.monotonic() + timeout
         with self._lock:
             while self._pending or self._busy:
@@ -102,7 +132,11 @@ class Sender:
                 if left <= 0:
                     return False
                 self._ready.wait(left)
-            return True
+        while not self.admin.idle():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+        return True
 
     def stop(self):
         """End the thread once what was handed over is sent (an app being closed): it
@@ -110,6 +144,7 @@ class Sender:
         with self._lock:
             self._stopped = True
             self._ready.notify_all()
+        self.admin.stop()
 
     def _start(self):
         if self._stopped:
@@ -126,18 +161,48 @@ class Sender:
                 batch, self._pending, self._count = self._pending, [], 0
                 self._busy = True
             try:
-                self._send(batch)
-            except Exception:
-                # Whatever went wrong, the thread goes on and the catch-up heals.
-                logger.exception("Sending %s change(s) to the search engine failed", len(batch))
-                self._on_failure()
+                self._dispatch(batch)
             finally:
                 with self._lock:
                     self._busy = False
                     self._ready.notify_all()
-                for handover in batch:
-                    if handover.done is not None:
-                        handover.done.set()
+
+    def _dispatch(self, batch):
+        """Send ``batch``'s records, and pass its admin tasks on, in the batch's order."""
+        handovers = []
+        for item in batch:
+            if isinstance(item, AdminTask):
+                self._deliver(handovers)
+                handovers = []
+                self.admin.put(item)
+            else:
+                handovers.append(item)
+        self._deliver(handovers)
+
+    def _deliver(self, handovers, forward=True):
+        """Send ``handovers``, but those of collections with admin work queued, which go
+        behind it (``forward``); their waiters are released once they are sent."""
+        by_collection = {}
+        for handover in handovers:
+            key = (handover.bucket_id, handover.collection_id)
+            by_collection.setdefault(key, []).append(handover)
+        sent = []
+        for key, group in by_collection.items():
+            deliver = functools.partial(self._deliver, forward=False)
+            if not (forward and self.admin.forward(key, group, deliver)):
+                sent.extend(group)
+        if not sent:
+            return
+        try:
+            self._send(sent)
+        except Exception:
+            # Whatever went wrong, the thread goes on and the catch-up heals.
+            logger.exception("Sending %s change(s) to the search engine failed", len(sent))
+            self._on_failure()
+        finally:
+            for handover in sent:
+                if handover.done is not None:
+                    handover.done.set()
 
     def _send(self, batch):
         """One bulk request per collection (and per ``BULK_SIZE`` objects) for ``batch``."""

@@ -7,9 +7,12 @@ entry point (the first request of a process, a failed write, a collection change
 
 A pass runs at start, whenever the engine answers again after an outage, after any write
 the sender could not deliver, after a collection change, and every ``interval`` seconds
-(``catchup_interval_seconds``; 0: only on those events).
+(``catchup_interval_seconds``; 0: only on those events). On a shared storage
+(PostgreSQL) one worker of the cluster at a time holds the catch-up lease (``lease``): the
+others' passes only try to take it, so that a dead holder is replaced.
 """
 
+import functools
 import logging
 import threading
 import time
@@ -18,6 +21,7 @@ import transaction
 
 from kinto_elasticsearch.client import EngineError
 from kinto_elasticsearch.sync.catchup import CatchUp
+from kinto_elasticsearch.sync.lease import LEASE_SECONDS, CatchUpTurn
 from kinto_elasticsearch.sync.purges import PurgeSchedule
 from kinto_elasticsearch.sync.threads import ProcessThread
 
@@ -46,6 +50,8 @@ class CatchUpWorker:
         self.last_error = None
         self._stopped = False
         self._purges = PurgeSchedule()
+        # Passes over every collection run in one process of the cluster at a time.
+        self._turn = CatchUpTurn()
 
     def wake(self):
         """Ask for a pass soon (and start the thread in this process if needed)."""
@@ -99,11 +105,17 @@ class CatchUpWorker:
             self._wake.wait(delay)
             self._wake.clear()
             if self._stopped:
+                self._turn.release()
                 return
             with self._done:
                 self.started += 1
+            standby = False
             try:
-                self._purges.run(CatchUp(self._registry, self.overlap_ms).run)
+                catchup = CatchUp(self._registry, self.overlap_ms)
+                report = self._purges.run(
+                    functools.partial(catchup.run, full=False, turn=self._turn)
+                )
+                standby = getattr(report, "standby", False)
                 self.last_error = None
             except EngineError as exc:
                 # The outage itself is logged once, by the engine seam.
@@ -119,6 +131,9 @@ class CatchUpWorker:
                     self._done.notify_all()
             if self.last_error is None:
                 retry, delay = MIN_GAP_SECONDS, self.interval or None
+                if standby:
+                    # Ready to take over from a holder that died, within a third of its lease.
+                    delay = min(delay or LEASE_SECONDS, LEASE_SECONDS / 3)
             else:
                 # Try again soon, then less and less often: the engine being back is
                 # noticed within seconds, without hammering it while it is away.

@@ -1,0 +1,374 @@
+"""``python -m bench.scale``: what the plugin costs at 1,000, 10,000 and 100,000 collections.
+
+For each size, real processes on 127.0.0.1 (PostgreSQL, osmem-server behind a counting
+proxy, Kinto HTTP servers with and without the plugin), with ``size`` collections of two
+records written into PostgreSQL directly, as an existing deployment would hold them:
+
+- **first indexing**: ``kinto-elasticsearch sync`` on them all, in documents per second,
+  against the client's bulk helper loading the same documents straight into the engine;
+- **idle cost**: a Kinto process with the plugin and default settings (a catch-up pass
+  every 10 s), doing nothing: its CPU seconds per minute, the engine's, and the engine
+  requests per catch-up pass, counted by the proxy;
+- **one change among N**: a record written into PostgreSQL behind Kinto's back, until a
+  search finds it (the catch-up's work, since no event told the plugin);
+- **collection create and delete**: p50 over HTTP with the plugin against Kinto alone, in
+  interleaved rounds, and the engine's administration requests (index, alias, mapping and
+  settings changes) each one sends, counted by the proxy: 0 for a pooled collection;
+- **search**: p50 of a small pooled collection against a small dedicated one;
+- **concurrent writers**: 8 clients creating records at once, each in its own collection,
+  with the plugin against Kinto alone.
+
+Writes its section into ``bench/RESULTS.md`` (replacing an earlier one), and prints it.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import sys
+import threading
+import time
+
+from bench import harness
+from bench.pools import load_collections, write_section
+from kinto_elasticsearch.config import DEFAULT_SETTINGS
+from tests.postgres import PostgresServer
+from tests.servers import start_engine
+
+BUCKET = "pools"
+SECTION = "## 10. Scale: 1,000 to 100,000 collections"
+FULL = {"sizes": (1000, 10_000, 100_000), "idle": 60, "rounds": 3, "creates": 30,
+        "searches": 60, "changes": 3, "writes": 40}  # fmt: skip
+QUICK = {"sizes": (1000, 4000), "idle": 20, "rounds": 2, "creates": 10,
+         "searches": 20, "changes": 2, "writes": 15}  # fmt: skip
+INTERVAL = DEFAULT_SETTINGS["elasticsearch.catchup_interval_seconds"]
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def admin_requests(proxy):
+    """The administration requests the proxy saw: what changes indices, aliases, mappings."""
+    with proxy._lock:
+        return [(m, p) for m, p in proxy.paths if is_admin(m, p)]
+
+
+def is_admin(method, path):
+    """Whether a request changes the cluster state: an index created or deleted, aliases,
+    mappings or settings changed."""
+    parts = [p for p in path.split("/") if p]
+    if not parts:
+        return False
+    if parts[-1] in ("_aliases", "_alias", "_mapping", "_mappings", "_settings") or (
+        len(parts) >= 2 and parts[-2] in ("_alias", "_aliases")
+    ):
+        return method in ("PUT", "POST", "DELETE")
+    return len(parts) == 1 and not parts[0].startswith("_") and method in ("PUT", "DELETE")
+
+
+def cpu_seconds(pid):
+    """User and system CPU of process ``pid`` (all its threads) so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def ms(seconds):
+    return f"{seconds * 1000:.1f} ms"
+
+
+def bulk_rate(engine_url, size):
+    """Documents per second of the client's bulk helper on ``2 * size`` small documents."""
+    from opensearchpy import OpenSearch, helpers
+
+    client = OpenSearch(hosts=[engine_url], timeout=120)
+    documents = (
+        {"_index": "baseline", "_id": f"c{i:06d}/r{n}",
+         "_source": {"id": f"r{n}", "title": f"c{i:06d} record {n}", "n": n}}
+        for i in range(size) for n in (1, 2)
+    )  # fmt: skip
+    client.indices.create(index="baseline")
+    started = time.perf_counter()
+    helpers.bulk(client, documents, chunk_size=1000)
+    rate = 2 * size / (time.perf_counter() - started)
+    client.indices.delete(index="baseline")
+    client.close()
+    return rate
+
+
+def concurrent(server, prefix, writers, count):
+    """Creates per second of ``writers`` clients at once, each in its own collection, and
+    the Kinto process's own CPU seconds per create (the sender's thread included)."""
+    uris = []
+    for w in range(writers):
+        uri = f"/v1/buckets/{BUCKET}/collections/{prefix}-{w}"
+        status, _, _ = server.client.request("PUT", uri, {})
+        assert status in (200, 201), status
+        uris.append(uri)
+    errors = []
+
+    def write(uri):
+        client = harness.Client("127.0.0.1", server.port)
+        try:
+            for i in range(count):
+                status, _, _ = client.request("POST", f"{uri}/records", {"data": {"n": i}})
+                if status >= 400:
+                    errors.append(status)
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=write, args=(uri,)) for uri in uris]
+    cpu = cpu_seconds(server.process.pid)
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    cpu = cpu_seconds(server.process.pid) - cpu
+    if errors:
+        raise RuntimeError(f"concurrent writes answered {sorted(set(errors))}")
+    return writers * count / elapsed, cpu / (writers * count)
+
+
+def wait_quiet(proxy, gap=2.0, timeout=300):
+    """Until the engine has had no request for ``gap`` seconds: a pass has ended."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen = len(proxy.paths)
+        time.sleep(gap)
+        if len(proxy.paths) == seen:
+            return
+    raise RuntimeError("the plugin never stopped sending requests to the engine")
+
+
+def write_behind(pg_url, collection_id, record_id):
+    """A record written into PostgreSQL directly: no event reaches the plugin."""
+    import psycopg2
+
+    parent = f"/buckets/{BUCKET}/collections/{collection_id}"
+    with psycopg2.connect(pg_url) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO objects (id, parent_id, resource_name, last_modified, data, deleted)"
+            " VALUES (%s, %s, 'record', from_epoch(%s), %s::jsonb, FALSE)",
+            (record_id, parent, int(time.time() * 1000),
+             json.dumps({"title": f"behind {record_id}"})),
+        )  # fmt: skip
+
+
+def wait_found(server, collection_id, record_id, timeout=180):
+    path = f"/v1/buckets/{BUCKET}/collections/{collection_id}/search"
+    body = {"query": {"ids": {"values": [record_id]}}}
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        status, answer, _ = server.client.request("POST", path, body)
+        if status == 200 and answer["hits"]["hits"]:
+            return time.monotonic() - started
+        time.sleep(0.1)
+    raise RuntimeError(f"{collection_id}/{record_id} never became searchable")
+
+
+def run_size(size, config):
+    pg = PostgresServer.start()
+    engine = start_engine("opensearch")
+    proxy = harness.CountingProxy(engine.port)
+    servers = []
+    try:
+        pooled = {"pool_number_of_replicas": 0, "number_of_replicas": 0}
+        without, port_a = harness.write_ini("scale-without", pg.url, engine.url, plugin=False)
+        with_plugin, port_b = harness.write_ini("scale-with", pg.url, proxy.url, **pooled)
+        sync_ini, _ = harness.write_ini(
+            "scale-sync", pg.url, engine.url, request_timeout_seconds=60, **pooled
+        )
+        harness.run_measured([str(harness.BIN / "kinto"), "migrate", "--ini", str(without)])
+        a = harness.KintoServer("scale-without", without, port_a)
+        servers.append(a)
+        status, _, _ = a.client.request("PUT", f"/v1/buckets/{BUCKET}", {})
+        assert status in (200, 201), status
+        load_collections(pg.url, size)
+        bulk = bulk_rate(engine.url, size)
+        sync = [str(harness.BIN / "kinto-elasticsearch"), "sync", "--ini", str(sync_ini)]
+        sync_seconds, sync_memory, _ = harness.run_measured(sync)
+
+        b = harness.KintoServer("scale-with", with_plugin, port_b)
+        servers.append(b)
+        # Its first pass (at its first request) finds everything indexed: let it end.
+        b.client.request("GET", f"/v1/buckets/{BUCKET}")
+        wait_quiet(proxy)
+        proxy.reset()
+        kinto_before, engine_before = cpu_seconds(b.process.pid), cpu_seconds(engine.pid)
+        time.sleep(config["idle"])
+        minutes = config["idle"] / 60
+        idle = {
+            "kinto": (cpu_seconds(b.process.pid) - kinto_before) / minutes,
+            "engine": (cpu_seconds(engine.pid) - engine_before) / minutes,
+            "requests_per_interval": len(proxy.paths) / max(1, config["idle"] / INTERVAL),
+        }
+
+        changes = []
+        for n in range(config["changes"]):
+            collection_id = f"c{(size // 2 + n):05d}"
+            write_behind(pg.url, collection_id, f"behind{n}")
+            changes.append(wait_found(b, collection_id, f"behind{n}"))
+
+        creates = {"A": [], "B": []}
+        admin = {"create": [], "delete": []}
+        deletes = {"A": [], "B": []}
+        for round_number in range(config["rounds"]):
+            for variant, server in (("A", a), ("B", b)):
+                paths = [
+                    f"/v1/buckets/{BUCKET}/collections/new{variant}{round_number}x{i}"
+                    for i in range(config["creates"])
+                ]
+                for path in paths:
+                    proxy.reset()
+                    status, _, elapsed = server.client.request("PUT", path, {"data": {}})
+                    assert status == 201, (path, status)
+                    creates[variant].append(elapsed)
+                    if variant == "B":
+                        # Work after the response counts too: give it a moment.
+                        time.sleep(0.05)
+                        admin["create"].append(len(admin_requests(proxy)))
+                for path in paths:
+                    proxy.reset()
+                    status, _, elapsed = server.client.request("DELETE", path)
+                    assert status == 200, (path, status)
+                    deletes[variant].append(elapsed)
+                    if variant == "B":
+                        time.sleep(0.05)
+                        admin["delete"].append(len(admin_requests(proxy)))
+
+        searches = {"pooled": [], "dedicated": []}
+        schema = {"index:schema": {"properties": {"title": {"type": "text"}}}}
+        for name, data in (("pooled", {}), ("dedicated", schema)):
+            path = f"/v1/buckets/{BUCKET}/collections/small{name}"
+            b.client.request("PUT", path, {"data": data})
+            for n in (1, 2):
+                b.client.request("PUT", f"{path}/records/r{n}", {"data": {"title": f"small {n}"}})
+        body = {"query": {"match": {"title": "small"}}}
+        for name in searches:
+            path = f"/v1/buckets/{BUCKET}/collections/small{name}/search"
+            deadline = time.monotonic() + 60
+            while len(b.client.request("POST", path, body)[1]["hits"]["hits"]) < 2:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the records of small{name} were never indexed")
+                time.sleep(0.2)
+        for _ in range(config["rounds"]):
+            for name in ("dedicated", "pooled"):
+                path = f"/v1/buckets/{BUCKET}/collections/small{name}/search"
+                for _ in range(config["searches"]):
+                    status, answer, elapsed = b.client.request("POST", path, body)
+                    assert status == 200 and len(answer["hits"]["hits"]) == 2, (status, answer)
+                    searches[name].append(elapsed)
+
+        throughput, cpu = {"A": [], "B": []}, {"A": [], "B": []}
+        for round_number in range(config["rounds"]):
+            for variant, server in (("A", a), ("B", b)):
+                prefix = f"w{variant}{round_number}"
+                rate, per_create = concurrent(server, prefix, 8, config["writes"])
+                throughput[variant].append(rate)
+                cpu[variant].append(per_create)
+        return {
+            "size": size,
+            "bulk": bulk,
+            "sync_seconds": sync_seconds,
+            "sync_memory": sync_memory,
+            "first_rate": 2 * size / sync_seconds,
+            "idle": idle,
+            "changes": changes,
+            "creates": creates,
+            "deletes": deletes,
+            "admin": admin,
+            "searches": searches,
+            "throughput": throughput,
+            "cpu": cpu,
+        }
+    finally:
+        for server in servers:
+            server.stop()
+        proxy.close()
+        engine.close()
+        pg.stop()
+
+
+def section(results, command, seconds, config):
+    median, p = harness.median, harness.percentile
+    lines = [
+        SECTION,
+        "",
+        f"From `{command}`, {datetime.date.today().isoformat()}, {seconds / 60:.1f} min in "
+        f"all. Machine: {harness.machine()}. Each size on fresh servers: that many "
+        "collections of two records written into PostgreSQL, default settings "
+        f"(`pools = {DEFAULT_SETTINGS['elasticsearch.pools']}`, a catch-up pass every "
+        f"{INTERVAL} s), no replicas. Ratios are with the plugin (B) over Kinto alone (A), "
+        f"{config['rounds']} interleaved rounds.",
+        "",
+        "| collections | first indexing | bulk helper | ratio | idle Kinto CPU/min | "
+        "idle engine CPU/min | engine requests per interval | one change searchable |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        idle = r["idle"]
+        lines.append(
+            f"| {r['size']:,} | {r['first_rate']:,.0f} docs/s ({r['sync_seconds']:.0f} s, "
+            f"{r['sync_memory']:.0f} MiB) | {r['bulk']:,.0f} docs/s | "
+            f"{r['first_rate'] / r['bulk']:.2f} | {idle['kinto']:.2f} s | "
+            f"{idle['engine']:.2f} s | {idle['requests_per_interval']:.1f} | "
+            f"{median(r['changes']):.1f} s |"
+        )
+    lines += [
+        "",
+        "| collections | create p50 A | create p50 B | B / A | admin requests per create | "
+        "delete p50 B / A | admin requests per delete | search p50 pooled / dedicated | "
+        "8 writers B / A |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        c, d, s, t = r["creates"], r["deletes"], r["searches"], r["throughput"]
+        lines.append(
+            f"| {r['size']:,} | {ms(median(c['A']))} | {ms(median(c['B']))} | "
+            f"{median(c['B']) / median(c['A']):.2f} | "
+            f"{sum(r['admin']['create']) / len(r['admin']['create']):.2f} | "
+            f"{median(d['B']) / median(d['A']):.2f} | "
+            f"{sum(r['admin']['delete']) / len(r['admin']['delete']):.2f} | "
+            f"{median(s['pooled']) / median(s['dedicated']):.2f} "
+            f"({ms(median(s['pooled']))}) | "
+            f"{median(t['B']) / median(t['A']):.2f} ({median(t['A']):.0f} creates/s alone) |"
+        )
+    lines += [
+        "",
+        "p95 of creates, B: "
+        + ", ".join(f"{r['size']:,}: {ms(p(r['creates']['B'], 0.95))}" for r in results)
+        + ". Kinto's own CPU per create under the 8 writers, A / B: "
+        + ", ".join(
+            f"{r['size']:,}: {ms(median(r['cpu']['A']))} / {ms(median(r['cpu']['B']))}"
+            for r in results
+        )
+        + ". A change behind Kinto's back is found by the next pass: up to one interval "
+        "plus the pass itself.",
+        "",
+    ]
+    return lines
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="1,000 and 4,000, a smoke run")
+    parser.add_argument("--size", type=int, action="append", help="run these sizes only")
+    parser.add_argument("--output", default=str(harness.ROOT / "bench" / "RESULTS.md"))
+    args = parser.parse_args(argv)
+    config = dict(QUICK if args.quick else FULL)
+    if args.size:
+        config["sizes"] = tuple(args.size)
+    started = time.monotonic()
+    command = "python -m bench.scale" + (" --quick" if args.quick else "")
+    command += "".join(f" --size {s}" for s in args.size or ())
+    results = []
+    for size in config["sizes"]:
+        results.append(run_size(size, config))
+        print(json.dumps({k: v for k, v in results[-1].items()}, default=str)[:2000])
+    lines = section(results, command, time.monotonic() - started, config)
+    write_section(args.output, lines, SECTION)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
