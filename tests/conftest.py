@@ -122,12 +122,17 @@ def indexed(engine, index_prefix, bucket_id, collection_id):
     from kinto_elasticsearch.index import naming, placement
     from kinto_elasticsearch.index.documents import LIVE_DOCUMENTS
 
-    body = engine.call(
-        "search",
-        index=naming.alias_name(index_prefix, bucket_id, collection_id),
-        body={"query": LIVE_DOCUMENTS, "size": 1000, "version": True},
-    )
     key = placement.collection_key(bucket_id, collection_id)
+    alias = naming.alias_name(index_prefix, bucket_id, collection_id)
+    if engine.call("indices.exists_alias", name=alias):
+        target, query = alias, LIVE_DOCUMENTS
+    else:
+        # A pooled collection has no alias: its documents are in a pool, under its key.
+        target = naming.pool_pattern(index_prefix)
+        query = {"bool": {"filter": [LIVE_DOCUMENTS, {"term": {placement.COLLECTION_FIELD: key}}]}}
+    body = engine.call(
+        "search", index=target, body={"query": query, "size": 1000, "version": True}
+    )
     found = {}
     for hit in body["hits"]["hits"]:
         record_id, source = hit["_id"], dict(hit["_source"])

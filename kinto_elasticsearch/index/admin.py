@@ -68,32 +68,39 @@ class IndexAdmin:
             return self.engine.call("indices.create", index=name, body=fallback)
 
     def create_index(self, bucket_id, collection_id, metadata, replace=False):
-        """Create the collection's index and alias, unless it exists already; the physical
-        index the alias is on (its pool, or its own).
+        """Give the collection an index unless it has one; the physical index it lives in
+        (its pool, or its own).
+
+        A pooled collection changes nothing in the engine: its pool exists (created once
+        per process), and its place is its hash's (``index/locator.py``). A collection with
+        an index of its own is recorded as such (``index/records.py``) before its alias is
+        created, so that no process takes it for a pooled one once the alias exists.
 
         With ``replace``, indices left from an earlier collection of the same id (deleted
         while the engine was unreachable) are dropped first: a new collection has no records.
 
         Processes race to create an index (the collection listener, the sender, the
         catch-up, a search), and their views of the metadata may differ (one pooled, one
-        asking for an index of its own): the first attachment of the alias wins, and the
-        others follow it. The engine decides (:data:`WRITE_INDEX`), and where it does not,
-        :meth:`_behind_one_index` undoes a second attachment.
+        asking for an index of its own): an index of its own wins, and the documents a
+        pooled view wrote meanwhile are orphans the verification finds. Two dedicated
+        creators converge on one index (:data:`WRITE_INDEX`, :meth:`_behind_one_index`).
         """
         if replace:
             self.removal.delete_collection_indices(bucket_id, collection_id)
         alias = self.locator.alias(bucket_id, collection_id)
-        # A collection that has an index stays where it is: a second index behind its alias
-        # (another pool, ``pools`` changed since, or one of its own) would leave writes
-        # nowhere to go. The catch-up moves it to an index of its own if it needs one.
+        # A collection that has an index stays where it is: the catch-up moves it to an
+        # index of its own if it needs one.
+        where = self.locator.placement(bucket_id, collection_id, metadata, refresh=replace)
+        found, _ = self.locator.records.find(alias)
+        if where.pooled:
+            return self.pools.join(where)
         if not replace and self.locator.look_up(alias):
+            if not found:
+                self.locator.records.record(alias, where.key)
             return self._behind_one_index(alias)
-        where = self.locator.chosen(bucket_id, collection_id, metadata)
+        self.locator.records.record(alias, where.key)
         try:
-            if where.pooled:
-                self.pools.join(where)
-            else:
-                self._create_dedicated(alias, metadata)
+            self._create_dedicated(alias, metadata)
         except EngineUnavailable as exc:
             if not is_second_write_index(exc):
                 raise
@@ -169,14 +176,21 @@ class IndexAdmin:
             for name, aliases in self.indices.listed(pattern).items()
             if name != index and alias in aliases
         ]
-        # A pooled collection moving to an index of its own (a promotion): the alias leaves
-        # the pool in the same atomic step, and its documents there go after the swap.
+        # A pooled collection moving to an index of its own (a promotion): an alias an
+        # older version left on the pool leaves it in the same atomic step, and the move is
+        # recorded (``index/records.py``) once the alias is there. A process that still
+        # places the collection in its pool (its copy of the records is older) writes there
+        # for a few seconds: the catch-up's overlap re-reads those writes into the new
+        # index, and the verification deletes them from the pool. Its documents in the
+        # pool go after the swap.
         was = self.locator.placement(bucket_id, collection_id, refresh=True)
         actions = [{"remove": {"index": name, "alias": alias}} for name in old]
-        if was.pooled:
+        if was.pooled and self.locator.look_up(alias):
             actions.append({"remove": {"index": was.pool, "alias": alias}})
         actions.append({"add": {"index": index, "alias": alias, **WRITE_INDEX}})
         self.indices.update_aliases(actions, alias)
+        if was.pooled:
+            self.locator.records.record(alias, was.key)
         self.locator.forget(alias)
         self.indices.delete(old)
         if was.pooled:

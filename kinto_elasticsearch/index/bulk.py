@@ -75,6 +75,8 @@ class BulkSender:
             # Deletes too are documents (tombstones), indexed with the version of the delete.
             document_id = where.document_id(record_id) if where else record_id
             meta = {"_index": index, "_id": document_id, "version": version}
+            if where is not None and where.pooled:
+                meta["routing"] = where.key
             body.append({"index": {**meta, "version_type": version_type}})
             body.append(where.source(document.source) if where else document.source)
         params = {"require_alias": True} if require_alias else {}

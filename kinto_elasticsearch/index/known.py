@@ -44,32 +44,34 @@ class KnownMappings:
         self._known[index] = (now, known)
         return known, True
 
-    def field_types(self, bucket_id, collection_id, max_age=60.0, refresh=False):
+    def field_types(self, bucket_id, collection_id, max_age=60.0, refresh=False, index=None):
         """``({dotted field: type}, fresh)`` of a collection's index, cached a while.
 
         Types of a mapped field never change in place (a rebuild makes a new index, and
         the swap forgets the cache), but new fields appear: callers refetch with
-        ``refresh`` when they meet a field the cached copy does not know.
+        ``refresh`` when they meet a field the cached copy does not know. ``index``: where
+        the collection lives (a pooled one's pool; by default its alias).
         """
-        alias = naming.alias_name(self.prefix, bucket_id, collection_id)
-        known, fresh = self.known_mapping(alias, max_age, refresh, missing_ok=False)
+        index = index or naming.alias_name(self.prefix, bucket_id, collection_id)
+        known, fresh = self.known_mapping(index, max_age, refresh, missing_ok=False)
         return {k: v for k, v in known.types.items() if v is not None}, fresh
 
-    def get_mapping(self, bucket_id, collection_id, lane=SEARCH):
+    def get_mapping(self, bucket_id, collection_id, lane=SEARCH, index=None):
+        """The mapping of the collection's index (``index``: a pooled one's pool)."""
         body = self.engine.call(
             "indices.get_mapping",
-            index=naming.alias_name(self.prefix, bucket_id, collection_id),
+            index=index or naming.alias_name(self.prefix, bucket_id, collection_id),
             lane=lane,
         )
         # Behind the alias there is one index; its name does not matter here.
         return next(iter(body.values()), {}).get("mappings", {})
 
     def mappings(self, names):
-        """The mappings of the indices behind the named aliases."""
+        """The mappings of the indices of the named indices and aliases."""
         return list(self.indexed_mappings(names).values())
 
     def indexed_mappings(self, names):
-        """``{index: mapping}`` of the indices behind the named aliases."""
+        """``{index: mapping}`` of the indices of the named indices and aliases."""
         if not names:
             return {}
         found = self.engine.call(

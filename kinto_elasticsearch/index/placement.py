@@ -69,6 +69,18 @@ class Placement:
     def key(self):
         return collection_key(self.bucket_id, self.collection_id)
 
+    @property
+    def target(self):
+        """The index the collection's requests name: its pool, or its alias."""
+        return self.pool or self.alias
+
+    @property
+    def routing(self):
+        """The routing of the collection's requests: its key in a pool (all its documents
+        on one shard, which a search reads alone), else none. ``{}`` or ``{"routing":
+        key}``, to pass as request parameters."""
+        return {"routing": self.key} if self.pooled else {}
+
     def document_id(self, record_id):
         """The ``_id`` of a record's document."""
         return f"{self.key}/{record_id}" if self.pooled else record_id

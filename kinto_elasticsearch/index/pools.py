@@ -1,5 +1,5 @@
-"""Pooled indices: the indices small collections share, their tenants' aliases,
-documents and shares of fields."""
+"""Pooled indices: the indices small collections share, their tenants' documents and
+shares of fields, and the migration of the aliases an older version gave each tenant."""
 
 import logging
 
@@ -21,6 +21,9 @@ FIELD_BUDGET = MAX_FIELDS - 20
 # record's, for ``gc_deletes`` (60 s): a rebuild of the collection within that time, at
 # the records' own versions, would be refused as older and leave it empty.
 POOL_SETTINGS = {"index.gc_deletes": "0s"}
+# The collections of one pool an orphan check reads (within the engines' limit of buckets
+# of one aggregation): a pool holds thousands.
+MAX_KEYS = 10_000
 
 
 class Pools:
@@ -50,31 +53,82 @@ class Pools:
         self.indices.create_unless_exists(name, self.body())
 
     def join(self, where):
-        """Give a pooled collection its filtered alias on its pool (creating the pool)."""
-        if where.pool not in self.indices.internal:
-            self.ensure(where.pool)
-            self.indices.internal.add(where.pool)
-        actions = [where.alias_action()]
-        try:
-            self.indices.update_aliases(actions, where.alias)
-        except EngineNotFound:
-            # The pool went (flushed, or deleted by an operator) since this process saw it.
-            self.ensure(where.pool)
-            self.indices.update_aliases(actions, where.alias)
-        self.locator.forget(where.alias)
-        self.locator.remember({where.alias: [where.pool]})
+        """Make room for a pooled collection: its pool exists (created once per process),
+        and the layout it was hashed with is recorded. Nothing of the collection's own: no
+        alias, no mapping, no cluster-state update."""
+        self.ensure_cached(where.pool)
         return where.pool
 
-    def drop(self, pooled):
-        """Remove pooled collections (``{alias: (pool, key)}``): aliases, then documents."""
+    def ensure_cached(self, pool):
+        """Create ``pool`` unless this process created or found it already, and record the
+        layout its collections are hashed with (the first time only, in any process)."""
+        if pool not in self.indices.internal:
+            self.locator.records.record_layout()
+            self.ensure(pool)
+            self.indices.internal.add(pool)
+
+    def drop(self, keys_by_pool):
+        """Remove the documents of pooled collections (``{pool: [collection keys]}``)."""
+        for pool, keys in sorted(keys_by_pool.items()):
+            keys = sorted(k for k in keys if k)
+            if keys:
+                self._delete_by_query(pool, {"terms": {COLLECTION_FIELD: keys}})
+                self._forget_fields(pool, keys)
+
+    def drop_bucket(self, bucket_id):
+        """Remove the documents of a bucket's pooled collections from every pool: their
+        keys start with the bucket's id and ``/``, which no other bucket's do."""
+        try:
+            pools = self.indices.listed(naming.pool_pattern(self.prefix))
+        except EngineNotFound:
+            return
+        head = placement.collection_key(bucket_id, "")
+        for pool in sorted(pools):
+            self._delete_by_query(pool, {"prefix": {COLLECTION_FIELD: head}})
+            known, _ = self.known.known_mapping(pool, refresh=True)
+            keys = [key for key in placement.fields_added(known.meta) if key.startswith(head)]
+            if keys:
+                self._forget_fields(pool, keys)
+
+    def migrate_aliases(self, listed=None):
+        """Remove the aliases an older version gave pooled collections, online.
+
+        First what the aliases knew and the hash does not is recorded (``index/records.py``):
+        the layout, every collection whose alias is on another pool than its hash's, and the
+        collections with an index of their own (an older version recorded none). Then the
+        aliases go, in chunks: writes and searches address the pool already, and a process
+        that has not seen the records yet finds a collection by its documents. ``listed``:
+        ``{index: [aliases]}`` of the prefix when the caller read it. The aliases removed.
+        """
+        records = self.locator.records
+        pooled = self.locator.pooled_aliases()
+        if records.migrated and not pooled:
+            return []
+        records.record_layout()
+        if listed is None:
+            listed = self.indices.listed(naming.prefix_pattern(self.prefix))
+        recorded = records.recorded()
+        moved = {}
+        for name, aliases in sorted(listed.items()):
+            if naming.is_internal_index(self.prefix, name):
+                continue
+            for alias in aliases:
+                if alias not in recorded and alias not in pooled:
+                    moved[alias] = (None, None)
+        for alias, (pool, key) in sorted(pooled.items()):
+            if not key or alias in recorded:
+                continue
+            bucket_id, _, collection_id = key.partition("/")
+            if pool != self.locator.hash_pool(bucket_id, collection_id):
+                moved[alias] = (pool, key)
+        records.record_many(moved)
         self.indices.remove_aliases([(pool, alias) for alias, (pool, _) in sorted(pooled.items())])
-        by_pool = {}
-        for pool, key in pooled.values():
-            if key:
-                by_pool.setdefault(pool, []).append(key)
-        for pool, keys in sorted(by_pool.items()):
-            self._delete_by_query(pool, {"terms": {COLLECTION_FIELD: sorted(keys)}})
-            self._forget_fields(pool, keys)
+        for alias in pooled:
+            self.locator.forget(alias)
+        records.record_layout(migrated=True)
+        if pooled:
+            logger.info("Migrated %s pooled aliases: pooled collections have none", len(pooled))
+        return sorted(pooled)
 
     def delete_documents(self, where):
         """Delete every document of a pooled collection from its pool (and no other's):
@@ -82,31 +136,34 @@ class Pools:
         self._delete_by_query(where.pool, where.collection_term(), routing=where.key)
         self._forget_fields(where.pool, [where.key])
 
-    def orphan_documents(self, limit=1000):
-        """``{pool: {collection key: documents}}``: documents in a pool whose collection has
-        no alias on that pool (a write that raced the collection's delete or its move to an
-        index of its own), at most ``limit`` keys per pool."""
+    def orphan_documents(self, expected, limit=1000):
+        """``{pool: {collection key: documents}}``: documents in a pool that are not of a
+        collection of ``expected`` (aliases) living there (a write that raced the
+        collection's delete or its move to an index of its own), at most ``limit`` keys per
+        pool."""
         try:
             pools = self.indices.listed(naming.pool_pattern(self.prefix))
         except EngineNotFound:
             return {}
-        keys_by_pool = {}
-        for pool, key in self.locator.pooled_aliases().values():
-            keys_by_pool.setdefault(pool, set()).add(key)
         found = {}
         for pool in sorted(pools):
-            # A pool's collections number thousands, far below the engines' limit of
-            # terms in one query (``index.max_terms_count``, 65,536).
-            kept = sorted(keys_by_pool.get(pool, ()))
-            query = {"bool": {"must_not": [{"terms": {COLLECTION_FIELD: kept}}]}} if kept else None
             body = {
                 "size": 0,
-                "query": query or {"match_all": {}},
-                "aggs": {"keys": {"terms": {"field": COLLECTION_FIELD, "size": limit}}},
+                "aggs": {"keys": {"terms": {"field": COLLECTION_FIELD, "size": MAX_KEYS}}},
             }
             self.engine.call("indices.refresh", index=pool)
             buckets = self.engine.call("search", index=pool, body=body)["aggregations"]["keys"]
-            counts = {b["key"]: b["doc_count"] for b in buckets["buckets"]}
+            counts = {}
+            for bucket in buckets["buckets"]:
+                bucket_id, _, collection_id = str(bucket["key"]).partition("/")
+                alias = naming.alias_name(self.prefix, bucket_id, collection_id)
+                if alias in expected:
+                    where = self.locator.placement(bucket_id, collection_id)
+                    if where.pool == pool:
+                        continue
+                counts[bucket["key"]] = bucket["doc_count"]
+                if len(counts) >= limit:
+                    break
             if counts:
                 found[pool] = counts
         return found

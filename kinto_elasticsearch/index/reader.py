@@ -34,7 +34,7 @@ class Reader:
         wanted = [query, where.collection_filter(), None if tombstones else LIVE_DOCUMENTS]
         query = {"bool": {"filter": [f for f in wanted if f is not None]}}
         body = {"query": query, "size": len(values), "_source": [UNINDEXED_FIELD], "version": True}
-        hits = self.engine.call("search", index=where.alias, body=body)
+        hits = self.engine.call("search", index=where.target, body=body, **where.routing)
         return [
             (
                 where.record_id(hit["_id"]),
@@ -49,17 +49,17 @@ class Reader:
         to), as of the caller's earlier refresh, which shows a collection the caller knows
         unchanged since: a pool is then refreshed once for all its collections."""
         where = self.locator.placement(bucket_id, collection_id)
-        alias = where.alias
-        physical = where.pool or alias
-        if refreshed is None or physical not in refreshed:
-            self.engine.call("indices.refresh", index=alias)
+        target = where.target
+        if refreshed is None or target not in refreshed:
+            self.engine.call("indices.refresh", index=target)
             if refreshed is not None:
-                refreshed.add(physical)
+                refreshed.add(target)
         up_to_filter = None if up_to is None else {"range": {"last_modified": {"lte": up_to}}}
         wanted = [LIVE_DOCUMENTS, *filter(None, [up_to_filter, where.collection_filter()])]
         query = {"bool": {"filter": wanted}}
         body = {"query": query, "size": 0, "track_total_hits": True}
-        return self.engine.call("search", index=alias, body=body)["hits"]["total"]["value"]
+        found = self.engine.call("search", index=target, body=body, **where.routing)
+        return found["hits"]["total"]["value"]
 
     def partly_indexed(self, bucket_id, collection_id):
         """Whether some record of the collection is indexed without some of its fields."""
@@ -70,7 +70,8 @@ class Reader:
             where.collection_filter(),
         ]
         body = {"query": {"bool": {"filter": [f for f in wanted if f is not None]}}}
-        return self.engine.call("count", index=where.alias, body=body)["count"] > 0
+        found = self.engine.call("count", index=where.target, body=body, **where.routing)
+        return found["count"] > 0
 
     def iter_documents(self, bucket_id, collection_id, page_size=1000):
         """Pages of ``{id: indexed version}`` over the records of the index, in id order."""
@@ -84,7 +85,8 @@ class Reader:
             "version": True,
         }
         while True:
-            hits = self.engine.call("search", index=where.alias, body=body)["hits"]["hits"]
+            found = self.engine.call("search", index=where.target, body=body, **where.routing)
+            hits = found["hits"]["hits"]
             if not hits:
                 return
             yield {where.record_id(hit["_id"]): hit["_version"] for hit in hits}

@@ -45,8 +45,8 @@ class IndexSide:
         pool_max_fields=100,
     ):
         known = KnownMappings(engine, prefix)
-        locator = Locator(engine, prefix, known, pools)
         indices = Indices(engine)
+        locator = Locator(engine, prefix, known, pools, indices)
         pooled = Pools(engine, indices, locator, known, pool_settings, pool_max_fields)
         removal = Removal(indices, locator, pooled)
         return cls(

@@ -74,7 +74,11 @@ class Writer:
         tombstones = self.sendable(tombstones, report, where)
         if not records and not tombstones:
             return report
-        alias = where.alias
+        if where.pooled:
+            # Addressed directly, with no alias to require: the pool must exist, or the
+            # write would create it without its mapping.
+            self.budget.pools.ensure_cached(where.pool)
+        alias = where.target
         send = dict(
             version_type="external_gte" if same_version else "external",
             refresh=refresh,
@@ -104,8 +108,9 @@ class Writer:
         self, bucket_id, collection_id, records, tombstones, metadata, report, send
     ):
         """Write again, where the collection lives now, what went through its alias under
-        an older placement (another process promoted it meanwhile), and delete the copies
-        written with the old ``_id``: a dedicated index must not hold pooled documents."""
+        an older placement (another process promoted it meanwhile, or the alias an older
+        version left was still on the pool), and delete the copies written with the old
+        ``_id``: a dedicated index must not hold pooled documents."""
         misplaced, report.misplaced = report.misplaced, []
         logger.info(
             "The placement of /buckets/%s/collections/%s changed: writing %s documents again",
@@ -118,7 +123,7 @@ class Writer:
         again = {record_id for _, _, record_id in misplaced}
         send["where"] = self.locator.placement(bucket_id, collection_id, refresh=True)
         self.apply(
-            send["where"].alias,
+            send["where"].target,
             [r for r in records if r["id"] in again],
             [t for t in tombstones if t["id"] in again],
             metadata,
@@ -176,6 +181,8 @@ class Writer:
         known, docs = self.budget.documents(mapping_of, records, metadata, where)
         operations = [("index", d.id, d.version, d) for d in docs]
         operations += [("delete", t["id"], t["last_modified"], _tombstone(t)) for t in tombstones]
+        # A pool is addressed by its name: no alias to require.
+        require_alias = require_alias and not pooled
         send = dict(
             require_alias=require_alias, refresh=refresh, version_type=version_type, where=where
         )

@@ -120,7 +120,7 @@ def _print_indices(indices, out):
     for pool, counts in sorted(indices.orphan_documents.items()):
         for key, count in sorted(counts.items()):
             print(
-                f"index {pool}: {count} document(s) of {key}, which has no alias there", file=out
+                f"index {pool}: {count} document(s) of {key}, which does not live there", file=out
             )
     if indices.deleted:
         print(f"  repaired: {len(indices.deleted)} index(es) deleted", file=out)

@@ -172,9 +172,7 @@ class CollectionSearch:
         return self._search(filters.with_filters(body, self.filters()))
 
     def _search(self, body):
-        return self.plugin.searcher.search(
-            self.bucket_id, self.collection_id, body, ensure_index=self.ensure_index
-        )
+        return self.plugin.searcher.search(self.where, body, ensure_index=self.ensure_index)
 
     def run(self, body, built=False):
         """Guard ``body``, send it, and answer with the engine's response as records."""
@@ -198,7 +196,8 @@ class CollectionSearch:
         """The collection's mapping (creating its index if it has none yet)."""
         known = self.plugin.index.known
         return created_if_missing(
-            lambda: known.get_mapping(self.bucket_id, self.collection_id), self.ensure_index
+            lambda: known.get_mapping(self.bucket_id, self.collection_id, index=self.where.target),
+            self.ensure_index,
         )
 
     def field_types(self, refresh):
@@ -215,11 +214,15 @@ class CollectionSearch:
     def _mapped_types(self, refresh):
         known = self.plugin.index.known
         try:
-            return known.field_types(self.bucket_id, self.collection_id, refresh=refresh)
+            return known.field_types(
+                self.bucket_id, self.collection_id, refresh=refresh, index=self.where.target
+            )
         except EngineNotFound:
             # Created now: its types are read afresh, not from a cache.
             self.ensure_index()
-            return known.field_types(self.bucket_id, self.collection_id, refresh=True)
+            return known.field_types(
+                self.bucket_id, self.collection_id, refresh=True, index=self.where.target
+            )
 
     def own_types(self, types):
         """The ``types`` of a pool's mapping that this collection's records hold
@@ -253,7 +256,9 @@ class CollectionSearch:
     def readable_fields(self):
         """The fields a search box may search when some are hidden."""
         try:
-            mapping = self.plugin.index.known.get_mapping(self.bucket_id, self.collection_id)
+            mapping = self.plugin.index.known.get_mapping(
+                self.bucket_id, self.collection_id, index=self.where.target
+            )
         except EngineNotFound:
             return ["id"]
         except EngineUnavailable as exc:
@@ -290,25 +295,36 @@ class BucketSearch:
 
         The search names the alias of each readable collection that has an index of its
         own, and the pools holding the others (a few names, however many collections: a
-        URL listing thousands of aliases would be too long), never a pattern. The filter
-        keeps each collection to the records the caller may read of it, and a pool to the
-        readable collections' documents: what the search counts (hits, aggregations) comes
-        from those alone. Hits of a pool are told apart by their collection
-        (``search/pooled.py``).
+        URL listing thousands of aliases would be too long), never a pattern. Where a
+        pooled collection lives is its placement's word (``index/locator.py``): no engine
+        request per collection. The filter keeps each collection to the records the caller
+        may read of it, and a pool to the readable collections' documents (a ``terms`` on
+        their keys): what the search counts (hits, aggregations) comes from those alone.
+        Hits of a pool are told apart by their collection (``search/pooled.py``).
         """
+        locator = self.plugin.index.locator
         try:
-            physical, in_pools = self.plugin.searcher.bucket_indices(self.bucket_id)
+            physical = self.plugin.searcher.bucket_indices(self.bucket_id)
+            places = {
+                collection_id: locator.placement(self.bucket_id, collection_id, lane=SEARCH)
+                for collection_id in self.readable
+                if locator.alias(self.bucket_id, collection_id) not in physical
+            }
         except EngineUnavailable as exc:
             raise unavailable(exc) from None
-        names, clauses, collections = set(), [], {}
+        names, clauses, collections, keys, everyone = set(), [], {}, [], []
         for collection_id, shared_ids in sorted(self.readable.items()):
-            alias = self.plugin.index.locator.alias(self.bucket_id, collection_id)
-            if alias in in_pools:
-                pool, key = in_pools[alias]
-                names.add(pool)
+            alias = locator.alias(self.bucket_id, collection_id)
+            where = places.get(collection_id)
+            if where is not None and where.pooled:
+                names.add(where.pool)
                 collections[alias] = collection_id
-                clause = {"term": {COLLECTION_FIELD: key}}
-                where = Placement(self.bucket_id, collection_id, alias, pool)
+                keys.append(where.key)
+                clause = {"term": {COLLECTION_FIELD: where.key}}
+                if shared_ids is None:
+                    # Collections read whole share one ``terms`` clause.
+                    everyone.append(where.key)
+                    continue
             elif alias in physical:
                 names.add(alias)
                 # Hits name the alias (``pooled.restore``); the filter, the indices.
@@ -322,9 +338,10 @@ class BucketSearch:
                 readable_ids = filters.permission_filter(shared_ids, where)
                 clause = {"bool": {"filter": [clause, readable_ids]}}
             clauses.append(clause)
+        if everyone:
+            clauses.append({"terms": {COLLECTION_FIELD: everyone}})
         permission = {"bool": {"should": clauses, "minimum_should_match": 1}}
-        keys = [key for alias, (_, key) in in_pools.items() if alias in collections]
-        return sorted(names), permission, collections, keys
+        return sorted(names), permission, collections, sorted(keys)
 
     @property
     def scoped(self):

@@ -14,13 +14,19 @@ class Searcher:
         # it found; the client waits a little longer, for that answer.
         self.search_timeout = search_timeout
 
-    def search(self, bucket_id, collection_id, body, ensure_index=None):
-        alias = self.index.locator.alias(bucket_id, collection_id)
-        return created_if_missing(lambda: self._search(alias, body), ensure_index)
+    def search(self, where, body, ensure_index=None):
+        """Search one collection at ``where`` (its placement): its pool, routed to its
+        shard (the caller's body keeps to its documents), or its alias."""
+        return created_if_missing(lambda: self._search(where, body), ensure_index)
 
-    def _search(self, alias, body):
+    def _search(self, where, body):
         return self.engine.call(
-            "search", index=alias, body=body, timeout=self.search_timeout, lane=SEARCH
+            "search",
+            index=where.target,
+            body=body,
+            timeout=self.search_timeout,
+            lane=SEARCH,
+            **where.routing,
         )
 
     def search_indices(self, names, body):
@@ -37,11 +43,11 @@ class Searcher:
         )
 
     def bucket_indices(self, bucket_id):
-        """``({alias: [physical indices]}, {alias: (pool, key)})``: the dedicated and the
-        pooled collections of a bucket that have an index."""
+        """``{alias: [physical indices]}``: the collections of a bucket that have an index
+        of their own (pooled ones have no alias, and their placement says where they are)."""
         by_alias = {}
         pattern = naming.bucket_pattern(self.index.prefix, bucket_id)
         for name, aliases in self.index.indices.listed(pattern, lane=SEARCH).items():
             for alias in aliases:
                 by_alias.setdefault(alias, []).append(name)
-        return by_alias, self.index.locator.pooled_aliases(pattern, lane=SEARCH)
+        return by_alias

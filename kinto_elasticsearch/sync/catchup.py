@@ -142,6 +142,9 @@ class CatchUp:
         # Aliases first, storage second: an alias only exists once its collection was
         # committed, so a collection created meanwhile is never taken for a deleted one.
         indices = self.index_side.indices.listed(naming.prefix_pattern(self.index_side.prefix))
+        # The aliases an older version gave pooled collections go (``Pools.migrate_aliases``).
+        if self.index_side.pools.migrate_aliases(indices):
+            indices = self.index_side.indices.listed(naming.prefix_pattern(self.index_side.prefix))
         aliases = self._aliases(indices)
         checkpoints = self.store.load_all()
         timestamps = self.storage.all_resources_timestamps("record")
@@ -165,7 +168,9 @@ class CatchUp:
                 first.append((bid, cid, metadata))
                 continue
             self._collection.run(
-                bid, cid, metadata, alias in aliases, checkpoints.get(alias), timestamp, report,
+                bid, cid, metadata,
+                self.index_side.locator.has_index(bid, cid, metadata, aliases, indices),
+                checkpoints.get(alias), timestamp, report,
                 check_purges, refreshed,
             )  # fmt: skip
         self.first_indexing(first, report, timestamps)
@@ -219,4 +224,7 @@ class CatchUp:
             self.store.delete(alias)
             report.removed.append(alias)
         for alias in sorted(set(checkpoints) - expected - set(aliases)):
+            # A pooled collection has no alias: its checkpoint says whose documents go.
+            gone = checkpoints[alias]
+            self.index_side.removal.drop_pooled(gone.bucket_id, gone.collection_id)
             self.store.delete(alias)

@@ -211,9 +211,11 @@ class IndicesReport:
     # Old generations of existing collections, no longer behind the alias.
     detached: list = field(default_factory=list)
     deleted: list = field(default_factory=list)
-    # Aliases (and documents) in pools of collections that no longer exist.
+    # Aliases an older version left (and documents) in pools of collections that no
+    # longer exist.
     orphan_aliases: list = field(default_factory=list)
-    # Documents in pools of collections with no alias there: {pool: {collection key: count}}.
+    # Documents in pools of collections that do not live there (gone, or moved):
+    # {pool: {collection key: count}}.
     orphan_documents: dict = field(default_factory=dict)
     # Why the repair deleted no collection's documents (``sanity``), or None.
     refused: str = None
@@ -242,7 +244,7 @@ def verify_indices(
     report = IndicesReport()
     now = time.time() if now is None else now
     created = index_side.indices.creation_dates(pattern)
-    # A pool is no collection's index: its collections are its aliases, checked as such.
+    # A pool is no collection's index. An older version gave its collections aliases.
     pooled = index_side.locator.pooled_aliases(pattern)
     gone = {alias: where for alias, where in pooled.items() if alias not in expected_aliases}
     report.orphan_aliases = sorted(gone)
@@ -258,7 +260,7 @@ def verify_indices(
         else:
             report.orphans.append(name)
     # Collections of the scope only, though a pool holds any bucket's.
-    for pool, counts in index_side.pools.orphan_documents().items():
+    for pool, counts in index_side.pools.orphan_documents(expected_aliases).items():
         kept = {
             key: count
             for key, count in counts.items()
@@ -274,7 +276,11 @@ def verify_indices(
         report.deleted = index_side.indices.delete(report.detached)
     elif repair:
         report.deleted = index_side.indices.delete(report.orphans + report.detached)
-        index_side.pools.drop(gone)
+        index_side.indices.remove_aliases([(pool, alias) for alias, (pool, _) in gone.items()])
+        keys_by_pool = {}
+        for pool, key in gone.values():
+            keys_by_pool.setdefault(pool, []).append(key)
+        index_side.pools.drop(keys_by_pool)
         index_side.pools.delete_orphan_documents(report.orphan_documents)
     return report
 
