@@ -3,6 +3,7 @@
 import pytest
 
 from kinto_elasticsearch.index import naming, placement
+from kinto_elasticsearch.index.records import MAX_AGE
 from kinto_elasticsearch.sync.catchup import CatchUp
 from tests.conftest import auth, indexed
 
@@ -203,10 +204,23 @@ def test_a_schema_of_strings_only_stays_pooled(pooled_app, alice, engine, index_
     }
     pooled_app.put_json("/v1/buckets/blog", {}, headers=alice)
     pooled_app.put_json(_collection("blog", "plain"), {"data": {"schema": schema}}, headers=alice)
-    alias = naming.alias_name(index_prefix, "blog", "plain")
-    assert all(
-        naming.is_pool(index_prefix, n) for n in engine.call("indices.get_alias", name=alias)
-    )
+    _assert_pooled_without_alias(pooled_app, engine, index_prefix, "blog", "plain")
+
+
+def _assert_pooled_without_alias(app, engine, index_prefix, bucket_id, collection_id):
+    """Pooled, and with nothing of its own in the cluster state: no alias."""
+    alias = naming.alias_name(index_prefix, bucket_id, collection_id)
+    assert not engine.call("indices.exists_alias", name=alias)
+    locator = app.app.registry.elasticsearch.index.locator
+    assert locator.placement(bucket_id, collection_id, refresh=True).pooled
+
+
+def _as_an_older_version_pooled(index_side, bucket_id, collection_id):
+    """Give a pooled collection the filtered alias on its pool an older version gave it."""
+    where = index_side.locator.placement(bucket_id, collection_id)
+    index_side.pools.ensure_cached(where.pool)
+    index_side.indices.update_aliases([where.alias_action()], where.alias)
+    return where
 
 
 def _published_in_may(app, headers, collection_id):
@@ -263,8 +277,8 @@ def test_a_collection_an_earlier_version_pooled_despite_its_mapping_is_promoted(
     index_side = pooled_app.app.registry.elasticsearch.index
     # Where an earlier version put it: its pool, with its checkpoint and metadata unchanged.
     index_side.removal.delete_collection_indices("blog", "dated")
-    index_side.admin.create_index("blog", "dated", {})
-    assert index_side.locator.placement("blog", "dated").pooled
+    _as_an_older_version_pooled(index_side, "blog", "dated")
+    assert index_side.locator.placement("blog", "dated", DATED, refresh=True).pooled
     _dated_records(pooled_app, alice, "dated")
     assert _pool_documents(engine, index_prefix, "blog/dated") == 2
     report = CatchUp(pooled_app.app.registry, overlap_ms=0).run()
@@ -416,8 +430,7 @@ def test_the_purge_check_refreshes_a_pool_once_for_all_its_collections(
     report = CatchUp(app.app.registry, overlap_ms=0).run(check_purges=True)
     assert report.up_to_date == 6
     refreshed = [kwargs["index"] for name, kwargs in spy.calls if name == "indices.refresh"]
-    collections = [name for name in refreshed if name.startswith(f"{index_prefix}.blog.")]
-    assert len(collections) == 1
+    assert len([name for name in refreshed if naming.is_pool(index_prefix, name)]) == 1
 
 
 def test_a_collection_promoted_while_written_to_loses_no_write(
@@ -478,11 +491,21 @@ def test_a_write_with_an_outdated_placement_lands_where_the_collection_lives(
     reindex_collection(
         registry.storage, registry.elasticsearch.index, "blog", "c", metadata, promote=True
     )
+    # The writer's copy of the placement records is not yet MAX_AGE old: its write goes to
+    # the pool, and the catch-up's overlap brings it where the collection lives.
     writer.put_json(
         f"{_collection('blog', 'c')}/records/r3", {"data": {"title": "c r3"}}, headers=alice
     )
+    CatchUp(promoter.app.registry, overlap_ms=60_000).run()
     hits = _hits(_search(promoter, alice, "blog", "c"))
     assert [hit[0] for hit in hits] == ["r1", "r2", "r3"]
+    # Once its copy is that old, the writer writes where the collection lives.
+    writer.app.registry.elasticsearch.index.locator.records._loaded_at -= MAX_AGE
+    writer.put_json(
+        f"{_collection('blog', 'c')}/records/r4", {"data": {"title": "c r4"}}, headers=alice
+    )
+    hits = _hits(_search(promoter, alice, "blog", "c"))
+    assert [hit[0] for hit in hits] == ["r1", "r2", "r3", "r4"]
 
 
 def test_a_pooled_collection_past_the_size_limit_is_promoted_by_the_catch_up(
@@ -515,6 +538,8 @@ def test_verify_finds_and_repairs_a_pooled_collection(pooled_app, alice, engine,
     for name in _physical_indices(engine, index_prefix):
         if naming.is_pool(index_prefix, name):
             engine.call("indices.delete", index=name)
+    # Pools are created once per process: this one must learn they went.
+    index_side.indices.internal.clear()
     for collection_id in ("a", "b"):
         index_side.admin.create_index("blog", collection_id, metadata)
     stored = {
@@ -529,15 +554,16 @@ def test_verify_finds_and_repairs_a_pooled_collection(pooled_app, alice, engine,
     assert (check.records, check.missing.examples, check.extra.examples) == (3, ["r2"], ["ghost"])
     again = compare.verify_collection(registry.storage, index_side, "blog", "a", metadata)
     assert not again.differs and again.documents == 3
-    # A pooled alias whose collection is gone is an orphan; the pool itself never is.
+    # The documents of a pooled collection that is gone are orphans; the pool never is.
     registry.storage.delete(resource_name="collection", parent_id="/buckets/blog", object_id="b")
     expected = {naming.alias_name(index_prefix, "blog", "a")}
     found = compare.verify_indices(
         index_side, expected, naming.prefix_pattern(index_prefix), repair=True
     )
-    assert found.orphans == []
-    assert found.orphan_aliases == [naming.alias_name(index_prefix, "blog", "b")]
-    assert not index_side.locator.exists("blog", "b")
+    assert found.orphans == [] and found.orphan_aliases == []
+    b_pool = index_side.locator.placement("blog", "b").pool
+    assert found.orphan_documents == {b_pool: {"blog/b": 3}}
+    assert _pool_documents(engine, index_prefix, "blog/b") == 0
     assert len(_hits(_search(pooled_app, alice, "blog", "a"))) == 3
 
 
@@ -748,10 +774,10 @@ def test_changing_the_number_of_pools_moves_no_collection(make_app, alice, engin
         uri = f"{_collection('blog', collection_id)}/records/r3"
         after.put_json(uri, {"data": {"title": "more"}}, headers=alice)
         assert len(_hits(_search(after, alice, "blog", collection_id))) == 3
-        aliases = engine.call(
-            "indices.get_alias", name=naming.alias_name(index_prefix, "blog", collection_id)
-        )
-        assert sorted(aliases) == [where[collection_id]]
+        # The layout recorded first is the hash's: no alias needed to remember it.
+        locator = after.app.registry.elasticsearch.index.locator
+        assert locator.placement("blog", collection_id).pool == where[collection_id]
+        assert _pool_documents(engine, index_prefix, f"blog/{collection_id}") == 3
     report = CatchUp(after.app.registry, overlap_ms=0).run()
     assert report.rebuilt == [] and report.created == []
 
@@ -800,7 +826,6 @@ def test_the_catch_up_removes_a_pooled_collection_deleted_behind_its_back(
     storage.delete(resource_name="collection", parent_id="/buckets/blog", object_id="gone")
     report = CatchUp(pooled_app.app.registry, overlap_ms=0).run()
     assert report.removed == [naming.alias_name(index_prefix, "blog", "gone")]
-    assert not pooled_app.app.registry.elasticsearch.index.locator.exists("blog", "gone")
     assert _pool_documents(engine, index_prefix, "blog/gone") == 0
     assert len(_hits(_search(pooled_app, alice, "blog", "kept"))) == 2
 
@@ -828,9 +853,11 @@ def test_a_process_that_has_not_seen_a_promotion_still_searches_the_collection(
     reindex_collection(
         registry.storage, registry.elasticsearch.index, "blog", "c", metadata, promote=True
     )
-    assert reader.app.registry.elasticsearch.index.locator.placement(
-        "blog", "c"
-    ).pooled  # Still, for a while.
+    locator = reader.app.registry.elasticsearch.index.locator
+    assert locator.placement("blog", "c").pooled  # Still, for a while (its records' copy).
+    # Searches it where it lives once its copy of the placement records is MAX_AGE old.
+    locator.records._loaded_at -= MAX_AGE
+    assert not locator.placement("blog", "c").pooled
     assert [h[0] for h in _hits(_search(reader, alice, "blog", "c"))] == ["r1", "r2"]
     ids = {"query": {"ids": {"values": ["r1"]}}}
     assert [h[0] for h in _hits(_search(reader, alice, "blog", "c", ids))] == ["r1"]

@@ -69,6 +69,9 @@ class Locator:
         if alias in by_alias:
             return True
         where = self.placement(bucket_id, collection_id, metadata)
+        if where.pooled and where.pool not in listed and self.records.indices is not None:
+            # Deleted behind this process's back: created again at the next need.
+            self.records.indices.internal.discard(where.pool)
         return where.pooled and where.pool in listed
 
     def hash_pool(self, bucket_id, collection_id):

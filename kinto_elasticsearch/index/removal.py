@@ -61,12 +61,14 @@ class Removal:
 
     def drop_pooled(self, bucket_id, collection_id):
         """Remove what a pool holds of a collection that went while the engine was away
-        (its checkpoint names it): its documents and its placement record."""
+        (its checkpoint names it): its documents and its placement record. Whether it
+        was pooled."""
         where = self.locator.placement(bucket_id, collection_id)
         if where.pooled:
             self.pools.delete_documents(where)
         self.locator.forget(where.alias)
         self.locator.records.forget([where.alias])
+        return where.pooled
 
     def flush(self):
         """Delete every index of this plugin's prefix."""

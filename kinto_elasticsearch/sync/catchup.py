@@ -226,5 +226,7 @@ class CatchUp:
         for alias in sorted(set(checkpoints) - expected - set(aliases)):
             # A pooled collection has no alias: its checkpoint says whose documents go.
             gone = checkpoints[alias]
-            self.index_side.removal.drop_pooled(gone.bucket_id, gone.collection_id)
+            if self.index_side.removal.drop_pooled(gone.bucket_id, gone.collection_id):
+                logger.info("Deleting the documents of %s: its collection is gone", alias)
+                report.removed.append(alias)
             self.store.delete(alias)
