@@ -6,25 +6,23 @@ indices (``elasticsearch.pools``). This module is the one place that decides a c
 placement and what its documents become there (``_id``, the collection field, routing);
 nothing else inlines it.
 
-A pooled collection is still addressed by its alias, ``{prefix}.{bucket}.{collection}``:
-a *filtered* alias pointing at its pool, with a ``term`` filter on :data:`COLLECTION_FIELD`
-and the collection's key as index and search routing. So writes, searches, mappings and
-deletes of the rest of the plugin name the alias as for a dedicated index; the engine
-applies the filter and routes every document of the collection to one shard of the pool
-(a search reads one shard, not all). The plugin adds a collection filter of its own to
-its searches (``search.filters.with_filters``), next to the permission filter. Measured
-on both test servers: filtered aliases with routing work for index, search, count and
-delete-by-query, and a thousand of them are about 176 kB of alias metadata (176 bytes
-each), where a thousand indices would be a thousand shards and mappings.
+A pooled collection has no alias (aliases live in the cluster state, and a hundred
+thousand of them is the engines' known anti-pattern): its requests address its pool
+(:attr:`Placement.target`) routed on its key (:attr:`Placement.routing`), so a search
+reads one shard, and the plugin's own collection filter (:meth:`Placement.collection_filter`,
+added next to the permission filter) keeps it to its documents. Hits still name the
+collection's alias as ``_index`` (``search/pooled.py``).
 
 Two collections of one pool may both hold record ``r1``: a pooled document's ``_id`` is
 ``{bucket}/{collection}/{record}``. ``/`` never occurs in a Kinto id, so that is injective,
 and :func:`Placement.record_id` gives users back their own ids.
 
-Placement is chosen once, when the collection's index is created (:func:`choose`), and the
-engine remembers it (the alias): changing ``elasticsearch.pools`` moves no collection, and a
-collection that asks for an index of its own later gets it through a rebuild, which
-creates a dedicated index and moves the alias (``sync/rebuild.py``).
+Placement is chosen once, when the collection's index is created (:func:`choose`): a
+pooled collection lives at its hash pool, over the number of pools recorded first
+(``index/records.py``), so changing ``elasticsearch.pools`` moves no collection; what the
+hash does not give (an index of its own, a pool an older version chose) is recorded in the
+sync index (``index/records.py``, read by ``index/locator.py``). A collection that asks for
+an index of its own later gets it through a rebuild (``sync/rebuild.py``).
 """
 
 import hashlib
