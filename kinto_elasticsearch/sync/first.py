@@ -68,10 +68,16 @@ class FirstIndexing:
     def _group(self, group, counts, started, report):
         by_key = {(b, c): metadata for b, c, metadata in group}
         for bid, cid, metadata in group:
-            self.index_side.admin.create_index(bid, cid, metadata)
+            # A pooled collection's place is its hash pool: nothing to create but the pool
+            # (once per process), no request of its own.
+            where = self.index_side.locator.placement(bid, cid, metadata)
+            if where.pooled:
+                self.index_side.pools.join(where)
+            else:
+                self.index_side.admin.create_index(bid, cid, metadata)
             report.created.append(self.index_side.locator.alias(bid, cid))
         objects = records_of(self.storage, list(by_key))
-        body, items, failed = [], [], set()
+        body, items, failed, pooled_items = [], [], set(), False
         writer = self.index_side.writer
         for key, metadata in by_key.items():
             where = self.index_side.locator.placement(*key, metadata)
@@ -91,14 +97,18 @@ class FirstIndexing:
             # checkpoint saved below says this one's shape, so this one must be what the
             # index holds. A newer version still wins.
             for action, record_id, version, source in operations:
-                meta = {"_index": where.alias, "_id": where.document_id(record_id),
-                        "version": version, "version_type": "external_gte"}  # fmt: skip
+                meta = {"_index": where.target, "_id": where.document_id(record_id),
+                        "version": version, "version_type": "external_gte",
+                        **where.routing}  # fmt: skip
+                pooled_items = pooled_items or where.pooled
                 body += [{"index": meta}, where.source(source)]
                 items.append((key, where, action, record_id))
         reports = {key: BulkReport() for key in by_key}
         if body:
             params = {"refresh": "true"} if writer.bulk.force_refresh else {}
-            answer = self.index_side.engine.call("bulk", body=body, require_alias=True, **params)
+            if not pooled_items:
+                params["require_alias"] = True  # A pool is an index: it exists (``join``).
+            answer = self.index_side.engine.call("bulk", body=body, **params)
             for (key, where, action, record_id), item in zip(items, answer["items"], strict=True):
                 result = item["index"]
                 status = result.get("status", 500)
