@@ -23,7 +23,7 @@ from kinto_elasticsearch.client.engine import SEARCH
 from kinto_elasticsearch.index import naming
 from kinto_elasticsearch.index.indices import created_if_missing
 from kinto_elasticsearch.index.mapping import flatten_field_types
-from kinto_elasticsearch.index.placement import COLLECTION_FIELD, Placement
+from kinto_elasticsearch.index.placement import COLLECTION_FIELD
 from kinto_elasticsearch.search import access, facets, filters, hits, owned, pooled, rules
 from kinto_elasticsearch.storage import collection_uri
 
