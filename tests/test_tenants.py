@@ -41,8 +41,8 @@ COUNTERS = [
 FULL_READ_BODIES = [case for case in ALLOWED if case[0] in FULL_READ_ONLY - GUARD_ONLY]
 
 
-def _make(make_app, pools):
-    app = make_app(**{"elasticsearch.pools": str(pools)})
+def _make(make_app, pools, **settings):
+    app = make_app(**{"elasticsearch.pools": str(pools), **settings})
     for uri, headers in ((TENANT, ALICE), (OTHER, BOB)):
         app.put_json(uri.rsplit("/collections", 1)[0], {}, headers=headers)
         app.put_json(uri, {}, headers=headers)
@@ -61,8 +61,10 @@ def pooled(make_app):
 
 
 @pytest.fixture
-def dedicated(make_app):
-    return _make(make_app, 0)
+def dedicated(make_app, index_prefix):
+    # The same names in a world of their own: under the pooled world's prefix, the layout
+    # and documents it recorded would place these collections in its pool.
+    return _make(make_app, 0, **{"elasticsearch.index_prefix": f"{index_prefix}-own"})
 
 
 def _search(app, body, status=200, headers=ALICE):
@@ -213,8 +215,9 @@ def test_get_search_in_a_pool_reads_only_the_fields_its_records_hold(make_app):
         "the other tenant's record is searchable",
     )
     after = answers()
-    known = app.app.registry.elasticsearch.index.known
-    assert "f39" in known.field_types("other", "notes", refresh=True)[0]
+    index = app.app.registry.elasticsearch.index
+    pool = index.locator.placement("other", "notes").target
+    assert "f39" in index.known.field_types("other", "notes", refresh=True, index=pool)[0]
     assert after == before
 
 
