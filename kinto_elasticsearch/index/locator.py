@@ -57,6 +57,11 @@ class Locator:
             if not self.look_up(alias, lane) and not self._in_hash_pool(
                 bucket_id, collection_id, lane
             ):
+                # Migrated since the records were read (``Pools.migrate_aliases`` records
+                # what the hash does not give before the aliases go): read them again.
+                found, pool = self.records.find(alias, refresh=True, lane=lane)
+                if found:
+                    return placement.Placement(bucket_id, collection_id, alias, pool)
                 return chosen
             cached = self._placements[alias]
         return placement.Placement(bucket_id, collection_id, alias, cached[1])
