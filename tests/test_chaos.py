@@ -161,16 +161,24 @@ def _stored(pg_url, bucket_id, collection_id):
 
 def _indexed(engine, prefix, bucket_id, collection_id):
     alias = naming.alias_name(prefix, bucket_id, collection_id)
+    key = placement.collection_key(bucket_id, collection_id)
     # A pooled document's ``_id`` starts with its collection's key.
-    pooled_id = f"{placement.collection_key(bucket_id, collection_id)}/"
-    found, body = {}, {"query": LIVE_DOCUMENTS, "size": 1000, "version": True, "sort": ["id"]}
+    pooled_id = f"{key}/"
+    target, query = alias, LIVE_DOCUMENTS
+    if not engine.call("indices.exists_alias", name=alias):
+        # A pooled collection has no alias: its documents are in a pool (any pool: a copy
+        # left in the wrong one counts), under its key.
+        target = naming.pool_pattern(prefix)
+        query = {"bool": {"filter": [LIVE_DOCUMENTS, {"term": {placement.COLLECTION_FIELD: key}}]}}
+    found, body = {}, {"query": query, "size": 1000, "version": True, "sort": ["id"]}
     while True:
-        hits = engine.call("search", index=alias, body=body)["hits"]["hits"]
+        hits = engine.call("search", index=target, body=body)["hits"]["hits"]
         for hit in hits:
             record_id = hit["_id"]
             if naming.is_pool(prefix, hit["_index"]):
                 assert record_id.startswith(pooled_id), hit
                 record_id = record_id[len(pooled_id) :]
+            assert record_id not in found, f"{record_id} is indexed twice"
             found[record_id] = hit["_version"]
         if len(hits) < 1000:
             return found

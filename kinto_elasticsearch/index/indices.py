@@ -7,6 +7,7 @@ import logging
 
 from kinto_elasticsearch.client import EngineNotFound, EngineRequestError
 from kinto_elasticsearch.client.engine import WRITE
+from kinto_elasticsearch.index import naming
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +60,9 @@ class Indices:
         name matches are kept.
         """
         found = self.engine.call("indices.get_alias", index=pattern, lane=lane)
+        # A pool's write alias is the plugin's, no collection's: left out.
         return {
-            name: sorted(info.get("aliases", {}))
+            name: sorted(a for a in info.get("aliases", {}) if not naming.is_pool_write_alias(a))
             for name, info in found.items()
             if fnmatch.fnmatchcase(name, pattern)
         }

@@ -167,6 +167,8 @@ class Locator:
             if not naming.is_pool(self.prefix, pool):
                 continue
             for alias, details in info.get("aliases", {}).items():
+                if naming.is_pool_write_alias(alias):
+                    continue
                 if alias_pattern and not fnmatch.fnmatchcase(alias, alias_pattern):
                     continue
                 term = (details.get("filter") or {}).get("term", {})

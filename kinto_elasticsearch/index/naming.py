@@ -111,3 +111,21 @@ def pool_pattern(prefix):
 
 def is_pool(prefix, name):
     return name.startswith(f"{prefix}.-pool-")
+
+
+# In a pool's write alias, and in no other name (a bucket id does not start with ``-``).
+POOL_WRITE_MARK = f".{INTERNAL_MARK}write-pool-"
+
+
+def pool_write_alias(pool):
+    """The alias writes to ``pool`` name (``{prefix}.-write-pool-{n}``), so that they can
+    require one: a pool lost with its engine is then missing, and created again with its
+    mapping, where a write to its name would create it with the engine's dynamic mapping
+    (the collection field a text field, its filter matching nothing). One alias per pool,
+    not per collection; it does not match :func:`pool_pattern`."""
+    head, _, number = pool.rpartition(f".{INTERNAL_MARK}pool-")
+    return f"{head}{POOL_WRITE_MARK}{number}"
+
+
+def is_pool_write_alias(name):
+    return POOL_WRITE_MARK in name

@@ -73,6 +73,12 @@ class Placement:
         return self.pool or self.alias
 
     @property
+    def write_target(self):
+        """The index the collection's writes name: its pool's write alias (writes require
+        an alias, ``naming.pool_write_alias``), or its alias."""
+        return naming.pool_write_alias(self.pool) if self.pooled else self.alias
+
+    @property
     def routing(self):
         """The routing of the collection's requests: its key in a pool (all its documents
         on one shard, which a search reads alone), else none. ``{}`` or ``{"routing":

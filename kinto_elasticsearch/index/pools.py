@@ -49,8 +49,27 @@ class Pools:
         }
 
     def ensure(self, name):
-        """Create the pooled index ``name`` unless it exists (processes race for it)."""
-        self.indices.create_unless_exists(name, self.body())
+        """Create the pooled index ``name`` unless it exists (processes race for it), with
+        its write alias (``naming.pool_write_alias``); give a pool an older version made
+        its write alias."""
+        write_alias = naming.pool_write_alias(name)
+        body = {**self.body(), "aliases": {write_alias: {}}}
+        try:
+            self.engine.call("indices.create", index=name, body=body)
+            return
+        except EngineRequestError as exc:
+            if exc.error_type != "resource_already_exists_exception":
+                raise
+        if not self.engine.call("indices.exists_alias", name=write_alias):
+            self.engine.call(
+                "indices.update_aliases",
+                body={"actions": [{"add": {"index": name, "alias": write_alias}}]},
+            )
+
+    def forget(self, pool):
+        """Forget that ``pool`` exists (it was found missing): created again at its next
+        use."""
+        self.indices.internal.discard(pool)
 
     def join(self, where):
         """Make room for a pooled collection: its pool exists (created once per process),
@@ -63,7 +82,11 @@ class Pools:
         """Create ``pool`` unless this process created or found it already, and record the
         layout its collections are hashed with (the first time only, in any process)."""
         if pool not in self.indices.internal:
-            self.locator.records.record_layout()
+            records = self.locator.records
+            if not records.has_layout:
+                # The first layout of a deployment an older version never pooled says
+                # there is nothing to migrate: its collections are not looked up by alias.
+                records.record_layout(migrated=not self.locator.pooled_aliases() or None)
             self.ensure(pool)
             self.indices.internal.add(pool)
 

@@ -110,6 +110,12 @@ class PlacementRecords:
         return recorded if isinstance(recorded, int) and recorded > 0 else self.configured
 
     @property
+    def has_layout(self):
+        """Whether a layout is recorded (as last loaded)."""
+        self.load()
+        return bool(self._layout.get("pools"))
+
+    @property
     def migrated(self):
         """Whether no collection still has an alias on a pool (an older version's)."""
         self.load()

@@ -75,10 +75,9 @@ class Writer:
         if not records and not tombstones:
             return report
         if where.pooled:
-            # Addressed directly, with no alias to require: the pool must exist, or the
-            # write would create it without its mapping.
+            # Its write alias is required: a pool found missing is created again.
             self.budget.pools.ensure_cached(where.pool)
-        alias = where.target
+        alias = where.write_target
         send = dict(
             version_type="external_gte" if same_version else "external",
             refresh=refresh,
@@ -86,6 +85,9 @@ class Writer:
         )
         missing = self.apply(alias, records, tombstones, metadata, report, **send)
         if missing and ensure_index is not None:
+            if where.pooled:
+                # Lost with its engine (or deleted by hand) since this process made sure of it.
+                self.budget.pools.forget(where.pool)
             ensure_index()
             send["where"] = self.locator.placement(
                 bucket_id, collection_id, metadata, refresh=True
@@ -123,7 +125,7 @@ class Writer:
         again = {record_id for _, _, record_id in misplaced}
         send["where"] = self.locator.placement(bucket_id, collection_id, refresh=True)
         self.apply(
-            send["where"].target,
+            send["where"].write_target,
             [r for r in records if r["id"] in again],
             [t for t in tombstones if t["id"] in again],
             metadata,
@@ -181,8 +183,6 @@ class Writer:
         known, docs = self.budget.documents(mapping_of, records, metadata, where)
         operations = [("index", d.id, d.version, d) for d in docs]
         operations += [("delete", t["id"], t["last_modified"], _tombstone(t)) for t in tombstones]
-        # A pool is addressed by its name: no alias to require.
-        require_alias = require_alias and not pooled
         send = dict(
             require_alias=require_alias, refresh=refresh, version_type=version_type, where=where
         )

@@ -160,7 +160,10 @@ class CollectionSearch:
 
     def ensure_index(self):
         """Give a collection with no index yet (created while the engine was unreachable,
-        or before the plugin was enabled) its index, so the answer has the engine's shape."""
+        or before the plugin was enabled) its index, so the answer has the engine's shape.
+        A pool found missing was lost since this process made sure of it."""
+        if self.where.pooled:
+            self.plugin.index.pools.forget(self.where.pool)
         self.plugin.index.admin.create_index(self.bucket_id, self.collection_id, self.collection)
 
     def filters(self):

@@ -77,7 +77,7 @@ class FirstIndexing:
                 self.index_side.admin.create_index(bid, cid, metadata)
             report.created.append(self.index_side.locator.alias(bid, cid))
         objects = records_of(self.storage, list(by_key))
-        body, items, failed, pooled_items = [], [], set(), False
+        body, items, failed = [], [], set()
         writer = self.index_side.writer
         for key, metadata in by_key.items():
             where = self.index_side.locator.placement(*key, metadata)
@@ -97,17 +97,18 @@ class FirstIndexing:
             # checkpoint saved below says this one's shape, so this one must be what the
             # index holds. A newer version still wins.
             for action, record_id, version, source in operations:
-                meta = {"_index": where.target, "_id": where.document_id(record_id),
+                meta = {"_index": where.write_target, "_id": where.document_id(record_id),
                         "version": version, "version_type": "external_gte",
                         **where.routing}  # fmt: skip
-                pooled_items = pooled_items or where.pooled
                 body += [{"index": meta}, where.source(source)]
                 items.append((key, where, action, record_id))
         reports = {key: BulkReport() for key in by_key}
         if body:
-            params = {"refresh": "true"} if writer.bulk.force_refresh else {}
-            if not pooled_items:
-                params["require_alias"] = True  # A pool is an index: it exists (``join``).
+            # Every target is an alias (a pool's is its write alias): one missing is not
+            # created by the write without its mapping.
+            params = {"require_alias": True}
+            if writer.bulk.force_refresh:
+                params["refresh"] = "true"
             answer = self.index_side.engine.call("bulk", body=body, **params)
             for (key, where, action, record_id), item in zip(items, answer["items"], strict=True):
                 result = item["index"]
@@ -118,6 +119,9 @@ class FirstIndexing:
                     )
                 elif status != 409:
                     failed.add(key)
+                    if where.pooled and status == 404:
+                        # Lost with its engine: created again by the next pass.
+                        self.index_side.pools.forget(where.pool)
         saved = []
         for key, metadata in by_key.items():
             if key in failed:

@@ -75,9 +75,9 @@ class IncrementalPass:
 
     def run(self, position, report):
         started = int(self._clock() * 1000)
-        if not self.index_side.locator.records.migrated:
-            # An older version's pooled aliases go once, online (``Pools.migrate_aliases``).
-            self.index_side.pools.migrate_aliases()
+        # An older version's pooled aliases go, online (``Pools.migrate_aliases``); after
+        # that one request a pass, for those an older process still running may add.
+        self.index_side.pools.migrate_aliases()
         changed, metadata, gone, buckets_gone, buckets_seen = self._scan(position.timestamp)
         for bucket_id in sorted(buckets_gone):
             self._drop_bucket(bucket_id, report)
