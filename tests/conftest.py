@@ -114,6 +114,26 @@ def engine(engine_server, index_prefix):
         client.close()
 
 
+def present_collections(engine, index_prefix):
+    """``{"bucket/collection"}`` of the collections the engine holds anything of, read
+    behind the plugin: the aliases of indices of their own, and the collection keys of the
+    documents in pools (a pooled collection has no alias, so an empty one holds nothing)."""
+    from kinto_elasticsearch.index import naming, placement
+
+    found = set()
+    listed = engine.call("indices.get_alias", index=f"{index_prefix}.*")
+    for name, info in listed.items():
+        if naming.is_pool(index_prefix, name):
+            body = {"size": 0, "aggs": {"k": {"terms": {"field": placement.COLLECTION_FIELD,
+                                                        "size": 10_000}}}}  # fmt: skip
+            buckets = engine.call("search", index=name, body=body)["aggregations"]["k"]
+            found.update(bucket["key"] for bucket in buckets["buckets"])
+        for alias in info.get("aliases", {}):
+            if not naming.is_internal_index(index_prefix, alias):
+                found.add(alias[len(index_prefix) + 1 :].replace(".", "/", 1))
+    return found
+
+
 def indexed(engine, index_prefix, bucket_id, collection_id):
     """``{record id: (version, source)}`` as the engine holds them, read behind the plugin.
 

@@ -239,12 +239,12 @@ def test_verify_tells_partial_records_apart_and_repair_improves_them(
     _put(collection, alice, "ok", {"title": "complete"})
     stored = _put(collection, alice, "part", {"title": "left out by an older plugin"})
     # The index as a stricter past left it: the record at its version, in minimal form.
-    alias = naming.alias_name(index_prefix, "b", "c")
     minimal = {"id": "part", "last_modified": stored["last_modified"], "_unindexed": ["title"]}
     where = registry.elasticsearch.index.locator.placement("b", "c")
     engine.call(
         "index",
-        index=alias,
+        index=where.write_target,
+        **where.routing,
         id=where.document_id("part"),
         body=where.source(minimal),
         version=stored["last_modified"],
@@ -261,7 +261,7 @@ def test_verify_tells_partial_records_apart_and_repair_improves_them(
     compare.verify_collection(
         registry.storage, registry.elasticsearch.index, "b", "c", metadata, repair=True
     )
-    engine.call("indices.refresh", index=alias)
+    engine.call("indices.refresh", index=where.target)
     assert "_unindexed" not in indexed(engine, index_prefix, "b", "c")["part"][1]
     report = compare.verify_collection(
         registry.storage, registry.elasticsearch.index, "b", "c", metadata
