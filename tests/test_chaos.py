@@ -159,17 +159,21 @@ def _stored(pg_url, bucket_id, collection_id):
         return dict(cursor.fetchall())
 
 
-def _indexed(engine, prefix, bucket_id, collection_id):
+def _live_documents(engine, prefix, bucket_id, collection_id):
+    """``(index, query)`` of a collection's live documents: behind its alias, or, pooled
+    (no alias), in a pool (any pool: a copy left in the wrong one counts), under its key."""
     alias = naming.alias_name(prefix, bucket_id, collection_id)
+    if engine.call("indices.exists_alias", name=alias):
+        return alias, LIVE_DOCUMENTS
     key = placement.collection_key(bucket_id, collection_id)
+    in_collection = {"term": {placement.COLLECTION_FIELD: key}}
+    return naming.pool_pattern(prefix), {"bool": {"filter": [LIVE_DOCUMENTS, in_collection]}}
+
+
+def _indexed(engine, prefix, bucket_id, collection_id):
     # A pooled document's ``_id`` starts with its collection's key.
-    pooled_id = f"{key}/"
-    target, query = alias, LIVE_DOCUMENTS
-    if not engine.call("indices.exists_alias", name=alias):
-        # A pooled collection has no alias: its documents are in a pool (any pool: a copy
-        # left in the wrong one counts), under its key.
-        target = naming.pool_pattern(prefix)
-        query = {"bool": {"filter": [LIVE_DOCUMENTS, {"term": {placement.COLLECTION_FIELD: key}}]}}
+    pooled_id = f"{placement.collection_key(bucket_id, collection_id)}/"
+    target, query = _live_documents(engine, prefix, bucket_id, collection_id)
     found, body = {}, {"query": query, "size": 1000, "version": True, "sort": ["id"]}
     while True:
         hits = engine.call("search", index=target, body=body)["hits"]["hits"]
@@ -461,11 +465,11 @@ def test_a_rebuild_owed_by_a_process_killed_before_it_started_is_still_done(chao
     chaos.proxy.answer = lambda method, path, body: None
     kinto.start()
     engine = _engine(chaos)
-    alias = naming.alias_name(chaos.prefix, "b", "c")
     try:
         deadline = time.monotonic() + CONVERGE_SECONDS
         while True:
-            hits = engine.call("search", index=alias, body={"query": LIVE_DOCUMENTS})
+            target, query = _live_documents(engine, chaos.prefix, "b", "c")
+            hits = engine.call("search", index=target, body={"query": query})
             sources = [hit["_source"] for hit in hits["hits"]["hits"]]
             rebuilt = len(sources) == 5 and not any("title" in s for s in sources)
             if rebuilt or time.monotonic() > deadline:
