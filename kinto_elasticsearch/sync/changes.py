@@ -100,7 +100,7 @@ class CollectionCatchUp:
             nonlocal pages, outgrown
             live = [obj["id"] for obj in page if not obj.get("deleted")]
             outgrown = outgrown or where.outgrown_by(live)
-            fresh = self._not_indexed(bucket_id, collection_id, page, seen)
+            fresh = self._not_indexed(bucket_id, collection_id, page, seen, checkpoint)
             if fresh:
                 apply_changes(
                     self.index_side, bucket_id, collection_id, fresh, metadata,
@@ -127,12 +127,19 @@ class CollectionCatchUp:
                 bucket_id, collection_id, metadata, objects, outgrown, report
             )
 
-    def _not_indexed(self, bucket_id, collection_id, page, seen):
+    def _not_indexed(self, bucket_id, collection_id, page, seen, checkpoint):
         """The objects of ``page`` the index does not hold at their version.
 
-        Objects newer than anything read before are sent without asking; the re-read
+        What this process's sender delivered is not sent again (``Sender.delivered``),
+        unless the index is new (no ``checkpoint``: created again, it may have lost them).
+        Other objects newer than anything read before are sent without asking; the re-read
         overlap is looked up first, so that re-reading costs a search, not a write.
         """
+        sender = getattr(self.registry.elasticsearch, "sender", None)
+        if sender is not None and checkpoint is not None:
+            page = [o for o in page if not sender.delivered.held(bucket_id, collection_id, o)]
+            if not page:
+                return page
         overlap = [obj for obj in page if obj["last_modified"] <= seen]
         if not overlap:
             return page

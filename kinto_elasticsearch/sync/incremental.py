@@ -75,9 +75,10 @@ class IncrementalPass:
 
     def run(self, position, report):
         started = int(self._clock() * 1000)
-        # An older version's pooled aliases go, online (``Pools.migrate_aliases``); after
-        # that one request a pass, for those an older process still running may add.
-        self.index_side.pools.migrate_aliases()
+        if not self.index_side.locator.records.migrated:
+            # An older version's pooled aliases go once, online (``Pools.migrate_aliases``);
+            # those an older process still running adds later go at the end of a sweep.
+            self.index_side.pools.migrate_aliases()
         changed, metadata, gone, buckets_gone, buckets_seen = self._scan(position.timestamp)
         for bucket_id in sorted(buckets_gone):
             self._drop_bucket(bucket_id, report)
@@ -196,7 +197,11 @@ class IncrementalPass:
         if len(found) < self.slice_size:
             position.cursor = None
             position.sweeps += 1
-            report.abandoned = remove_abandoned(self.store, engine_inventory(self.index_side))
+            inventory = engine_inventory(self.index_side)
+            prefix = self.index_side.prefix
+            if any(aliases for name, aliases in inventory.items() if naming.is_pool(prefix, name)):
+                self.index_side.pools.migrate_aliases(listed=inventory)
+            report.abandoned = remove_abandoned(self.store, inventory)
         else:
             position.cursor = keys[-1]
 

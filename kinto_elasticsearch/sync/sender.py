@@ -15,6 +15,7 @@ done by the thread of ``admin_queue``: a slow index creation holds back the reco
 own collection only.
 """
 
+import collections
 import functools
 import logging
 import threading
@@ -35,6 +36,42 @@ logger = logging.getLogger(__name__)
 # Objects per bulk request: large enough to amortise a request, small enough for any
 # engine's default http.max_content_length with records of a few KiB.
 BULK_SIZE = 1000
+
+
+# Versions the sender remembers having delivered, for the catch-up not to send them again.
+DELIVERED_MAX = 50_000
+
+
+class Delivered:
+    """The objects (collection, id, version) this process's sender delivered lately: the
+    engine holds them at that version or a newer one, so the catch-up, which reads every
+    change since its position, need not build and send them again. Only a few passes' worth
+    matter; the oldest are forgotten past :data:`DELIVERED_MAX`. An engine that lost them
+    lost the checkpoints with them, and the catch-up then indexes everything again without
+    asking this."""
+
+    def __init__(self, limit=DELIVERED_MAX):
+        self.limit = limit
+        self._versions = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def note(self, bucket_id, collection_id, objects, report):
+        """Remember what ``report`` says the engine now holds of ``objects``."""
+        done = set(report.indexed) | set(report.deleted) | set(report.superseded)
+        with self._lock:
+            for obj in objects:
+                if obj["id"] in done:
+                    key = (bucket_id, collection_id, obj["id"])
+                    self._versions[key] = obj["last_modified"]
+                    self._versions.move_to_end(key)
+            while len(self._versions) > self.limit:
+                self._versions.popitem(last=False)
+
+    def held(self, bucket_id, collection_id, obj):
+        """Whether ``obj``, at its version (or a newer one), was delivered."""
+        with self._lock:
+            version = self._versions.get((bucket_id, collection_id, obj["id"]))
+        return version is not None and version >= obj["last_modified"]
 
 
 @dataclass
@@ -64,6 +101,7 @@ class Sender:
         self._stopped = False
         self._thread = ProcessThread("kinto-elasticsearch-sender", self._run)
         self.admin = AdminQueue(on_failure=self._on_failure)
+        self.delivered = Delivered()
         self._reset()
 
     def _reset(self):
@@ -222,7 +260,7 @@ class Sender:
             for start in range(0, len(objects), BULK_SIZE):
                 chunk = objects[start : start + BULK_SIZE]
                 try:
-                    apply_changes(
+                    report = apply_changes(
                         self._index_side,
                         bucket_id,
                         collection_id,
@@ -231,6 +269,7 @@ class Sender:
                         refresh=group["wait"] or None,
                         registry=self._registry,
                     )
+                    self.delivered.note(bucket_id, collection_id, chunk, report)
                 except EngineError as exc:
                     failed = True
                     metrics.count(self._registry, metrics.SENDER_FAILED, len(chunk))
