@@ -219,3 +219,28 @@ def test_two_workers_share_the_lease_and_a_survivor_takes_over(
         time.sleep(0.2)
     assert survivor._turn.held
     assert worker.LEASE_SECONDS == lease.LEASE_SECONDS
+
+
+def test_a_slices_purge_checks_are_counted_at_once_and_find_a_purge(shared, alice, engine,
+                                                                    index_prefix):  # fmt: skip
+    """The unchanged collections of a slice are checked for purged tombstones with one
+    count per index and one storage query, not two requests per collection; a record
+    purged from an unchanged collection (an older one: its newest record stays) is found."""
+    app, _ = shared
+    registry = app.app.registry
+    _collections(app, alice, 6, records=2)
+    CatchUp(registry, overlap_ms=0).run()
+    CatchUp(registry, overlap_ms=0).run()
+    with psycopg2.connect(registry.settings["storage_url"]) as conn, conn.cursor() as cursor:
+        cursor.execute("DELETE FROM objects WHERE parent_id = '/buckets/b/collections/c4'"
+                       " AND resource_name = 'record' AND id = 'r0'")  # fmt: skip
+    assert "r0" in indexed(engine, index_prefix, "b", "c4")
+    spy = EngineSpy(registry.elasticsearch.index.engine)
+    CatchUp(registry, overlap_ms=0, slice_size=10).run()
+    assert set(indexed(engine, index_prefix, "b", "c4")) == {"r1"}
+    # The pools of the six collections, one count each, before the purged one's repair.
+    locator = registry.elasticsearch.index.locator
+    pools = {locator.placement("b", f"c{n}").target for n in range(6)}
+    counts = [kwargs["index"] for op, kwargs in spy.calls
+              if op == "search" and "live" in kwargs.get("body", {}).get("aggs", {})]  # fmt: skip
+    assert sorted(counts) == sorted(pools)

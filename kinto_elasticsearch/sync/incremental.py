@@ -134,6 +134,18 @@ class IncrementalPass:
         timestamp or None}``); their checkpoints only are read."""
         aliases = {key: self.index_side.locator.alias(*key) for key in timestamps}
         checkpoints = self.store.get_many(aliases.values())
+        if check_purges:
+            # The purge checks of the unchanged collections, counted for them all at once.
+            unchanged = {}
+            for key, timestamp in timestamps.items():
+                checkpoint = checkpoints.get(aliases[key])
+                if checkpoint is not None and checkpoint.settled and timestamp == checkpoint.seen:
+                    unchanged[key] = checkpoint.timestamp
+            try:
+                self.collection.purges.prefetch(unchanged, refreshed=refreshed)
+            except EngineNotFound:
+                # An index gone: each collection is then checked on its own, as it runs.
+                self.collection.purges.prefetch({})
         first = []
         for key, timestamp in sorted(timestamps.items()):
             bucket_id, collection_id = key
@@ -153,6 +165,8 @@ class IncrementalPass:
                 timestamp = checkpoint.seen if checkpoint is not None else 0
             self._one(bucket_id, collection_id, metadata, checkpoint, timestamp, report,
                       check_purges, refreshed)  # fmt: skip
+        # Counted for this pass only.
+        self.collection.purges.prefetch({})
         self.catchup.first_indexing(
             first, report, {collection_uri(*key): ts for key, ts in timestamps.items()}
         )
