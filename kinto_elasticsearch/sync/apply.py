@@ -6,6 +6,7 @@ how deletes are kept, how refused records are logged and counted and which event
 sent are decided here once.
 """
 
+import functools
 import logging
 
 from kinto_elasticsearch import metrics
@@ -63,6 +64,31 @@ def apply_changes(
     if registry is not None:
         notify_report(registry, bucket_id, collection_id, report)
     return report
+
+
+def apply_many(index_side, changes, refresh=None, registry=None):
+    """:func:`apply_changes` for the changes of several collections at once, in one bulk
+    request: ``changes`` is ``[(bucket_id, collection_id, objects, metadata)]``. Returns
+    their reports, in order; raises ``EngineError`` when the request as a whole failed, and
+    a collection whose documents could not all be settled has its ``error``."""
+    writes = []
+    for bucket_id, collection_id, objects, metadata in changes:
+        records, tombstones = split_changes(objects)
+        ensure_index = functools.partial(
+            index_side.admin.create_index, bucket_id, collection_id, metadata
+        )
+        writes.append((bucket_id, collection_id, records, tombstones, metadata, ensure_index))
+    with metrics.timed(registry, metrics.BULK_SECONDS):
+        reports = index_side.writer.write_many(writes, refresh=refresh)
+    for (bucket_id, collection_id, _, _), report in zip(changes, reports, strict=True):
+        if report.error is not None:
+            continue  # Left to the caller, as a failed request (see ``BulkReport.error``).
+        metrics.count(registry, metrics.DOCUMENTS_INDEXED, len(report.indexed))
+        metrics.count(registry, metrics.DOCUMENTS_DELETED, len(report.deleted))
+        log_report(registry, bucket_id, collection_id, report)
+        if registry is not None:
+            notify_report(registry, bucket_id, collection_id, report)
+    return reports
 
 
 def log_report(registry, bucket_id, collection_id, report):

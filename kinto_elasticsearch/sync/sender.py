@@ -1,4 +1,5 @@
-"""Group commit: the changes of many requests, sent in one bulk request per collection.
+"""Group commit: the changes of many requests, to many collections, sent in one bulk
+request.
 
 A request hands its changes over and returns: it does not wait for the engine, unless
 the operator asked for read-your-writes (``force_refresh``). Then it waits for the bulk
@@ -28,7 +29,7 @@ from kinto_elasticsearch.config import DEFAULT_SETTINGS
 from kinto_elasticsearch.events import RecordsIndexFailed, notify
 from kinto_elasticsearch.storage import collection_uri
 from kinto_elasticsearch.sync.admin_queue import AdminQueue, AdminTask
-from kinto_elasticsearch.sync.apply import apply_changes
+from kinto_elasticsearch.sync.apply import apply_many
 from kinto_elasticsearch.sync.threads import ProcessThread
 
 logger = logging.getLogger(__name__)
@@ -243,7 +244,9 @@ class Sender:
                     handover.done.set()
 
     def _send(self, batch):
-        """One bulk request per collection (and per ``BULK_SIZE`` objects) for ``batch``."""
+        """``batch``'s changes, the latest version of each object, in bulk requests of
+        ``BULK_SIZE`` objects at most, each carrying the changes of as many collections
+        as fit: concurrent writers to different collections share a request."""
         groups = {}
         for handover in batch:
             key = (handover.bucket_id, handover.collection_id)
@@ -254,35 +257,48 @@ class Sender:
                     group["objects"][obj["id"]] = obj
             group["metadata"] = handover.metadata
             group["wait"] = group["wait"] or handover.done is not None
-        failed = False
+        requests, request, size = [], [], 0
         for (bucket_id, collection_id), group in groups.items():
             objects = list(group["objects"].values())
             for start in range(0, len(objects), BULK_SIZE):
                 chunk = objects[start : start + BULK_SIZE]
-                try:
-                    report = apply_changes(
-                        self._index_side,
-                        bucket_id,
-                        collection_id,
-                        chunk,
-                        group["metadata"],
-                        refresh=group["wait"] or None,
-                        registry=self._registry,
-                    )
-                    self.delivered.note(bucket_id, collection_id, chunk, report)
-                except EngineError as exc:
+                if request and size + len(chunk) > BULK_SIZE:
+                    requests.append(request)
+                    request, size = [], 0
+                request.append((bucket_id, collection_id, chunk, group["metadata"], group["wait"]))
+                size += len(chunk)
+        if request:
+            requests.append(request)
+        failed = False
+        for request in requests:
+            changes = [(bid, cid, chunk, metadata) for bid, cid, chunk, metadata, _ in request]
+            refresh = any(wait for *_, wait in request) or None
+            try:
+                reports = apply_many(
+                    self._index_side, changes, refresh=refresh, registry=self._registry
+                )
+            except EngineError as exc:
+                failed = True
+                for bucket_id, collection_id, chunk, _ in changes:
+                    self._failed(bucket_id, collection_id, chunk, exc)
+                continue
+            for (bucket_id, collection_id, chunk, _), report in zip(changes, reports, strict=True):
+                if report.error is not None:
                     failed = True
-                    metrics.count(self._registry, metrics.SENDER_FAILED, len(chunk))
-                    logger.debug(
-                        "Could not send %s change(s) of %s, left to the catch-up: %s",
-                        len(chunk),
-                        collection_uri(bucket_id, collection_id),
-                        exc,
-                    )
-                    failures = [(obj["id"], str(exc)) for obj in chunk]
-                    notify(
-                        self._registry,
-                        RecordsIndexFailed(bucket_id, collection_id, failures, True),
-                    )
+                    self._failed(bucket_id, collection_id, chunk, report.error)
+                else:
+                    self.delivered.note(bucket_id, collection_id, chunk, report)
         if failed:
             self._on_failure()
+
+    def _failed(self, bucket_id, collection_id, chunk, exc):
+        """Count and tell that ``chunk`` could not be sent: the catch-up indexes it."""
+        metrics.count(self._registry, metrics.SENDER_FAILED, len(chunk))
+        logger.debug(
+            "Could not send %s change(s) of %s, left to the catch-up: %s",
+            len(chunk),
+            collection_uri(bucket_id, collection_id),
+            exc,
+        )
+        failures = [(obj["id"], str(exc)) for obj in chunk]
+        notify(self._registry, RecordsIndexFailed(bucket_id, collection_id, failures, True))
