@@ -3,7 +3,6 @@ re-created, whether the collection has an index of its own or lives in a pool (t
 removal is ``index/removal.py``'s)."""
 
 import logging
-import uuid
 
 from kinto_elasticsearch.client import EngineNotFound, EngineRequestError, EngineUnavailable
 from kinto_elasticsearch.index import naming
@@ -211,24 +210,3 @@ class IndexAdmin:
         self.known.forget(alias)
         self.engine.call("indices.put_mapping", index=alias, body=mapping)
         return True
-
-    def probe_name(self):
-        """A new name for :meth:`validate_mapping`'s probe index.
-
-        The probe index lives under the prefix but its part starts with ``-``, which no
-        Kinto id does, so it can never be taken for a collection's index.
-        """
-        return naming.probe_index_name(self.prefix, uuid.uuid4().hex)
-
-    def validate_mapping(self, metadata, name, with_mapping=True, timeout=None):
-        """Raise EngineRequestError if the engine would refuse this collection's index.
-
-        Creates the probe index ``name`` (:meth:`probe_name`), which the caller deletes: a
-        write being validated does not wait for that, and a probe whose creation timed out
-        may still appear. Without ``with_mapping``, only the settings are tried (an empty
-        mapping), so that a refusal can name the part of the metadata it comes from.
-        """
-        body = self.index_body(metadata)
-        if not with_mapping:
-            body["mappings"] = {}
-        self.engine.call("indices.create", index=name, body=body, timeout=timeout)

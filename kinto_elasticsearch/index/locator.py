@@ -57,7 +57,7 @@ class Locator:
             if not self.look_up(alias, lane) and not self._in_hash_pool(
                 bucket_id, collection_id, lane
             ):
-                # Migrated since the records were read (``Pools.migrate_aliases`` records
+                # Migrated since the records were read (``index/migration.py`` records
                 # what the hash does not give before the aliases go): read them again.
                 found, pool = self.records.find(alias, refresh=True, lane=lane)
                 if found:
@@ -153,7 +153,7 @@ class Locator:
     def pooled_aliases(self, alias_pattern=None, lane=WRITE):
         """``{alias: (pool, collection key)}`` for the aliases an older version gave pooled
         collections (whose alias matches ``alias_pattern``, when given): only their
-        migration (``Pools.migrate_aliases``) reads them."""
+        migration (``index/migration.py``) reads them."""
         # The engine filters the aliases: a bucket's are a few among tens of thousands.
         named = {"name": alias_pattern} if alias_pattern else {}
         try:

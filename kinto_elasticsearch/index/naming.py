@@ -95,7 +95,7 @@ def sync_index_name(prefix):
 
 def probe_index_name(prefix, token):
     """A throw-away index that asks the engine whether it takes a collection's settings and
-    mapping (``IndexAdmin.validate_mapping``)."""
+    mapping (``index/probe.py``)."""
     return f"{prefix}.{INTERNAL_MARK}validate-{token}"
 
 

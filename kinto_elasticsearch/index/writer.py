@@ -3,7 +3,7 @@ refuses: the one place documents reach the engine."""
 
 import logging
 
-from kinto_elasticsearch.client import EngineError, EngineNotFound
+from kinto_elasticsearch.client import EngineNotFound
 from kinto_elasticsearch.index import documents
 from kinto_elasticsearch.index.budget import without_new_fields
 from kinto_elasticsearch.index.bulk import BulkReport, is_minimal
@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 MAX_ROUNDS = 6
 
 
-def _tombstone(obj):
+def tombstone(obj):
     return documents.Document(obj["id"], obj["last_modified"], documents.tombstone_document(obj))
 
 
@@ -106,62 +106,6 @@ class Writer:
             )
         return report
 
-    def write_many(self, changes, refresh=None):
-        """Write the changes of several collections in one bulk request.
-
-        ``changes``: ``[(bucket_id, collection_id, records, tombstones, metadata,
-        ensure_index)]``; returns their ``BulkReport`` objects, in order. What the shared
-        request cannot settle for a collection (a missing index, a refused document) is
-        written again through :meth:`write` for that collection alone, and what a
-        placement changed meanwhile is written where the collection lives: when every
-        document is taken, as almost always, many collections cost one request.
-        """
-        prepared, groups = [], []
-        for bucket_id, collection_id, records, tombstones, metadata, ensure_index in changes:
-            report = BulkReport()
-            where = self.locator.placement(bucket_id, collection_id, metadata)
-            records = self.sendable(records, report, where)
-            tombstones = self.sendable(tombstones, report, where)
-            if where.pooled and (records or tombstones):
-                self.budget.pools.ensure_cached(where.pool)
-            mapping_of = where.pool if where.pooled else where.write_target
-            _, docs = self.budget.documents(mapping_of, records, metadata, where)
-            operations = [("index", d.id, d.version, d) for d in docs]
-            operations += [("delete", t["id"], t["last_modified"], _tombstone(t))
-                           for t in tombstones]  # fmt: skip
-            prepared.append((bucket_id, collection_id, records, tombstones, metadata,
-                             ensure_index, where))  # fmt: skip
-            groups.append((where.write_target, operations, where, report))
-        outcomes = self.bulk.send_many(groups, refresh=refresh)
-        reports = []
-        for change, group, (missing, refused) in zip(prepared, groups, outcomes, strict=True):
-            bucket_id, collection_id, records, tombstones, metadata, ensure_index, where = change
-            report = group[3]
-            again = {op[1] for op in missing} | {operation[1] for operation, _ in refused}
-            try:
-                if again:
-                    retried = self.write(
-                        bucket_id,
-                        collection_id,
-                        records=[r for r in records if r["id"] in again],
-                        tombstones=[t for t in tombstones if t["id"] in again],
-                        metadata=metadata,
-                        ensure_index=ensure_index,
-                        refresh=refresh,
-                    )
-                    for name in ("indexed", "deleted", "partial", "superseded", "failed"):
-                        getattr(report, name).extend(getattr(retried, name))
-                if report.misplaced:
-                    send = dict(version_type="external", refresh=refresh, where=where)
-                    self.replace_misplaced(
-                        bucket_id, collection_id, records, tombstones, metadata, report, send
-                    )
-            except EngineError as exc:
-                # This collection's alone: the others' documents were taken.
-                report.error = exc
-            reports.append(report)
-        return reports
-
     def replace_misplaced(
         self, bucket_id, collection_id, records, tombstones, metadata, report, send
     ):
@@ -238,7 +182,7 @@ class Writer:
         mapping_of = where.pool if pooled else index
         known, docs = self.budget.documents(mapping_of, records, metadata, where)
         operations = [("index", d.id, d.version, d) for d in docs]
-        operations += [("delete", t["id"], t["last_modified"], _tombstone(t)) for t in tombstones]
+        operations += [("delete", t["id"], t["last_modified"], tombstone(t)) for t in tombstones]
         send = dict(
             require_alias=require_alias, refresh=refresh, version_type=version_type, where=where
         )
@@ -272,7 +216,7 @@ class Writer:
             # Whatever older version the index holds must not stay searchable: a tombstone
             # of the record's version replaces it (and a repair, at the same version, the
             # tombstone; see ``same_version``).
-            deletes = [("delete", d.id, d.version, _tombstone(d.source)) for d in unindexable]
+            deletes = [("delete", d.id, d.version, tombstone(d.source)) for d in unindexable]
             self.bulk.send(index, deletes, BulkReport(), **send)
         report.partial = [
             (record_id, left_out, reason or reasons.get(record_id))

@@ -11,6 +11,7 @@ import logging
 
 from kinto_elasticsearch import metrics
 from kinto_elasticsearch.events import notify_report
+from kinto_elasticsearch.index.batch import write_many
 from kinto_elasticsearch.storage import records_uri
 
 logger = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ def apply_many(index_side, changes, refresh=None, registry=None):
         )
         writes.append((bucket_id, collection_id, records, tombstones, metadata, ensure_index))
     with metrics.timed(registry, metrics.BULK_SECONDS):
-        reports = index_side.writer.write_many(writes, refresh=refresh)
+        reports = write_many(index_side.writer, writes, refresh=refresh)
     for (bucket_id, collection_id, _, _), report in zip(changes, reports, strict=True):
         if report.error is not None:
             continue  # Left to the caller, as a failed request (see ``BulkReport.error``).

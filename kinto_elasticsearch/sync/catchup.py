@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 
 from kinto_elasticsearch import metrics
 from kinto_elasticsearch.index import naming
+from kinto_elasticsearch.index.migration import migrate_aliases
 from kinto_elasticsearch.storage import collection_uri, iter_collections
 from kinto_elasticsearch.sync.changes import CollectionCatchUp
 from kinto_elasticsearch.sync.checkpoints import Checkpoint, Position, SyncStore, fingerprint
@@ -142,8 +143,8 @@ class CatchUp:
         # Aliases first, storage second: an alias only exists once its collection was
         # committed, so a collection created meanwhile is never taken for a deleted one.
         indices = self.index_side.indices.listed(naming.prefix_pattern(self.index_side.prefix))
-        # The aliases an older version gave pooled collections go (``Pools.migrate_aliases``).
-        if self.index_side.pools.migrate_aliases(indices):
+        # The aliases an older version gave pooled collections go (``index/migration.py``).
+        if migrate_aliases(self.index_side.pools, indices):
             indices = self.index_side.indices.listed(naming.prefix_pattern(self.index_side.prefix))
         aliases = self._aliases(indices)
         checkpoints = self.store.load_all()

@@ -31,6 +31,7 @@ from kinto.core.storage.exceptions import ObjectNotFoundError
 
 from kinto_elasticsearch.client import EngineNotFound
 from kinto_elasticsearch.index import naming
+from kinto_elasticsearch.index.migration import migrate_aliases
 from kinto_elasticsearch.storage import (
     bucket_uri,
     collection_exists,
@@ -76,9 +77,9 @@ class IncrementalPass:
     def run(self, position, report):
         started = int(self._clock() * 1000)
         if not self.index_side.locator.records.migrated:
-            # An older version's pooled aliases go once, online (``Pools.migrate_aliases``);
+            # An older version's pooled aliases go once, online (``index/migration.py``);
             # those an older process still running adds later go at the end of a sweep.
-            self.index_side.pools.migrate_aliases()
+            migrate_aliases(self.index_side.pools)
         changed, metadata, gone, buckets_gone, buckets_seen = self._scan(position.timestamp)
         for bucket_id in sorted(buckets_gone):
             self._drop_bucket(bucket_id, report)
@@ -214,7 +215,7 @@ class IncrementalPass:
             inventory = engine_inventory(self.index_side)
             prefix = self.index_side.prefix
             if any(aliases for name, aliases in inventory.items() if naming.is_pool(prefix, name)):
-                self.index_side.pools.migrate_aliases(listed=inventory)
+                migrate_aliases(self.index_side.pools, listed=inventory)
             report.abandoned = remove_abandoned(self.store, inventory)
         else:
             position.cursor = keys[-1]

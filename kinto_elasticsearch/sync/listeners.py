@@ -16,7 +16,7 @@ from kinto.core.storage.exceptions import ObjectNotFoundError
 
 from kinto_elasticsearch import errors
 from kinto_elasticsearch.client import EngineError, EngineRequestError, EngineUnavailable
-from kinto_elasticsearch.index import legacy
+from kinto_elasticsearch.index import legacy, probe
 from kinto_elasticsearch.index.analysis import (
     SETTINGS_KEY,
     InvalidIndexSettings,
@@ -157,11 +157,11 @@ def _validate_with_engine(request, bucket_id, metadata, schema_changed, analysis
             if left <= 0:
                 logger.warning("Could not validate %s in time: not waiting longer", key)
                 return
-            name = index_side.admin.probe_name()
+            name = probe.probe_name(index_side.prefix)
             cleanup.append(probe_removal_task(index_side, bucket_id, metadata["id"], name))
             try:
-                index_side.admin.validate_mapping(
-                    metadata, name, with_mapping=with_mapping, timeout=left
+                probe.validate_mapping(
+                    index_side.admin, metadata, name, with_mapping=with_mapping, timeout=left
                 )
             except EngineRequestError as exc:
                 message = f"The search engine refused {key}: {exc.message}"

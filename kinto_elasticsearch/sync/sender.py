@@ -75,6 +75,35 @@ class Delivered:
         return version is not None and version >= obj["last_modified"]
 
 
+def bulk_requests(handovers):
+    """The bulk requests that carry ``handovers``: per collection the latest version of
+    each object, ``BULK_SIZE`` objects a request at most, many collections a request.
+    Each request is ``[(bucket_id, collection_id, objects, metadata, wait)]``."""
+    groups = {}
+    for handover in handovers:
+        key = (handover.bucket_id, handover.collection_id)
+        group = groups.setdefault(key, {"objects": {}, "metadata": None, "wait": False})
+        for obj in handover.objects:
+            current = group["objects"].get(obj["id"])
+            if current is None or current["last_modified"] < obj["last_modified"]:
+                group["objects"][obj["id"]] = obj
+        group["metadata"] = handover.metadata
+        group["wait"] = group["wait"] or handover.done is not None
+    requests, request, size = [], [], 0
+    for (bucket_id, collection_id), group in groups.items():
+        objects = list(group["objects"].values())
+        for start in range(0, len(objects), BULK_SIZE):
+            chunk = objects[start : start + BULK_SIZE]
+            if request and size + len(chunk) > BULK_SIZE:
+                requests.append(request)
+                request, size = [], 0
+            request.append((bucket_id, collection_id, chunk, group["metadata"], group["wait"]))
+            size += len(chunk)
+    if request:
+        requests.append(request)
+    return requests
+
+
 @dataclass
 class _Handover:
     bucket_id: str
@@ -247,30 +276,8 @@ class Sender:
         """``batch``'s changes, the latest version of each object, in bulk requests of
         ``BULK_SIZE`` objects at most, each carrying the changes of as many collections
         as fit: concurrent writers to different collections share a request."""
-        groups = {}
-        for handover in batch:
-            key = (handover.bucket_id, handover.collection_id)
-            group = groups.setdefault(key, {"objects": {}, "metadata": None, "wait": False})
-            for obj in handover.objects:
-                current = group["objects"].get(obj["id"])
-                if current is None or current["last_modified"] < obj["last_modified"]:
-                    group["objects"][obj["id"]] = obj
-            group["metadata"] = handover.metadata
-            group["wait"] = group["wait"] or handover.done is not None
-        requests, request, size = [], [], 0
-        for (bucket_id, collection_id), group in groups.items():
-            objects = list(group["objects"].values())
-            for start in range(0, len(objects), BULK_SIZE):
-                chunk = objects[start : start + BULK_SIZE]
-                if request and size + len(chunk) > BULK_SIZE:
-                    requests.append(request)
-                    request, size = [], 0
-                request.append((bucket_id, collection_id, chunk, group["metadata"], group["wait"]))
-                size += len(chunk)
-        if request:
-            requests.append(request)
         failed = False
-        for request in requests:
+        for request in bulk_requests(batch):
             changes = [(bid, cid, chunk, metadata) for bid, cid, chunk, metadata, _ in request]
             refresh = any(wait for *_, wait in request) or None
             try:
