@@ -59,11 +59,7 @@ def apply_changes(
             refresh=refresh,
             same_version=same_version,
         )
-    metrics.count(registry, metrics.DOCUMENTS_INDEXED, len(report.indexed))
-    metrics.count(registry, metrics.DOCUMENTS_DELETED, len(report.deleted))
-    log_report(registry, bucket_id, collection_id, report)
-    if registry is not None:
-        notify_report(registry, bucket_id, collection_id, report)
+    _reported(registry, bucket_id, collection_id, report)
     return report
 
 
@@ -82,14 +78,19 @@ def apply_many(index_side, changes, refresh=None, registry=None):
     with metrics.timed(registry, metrics.BULK_SECONDS):
         reports = write_many(index_side.writer, writes, refresh=refresh)
     for (bucket_id, collection_id, _, _), report in zip(changes, reports, strict=True):
-        if report.error is not None:
-            continue  # Left to the caller, as a failed request (see ``BulkReport.error``).
-        metrics.count(registry, metrics.DOCUMENTS_INDEXED, len(report.indexed))
-        metrics.count(registry, metrics.DOCUMENTS_DELETED, len(report.deleted))
-        log_report(registry, bucket_id, collection_id, report)
-        if registry is not None:
-            notify_report(registry, bucket_id, collection_id, report)
+        # One with an ``error`` is left to the caller, as a failed request.
+        if report.error is None:
+            _reported(registry, bucket_id, collection_id, report)
     return reports
+
+
+def _reported(registry, bucket_id, collection_id, report):
+    """Count, log and tell (events) what one collection's write did."""
+    metrics.count(registry, metrics.DOCUMENTS_INDEXED, len(report.indexed))
+    metrics.count(registry, metrics.DOCUMENTS_DELETED, len(report.deleted))
+    log_report(registry, bucket_id, collection_id, report)
+    if registry is not None:
+        notify_report(registry, bucket_id, collection_id, report)
 
 
 def log_report(registry, bucket_id, collection_id, report):
