@@ -12,7 +12,7 @@ import time
 from kinto_elasticsearch import metrics
 from kinto_elasticsearch.storage import collection_uri, iter_changes
 from kinto_elasticsearch.sync.apply import apply_changes
-from kinto_elasticsearch.sync.checkpoints import Checkpoint
+from kinto_elasticsearch.sync.checkpoints import Checkpoint, fingerprint
 from kinto_elasticsearch.sync.pipeline import pipelined
 from kinto_elasticsearch.sync.purges import PurgeCheck
 from kinto_elasticsearch.sync.reshape import Reshaper
@@ -101,11 +101,19 @@ class CollectionCatchUp:
             live = [obj["id"] for obj in page if not obj.get("deleted")]
             outgrown = outgrown or where.outgrown_by(live)
             fresh = self._not_indexed(bucket_id, collection_id, page, seen, checkpoint)
+            delivered = self._delivered()
+            if delivered is not None:
+                sent = {obj["id"] for obj in fresh}
+                delivered.note_held(
+                    bucket_id, collection_id, [o for o in page if o["id"] not in sent]
+                )
             if fresh:
-                apply_changes(
+                written = apply_changes(
                     self.index_side, bucket_id, collection_id, fresh, metadata,
                     registry=self.registry,
                 )  # fmt: skip
+                if delivered is not None:
+                    delivered.note(bucket_id, collection_id, fresh, written)
                 report.indexed += len(fresh)
                 metrics.count(self.registry, metrics.CATCHUP_INDEXED, len(fresh))
             last = page[-1]["last_modified"]
@@ -127,6 +135,25 @@ class CollectionCatchUp:
                 bucket_id, collection_id, metadata, objects, outgrown, report
             )
 
+    def _delivered(self):
+        """What this process knows the engine holds (``Sender.delivered``), if it sends."""
+        sender = getattr(self.registry.elasticsearch, "sender", None)
+        return sender.delivered if sender is not None else None
+
+    def handled(self, bucket_id, collection_id, metadata, checkpoint, objects):
+        """Whether the collection needs nothing of this pass: its checkpoint follows its
+        metadata, and the engine holds every one of its ``objects`` (the changes the pass
+        read of it, again for the overlap's 5 minutes) at its version, as this process
+        delivered or looked up before."""
+        delivered = self._delivered()
+        if delivered is None or checkpoint is None or objects is None:
+            return False
+        if checkpoint.metadata != metadata.get("last_modified"):
+            return False
+        if checkpoint.fingerprint != fingerprint(metadata):
+            return False
+        return all(delivered.held(bucket_id, collection_id, obj) for obj in objects)
+
     def _not_indexed(self, bucket_id, collection_id, page, seen, checkpoint):
         """The objects of ``page`` the index does not hold at their version.
 
@@ -135,9 +162,9 @@ class CollectionCatchUp:
         Other objects newer than anything read before are sent without asking; the re-read
         overlap is looked up first, so that re-reading costs a search, not a write.
         """
-        sender = getattr(self.registry.elasticsearch, "sender", None)
-        if sender is not None and checkpoint is not None:
-            page = [o for o in page if not sender.delivered.held(bucket_id, collection_id, o)]
+        delivered = self._delivered()
+        if delivered is not None and checkpoint is not None:
+            page = [o for o in page if not delivered.held(bucket_id, collection_id, o)]
             if not page:
                 return page
         overlap = [obj for obj in page if obj["last_modified"] <= seen]

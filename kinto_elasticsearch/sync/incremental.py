@@ -80,7 +80,9 @@ class IncrementalPass:
             # An older version's pooled aliases go once, online (``index/migration.py``);
             # those an older process still running adds later go at the end of a sweep.
             migrate_aliases(self.index_side.pools)
-        changed, metadata, gone, buckets_gone, buckets_seen = self._scan(position.timestamp)
+        changed, metadata, gone, buckets_gone, buckets_seen, scanned = self._scan(
+            position.timestamp
+        )
         for bucket_id in sorted(buckets_gone):
             self._drop_bucket(bucket_id, report)
         for bucket_id in sorted(buckets_seen - buckets_gone):
@@ -89,7 +91,7 @@ class IncrementalPass:
             self._drop_collection(*key, report)
         done = set()
         changed = {k: v for k, v in changed.items() if k not in gone and k[0] not in buckets_gone}
-        self._catch_up(changed, metadata, report, done, check_purges=False)
+        self._catch_up(changed, metadata, report, done, check_purges=False, scanned=scanned)
         self._reconcile(position, report, done)
         position.timestamp = max(position.timestamp, started - self.overlap_ms)
         self.store.save_position(position)
@@ -97,6 +99,8 @@ class IncrementalPass:
 
     def _scan(self, since):
         changed, metadata, gone, buckets_gone, buckets_seen = {}, {}, set(), set(), set()
+        # The records and tombstones read of each collection: ``{key: [{id, last_modified}]}``.
+        scanned = {}
         for page in iter_changed(self.storage, since):
             for change in page:
                 if change.kind == "record":
@@ -104,6 +108,9 @@ class IncrementalPass:
                     if key is None:
                         continue
                     changed[key] = max(changed.get(key) or 0, change.last_modified)
+                    scanned.setdefault(key, []).append(
+                        {"id": change.id, "last_modified": change.last_modified}
+                    )
                 elif change.kind == "collection":
                     key = (change.parent_id.split("/", 2)[2], change.id)
                     if change.deleted:
@@ -116,7 +123,7 @@ class IncrementalPass:
                     buckets_gone.add(change.id)
                 else:
                     buckets_seen.add(change.id)
-        return changed, metadata, gone, buckets_gone, buckets_seen
+        return changed, metadata, gone, buckets_gone, buckets_seen, scanned
 
     def _metadata(self, bucket_id, collection_id, known):
         if (bucket_id, collection_id) in known:
@@ -130,9 +137,13 @@ class IncrementalPass:
         except ObjectNotFoundError:
             return None
 
-    def _catch_up(self, timestamps, known, report, done, check_purges, refreshed=None):
+    def _catch_up(
+        self, timestamps, known, report, done, check_purges, refreshed=None, scanned=None
+    ):
         """Catch up the collections of ``timestamps`` (``{(bucket, collection): record
-        timestamp or None}``); their checkpoints only are read."""
+        timestamp or None}``); their checkpoints only are read. ``scanned``: the changes
+        the scan read of each; a collection whose changes the engine is known to hold
+        (``CollectionCatchUp.handled``) costs nothing more."""
         aliases = {key: self.index_side.locator.alias(*key) for key in timestamps}
         checkpoints = self.store.get_many(aliases.values())
         if check_purges:
@@ -161,6 +172,11 @@ class IncrementalPass:
             if checkpoint is None:
                 report.collections -= 1  # Counted by the first indexing.
                 first.append((bucket_id, collection_id, metadata))
+                continue
+            if scanned is not None and self.collection.handled(
+                bucket_id, collection_id, metadata, checkpoint, scanned.get(key, [])
+            ):
+                report.up_to_date += 1
                 continue
             if timestamp is None:
                 timestamp = checkpoint.seen if checkpoint is not None else 0

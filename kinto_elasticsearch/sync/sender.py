@@ -39,17 +39,18 @@ logger = logging.getLogger(__name__)
 BULK_SIZE = 1000
 
 
-# Versions the sender remembers having delivered, for the catch-up not to send them again.
-DELIVERED_MAX = 50_000
+# Versions remembered as delivered: about the changes of an overlap (5 minutes by default).
+DELIVERED_MAX = 100_000
 
 
 class Delivered:
-    """The objects (collection, id, version) this process's sender delivered lately: the
-    engine holds them at that version or a newer one, so the catch-up, which reads every
-    change since its position, need not build and send them again. Only a few passes' worth
-    matter; the oldest are forgotten past :data:`DELIVERED_MAX`. An engine that lost them
-    lost the checkpoints with them, and the catch-up then indexes everything again without
-    asking this."""
+    """The objects (collection, id, version) this process delivered lately (its sender, or
+    its catch-up): the engine holds them at that version or a newer one. The catch-up, which
+    reads every change since its position again for the overlap's 5 minutes, need neither
+    send them again nor look them up: a collection whose changes it reads back are all
+    here costs it nothing. The oldest are forgotten past :data:`DELIVERED_MAX` (their
+    collection is then looked at as before). An engine that lost them lost the checkpoints
+    with them, and the catch-up then indexes everything again without asking this."""
 
     def __init__(self, limit=DELIVERED_MAX):
         self.limit = limit
@@ -65,6 +66,16 @@ class Delivered:
                     key = (bucket_id, collection_id, obj["id"])
                     self._versions[key] = obj["last_modified"]
                     self._versions.move_to_end(key)
+            while len(self._versions) > self.limit:
+                self._versions.popitem(last=False)
+
+    def note_held(self, bucket_id, collection_id, objects):
+        """Remember ``objects`` as held by the engine at their versions (looked up)."""
+        with self._lock:
+            for obj in objects:
+                key = (bucket_id, collection_id, obj["id"])
+                self._versions[key] = max(self._versions.get(key, 0), obj["last_modified"])
+                self._versions.move_to_end(key)
             while len(self._versions) > self.limit:
                 self._versions.popitem(last=False)
 
