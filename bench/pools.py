@@ -30,11 +30,12 @@ QUICK = {"collections": 1000, "rounds": 2, "creates": 10, "searches": 20}
 POOLS = DEFAULT_SETTINGS["elasticsearch.pools"]
 
 
-def load_collections(pg_url, count):
-    """``count`` collections of two records each, straight into PostgreSQL."""
+def load_collections(pg_url, count, age_ms=60_000):
+    """``count`` collections of two records each, straight into PostgreSQL, the newest
+    ``age_ms`` old."""
     import psycopg2
 
-    base = int(time.time() * 1000) - 3 * count - 60_000
+    base = int(time.time() * 1000) - 3 * count - age_ms
     with psycopg2.connect(pg_url) as conn, conn.cursor() as cursor:
         for start in range(0, count, 1000):
             rows = []

@@ -147,6 +147,10 @@ def derives_mapping(metadata):
     string value does not fit it and is listed as left out, which tells (``catchup``);
     a number or a boolean would go into a text field unseen.
     """
+    if not any(key in (metadata or {}) for key in MAPPING_KEYS):
+        # Nothing to derive fields from (``index:exclude_fields`` only removes some): the
+        # common case, asked for every collection a first indexing or a write places.
+        return False
     mapping = copy.deepcopy(collection_mapping(metadata))
     properties = mapping.pop("properties")
     plain = collection_mapping({})

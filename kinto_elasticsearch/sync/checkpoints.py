@@ -218,8 +218,13 @@ class SyncStore:
         # Refreshed at once: the next pass, maybe in another process, searches for it.
         self._call("index", index=self.index, id=f"checkpoint:{alias}", body=body, refresh="true")
 
-    def save_many(self, saved):
-        """Save ``[(alias, Checkpoint)]`` in one bulk request, refreshed once."""
+    def refresh(self):
+        """Make what was saved without a refresh visible to searches."""
+        self._call("indices.refresh", index=self.index)
+
+    def save_many(self, saved, refresh=True):
+        """Save ``[(alias, Checkpoint)]`` in one bulk request, refreshed once (or not:
+        ``refresh`` False, for a caller that saves many and refreshes after them)."""
         if not saved:
             return
         self.ensure_index()
@@ -228,7 +233,7 @@ class SyncStore:
             body.append({"index": {"_index": self.index, "_id": f"checkpoint:{alias}"}})
             body.append({"kind": "checkpoint", "alias": alias, "saved_at": time.time(),
                          **asdict(checkpoint)})  # fmt: skip
-        answer = self._call("bulk", body=body, refresh="true")
+        answer = self._call("bulk", body=body, **({"refresh": "true"} if refresh else {}))
         if answer.get("errors"):
             failed = [i["index"].get("error") for i in answer["items"] if "error" in i["index"]]
             raise EngineRequestError(f"checkpoints not saved: {failed[:3]}")

@@ -63,6 +63,10 @@ class FirstIndexing:
             groups.append(group)
         for group in groups:
             left += self._group(group, counts, started, report)
+        if groups:
+            # The checkpoints of every group, visible to searches at once (a multi-get
+            # reads them before any refresh).
+            self.store.refresh()
         return left
 
     def _group(self, group, counts, started, report):
@@ -143,5 +147,5 @@ class FirstIndexing:
             metrics.count(self.registry, metrics.CATCHUP_INDEXED, indexed)
             metrics.count(self.registry, metrics.DOCUMENTS_INDEXED, len(reports[key].indexed))
             notify_report(self.registry, *key, reports[key])
-        self.store.save_many(saved)
+        self.store.save_many(saved, refresh=False)
         return [(b, c, m) for (b, c), m in by_key.items() if (b, c) in failed]
