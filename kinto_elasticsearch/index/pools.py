@@ -53,6 +53,10 @@ class Pools:
         its write alias (``naming.pool_write_alias``); give a pool an older version made
         its write alias."""
         write_alias = naming.pool_write_alias(name)
+        if self.engine.call("indices.exists_alias", name=write_alias):
+            # Created by another process (or an earlier life of this one): a read, where a
+            # create attempt would be an administration request the engine refuses.
+            return
         body = {**self.body(), "aliases": {write_alias: {}}}
         try:
             self.engine.call("indices.create", index=name, body=body)
