@@ -3,6 +3,7 @@ counts. Comparing the index with storage (catch-up, verify) is built on these.""
 
 from kinto_elasticsearch.index.documents import LIVE_DOCUMENTS
 from kinto_elasticsearch.index.fieldnames import UNINDEXED_FIELD
+from kinto_elasticsearch.index.placement import COLLECTION_FIELD
 
 
 class Reader:
@@ -83,6 +84,12 @@ class Reader:
                 wanted[f"c{n}"] = {"bool": {"filter": clauses}}
             body = {"size": 0, "track_total_hits": False,
                     "aggs": {"live": {"filters": {"filters": wanted}}}}  # fmt: skip
+            if items[0][1].pooled:
+                # Only the documents of the asked collections are aggregated, not the
+                # whole pool, which grows with every collection.
+                keys = sorted(where.key for _, where, _ in items)
+                in_keys = {"terms": {COLLECTION_FIELD: keys}}
+                body["query"] = {"bool": {"filter": [LIVE_DOCUMENTS, in_keys]}}
             found = self.engine.call("search", index=target, body=body)
             buckets = found["aggregations"]["live"]["buckets"]
             for n, (key, _, _) in enumerate(items):
