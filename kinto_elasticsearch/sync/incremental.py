@@ -54,6 +54,17 @@ def engine_inventory(index_side):
     return index_side.indices.listed(naming.prefix_pattern(index_side.prefix))
 
 
+def _unchanged(timestamps, checkpoints, aliases):
+    """``{key: checkpoint timestamp}`` of the collections of ``timestamps`` whose
+    checkpoint is settled and saw their last change: those a purge check applies to."""
+    unchanged = {}
+    for key, timestamp in timestamps.items():
+        checkpoint = checkpoints.get(aliases[key])
+        if checkpoint is not None and checkpoint.settled and timestamp == checkpoint.seen:
+            unchanged[key] = checkpoint.timestamp
+    return unchanged
+
+
 def _collection_of(parent_id):
     """``(bucket id, collection id)`` of a record's ``parent_id``, or None."""
     parts = parent_id.split("/", 4)
@@ -77,8 +88,7 @@ class IncrementalPass:
     def run(self, position, report):
         started = int(self._clock() * 1000)
         if not self.index_side.locator.records.migrated:
-            # An older version's pooled aliases go once, online (``index/migration.py``);
-            # those an older process still running adds later go at the end of a sweep.
+            # Once, online (``index/migration.py``); later ones go at the end of a sweep.
             migrate_aliases(self.index_side.pools)
         changed, metadata, gone, buckets_gone, buckets_seen, scanned = self._scan(
             position.timestamp
@@ -148,13 +158,10 @@ class IncrementalPass:
         checkpoints = self.store.get_many(aliases.values())
         if check_purges:
             # The purge checks of the unchanged collections, counted for them all at once.
-            unchanged = {}
-            for key, timestamp in timestamps.items():
-                checkpoint = checkpoints.get(aliases[key])
-                if checkpoint is not None and checkpoint.settled and timestamp == checkpoint.seen:
-                    unchanged[key] = checkpoint.timestamp
             try:
-                self.collection.purges.prefetch(unchanged, refreshed=refreshed)
+                self.collection.purges.prefetch(
+                    _unchanged(timestamps, checkpoints, aliases), refreshed=refreshed
+                )
             except EngineNotFound:
                 # An index gone: each collection is then checked on its own, as it runs.
                 self.collection.purges.prefetch({})
