@@ -54,6 +54,38 @@ def engine_inventory(index_side):
     return index_side.indices.listed(naming.prefix_pattern(index_side.prefix))
 
 
+def scan_changes(storage, since):
+    """What changed since ``since``, in one scan: ``(changed, metadata, gone, buckets_gone,
+    buckets_seen, scanned)``, ``changed`` the collections with their newest record
+    timestamp (None: the collection itself changed) and ``scanned`` their records."""
+    changed, metadata, gone, buckets_gone, buckets_seen = {}, {}, set(), set(), set()
+    # The records and tombstones read of each collection: ``{key: [{id, last_modified}]}``.
+    scanned = {}
+    for page in iter_changed(storage, since):
+        for change in page:
+            if change.kind == "record":
+                key = _collection_of(change.parent_id)
+                if key is None:
+                    continue
+                changed[key] = max(changed.get(key) or 0, change.last_modified)
+                scanned.setdefault(key, []).append(
+                    {"id": change.id, "last_modified": change.last_modified}
+                )
+            elif change.kind == "collection":
+                key = (change.parent_id.split("/", 2)[2], change.id)
+                if change.deleted:
+                    gone.add(key)
+                else:
+                    gone.discard(key)
+                    changed.setdefault(key, None)
+                    metadata[key] = change.as_object()
+            elif change.deleted:
+                buckets_gone.add(change.id)
+            else:
+                buckets_seen.add(change.id)
+    return changed, metadata, gone, buckets_gone, buckets_seen, scanned
+
+
 def _unchanged(timestamps, checkpoints, aliases):
     """``{key: checkpoint timestamp}`` of the collections of ``timestamps`` whose
     checkpoint is settled and saw their last change: those a purge check applies to."""
@@ -90,8 +122,8 @@ class IncrementalPass:
         if not self.index_side.locator.records.migrated:
             # Once, online (``index/migration.py``); later ones go at the end of a sweep.
             migrate_aliases(self.index_side.pools)
-        changed, metadata, gone, buckets_gone, buckets_seen, scanned = self._scan(
-            position.timestamp
+        changed, metadata, gone, buckets_gone, buckets_seen, scanned = scan_changes(
+            self.storage, position.timestamp
         )
         for bucket_id in sorted(buckets_gone):
             self._drop_bucket(bucket_id, report)
@@ -106,34 +138,6 @@ class IncrementalPass:
         position.timestamp = max(position.timestamp, started - self.overlap_ms)
         self.store.save_position(position)
         return report
-
-    def _scan(self, since):
-        changed, metadata, gone, buckets_gone, buckets_seen = {}, {}, set(), set(), set()
-        # The records and tombstones read of each collection: ``{key: [{id, last_modified}]}``.
-        scanned = {}
-        for page in iter_changed(self.storage, since):
-            for change in page:
-                if change.kind == "record":
-                    key = _collection_of(change.parent_id)
-                    if key is None:
-                        continue
-                    changed[key] = max(changed.get(key) or 0, change.last_modified)
-                    scanned.setdefault(key, []).append(
-                        {"id": change.id, "last_modified": change.last_modified}
-                    )
-                elif change.kind == "collection":
-                    key = (change.parent_id.split("/", 2)[2], change.id)
-                    if change.deleted:
-                        gone.add(key)
-                    else:
-                        gone.discard(key)
-                        changed.setdefault(key, None)
-                        metadata[key] = change.as_object()
-                elif change.deleted:
-                    buckets_gone.add(change.id)
-                else:
-                    buckets_seen.add(change.id)
-        return changed, metadata, gone, buckets_gone, buckets_seen, scanned
 
     def _metadata(self, bucket_id, collection_id, known):
         if (bucket_id, collection_id) in known:

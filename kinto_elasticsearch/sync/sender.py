@@ -60,14 +60,7 @@ class Delivered:
     def note(self, bucket_id, collection_id, objects, report):
         """Remember what ``report`` says the engine now holds of ``objects``."""
         done = set(report.indexed) | set(report.deleted) | set(report.superseded)
-        with self._lock:
-            for obj in objects:
-                if obj["id"] in done:
-                    key = (bucket_id, collection_id, obj["id"])
-                    self._versions[key] = obj["last_modified"]
-                    self._versions.move_to_end(key)
-            while len(self._versions) > self.limit:
-                self._versions.popitem(last=False)
+        self.note_held(bucket_id, collection_id, [obj for obj in objects if obj["id"] in done])
 
     def note_held(self, bucket_id, collection_id, objects):
         """Remember ``objects`` as held by the engine at their versions (looked up)."""
