@@ -200,6 +200,9 @@ class Pools:
     def _delete_by_query(self, pool, query, routing=None):
         params = {"routing": routing} if routing else {}
         try:
+            # The query sees what the last refresh made searchable: a write indexed just
+            # before, not yet refreshed, would escape it and stay behind as an orphan.
+            self.engine.call("indices.refresh", index=pool)
             self.engine.call(
                 "delete_by_query",
                 index=pool,

@@ -317,6 +317,11 @@ def reindex_collection(
             storage, index_side, bucket_id, collection_id, metadata, progress, overlap_ms, lease,
             registry,
         )  # fmt: skip
+        if where.pooled and rebuild is _reindex:
+            # A promotion. A write this process placed in the pool just before the swap may
+            # land there after the swap deleted the collection's documents: the replay
+            # brought it to the new index, and this takes it out of the pool.
+            index_side.pools.delete_documents(where)
         # The catch-up goes on from there: the replay re-read everything since the overlap
         # before the start, and the index has the collection's current shape.
         checkpoint = Checkpoint(
