@@ -433,6 +433,26 @@ def test_the_purge_check_refreshes_a_pool_once_for_all_its_collections(
     assert len([name for name in refreshed if naming.is_pool(index_prefix, name)]) == 1
 
 
+def test_a_write_indexed_but_not_yet_refreshed_leaves_the_pool_with_its_collection(
+    pooled_app, alice, engine, index_prefix
+):
+    _fill(pooled_app, alice, "blog", ["gone", "kept"])
+    index_side = pooled_app.app.registry.elasticsearch.index
+    where = index_side.locator.placement("blog", "gone")
+    assert where.pooled
+    # A late write, as a sender's bulk in flight leaves it: indexed, not yet searchable.
+    body = {"query": where.collection_term()}
+    source = engine.call("search", index=where.pool, body=body, routing=where.key)
+    document = source["hits"]["hits"][0]["_source"]
+    engine.call("index", index=where.pool, id=f"{where.key}/late", body=document,
+                routing=where.key, refresh="false")  # fmt: skip
+    pooled_app.delete(_collection("blog", "gone"), headers=alice)
+    assert pooled_app.app.registry.elasticsearch.sender.wait_until_idle(10)
+    engine.call("indices.refresh", index=where.pool)
+    assert _pool_documents(engine, index_prefix, "blog/gone") == 0
+    assert _pool_documents(engine, index_prefix, "blog/kept") == 2
+
+
 def test_a_collection_promoted_while_written_to_loses_no_write(
     pooled_app, alice, engine, index_prefix
 ):

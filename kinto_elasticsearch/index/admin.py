@@ -181,7 +181,7 @@ class IndexAdmin:
         # places the collection in its pool (its copy of the records is older) writes there
         # for a few seconds: the catch-up's overlap re-reads those writes into the new
         # index, and the verification deletes them from the pool. Its documents in the
-        # pool go after the swap.
+        # pool go after the rebuild's replay (``sync/rebuild.py``).
         was = self.locator.placement(bucket_id, collection_id, refresh=True)
         actions = [{"remove": {"index": name, "alias": alias}} for name in old]
         if was.pooled and self.locator.look_up(alias):
@@ -192,8 +192,6 @@ class IndexAdmin:
             self.locator.records.record(alias, was.key)
         self.locator.forget(alias)
         self.indices.delete(old)
-        if was.pooled:
-            self.pools.delete_documents(was)
         return old
 
     def update_mapping(self, bucket_id, collection_id, metadata):

@@ -13,8 +13,8 @@ the placement; its records are sent again at their own version (``same_version``
 replaces each document by its new form. It moves to an index of its own (a *promotion*)
 when its metadata asks for one (``placement.needs_own_index``), when it grew past
 ``elasticsearch.pool_max_records``, or when asked (``promote``): the fill and swap above,
-the swap taking the alias off the pool, and the collection's documents deleted from the
-pool (routed, by its key) before the replay. Writes meanwhile go to the pool through the
+the swap recording the move, and the collection's documents deleted from the pool
+(routed, by its key) after the replay. Writes meanwhile go to the pool through the
 alias until the swap, and the replay brings them into the new index.
 
 One rebuild per collection at a time, in any number of processes: a rebuild holds a lease
@@ -318,9 +318,9 @@ def reindex_collection(
             registry,
         )  # fmt: skip
         if where.pooled and rebuild is _reindex:
-            # A promotion. A write this process placed in the pool just before the swap may
-            # land there after the swap deleted the collection's documents: the replay
-            # brought it to the new index, and this takes it out of the pool.
+            # A promotion: the collection's documents leave its pool once the replay is
+            # done, not at the swap, so that a write this process placed in the pool just
+            # before the swap has landed there (the replay brought it to the new index).
             index_side.pools.delete_documents(where)
         # The catch-up goes on from there: the replay re-read everything since the overlap
         # before the start, and the index has the collection's current shape.
