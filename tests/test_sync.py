@@ -396,6 +396,32 @@ def _dead_lease(index_side, alias, index):
     index_side.engine.call("index", index=store.index, id=f"lease:{alias}", body=body)
 
 
+def test_a_lease_released_between_another_rebuilds_create_and_read_is_taken(app, alice):
+    _setup(app, alice)
+    index_side = app.app.registry.elasticsearch.index
+    alias = index_side.locator.alias("b", "c")
+    first = RebuildLease(SyncStore(index_side), alias).acquire()
+    second = RebuildLease(SyncStore(index_side), alias)
+    call = second._call
+
+    def released_before_the_read(operation, **kwargs):
+        # The first rebuild ends between the second's refused create and its read.
+        if operation == "get" and not first._released.is_set():
+            first.release()
+        return call(operation, **kwargs)
+
+    second._call = released_before_the_read
+    second.acquire()
+    try:
+        assert first._released.is_set()
+        stored = index_side.engine.call(
+            "get", index=SyncStore(index_side).index, id=f"lease:{alias}"
+        )
+        assert stored["_source"]["owner"] == second.owner
+    finally:
+        second.release()
+
+
 def test_a_live_lease_is_renewed_by_its_heartbeat_however_long_a_page_takes(app, alice):
     _setup(app, alice)
     index_side = app.app.registry.elasticsearch.index

@@ -92,12 +92,18 @@ class RebuildLease:
 
     def acquire(self):
         self._store.ensure_index()
-        try:
-            answer = self._call("index", id=self._id, body=self._body(), op_type="create")
-        except EngineRequestError as exc:
-            if exc.status != 409:
-                raise
-            answer = self._take_over()
+        while True:
+            try:
+                answer = self._call("index", id=self._id, body=self._body(), op_type="create")
+                break
+            except EngineRequestError as exc:
+                if exc.status != 409:
+                    raise
+            try:
+                answer = self._take_over()
+                break
+            except EngineNotFound:
+                continue  # Released between the create and the read: free to take again.
         self._seq = (answer["_seq_no"], answer["_primary_term"])
         self._heartbeat = threading.Thread(
             target=self._beat, name="kinto-elasticsearch-lease", daemon=True
