@@ -75,6 +75,7 @@ import re
 from dataclasses import dataclass
 
 from kinto_elasticsearch import errors
+from kinto_elasticsearch.search import box_params
 from kinto_elasticsearch.search.rules.private import reaches
 
 QUERY_PARAM = "q"
@@ -97,8 +98,6 @@ FIELD_STEPS = 4
 STEP_POINTS = 2
 FIELD_POINTS = FIELD_STEPS * STEP_POINTS
 EXACT_POINTS = 1
-MAX_FIELDS = 50
-MAX_WEIGHT = 1000
 HIGHLIGHT = {
     "pre_tags": ["<em>"],
     "post_tags": ["</em>"],
@@ -109,8 +108,6 @@ HIGHLIGHT = {
 }
 SCORE_ORDER = {"_score": {"order": "desc"}}
 
-_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
-_WEIGHTED = re.compile(r"^(?P<name>[^\^]+?)(?:\^(?P<weight>\d+(?:\.\d+)?))?$")
 # ``title:kinto`` in query-string syntax: the word is what follows the field.
 _FIELD_PREFIX = re.compile(r"^[\w.]+:(?=\S)")
 _SYNTAX_WORDS = {"AND", "OR", "NOT", "&&", "||"}
@@ -141,17 +138,17 @@ class SearchBox:
         text = " ".join(t for t in params.getall(QUERY_PARAM) if t.strip())
         if not text:
             return None
-        operator = _single(params, OPERATOR_PARAM)
+        operator = box_params.single(params, OPERATOR_PARAM)
         if operator is not None and operator.lower() not in OPERATORS:
             message = f"{OPERATOR_PARAM} must be 'and' or 'or'"
             raise errors.invalid_querystring(message, OPERATOR_PARAM)
         return cls(
             text=text,
-            fields=tuple(_weighted_fields(params)),
+            fields=tuple(box_params.weighted_fields(params, FIELDS_PARAM)),
             operator=operator.lower() if operator else None,
-            fuzzy=_boolean(params, FUZZY_PARAM),
-            prefix=_boolean(params, PREFIX_PARAM),
-            highlight=tuple(_names(params, HIGHLIGHT_PARAM)),
+            fuzzy=box_params.boolean(params, FUZZY_PARAM),
+            prefix=box_params.boolean(params, PREFIX_PARAM),
+            highlight=tuple(box_params.names(params, HIGHLIGHT_PARAM)),
         )
 
     def check_readable(self, hidden):
@@ -411,46 +408,3 @@ def _constant(query, weight):
 def _reaches(name, private):
     # A parent object reaches its private sub-fields too.
     return reaches(name, private) or private.startswith(f"{name}.")
-
-
-def _single(params, name):
-    values = params.getall(name)
-    if len(values) > 1:
-        raise errors.invalid_querystring(f"{name} may be given once", name)
-    return values[0].strip() if values else None
-
-
-def _boolean(params, name):
-    value = _single(params, name)
-    if value is None or value.lower() in _FALSE:
-        return False
-    if value.lower() in _TRUE:
-        return True
-    raise errors.invalid_querystring(f"{name} must be true or false", name)
-
-
-def _names(params, name):
-    names = []
-    for value in params.getall(name):
-        for item in value.split(","):
-            item = item.strip()
-            if item and item not in names:
-                names.append(item)
-    if len(names) > MAX_FIELDS:
-        raise errors.invalid_querystring(f"{name} may name at most {MAX_FIELDS} fields", name)
-    return names
-
-
-def _weighted_fields(params):
-    weighted = {}
-    for item in _names(params, FIELDS_PARAM):
-        match = _WEIGHTED.match(item)
-        weight = float(match["weight"]) if match and match["weight"] else 1.0
-        if not match or not 0 < weight <= MAX_WEIGHT:
-            raise errors.invalid_querystring(
-                f"{FIELDS_PARAM} takes field names with an optional weight from 0 to "
-                f"{MAX_WEIGHT} (title^3,body), not {item!r}",
-                FIELDS_PARAM,
-            )
-        weighted.setdefault(match["name"], int(weight) if weight.is_integer() else weight)
-    return weighted.items()
