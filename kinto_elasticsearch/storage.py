@@ -2,7 +2,9 @@
 
 Both sides read storage, the write side to index it and the read side to list a bucket's
 collections, so this module sits below both. Pages keep memory flat whatever the
-collection size.
+collection size. On PostgreSQL, what Kinto's storage API would answer with a write (the
+timestamp of an empty collection) or with an aggregate over every record is read with a
+query of its own, read-only (:func:`record_timestamps`).
 """
 
 from kinto.core.storage import Filter, Sort
@@ -106,3 +108,40 @@ def iter_changes(storage, parent_id, since=None, page_size=None):
         if len(page) < page_size:
             return
         after = page[-1]["last_modified"]
+
+
+def supports_scan(storage):
+    """Whether ``storage`` can list everything modified since a timestamp in one query."""
+    client = getattr(storage, "client", None)
+    return (
+        client is not None
+        and hasattr(client, "connect")
+        and type(storage).__module__ == ("kinto.core.storage.postgresql")
+    )
+
+
+_TIMESTAMPS = """
+SELECT parent_id, as_epoch(MAX(last_modified)) AS ts
+  FROM objects
+ WHERE resource_name = 'record' AND parent_id IN :parents
+ GROUP BY parent_id
+"""
+
+
+def record_timestamps(storage, keys):
+    """``{(bucket id, collection id): highest record timestamp}`` of the collections of
+    ``keys`` that have records or tombstones: one query for a slice, read-only."""
+    if not keys:
+        return {}
+    parents = {collection_uri(*key): key for key in keys}
+    if not supports_scan(storage):
+        return {
+            key: storage.resource_timestamp(resource_name="record", parent_id=parent)
+            for parent, key in parents.items()
+        }
+    import sqlalchemy as sa
+
+    query = sa.text(_TIMESTAMPS).bindparams(sa.bindparam("parents", expanding=True))
+    with storage.client.connect(readonly=True) as conn:
+        rows = conn.execute(query, dict(parents=list(parents))).fetchall()
+    return {parents[r.parent_id]: r.ts for r in rows}

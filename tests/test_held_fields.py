@@ -92,3 +92,37 @@ def test_a_recent_write_is_not_cached():
     now[0] += owned.MAX_AGE_SECONDS + 1
     cache.held("k", stamp + 1, ["a"], ask)
     assert len(asked) == 6
+
+
+def test_on_postgresql_a_search_writes_nothing_and_asks_once(make_app, pg_url, settled):
+    """The cache's key is read with a read-only query: Kinto's ``resource_timestamp``
+    would write the timestamp of an empty collection, a write transaction per search."""
+    import psycopg2
+
+    from tests.conftest import pg_settings
+
+    app = make_app(**{"elasticsearch.pools": "1", **pg_settings(pg_url)})
+    app.app.registry.storage.initialize_schema()
+    app.app.registry.permission.initialize_schema()
+    app.put_json("/v1/buckets/tenant", {}, headers=ALICE)
+    app.put_json(TENANT, {}, headers=ALICE)
+    spy = EngineSpy(app.app.registry.elasticsearch.index.engine)
+
+    def timestamp_rows():
+        with psycopg2.connect(pg_url) as conn, conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT COUNT(*) FROM timestamps WHERE parent_id = %s AND resource_name = 'record'",
+                ("/buckets/tenant/collections/notes",),
+            )
+            return cursor.fetchone()[0]
+
+    assert timestamp_rows() == 0
+    for _ in range(3):
+        assert _term(app, "n", 1) == []
+    assert timestamp_rows() == 0
+    # Empty, it is asked for once; a write moves the key, and the field is found.
+    assert _presence_requests(spy) == 1
+    app.put_json(f"{TENANT}/records/one", {"data": {"n": 1}}, headers=ALICE)
+    for _ in range(3):
+        assert _term(app, "n", 1) == ["one"]
+    assert _presence_requests(spy) == 2

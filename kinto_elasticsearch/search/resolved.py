@@ -25,7 +25,7 @@ from kinto_elasticsearch.index.indices import created_if_missing
 from kinto_elasticsearch.index.mapping import flatten_field_types
 from kinto_elasticsearch.index.placement import COLLECTION_FIELD
 from kinto_elasticsearch.search import access, facets, filters, hits, owned, pooled, rules
-from kinto_elasticsearch.storage import collection_uri
+from kinto_elasticsearch.storage import record_timestamps
 
 logger = logging.getLogger(__name__)
 
@@ -117,13 +117,15 @@ def refused(exc, built=False, shared=False):
 
 
 def records_timestamp(request, bucket_id, collection_id):
-    """The timestamp of a collection's records in Kinto's storage (None: unknown), which
-    every write of one moves: what the cache of their fields is keyed by."""
+    """The newest timestamp of a collection's records and tombstones in Kinto's storage (0:
+    none), which every write of one moves in every process: what the cache of their fields
+    is keyed by. A read-only query (``sync/scan.py``): Kinto's own ``resource_timestamp``
+    writes the timestamp of an empty collection, a write transaction for every search."""
+    key = (bucket_id, collection_id)
     try:
-        return request.registry.storage.resource_timestamp(
-            resource_name="record", parent_id=collection_uri(bucket_id, collection_id)
-        )
-    except Exception:  # A read-only storage cannot give an empty collection one.
+        return record_timestamps(request.registry.storage, [key]).get(key, 0)
+    except Exception:  # A storage that cannot tell: the fields are asked for, not cached.
+        logger.debug("No records timestamp for %s/%s", *key, exc_info=True)
         return None
 
 

@@ -51,14 +51,13 @@ from dataclasses import dataclass, field
 from kinto_elasticsearch import metrics
 from kinto_elasticsearch.index import naming
 from kinto_elasticsearch.index.migration import migrate_aliases
-from kinto_elasticsearch.storage import collection_uri, iter_collections
+from kinto_elasticsearch.storage import collection_uri, iter_collections, supports_scan
 from kinto_elasticsearch.sync.changes import CollectionCatchUp
 from kinto_elasticsearch.sync.checkpoints import Checkpoint, Position, SyncStore, fingerprint
 from kinto_elasticsearch.sync.first import FirstIndexing
 from kinto_elasticsearch.sync.incremental import SLICE_SIZE, IncrementalPass
 from kinto_elasticsearch.sync.rebuild import remove_abandoned
 from kinto_elasticsearch.sync.sanity import deletion_refused
-from kinto_elasticsearch.sync.scan import supports_scan
 
 logger = logging.getLogger(__name__)
 

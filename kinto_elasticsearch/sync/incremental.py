@@ -37,9 +37,10 @@ from kinto_elasticsearch.storage import (
     collection_exists,
     collection_uri,
     iter_collections,
+    record_timestamps,
 )
 from kinto_elasticsearch.sync.rebuild import remove_abandoned
-from kinto_elasticsearch.sync.scan import collections_after, iter_changed, record_timestamps
+from kinto_elasticsearch.sync.scan import collections_after, iter_changed
 
 logger = logging.getLogger(__name__)
 

@@ -13,13 +13,16 @@ without one (Kinto's views delete them ``with_deleted=False``), so the scan sees
 container go, not its content.
 
 Other backends (memory: tests and the quick start, one process) have no such index:
-:func:`supports_scan` says so, and the catch-up keeps its full per-collection pass there.
+:func:`~kinto_elasticsearch.storage.supports_scan` says so, and the catch-up keeps its full
+per-collection pass there.
 
 The slices of the reconciliation (``incremental``) walk collections in ``(bucket,
 collection)`` order from a cursor: :func:`collections_after`.
 """
 
 import json
+
+from kinto_elasticsearch.storage import supports_scan
 
 SCAN_PAGE_SIZE = 1000
 
@@ -44,16 +47,6 @@ SELECT parent_id, id, data, as_epoch(last_modified) AS ts
  ORDER BY parent_id, id
  LIMIT :limit
 """
-
-
-def supports_scan(storage):
-    """Whether ``storage`` can list everything modified since a timestamp in one query."""
-    client = getattr(storage, "client", None)
-    return (
-        client is not None
-        and hasattr(client, "connect")
-        and type(storage).__module__ == ("kinto.core.storage.postgresql")
-    )
 
 
 def _rows(storage, query, params):
@@ -135,35 +128,6 @@ def collections_after(storage, cursor, limit):
             if (f"/buckets/{bid}", cid) > (after_parent, after_id)
         )[:limit]
     return [(parent.split("/", 2)[2], cid, {**data, "id": cid}) for parent, cid, data in found]
-
-
-_TIMESTAMPS = """
-SELECT parent_id, as_epoch(MAX(last_modified)) AS ts
-  FROM objects
- WHERE resource_name = 'record' AND parent_id IN :parents
- GROUP BY parent_id
-"""
-
-
-def record_timestamps(storage, keys):
-    """``{(bucket id, collection id): highest record timestamp}`` of the collections of
-    ``keys`` that have records or tombstones: one query for a slice, read-only."""
-    from kinto_elasticsearch.storage import collection_uri
-
-    if not keys:
-        return {}
-    parents = {collection_uri(*key): key for key in keys}
-    if not supports_scan(storage):
-        return {
-            key: storage.resource_timestamp(resource_name="record", parent_id=parent)
-            for parent, key in parents.items()
-        }
-    import sqlalchemy as sa
-
-    query = sa.text(_TIMESTAMPS).bindparams(sa.bindparam("parents", expanding=True))
-    with storage.client.connect(readonly=True) as conn:
-        rows = conn.execute(query, dict(parents=list(parents))).fetchall()
-    return {parents[r.parent_id]: r.ts for r in rows}
 
 
 _LIVE_UP_TO = """
