@@ -111,7 +111,8 @@ def test_on_postgresql_a_search_writes_nothing_and_asks_once(make_app, pg_url, s
     def timestamp_rows():
         with psycopg2.connect(pg_url) as conn, conn.cursor() as cursor:
             cursor.execute(
-                "SELECT COUNT(*) FROM timestamps WHERE parent_id = %s AND resource_name = 'record'",
+                "SELECT COUNT(*) FROM timestamps"
+                " WHERE parent_id = %s AND resource_name = 'record'",
                 ("/buckets/tenant/collections/notes",),
             )
             return cursor.fetchone()[0]
