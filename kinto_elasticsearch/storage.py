@@ -145,3 +145,26 @@ def record_timestamps(storage, keys):
     with storage.client.connect(readonly=True) as conn:
         rows = conn.execute(query, dict(parents=list(parents))).fetchall()
     return {parents[r.parent_id]: r.ts for r in rows}
+
+
+_LIVE_COLLECTIONS = """
+SELECT id
+  FROM objects
+ WHERE resource_name = 'collection' AND parent_id = :parent AND NOT deleted AND id IN :ids
+"""
+
+
+def live_collection_ids(storage, bucket_id, ids):
+    """Those of the collection ``ids`` of a bucket that storage holds: one query (read-only,
+    on PostgreSQL), however many collections the bucket has."""
+    ids = sorted(ids)
+    if not ids:
+        return set()
+    if not supports_scan(storage):
+        return {cid for cid in ids if collection_exists(storage, bucket_id, cid)}
+    import sqlalchemy as sa
+
+    query = sa.text(_LIVE_COLLECTIONS).bindparams(sa.bindparam("ids", expanding=True))
+    with storage.client.connect(readonly=True) as conn:
+        rows = conn.execute(query, dict(parent=bucket_uri(bucket_id), ids=ids)).fetchall()
+    return {row.id for row in rows}

@@ -278,3 +278,72 @@ def test_the_overlap_read_again_costs_nothing_for_what_this_process_delivered(
     other.put_json("/v1/buckets/b/collections/c3/records/late", {"data": {}}, headers=alice)
     CatchUp(registry, overlap_ms=300_000).run()
     assert "late" in indexed(engine, index_prefix, "b", "c3")
+
+
+def _bucket_pages(spy, sync_index):
+    """The searches of a bucket's checkpoints (by alias prefix) the spy saw."""
+    return [
+        kwargs["body"] for op, kwargs in spy.calls
+        if op == "search" and kwargs.get("index") == sync_index
+        and "prefix" in str(kwargs["body"]["query"])
+    ]  # fmt: skip
+
+
+def test_a_bucket_created_again_loses_its_earlier_collections_a_page_a_pass(
+    shared, alice, engine, index_prefix, monkeypatch
+):
+    """A bucket deleted and created again behind the plugin looks, to the scan, like a
+    bucket changed: its earlier collections went without tombstones. Its checkpoints are
+    checked against storage a page a pass, so that no pass reads them all."""
+    from kinto_elasticsearch.sync import incremental
+
+    app, _ = shared
+    registry = app.app.registry
+    _collections(app, alice, 5)
+    CatchUp(registry, overlap_ms=0).run()
+    CatchUp(registry, overlap_ms=0).run()
+    store = SyncStore(registry.elasticsearch.index)
+    assert len(store.load_all()) == 5
+    # Deleted in storage only (its collections purged, as Kinto does), then created again
+    # with one collection of the same name: the live row replaces the bucket's tombstone.
+    registry.storage.delete_all(resource_name="record", parent_id="/buckets/b/*",
+                                with_deleted=False)  # fmt: skip
+    registry.storage.delete_all(resource_name="collection", parent_id="/buckets/b",
+                                with_deleted=False)  # fmt: skip
+    registry.storage.delete(resource_name="bucket", parent_id="", object_id="b")
+    transaction.commit()
+    registry.storage.create(resource_name="bucket", parent_id="", obj={"id": "b"})
+    registry.storage.create(resource_name="collection", parent_id="/buckets/b", obj={"id": "c2"})
+    transaction.commit()
+    monkeypatch.setattr(incremental, "BUCKET_PAGE", 2)
+    spy = EngineSpy(registry.elasticsearch.index.engine)
+    sync_index = naming.sync_index_name(index_prefix)
+    removed = []
+    for _ in range(3):  # 5 checkpoints, 2 a page.
+        removed += CatchUp(registry, overlap_ms=0, slice_size=1).run().removed
+        assert all(body["size"] <= 2 for body in _bucket_pages(spy, sync_index))
+    assert sorted(a.rsplit(".", 1)[1] for a in removed) == ["c0", "c1", "c3", "c4"]
+    assert sorted(c.collection_id for c in store.load_all().values()) == ["c2"]
+    assert indexed(engine, index_prefix, "b", "c0") == {}
+    assert store.load_position().buckets == {}
+
+
+def test_a_bucket_read_again_within_the_overlap_is_checked_once(shared, alice, index_prefix):
+    """Every pass reads the overlap's changes again: a bucket changed once has its
+    checkpoints checked once, not at every pass of the overlap."""
+    app, _ = shared
+    registry = app.app.registry
+    _collections(app, alice, 3)
+    CatchUp(registry, overlap_ms=300_000).run()
+    app.patch_json("/v1/buckets/b", {"data": {"title": "changed"}}, headers=alice)
+    spy = EngineSpy(registry.elasticsearch.index.engine)
+    sync_index = naming.sync_index_name(index_prefix)
+    CatchUp(registry, overlap_ms=300_000).run()
+    assert len(_bucket_pages(spy, sync_index)) == 1
+    for _ in range(2):
+        CatchUp(registry, overlap_ms=300_000).run()
+    assert len(_bucket_pages(spy, sync_index)) == 1
+    # Changed again: checked again.
+    app.patch_json("/v1/buckets/b", {"data": {"title": "again"}}, headers=alice)
+    CatchUp(registry, overlap_ms=300_000).run()
+    assert len(_bucket_pages(spy, sync_index)) == 2

@@ -20,7 +20,7 @@ A checkpoint says how far a collection's index is known to follow storage:
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from kinto_elasticsearch.client import EngineNotFound, EngineRequestError
 from kinto_elasticsearch.index import naming
@@ -90,13 +90,17 @@ class Position:
     before it read, less the overlap); ``cursor``: the last collection of the
     reconciliation's slices, ``(bucket, collection)``, None at the start of a sweep;
     ``checkpoint_cursor``: the last checkpoint (alias) the slices checked against storage;
-    ``sweeps``: the sweeps completed, for reports and tests.
+    ``sweeps``: the sweeps completed, for reports and tests; ``buckets``: the buckets seen
+    created or changed whose checkpoints are being checked against storage, a page a pass
+    (a bucket created again lost its earlier collections without tombstones),
+    ``{bucket id: [its last_modified, the last alias checked, or None once done]}``.
     """
 
     timestamp: int = 0
     cursor: tuple = None
     checkpoint_cursor: str = None
     sweeps: int = 0
+    buckets: dict = field(default_factory=dict)
 
 
 class SyncStore:
@@ -199,6 +203,7 @@ class SyncStore:
             cursor=tuple(source["cursor"]) if source.get("cursor") else None,
             checkpoint_cursor=source.get("checkpoint_cursor"),
             sweeps=source.get("sweeps", 0),
+            buckets=source.get("buckets") or {},
         )
 
     def save_position(self, position):

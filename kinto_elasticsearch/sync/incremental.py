@@ -9,7 +9,9 @@ index): every object of storage modified up to its ``timestamp`` was seen. A pas
 2. removes what the engine holds of the collections and buckets found deleted (their
    children leave no tombstone: the container's is all there is), and of the collections
    of a bucket found created or changed that storage no longer has (a bucket deleted and
-   created again);
+   created again looks like one changed): that check reads one page of the bucket's
+   checkpoints a pass, from where the position says it stopped, and a bucket read again
+   within the overlap with the same timestamp is not checked again (``Position.buckets``);
 3. reads the checkpoints of the collections found changed only (one multi-get) and
    catches each up as before (``changes``: a new collection gets its index);
 4. reconciles one *slice*: the next ``slice_size`` collections after a cursor, with the
@@ -36,7 +38,7 @@ from kinto_elasticsearch.storage import (
     bucket_uri,
     collection_exists,
     collection_uri,
-    iter_collections,
+    live_collection_ids,
     record_timestamps,
 )
 from kinto_elasticsearch.sync.rebuild import remove_abandoned
@@ -47,6 +49,8 @@ logger = logging.getLogger(__name__)
 # Collections (and checkpoints) reconciled per pass: with the default interval of 10 s,
 # 100,000 collections are all checked within 100,000 / 50 x 10 s, under 6 hours.
 SLICE_SIZE = 50
+# Checkpoints of a bucket seen created or changed checked against storage per pass.
+BUCKET_PAGE = 1000
 
 
 def engine_inventory(index_side):
@@ -58,8 +62,9 @@ def engine_inventory(index_side):
 def scan_changes(storage, since):
     """What changed since ``since``, in one scan: ``(changed, metadata, gone, buckets_gone,
     buckets_seen, scanned)``, ``changed`` the collections with their newest record
-    timestamp (None: the collection itself changed) and ``scanned`` their records."""
-    changed, metadata, gone, buckets_gone, buckets_seen = {}, {}, set(), set(), set()
+    timestamp (None: the collection itself changed), ``buckets_seen`` the buckets created
+    or changed with their timestamp, and ``scanned`` the collections' records."""
+    changed, metadata, gone, buckets_gone, buckets_seen = {}, {}, set(), set(), {}
     # The records and tombstones read of each collection: ``{key: [{id, last_modified}]}``.
     scanned = {}
     for page in iter_changed(storage, since):
@@ -82,8 +87,10 @@ def scan_changes(storage, since):
                     metadata[key] = change.as_object()
             elif change.deleted:
                 buckets_gone.add(change.id)
+                buckets_seen.pop(change.id, None)
             else:
-                buckets_seen.add(change.id)
+                buckets_gone.discard(change.id)
+                buckets_seen[change.id] = change.last_modified
     return changed, metadata, gone, buckets_gone, buckets_seen, scanned
 
 
@@ -128,8 +135,12 @@ class IncrementalPass:
         )
         for bucket_id in sorted(buckets_gone):
             self._drop_bucket(bucket_id, report)
-        for bucket_id in sorted(buckets_seen - buckets_gone):
-            self._drop_lost_collections(bucket_id, report)
+            position.buckets.pop(bucket_id, None)
+        for bucket_id, last_modified in sorted(buckets_seen.items()):
+            entry = position.buckets.get(bucket_id)
+            if entry is None or entry[0] != last_modified:
+                position.buckets[bucket_id] = [last_modified, ""]  # From its first alias.
+        self._check_buckets(position, report)
         for key in sorted(gone):
             self._drop_collection(*key, report)
         done = set()
@@ -137,6 +148,12 @@ class IncrementalPass:
         self._catch_up(changed, metadata, report, done, check_purges=False, scanned=scanned)
         self._reconcile(position, report, done)
         position.timestamp = max(position.timestamp, started - self.overlap_ms)
+        # A bucket checked and past the overlap will not be read again: forgotten.
+        position.buckets = {
+            bucket_id: entry
+            for bucket_id, entry in position.buckets.items()
+            if entry[1] is not None or entry[0] >= position.timestamp
+        }
         self.store.save_position(position)
         return report
 
@@ -278,13 +295,22 @@ class IncrementalPass:
             self.store.delete(alias)
             report.removed.append(alias)
 
-    def _drop_lost_collections(self, bucket_id, report):
-        """A bucket created again lost its earlier collections without tombstones (a
-        bucket changed otherwise costs a listing of its collections, within the overlap)."""
-        checkpoints = self._bucket_checkpoints(bucket_id)
-        if not checkpoints:
-            return
-        live = {cid for _, cid, _ in iter_collections(self.storage, bucket_id)}
-        for checkpoint in checkpoints.values():
+    def _check_buckets(self, position, report):
+        """One page of the checkpoints of each bucket being checked (``Position.buckets``):
+        those whose collection storage no longer has are dropped."""
+        for bucket_id, entry in sorted(position.buckets.items()):
+            if entry[1] is not None:
+                entry[1] = self._drop_lost_collections(bucket_id, entry[1] or None, report)
+
+    def _drop_lost_collections(self, bucket_id, after, report):
+        """A bucket created again lost its earlier collections without tombstones: drop
+        those of one page of its checkpoints, after the alias ``after``, that storage no
+        longer has. The last alias read, or None when the page was the bucket's last."""
+        prefix = naming.alias_name(self.index_side.prefix, bucket_id, "")
+        page = self.store.search({"prefix": {"alias": prefix}}, BUCKET_PAGE, after=after)
+        ids = {checkpoint.collection_id for checkpoint in page.values()}
+        live = live_collection_ids(self.storage, bucket_id, ids)
+        for checkpoint in page.values():
             if checkpoint.collection_id not in live:
                 self._drop_collection(bucket_id, checkpoint.collection_id, report)
+        return max(page) if len(page) == BUCKET_PAGE else None
