@@ -95,9 +95,13 @@ def test_a_deleted_bucket_found_by_the_scan_loses_its_documents(shared, alice, e
                                 with_deleted=False)  # fmt: skip
     registry.storage.delete(resource_name="bucket", parent_id="", object_id="b")
     transaction.commit()
+    spy = EngineSpy(registry.elasticsearch.index.engine)
     report = CatchUp(registry, overlap_ms=0, slice_size=1).run()
-    assert len(report.removed) == 3
+    assert report.removed == [naming.bucket_pattern(index_prefix, "b")]
     assert store.load_all() == {}
+    assert all(indexed(engine, index_prefix, "b", f"c{n}") == {} for n in range(3))
+    # Its checkpoints go with one request, not one per collection.
+    assert spy.count("delete") == 0
 
 
 def test_one_process_at_a_time_and_a_dead_holder_is_replaced(shared, alice, engine,

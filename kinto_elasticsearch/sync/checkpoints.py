@@ -248,3 +248,15 @@ class SyncStore:
             self._call("delete", index=self.index, id=f"checkpoint:{alias}", refresh="true")
         except EngineNotFound:
             pass
+
+    def delete_prefix(self, prefix):
+        """Delete every checkpoint whose alias starts with ``prefix`` (a bucket's): one
+        delete-by-query, refreshed, however many there are."""
+        query = {"bool": {"filter": [{"term": {"kind": "checkpoint"}},
+                                     {"prefix": {"alias": prefix}}]}}  # fmt: skip
+        try:
+            self._call("indices.refresh", index=self.index)
+            self._call("delete_by_query", index=self.index, body={"query": query},
+                       conflicts="proceed", refresh=True)  # fmt: skip
+        except EngineNotFound:
+            pass

@@ -275,25 +275,17 @@ class IncrementalPass:
         self.store.delete(alias)
         report.removed.append(alias)
 
-    def _bucket_checkpoints(self, bucket_id):
-        prefix = naming.alias_name(self.index_side.prefix, bucket_id, "")
-        found, after = {}, None
-        while True:
-            page = self.store.search({"prefix": {"alias": prefix}}, 1000, after=after)
-            found.update(page)
-            if len(page) < 1000:
-                return found
-            after = max(page)
-
     def _drop_bucket(self, bucket_id, report):
-        checkpoints = self._bucket_checkpoints(bucket_id)
-        if not checkpoints:
+        """Remove a bucket storage deleted, if the engine holds a checkpoint of it: its
+        indices and documents, then its checkpoints, with a request each, not one per
+        collection. ``report.removed`` names the bucket's pattern."""
+        prefix = naming.alias_name(self.index_side.prefix, bucket_id, "")
+        if not self.store.search({"prefix": {"alias": prefix}}, 1):
             return
         logger.info("Deleting the indices of bucket %s: it is gone", bucket_id)
         self.index_side.removal.delete_bucket_indices(bucket_id)
-        for alias in sorted(checkpoints):
-            self.store.delete(alias)
-            report.removed.append(alias)
+        self.store.delete_prefix(prefix)
+        report.removed.append(naming.bucket_pattern(self.index_side.prefix, bucket_id))
 
     def _check_buckets(self, position, report):
         """One page of the checkpoints of each bucket being checked (``Position.buckets``):
