@@ -284,12 +284,14 @@ def test_the_overlap_read_again_costs_nothing_for_what_this_process_delivered(
     assert "late" in indexed(engine, index_prefix, "b", "c3")
 
 
-def _bucket_pages(spy, sync_index):
-    """The searches of a bucket's checkpoints (by alias prefix) the spy saw."""
+def _bucket_pages(spy, sync_index, sorted_=None):
+    """The searches of a bucket's checkpoints (by alias prefix) the spy saw: all, its
+    samples (``sorted_`` False) or its pages (True)."""
     return [
         kwargs["body"] for op, kwargs in spy.calls
         if op == "search" and kwargs.get("index") == sync_index
         and "prefix" in str(kwargs["body"]["query"])
+        and sorted_ in (None, "sort" in kwargs["body"])
     ]  # fmt: skip
 
 
@@ -298,7 +300,8 @@ def test_a_bucket_created_again_loses_its_earlier_collections_a_page_a_pass(
 ):
     """A bucket deleted and created again behind the plugin looks, to the scan, like a
     bucket changed: its earlier collections went without tombstones. Its checkpoints are
-    checked against storage a page a pass, so that no pass reads them all."""
+    checked against storage a page a pass, so that no pass reads them all (a sample of
+    them first tells that some are gone)."""
     from kinto_elasticsearch.sync import incremental
 
     app, _ = shared
@@ -325,25 +328,35 @@ def test_a_bucket_created_again_loses_its_earlier_collections_a_page_a_pass(
     removed = []
     for _ in range(3):  # 5 checkpoints, 2 a page.
         removed += CatchUp(registry, overlap_ms=0, slice_size=1).run().removed
-        assert all(body["size"] <= 2 for body in _bucket_pages(spy, sync_index))
+        assert all(body["size"] <= 2 for body in _bucket_pages(spy, sync_index, True))
     assert sorted(a.rsplit(".", 1)[1] for a in removed) == ["c0", "c1", "c3", "c4"]
     assert sorted(c.collection_id for c in store.load_all().values()) == ["c2"]
     assert indexed(engine, index_prefix, "b", "c0") == {}
     assert store.load_position().buckets == {}
 
 
-def test_a_bucket_read_again_within_the_overlap_is_checked_once(shared, alice, index_prefix):
+def test_a_bucket_read_again_within_the_overlap_is_checked_once(
+    shared, alice, index_prefix, monkeypatch
+):
     """Every pass reads the overlap's changes again: a bucket changed once has its
-    checkpoints checked once, not at every pass of the overlap."""
+    checkpoints checked once, not at every pass of the overlap; and a bucket that lost
+    none (changed, not created again) costs a sample of them, not a page."""
+    from kinto_elasticsearch.sync import incremental
+
+    monkeypatch.setattr(incremental, "SAMPLE_SIZE", 2)
     app, _ = shared
     registry = app.app.registry
-    _collections(app, alice, 3)
+    _collections(app, alice, 6)
     CatchUp(registry, overlap_ms=300_000).run()
+    # Changed, with one of its collections written.
     app.patch_json("/v1/buckets/b", {"data": {"title": "changed"}}, headers=alice)
+    app.put_json("/v1/buckets/b/collections/c3/records/new", {"data": {}}, headers=alice)
     spy = EngineSpy(registry.elasticsearch.index.engine)
     sync_index = naming.sync_index_name(index_prefix)
     CatchUp(registry, overlap_ms=300_000).run()
-    assert len(_bucket_pages(spy, sync_index)) == 1
+    # All six collections are within the overlap: the sample reaches two beyond them.
+    assert [body["size"] for body in _bucket_pages(spy, sync_index)] == [6 + 2]
+    assert _bucket_pages(spy, sync_index, True) == []
     for _ in range(2):
         CatchUp(registry, overlap_ms=300_000).run()
     assert len(_bucket_pages(spy, sync_index)) == 1

@@ -91,9 +91,10 @@ class Position:
     reconciliation's slices, ``(bucket, collection)``, None at the start of a sweep;
     ``checkpoint_cursor``: the last checkpoint (alias) the slices checked against storage;
     ``sweeps``: the sweeps completed, for reports and tests; ``buckets``: the buckets seen
-    created or changed whose checkpoints are being checked against storage, a page a pass
-    (a bucket created again lost its earlier collections without tombstones),
-    ``{bucket id: [its last_modified, the last alias checked, or None once done]}``.
+    created or changed whose checkpoints are checked against storage (a bucket created
+    again lost its earlier collections without tombstones), ``{bucket id: {"timestamp":
+    its last_modified, "state": "sample", "page" or "done", "after": the last alias a page
+    checked}}`` (``incremental``).
     """
 
     timestamp: int = 0
@@ -149,14 +150,16 @@ class SyncStore:
                 return found
             body["search_after"] = hits[-1]["sort"]
 
-    def search(self, query, limit, after=None):
+    def search(self, query, limit, after=None, sort=True):
         """Up to ``limit`` ``{alias: Checkpoint}`` matching ``query``, in alias order after
-        ``after``: a bounded read however many are stored."""
+        ``after`` (or in no order, not ``sort``: a sample): a bounded read however many are
+        stored."""
         body = {
             "query": {"bool": {"filter": [{"term": {"kind": "checkpoint"}}, query]}},
             "size": limit,
-            "sort": [{"alias": "asc"}],
         }
+        if sort:
+            body["sort"] = [{"alias": "asc"}]
         if after is not None:
             body["search_after"] = [after]
         try:

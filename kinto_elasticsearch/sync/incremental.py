@@ -9,9 +9,9 @@ index): every object of storage modified up to its ``timestamp`` was seen. A pas
 2. removes what the engine holds of the collections and buckets found deleted (their
    children leave no tombstone: the container's is all there is), and of the collections
    of a bucket found created or changed that storage no longer has (a bucket deleted and
-   created again looks like one changed): that check reads one page of the bucket's
-   checkpoints a pass, from where the position says it stopped, and a bucket read again
-   within the overlap with the same timestamp is not checked again (``Position.buckets``);
+   created again looks like one changed): a sample of its checkpoints tells whether it
+   lost any, and only then are they read, a page a pass; a bucket read again within the
+   overlap with the same timestamp is not checked again (``Position.buckets``);
 3. reads the checkpoints of the collections found changed only (one multi-get) and
    catches each up as before (``changes``: a new collection gets its index);
 4. reconciles one *slice*: the next ``slice_size`` collections after a cursor, with the
@@ -49,8 +49,11 @@ logger = logging.getLogger(__name__)
 # Collections (and checkpoints) reconciled per pass: with the default interval of 10 s,
 # 100,000 collections are all checked within 100,000 / 50 x 10 s, under 6 hours.
 SLICE_SIZE = 50
-# Checkpoints of a bucket seen created or changed checked against storage per pass.
+# A bucket seen created or changed: checkpoints sampled, then (one of their collections
+# gone) read a page a pass, against storage (``Position.buckets``).
+SAMPLE_SIZE = 10
 BUCKET_PAGE = 1000
+SAMPLE, PAGE, DONE = "sample", "page", "done"
 
 
 def engine_inventory(index_side):
@@ -138,9 +141,9 @@ class IncrementalPass:
             position.buckets.pop(bucket_id, None)
         for bucket_id, last_modified in sorted(buckets_seen.items()):
             entry = position.buckets.get(bucket_id)
-            if entry is None or entry[0] != last_modified:
-                position.buckets[bucket_id] = [last_modified, ""]  # From its first alias.
-        self._check_buckets(position, report)
+            if entry is None or entry["timestamp"] != last_modified:
+                position.buckets[bucket_id] = {"timestamp": last_modified, "state": SAMPLE}
+        self._check_buckets(position, report, changed)
         for key in sorted(gone):
             self._drop_collection(*key, report)
         done = set()
@@ -152,7 +155,7 @@ class IncrementalPass:
         position.buckets = {
             bucket_id: entry
             for bucket_id, entry in position.buckets.items()
-            if entry[1] is not None or entry[0] >= position.timestamp
+            if entry["state"] != DONE or entry["timestamp"] >= position.timestamp
         }
         self.store.save_position(position)
         return report
@@ -287,17 +290,41 @@ class IncrementalPass:
         self.store.delete_prefix(prefix)
         report.removed.append(naming.bucket_pattern(self.index_side.prefix, bucket_id))
 
-    def _check_buckets(self, position, report):
-        """One page of the checkpoints of each bucket being checked (``Position.buckets``):
-        those whose collection storage no longer has are dropped."""
+    def _check_buckets(self, position, report, changed):
+        """Check the buckets seen created or changed (``Position.buckets``) for collections
+        storage lost with an earlier life of the bucket.
+
+        A bucket's delete purges all its collections at once, so one collection of its
+        checkpoints that storage still holds, and that no change of this pass explains,
+        tells that the bucket was not deleted since that collection was created: a sample
+        of a few checkpoints (one small search, in no order) settles a bucket changed or
+        new. Only when one of them is gone are its checkpoints read a page a pass, in alias
+        order, and those storage no longer has dropped."""
         for bucket_id, entry in sorted(position.buckets.items()):
-            if entry[1] is not None:
-                entry[1] = self._drop_lost_collections(bucket_id, entry[1] or None, report)
+            if entry["state"] == SAMPLE:
+                entry["state"] = DONE if self._bucket_kept(bucket_id, changed) else PAGE
+            if entry["state"] == PAGE:
+                after = self._drop_lost_collections(bucket_id, entry.get("after"), report)
+                entry["state"], entry["after"] = (PAGE, after) if after else (DONE, None)
+
+    def _bucket_kept(self, bucket_id, changed):
+        """Whether a sample of the bucket's checkpoints, of collections this pass saw no
+        change of, all have their collection in storage (or there are none). The sample
+        is taken past the checkpoints of the collections changed with the bucket."""
+        prefix = naming.alias_name(self.index_side.prefix, bucket_id, "")
+        seen = {cid for bid, cid in changed if bid == bucket_id}
+        if len(seen) + SAMPLE_SIZE > BUCKET_PAGE:
+            return False  # Too many changed with it to sample past them: read its pages.
+        sample = self.store.search(
+            {"prefix": {"alias": prefix}}, len(seen) + SAMPLE_SIZE, sort=False
+        )
+        ids = {checkpoint.collection_id for checkpoint in sample.values()} - seen
+        return live_collection_ids(self.storage, bucket_id, ids) == ids
 
     def _drop_lost_collections(self, bucket_id, after, report):
-        """A bucket created again lost its earlier collections without tombstones: drop
-        those of one page of its checkpoints, after the alias ``after``, that storage no
-        longer has. The last alias read, or None when the page was the bucket's last."""
+        """Drop the collections of one page of a bucket's checkpoints, after the alias
+        ``after``, that storage no longer has. The last alias read, or None when the page
+        was the bucket's last."""
         prefix = naming.alias_name(self.index_side.prefix, bucket_id, "")
         page = self.store.search({"prefix": {"alias": prefix}}, BUCKET_PAGE, after=after)
         ids = {checkpoint.collection_id for checkpoint in page.values()}
