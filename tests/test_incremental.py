@@ -364,3 +364,42 @@ def test_a_bucket_read_again_within_the_overlap_is_checked_once(
     app.patch_json("/v1/buckets/b", {"data": {"title": "again"}}, headers=alice)
     CatchUp(registry, overlap_ms=300_000).run()
     assert len(_bucket_pages(spy, sync_index)) == 2
+
+
+def test_a_bucket_check_that_fails_holds_back_no_change(shared, alice, engine, index_prefix):
+    """The check of a bucket seen changed comes last in a pass: when the engine cannot
+    answer it (forced here: a timeout of that search only), the pass's changes are indexed
+    anyway, and the next pass makes the check."""
+    from kinto_elasticsearch.client import EngineUnreachable
+
+    app, _ = shared
+    registry = app.app.registry
+    _collections(app, alice, 3)
+    CatchUp(registry, overlap_ms=0).run()
+    CatchUp(registry, overlap_ms=0).run()
+    app.patch_json("/v1/buckets/b", {"data": {"title": "changed"}}, headers=alice)
+    # Behind the plugin's back: only the catch-up can index it.
+    with psycopg2.connect(registry.settings["storage_url"]) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO objects (id, parent_id, resource_name, data, deleted) "
+            "VALUES ('late', '/buckets/b/collections/c1', 'record', '{}', FALSE)"
+        )
+    engine_side = registry.elasticsearch.index.engine
+    real = engine_side.call
+
+    def timing_out(operation, **kwargs):
+        if operation == "search" and "prefix" in str(kwargs.get("body", {}).get("query")):
+            raise EngineUnreachable("timed out (forced)")
+        return real(operation, **kwargs)
+
+    engine_side.call = timing_out
+    with pytest.raises(EngineUnreachable):
+        CatchUp(registry, overlap_ms=0).run()
+    assert "late" in indexed(engine, index_prefix, "b", "c1")
+    engine_side.call = real
+    store = SyncStore(registry.elasticsearch.index)
+    assert store.load_position().buckets.get("b", {}).get("state") != "done"
+    spy = EngineSpy(engine_side)
+    CatchUp(registry, overlap_ms=0).run()
+    assert _bucket_pages(spy, naming.sync_index_name(index_prefix), False)
+    assert store.load_position().buckets == {}

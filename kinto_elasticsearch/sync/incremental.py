@@ -143,13 +143,16 @@ class IncrementalPass:
             entry = position.buckets.get(bucket_id)
             if entry is None or entry["timestamp"] != last_modified:
                 position.buckets[bucket_id] = {"timestamp": last_modified, "state": SAMPLE}
-        self._check_buckets(position, report, changed)
+        seen = set(changed)
         for key in sorted(gone):
             self._drop_collection(*key, report)
         done = set()
         changed = {k: v for k, v in changed.items() if k not in gone and k[0] not in buckets_gone}
         self._catch_up(changed, metadata, report, done, check_purges=False, scanned=scanned)
         self._reconcile(position, report, done)
+        # Last: what changed is indexed even when this check cannot be made (the position is
+        # then not saved, and the next pass, reading the same changes again, tries again).
+        self._check_buckets(position, report, seen)
         position.timestamp = max(position.timestamp, started - self.overlap_ms)
         # A bucket checked and past the overlap will not be read again: forgotten.
         position.buckets = {
