@@ -2,6 +2,8 @@
 different collections share one bulk request, and what that request cannot settle for one
 collection (a refused document, a lost index) is settled for that one alone."""
 
+import time
+
 from kinto_elasticsearch.sync.sender import _Handover
 from tests.conftest import EngineSpy, auth, indexed
 
@@ -71,3 +73,35 @@ def test_changes_of_many_collections_share_one_bulk_request(make_app, engine, in
         for obj in objects:
             assert delivered.held("b", collection_id, {**obj, "last_modified": obj[
                 "last_modified"] + 1000})  # fmt: skip
+
+
+def test_changes_nobody_waits_for_gather_and_a_waited_one_goes_at_once(make_app, engine,
+                                                                      index_prefix):  # fmt: skip
+    """Changes handed over within the sender's linger share one bulk request; a change a
+    request waits for (read-your-writes) is sent without lingering."""
+    app = make_app(**{"elasticsearch.force_refresh": "false"})
+    plugin = app.app.registry.elasticsearch
+    app.put_json("/v1/buckets/b", {}, headers=ALICE)
+    for collection_id in ("c1", "c2", "c3"):
+        app.put_json(f"/v1/buckets/b/collections/{collection_id}", {}, headers=ALICE)
+    assert plugin.sender.wait_until_idle(timeout=30)
+    metadata = app.get("/v1/buckets/b/collections/c1", headers=ALICE).json["data"]
+    plugin.sender.linger_seconds = 0.5
+    spy = EngineSpy(plugin.index.engine)
+    for n, collection_id in enumerate(("c1", "c2", "c3")):
+        record = {"id": f"r{n}", "last_modified": 1000 + n, "title": "gathered"}
+        plugin.sender.submit("b", collection_id, [record], metadata)
+        time.sleep(0.05)  # Requests a moment apart, within the linger.
+    assert plugin.sender.wait_until_idle(timeout=30)
+    assert spy.count("bulk") == 1
+    engine.call("indices.refresh", index=f"{index_prefix}.*")
+    assert all(f"r{n}" in indexed(engine, index_prefix, "b", f"c{n + 1}") for n in range(3))
+    # Waited for: not held back by the linger (here far longer than the wait allows).
+    plugin.sender.linger_seconds = 60.0
+    plugin.sender.wait_seconds = 10.0
+    record = {"id": "now", "last_modified": 2000, "title": "waited"}
+    started = time.monotonic()
+    plugin.sender.submit("b", "c1", [record], metadata, wait=True)
+    assert time.monotonic() - started < 10.0
+    assert "now" in indexed(engine, index_prefix, "b", "c1")
+    plugin.sender.linger_seconds = 0.0

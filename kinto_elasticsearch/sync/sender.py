@@ -5,6 +5,9 @@ A request hands its changes over and returns: it does not wait for the engine, u
 the operator asked for read-your-writes (``force_refresh``). Then it waits for the bulk
 request that carries its change, which is still shared with the other requests of the
 moment, and never longer than ``wait_seconds``: a write never hangs on the engine.
+Changes nobody waits for gather for ``linger_seconds`` (5 ms) first: the requests that
+handed them over answer before the sender's thread takes the interpreter, and writers of
+the same moment share one bulk request.
 
 The sender holds at most ``max_pending`` changes. It needs no more: storage is the outbox.
 Whatever it cannot deliver (a full queue, an engine down, a crash of the process) is
@@ -37,6 +40,12 @@ logger = logging.getLogger(__name__)
 # Objects per bulk request: large enough to amortise a request, small enough for any
 # engine's default http.max_content_length with records of a few KiB.
 BULK_SIZE = 1000
+
+
+# How long the sender lets changes gather before it sends them, unless a request waits for
+# them (read-your-writes): the requests that handed them over answer first (the thread
+# does not take the interpreter from them), and concurrent writers share a bulk request.
+LINGER_SECONDS = 0.005
 
 
 # Versions remembered as delivered: about the changes of an overlap (5 minutes by default).
@@ -125,12 +134,14 @@ class Sender:
         max_pending=DEFAULT_SETTINGS["elasticsearch.sender_max_pending"],
         wait_seconds=5.0,
         on_failure=None,
+        linger_seconds=LINGER_SECONDS,
     ):
         self._index_side = index_side
         # Kinto's registry: where events are sent and metrics counted.
         self._registry = registry
         self.max_pending = max_pending
         self.wait_seconds = wait_seconds
+        self.linger_seconds = linger_seconds
         self._on_failure = on_failure or (lambda: None)
         self._stopped = False
         self._thread = ProcessThread("kinto-elasticsearch-sender", self._run)
@@ -144,6 +155,8 @@ class Sender:
         self._pending = []
         self._count = 0
         self._busy = False
+        # A request waits for something pending: send without lingering.
+        self._urgent = False
 
     def submit(self, bucket_id, collection_id, objects, metadata, wait=False):
         """Hand ``objects`` (records and tombstones of one collection) over for indexing.
@@ -163,6 +176,7 @@ class Sender:
                     _Handover(bucket_id, collection_id, list(objects), metadata, done)
                 )
                 self._count += len(objects)
+                self._urgent = self._urgent or wait
                 self._start()
                 self._ready.notify()
         if full:
@@ -183,6 +197,7 @@ class Sender:
             return True
         with self._lock:
             self._pending.extend(tasks)
+            self._urgent = self._urgent or wait
             self._start()
             self._ready.notify()
         if not wait:
@@ -230,14 +245,25 @@ class Sender:
                     self._ready.wait()
                 if not self._pending:
                     return
+                self._linger()
                 batch, self._pending, self._count = self._pending, [], 0
-                self._busy = True
+                self._busy, self._urgent = True, False
             try:
                 self._dispatch(batch)
             finally:
                 with self._lock:
                     self._busy = False
                     self._ready.notify_all()
+
+    def _linger(self):
+        """Wait ``linger_seconds`` for more changes (the lock held but while waiting),
+        unless a request waits for one, or the sender stops."""
+        deadline = time.monotonic() + self.linger_seconds
+        while not (self._urgent or self._stopped):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._ready.wait(left)
 
     def _dispatch(self, batch):
         """Send ``batch``'s records, and pass its admin tasks on, in the batch's order."""
