@@ -362,3 +362,41 @@ def test_a_record_too_large_for_the_engine_is_indexed_in_minimal_form(
     assert metrics.counts["elasticsearch.documents.partial"] == 1
     assert "/buckets/b/collections/c/records/huge without text" in caplog.text
     assert "too large" in caplog.text
+
+
+OWN_SCHEMA = {"index:schema": {"properties": {"n": {"type": "integer"}}}}
+
+
+@pytest.mark.parametrize("data", [{}, OWN_SCHEMA], ids=["pooled", "dedicated"])
+def test_a_collection_created_again_after_a_delete_the_engine_missed_starts_empty(
+    blog, alice, engine, index_prefix, data
+):
+    """A collection deleted behind the plugin (its checkpoint still in the engine) and
+    created again has none of the earlier one's documents; a collection whose id the engine
+    holds nothing of is created without a replacement's requests (which a pooled collection
+    would otherwise pay at every create)."""
+    import transaction
+
+    registry = blog.app.registry
+    plugin = registry.elasticsearch
+    uri = "/v1/buckets/blog/collections/again"
+    blog.put_json(uri, {"data": data}, headers=alice)
+    blog.put_json(f"{uri}/records/old", {"data": {"n": 1}}, headers=alice)
+    assert plugin.sender.wait_until_idle(timeout=30)
+    assert "old" in indexed(engine, index_prefix, "blog", "again")
+    # Gone from storage only, as when the engine missed the delete.
+    registry.storage.delete_all(
+        resource_name="record", parent_id="/buckets/blog/collections/again", with_deleted=False
+    )
+    registry.storage.delete(resource_name="collection", parent_id="/buckets/blog",
+                            object_id="again")  # fmt: skip
+    transaction.commit()
+    blog.put_json(uri, {"data": data}, headers=alice)
+    assert plugin.sender.wait_until_idle(timeout=30)
+    assert indexed(engine, index_prefix, "blog", "again") == {}
+    spy = EngineSpy(plugin.index.engine)
+    blog.put_json("/v1/buckets/blog/collections/fresh", {"data": data}, headers=alice)
+    assert plugin.sender.wait_until_idle(timeout=30)
+    assert spy.count("delete_by_query") == 0
+    if not data:  # A pooled collection's create: a multi-get and its checkpoint only.
+        assert spy.count("indices.get_alias") == 0

@@ -14,6 +14,7 @@ from kinto_elasticsearch.index.mapping import documents_changed, mapping_changed
 from kinto_elasticsearch.storage import bucket_uri, collection_uri
 from kinto_elasticsearch.sync.admin_queue import AdminTask
 from kinto_elasticsearch.sync.catchup import save_new_collection
+from kinto_elasticsearch.sync.checkpoints import SyncStore
 from kinto_elasticsearch.sync.rebuild import RebuildInProgress, reindex_collection
 
 logger = logging.getLogger(__name__)
@@ -27,9 +28,14 @@ def collection_task(registry, action, bucket_id, collection_id, old, new):
     if action == "create":
 
         def create():
-            # ``replace``: indices left by an earlier collection of this id (deleted while
-            # the engine was away) go first; this one has no records yet.
-            index_side.admin.create_index(bucket_id, collection_id, new, replace=True)
+            # What an earlier collection of this id left (deleted while the engine was
+            # away, or just before: the catch-up removes its checkpoint) goes first; this
+            # one has no records yet. Without its checkpoint, there is nothing to replace
+            # (documents a lost checkpoint leaves are the catch-up's purge check's): one
+            # multi-get, not the four requests of a replacement.
+            alias = index_side.locator.alias(bucket_id, collection_id)
+            earlier = bool(SyncStore(index_side).get_many([alias]))
+            index_side.admin.create_index(bucket_id, collection_id, new, replace=earlier)
             save_new_collection(index_side, bucket_id, collection_id, new)
 
         return AdminTask(key, create, f"create the index of {uri}")
