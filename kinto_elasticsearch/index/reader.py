@@ -50,16 +50,9 @@ class Reader:
         to), as of the caller's earlier refresh, which shows a collection the caller knows
         unchanged since: a pool is then refreshed once for all its collections."""
         where = self.locator.placement(bucket_id, collection_id)
-        target = where.target
-        if refreshed is None or target not in refreshed:
-            self.engine.call("indices.refresh", index=target)
-            if refreshed is not None:
-                refreshed.add(target)
-        up_to_filter = None if up_to is None else {"range": {"last_modified": {"lte": up_to}}}
-        wanted = [LIVE_DOCUMENTS, *filter(None, [up_to_filter, where.collection_filter()])]
-        query = {"bool": {"filter": wanted}}
-        body = {"query": query, "size": 0, "track_total_hits": True}
-        found = self.engine.call("search", index=target, body=body, **where.routing)
+        self._refresh_once(where.target, refreshed)
+        body = {"query": _live(where, up_to), "size": 0, "track_total_hits": True}
+        found = self.engine.call("search", index=where.target, body=body, **where.routing)
         return found["hits"]["total"]["value"]
 
     def count_live_many(self, up_to, refreshed=None):
@@ -72,16 +65,8 @@ class Reader:
             by_target.setdefault(where.target, []).append((key, where, timestamp))
         counts = {}
         for target, items in sorted(by_target.items()):
-            if refreshed is None or target not in refreshed:
-                self.engine.call("indices.refresh", index=target)
-                if refreshed is not None:
-                    refreshed.add(target)
-            wanted = {}
-            for n, (_, where, timestamp) in enumerate(items):
-                clauses = [LIVE_DOCUMENTS, {"range": {"last_modified": {"lte": timestamp}}}]
-                if where.collection_filter() is not None:
-                    clauses.append(where.collection_filter())
-                wanted[f"c{n}"] = {"bool": {"filter": clauses}}
+            self._refresh_once(target, refreshed)
+            wanted = {f"c{n}": _live(where, ts) for n, (_, where, ts) in enumerate(items)}
             body = {"size": 0, "track_total_hits": False,
                     "aggs": {"live": {"filters": {"filters": wanted}}}}  # fmt: skip
             if items[0][1].pooled:
@@ -95,6 +80,13 @@ class Reader:
             for n, (key, _, _) in enumerate(items):
                 counts[key] = buckets[f"c{n}"]["doc_count"]
         return counts
+
+    def _refresh_once(self, target, refreshed):
+        """Refresh ``target``, unless it is in ``refreshed`` (None: always), which it joins."""
+        if refreshed is None or target not in refreshed:
+            self.engine.call("indices.refresh", index=target)
+            if refreshed is not None:
+                refreshed.add(target)
 
     def partly_indexed(self, bucket_id, collection_id):
         """Whether some record of the collection is indexed without some of its fields."""
@@ -126,3 +118,10 @@ class Reader:
                 return
             yield {where.record_id(hit["_id"]): hit["_version"] for hit in hits}
             body["search_after"] = hits[-1]["sort"]
+
+
+def _live(where, up_to=None):
+    """The query of a collection's records (not tombstones), at a version up to ``up_to``."""
+    up_to_filter = None if up_to is None else {"range": {"last_modified": {"lte": up_to}}}
+    wanted = [LIVE_DOCUMENTS, *filter(None, [up_to_filter, where.collection_filter()])]
+    return {"bool": {"filter": wanted}}
