@@ -302,7 +302,7 @@ def test_a_bucket_created_again_loses_its_earlier_collections_a_page_a_pass(
     bucket changed: its earlier collections went without tombstones. Its checkpoints are
     checked against storage a page a pass, so that no pass reads them all (a sample of
     them first tells that some are gone)."""
-    from kinto_elasticsearch.sync import incremental
+    from kinto_elasticsearch.sync import buckets
 
     app, _ = shared
     registry = app.app.registry
@@ -322,7 +322,7 @@ def test_a_bucket_created_again_loses_its_earlier_collections_a_page_a_pass(
     registry.storage.create(resource_name="bucket", parent_id="", obj={"id": "b"})
     registry.storage.create(resource_name="collection", parent_id="/buckets/b", obj={"id": "c2"})
     transaction.commit()
-    monkeypatch.setattr(incremental, "BUCKET_PAGE", 2)
+    monkeypatch.setattr(buckets, "BUCKET_PAGE", 2)
     spy = EngineSpy(registry.elasticsearch.index.engine)
     sync_index = naming.sync_index_name(index_prefix)
     removed = []
@@ -341,9 +341,9 @@ def test_a_bucket_read_again_within_the_overlap_is_checked_once(
     """Every pass reads the overlap's changes again: a bucket changed once has its
     checkpoints checked once, not at every pass of the overlap; and a bucket that lost
     none (changed, not created again) costs a sample of them, not a page."""
-    from kinto_elasticsearch.sync import incremental
+    from kinto_elasticsearch.sync import buckets
 
-    monkeypatch.setattr(incremental, "SAMPLE_SIZE", 2)
+    monkeypatch.setattr(buckets, "SAMPLE_SIZE", 2)
     app, _ = shared
     registry = app.app.registry
     _collections(app, alice, 6)

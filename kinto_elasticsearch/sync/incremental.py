@@ -9,9 +9,7 @@ index): every object of storage modified up to its ``timestamp`` was seen. A pas
 2. removes what the engine holds of the collections and buckets found deleted (their
    children leave no tombstone: the container's is all there is), and of the collections
    of a bucket found created or changed that storage no longer has (a bucket deleted and
-   created again looks like one changed): a sample of its checkpoints tells whether it
-   lost any, and only then are they read, a page a pass; a bucket read again within the
-   overlap with the same timestamp is not checked again (``Position.buckets``);
+   created again looks like one changed): ``buckets``;
 3. reads the checkpoints of the collections found changed only (one multi-get) and
    catches each up as before (``changes``: a new collection gets its index);
 4. reconciles one *slice*: the next ``slice_size`` collections after a cursor, with the
@@ -38,9 +36,9 @@ from kinto_elasticsearch.storage import (
     bucket_uri,
     collection_exists,
     collection_uri,
-    live_collection_ids,
     record_timestamps,
 )
+from kinto_elasticsearch.sync.buckets import BucketChecks
 from kinto_elasticsearch.sync.rebuild import remove_abandoned
 from kinto_elasticsearch.sync.scan import collections_after, iter_changed
 
@@ -49,11 +47,6 @@ logger = logging.getLogger(__name__)
 # Collections (and checkpoints) reconciled per pass: with the default interval of 10 s,
 # 100,000 collections are all checked within 100,000 / 50 x 10 s, under 6 hours.
 SLICE_SIZE = 50
-# A bucket seen created or changed: checkpoints sampled, then (one of their collections
-# gone) read a page a pass, against storage (``Position.buckets``).
-SAMPLE_SIZE = 10
-BUCKET_PAGE = 1000
-SAMPLE, PAGE, DONE = "sample", "page", "done"
 
 
 def engine_inventory(index_side):
@@ -136,30 +129,22 @@ class IncrementalPass:
         changed, metadata, gone, buckets_gone, buckets_seen, scanned = scan_changes(
             self.storage, position.timestamp
         )
+        buckets = BucketChecks(self, position)
         for bucket_id in sorted(buckets_gone):
-            self._drop_bucket(bucket_id, report)
-            position.buckets.pop(bucket_id, None)
-        for bucket_id, last_modified in sorted(buckets_seen.items()):
-            entry = position.buckets.get(bucket_id)
-            if entry is None or entry["timestamp"] != last_modified:
-                position.buckets[bucket_id] = {"timestamp": last_modified, "state": SAMPLE}
+            buckets.drop(bucket_id, report)
+        buckets.seen(buckets_seen)
         seen = set(changed)
         for key in sorted(gone):
-            self._drop_collection(*key, report)
+            self.drop_collection(*key, report)
         done = set()
         changed = {k: v for k, v in changed.items() if k not in gone and k[0] not in buckets_gone}
         self._catch_up(changed, metadata, report, done, check_purges=False, scanned=scanned)
         self._reconcile(position, report, done)
         # Last: what changed is indexed even when this check cannot be made (the position is
         # then not saved, and the next pass, reading the same changes again, tries again).
-        self._check_buckets(position, report, seen)
+        buckets.check(report, seen)
         position.timestamp = max(position.timestamp, started - self.overlap_ms)
-        # A bucket checked and past the overlap will not be read again: forgotten.
-        position.buckets = {
-            bucket_id: entry
-            for bucket_id, entry in position.buckets.items()
-            if entry["state"] != DONE or entry["timestamp"] >= position.timestamp
-        }
+        buckets.forget_settled()
         self.store.save_position(position)
         return report
 
@@ -257,7 +242,7 @@ class IncrementalPass:
         for checkpoint in checkpoints.values():
             key = (checkpoint.bucket_id, checkpoint.collection_id)
             if key not in done and not collection_exists(self.storage, *key):
-                self._drop_collection(*key, report)
+                self.drop_collection(*key, report)
         full = len(checkpoints) == self.slice_size
         position.checkpoint_cursor = max(checkpoints) if full else None
         if len(found) < self.slice_size:
@@ -271,7 +256,7 @@ class IncrementalPass:
         else:
             position.cursor = keys[-1]
 
-    def _drop_collection(self, bucket_id, collection_id, report):
+    def drop_collection(self, bucket_id, collection_id, report):
         """Remove a collection storage deleted, if the engine holds it (its checkpoint)."""
         alias = self.index_side.locator.alias(bucket_id, collection_id)
         if not self.store.get_many([alias]):
@@ -280,59 +265,3 @@ class IncrementalPass:
         self.index_side.removal.delete_collection_indices(bucket_id, collection_id)
         self.store.delete(alias)
         report.removed.append(alias)
-
-    def _drop_bucket(self, bucket_id, report):
-        """Remove a bucket storage deleted, if the engine holds a checkpoint of it: its
-        indices and documents, then its checkpoints, with a request each, not one per
-        collection. ``report.removed`` names the bucket's pattern."""
-        prefix = naming.alias_name(self.index_side.prefix, bucket_id, "")
-        if not self.store.search({"prefix": {"alias": prefix}}, 1):
-            return
-        logger.info("Deleting the indices of bucket %s: it is gone", bucket_id)
-        self.index_side.removal.delete_bucket_indices(bucket_id)
-        self.store.delete_prefix(prefix)
-        report.removed.append(naming.bucket_pattern(self.index_side.prefix, bucket_id))
-
-    def _check_buckets(self, position, report, changed):
-        """Check the buckets seen created or changed (``Position.buckets``) for collections
-        storage lost with an earlier life of the bucket.
-
-        A bucket's delete purges all its collections at once, so one collection of its
-        checkpoints that storage still holds, and that no change of this pass explains,
-        tells that the bucket was not deleted since that collection was created: a sample
-        of a few checkpoints (one small search, in no order) settles a bucket changed or
-        new. Only when one of them is gone are its checkpoints read a page a pass, in alias
-        order, and those storage no longer has dropped."""
-        for bucket_id, entry in sorted(position.buckets.items()):
-            if entry["state"] == SAMPLE:
-                entry["state"] = DONE if self._bucket_kept(bucket_id, changed) else PAGE
-            if entry["state"] == PAGE:
-                after = self._drop_lost_collections(bucket_id, entry.get("after"), report)
-                entry["state"], entry["after"] = (PAGE, after) if after else (DONE, None)
-
-    def _bucket_kept(self, bucket_id, changed):
-        """Whether a sample of the bucket's checkpoints, of collections this pass saw no
-        change of, all have their collection in storage (or there are none). The sample
-        is taken past the checkpoints of the collections changed with the bucket."""
-        prefix = naming.alias_name(self.index_side.prefix, bucket_id, "")
-        seen = {cid for bid, cid in changed if bid == bucket_id}
-        if len(seen) + SAMPLE_SIZE > BUCKET_PAGE:
-            return False  # Too many changed with it to sample past them: read its pages.
-        sample = self.store.search(
-            {"prefix": {"alias": prefix}}, len(seen) + SAMPLE_SIZE, sort=False
-        )
-        ids = {checkpoint.collection_id for checkpoint in sample.values()} - seen
-        return live_collection_ids(self.storage, bucket_id, ids) == ids
-
-    def _drop_lost_collections(self, bucket_id, after, report):
-        """Drop the collections of one page of a bucket's checkpoints, after the alias
-        ``after``, that storage no longer has. The last alias read, or None when the page
-        was the bucket's last."""
-        prefix = naming.alias_name(self.index_side.prefix, bucket_id, "")
-        page = self.store.search({"prefix": {"alias": prefix}}, BUCKET_PAGE, after=after)
-        ids = {checkpoint.collection_id for checkpoint in page.values()}
-        live = live_collection_ids(self.storage, bucket_id, ids)
-        for checkpoint in page.values():
-            if checkpoint.collection_id not in live:
-                self._drop_collection(bucket_id, checkpoint.collection_id, report)
-        return max(page) if len(page) == BUCKET_PAGE else None

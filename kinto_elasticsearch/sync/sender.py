@@ -317,25 +317,26 @@ class Sender:
             except EngineError as exc:
                 failed = True
                 for bucket_id, collection_id, chunk, _ in changes:
-                    self._failed(bucket_id, collection_id, chunk, exc)
+                    _report_failed(self._registry, bucket_id, collection_id, chunk, exc)
                 continue
             for (bucket_id, collection_id, chunk, _), report in zip(changes, reports, strict=True):
                 if report.error is not None:
                     failed = True
-                    self._failed(bucket_id, collection_id, chunk, report.error)
+                    _report_failed(self._registry, bucket_id, collection_id, chunk, report.error)
                 else:
                     self.delivered.note(bucket_id, collection_id, chunk, report)
         if failed:
             self._on_failure()
 
-    def _failed(self, bucket_id, collection_id, chunk, exc):
-        """Count and tell that ``chunk`` could not be sent: the catch-up indexes it."""
-        metrics.count(self._registry, metrics.SENDER_FAILED, len(chunk))
-        logger.debug(
-            "Could not send %s change(s) of %s, left to the catch-up: %s",
-            len(chunk),
-            collection_uri(bucket_id, collection_id),
-            exc,
-        )
-        failures = [(obj["id"], str(exc)) for obj in chunk]
-        notify(self._registry, RecordsIndexFailed(bucket_id, collection_id, failures, True))
+
+def _report_failed(registry, bucket_id, collection_id, chunk, exc):
+    """Count and tell that ``chunk`` could not be sent: the catch-up indexes it."""
+    metrics.count(registry, metrics.SENDER_FAILED, len(chunk))
+    logger.debug(
+        "Could not send %s change(s) of %s, left to the catch-up: %s",
+        len(chunk),
+        collection_uri(bucket_id, collection_id),
+        exc,
+    )
+    failures = [(obj["id"], str(exc)) for obj in chunk]
+    notify(registry, RecordsIndexFailed(bucket_id, collection_id, failures, True))
