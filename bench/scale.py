@@ -27,6 +27,7 @@ import argparse
 import datetime
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -187,9 +188,21 @@ def wait_found(server, collection_id, record_id, timeout=180):
     raise RuntimeError(f"{collection_id}/{record_id} never became searchable")
 
 
+def pin(pid, cpu):
+    """Every thread of process ``pid`` on core ``cpu`` (``--pin``)."""
+    subprocess.run(["taskset", "-a", "-cp", str(cpu), str(pid)], check=True,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
+
+
 def run_size(size, config):
     pg = PostgresServer.start()
     engine = start_engine("opensearch")
+    if config.get("pin"):
+        # Kinto alone on core 0; the engine, PostgreSQL and this client on core 1: what
+        # is measured of the plugin is then what it costs Kinto's process, not the
+        # engine's work taking Kinto's core, as it would not on a cluster of its own.
+        for pid in (pg.pid, engine.pid, os.getpid()):
+            pin(pid, 1)
     proxy = harness.CountingProxy(engine.port)
     servers = []
     try:
@@ -201,6 +214,8 @@ def run_size(size, config):
         )
         harness.run_measured([str(harness.BIN / "kinto"), "migrate", "--ini", str(without)])
         a = harness.KintoServer("scale-without", without, port_a)
+        if config.get("pin"):
+            pin(a.process.pid, 0)
         servers.append(a)
         status, _, _ = a.client.request("PUT", f"/v1/buckets/{BUCKET}", {})
         assert status in (200, 201), status
@@ -213,6 +228,8 @@ def run_size(size, config):
         sync_seconds, sync_memory, _ = harness.run_measured(sync)
 
         b = harness.KintoServer("scale-with", with_plugin, port_b)
+        if config.get("pin"):
+            pin(b.process.pid, 0)
         servers.append(b)
         # Its first pass (at its first request) finds everything indexed: let it end.
         b.client.request("GET", f"/v1/buckets/{BUCKET}")
@@ -385,13 +402,17 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="1,000 and 4,000, a smoke run")
     parser.add_argument("--size", type=int, action="append", help="run these sizes only")
     parser.add_argument("--output", default=str(harness.ROOT / "bench" / "RESULTS.md"))
+    parser.add_argument(
+        "--pin", action="store_true",
+        help="Kinto on core 0, the engine, PostgreSQL and the client on core 1",
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    config = dict(QUICK if args.quick else FULL)
+    config = dict(QUICK if args.quick else FULL, pin=args.pin)
     if args.size:
         config["sizes"] = tuple(args.size)
     started = time.monotonic()
     command = "python -m bench.scale" + (" --quick" if args.quick else "")
-    command += "".join(f" --size {s}" for s in args.size or ())
+    command += "".join(f" --size {s}" for s in args.size or ()) + (" --pin" if args.pin else "")
     results = []
     for size in config["sizes"]:
         results.append(run_size(size, config))
