@@ -89,6 +89,8 @@ def test_the_changes_of_many_requests_share_one_bulk(make_app, alice, engine_ser
         return None
 
     app = make_app(**{"elasticsearch.hosts": proxy.url, "elasticsearch.force_refresh": "false"})
+    # The first write goes alone, at once (without the linger, which could gather all ten).
+    app.app.registry.elasticsearch.sender.linger_seconds = 0
     try:
         _setup(app, alice)
         proxy.answer = slow_first_bulk
