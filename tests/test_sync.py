@@ -165,6 +165,27 @@ def test_the_sender_and_the_worker_start_again_in_a_forked_process(make_app, ali
     assert os.waitstatus_to_exitcode(status) == 0
 
 
+def test_a_forked_process_talks_to_the_engine_on_connections_of_its_own(make_app, alice):
+    """A child of a pre-loading server does not use the connections its parent opened: on
+    a shared socket, the two would read each other's answers."""
+    app = make_app()
+    _setup(app, alice)
+    engine = app.app.registry.elasticsearch.index.engine
+    engine.call("cluster.health")  # The parent has a connection open.
+    parent_client = engine._client
+    pid = os.fork()
+    if pid == 0:
+        try:
+            answer = engine.call("cluster.health")
+            ok = engine._client is not parent_client and "status" in answer
+        except BaseException:
+            ok = False
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert engine._client is parent_client  # The parent keeps its own.
+
+
 # Deletes stay deleted.
 
 

@@ -4,6 +4,7 @@ Nothing else in the plugin imports ``elasticsearch`` or ``opensearchpy``.
 """
 
 import logging
+import os
 
 from kinto_elasticsearch.client.errors import (
     EngineError,
@@ -42,10 +43,19 @@ class Engine:
         self.reachability = reachability
         self.hosts = settings.hosts
         self.request_timeout = settings.request_timeout
+        self._settings = settings
+        self._client = self._new_client()
+        # A pre-loading server forks after the app was built: a child that used the
+        # parent's connections would share their sockets with it, and read answers meant
+        # for the parent. It gets a client of its own at its first request.
+        self._pid = os.getpid()
+
+    def _new_client(self):
+        settings = self._settings
         if self.name == "opensearch":
             import opensearchpy
 
-            self._client = opensearchpy.OpenSearch(
+            client = opensearchpy.OpenSearch(
                 hosts=list(settings.hosts),
                 timeout=settings.request_timeout,
                 max_retries=settings.max_retries,
@@ -60,7 +70,7 @@ class Engine:
             import elastic_transport
             import elasticsearch
 
-            self._client = elasticsearch.Elasticsearch(
+            client = elasticsearch.Elasticsearch(
                 list(settings.hosts),
                 request_timeout=settings.request_timeout,
                 max_retries=settings.max_retries,
@@ -69,6 +79,7 @@ class Engine:
             self._api_errors = (elasticsearch.ApiError,)
             self._transport_errors = (elastic_transport.TransportError,)
             self._client_errors = (elastic_transport.SerializationError, ValueError)
+        return client
 
     def call(self, operation, timeout=None, probe=False, lane=WRITE, **kwargs):
         """Run ``operation`` (such as ``"bulk"`` or ``"indices.create"``) and return its body.
@@ -115,6 +126,9 @@ class Engine:
             self.reachability.reachable()
 
     def _call(self, operation, timeout, kwargs):
+        if self._pid != os.getpid():
+            # Not closed: closing would not touch the parent's sockets, only forget them.
+            self._client, self._pid = self._new_client(), os.getpid()
         timeout = timeout or self.request_timeout
         if self.name == "opensearch":
             target = self._client
