@@ -41,12 +41,11 @@ class BucketChecks:
         """Remove a bucket storage deleted, if the engine holds a checkpoint of it: its
         indices and documents, then its checkpoints, with a request each, not one per
         collection. ``report.removed`` names the bucket's pattern."""
-        prefix = naming.alias_name(self.index_side.prefix, bucket_id, "")
-        if not self.store.search({"prefix": {"alias": prefix}}, 1):
+        if not self.store.search(self._checkpoints_of(bucket_id), 1):
             return
         logger.info("Deleting the indices of bucket %s: it is gone", bucket_id)
         self.index_side.removal.delete_bucket_indices(bucket_id)
-        self.store.delete_prefix(prefix)
+        self.store.delete_prefix(self._alias_prefix(bucket_id))
         report.removed.append(naming.bucket_pattern(self.index_side.prefix, bucket_id))
         self.position.buckets.pop(bucket_id, None)
 
@@ -73,13 +72,11 @@ class BucketChecks:
         """Whether a sample of the bucket's checkpoints, of collections this pass saw no
         change of, all have their collection in storage (or there are none). The sample
         is taken past the checkpoints of the collections changed with the bucket."""
-        prefix = naming.alias_name(self.index_side.prefix, bucket_id, "")
         seen = {cid for bid, cid in changed if bid == bucket_id}
         if len(seen) + SAMPLE_SIZE > BUCKET_PAGE:
             return False  # Too many changed with it to sample past them: read its pages.
-        sample = self.store.search(
-            {"prefix": {"alias": prefix}}, len(seen) + SAMPLE_SIZE, sort=False
-        )
+        query = self._checkpoints_of(bucket_id)
+        sample = self.store.search(query, len(seen) + SAMPLE_SIZE, sort=False)
         ids = {checkpoint.collection_id for checkpoint in sample.values()} - seen
         return live_collection_ids(self.storage, bucket_id, ids) == ids
 
@@ -87,14 +84,20 @@ class BucketChecks:
         """Drop the collections of one page of a bucket's checkpoints, after the alias
         ``after``, that storage no longer has. The last alias read, or None when the page
         was the bucket's last."""
-        prefix = naming.alias_name(self.index_side.prefix, bucket_id, "")
-        page = self.store.search({"prefix": {"alias": prefix}}, BUCKET_PAGE, after=after)
+        page = self.store.search(self._checkpoints_of(bucket_id), BUCKET_PAGE, after=after)
         ids = {checkpoint.collection_id for checkpoint in page.values()}
         live = live_collection_ids(self.storage, bucket_id, ids)
         for checkpoint in page.values():
             if checkpoint.collection_id not in live:
                 self.drop_collection(bucket_id, checkpoint.collection_id, report)
         return max(page) if len(page) == BUCKET_PAGE else None
+
+    def _alias_prefix(self, bucket_id):
+        return naming.alias_name(self.index_side.prefix, bucket_id, "")
+
+    def _checkpoints_of(self, bucket_id):
+        """The query of a bucket's checkpoints (their aliases start with its prefix)."""
+        return {"prefix": {"alias": self._alias_prefix(bucket_id)}}
 
     def forget_settled(self):
         """Forget the buckets checked and past the overlap: no pass reads them again."""

@@ -245,7 +245,7 @@ class Sender:
                     self._ready.wait()
                 if not self._pending:
                     return
-                self._linger()
+                _linger(self._ready, self.linger_seconds, lambda: self._urgent or self._stopped)
                 batch, self._pending, self._count = self._pending, [], 0
                 self._busy, self._urgent = True, False
             try:
@@ -254,16 +254,6 @@ class Sender:
                 with self._lock:
                     self._busy = False
                     self._ready.notify_all()
-
-    def _linger(self):
-        """Wait ``linger_seconds`` for more changes (the lock held but while waiting),
-        unless a request waits for one, or the sender stops."""
-        deadline = time.monotonic() + self.linger_seconds
-        while not (self._urgent or self._stopped):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            self._ready.wait(left)
 
     def _dispatch(self, batch):
         """Send ``batch``'s records, and pass its admin tasks on, in the batch's order."""
@@ -327,6 +317,17 @@ class Sender:
                     self.delivered.note(bucket_id, collection_id, chunk, report)
         if failed:
             self._on_failure()
+
+
+def _linger(ready, seconds, go):
+    """Wait ``seconds`` on the condition ``ready`` (its lock held, but while waiting) for
+    more changes, unless ``go()`` says to send now (a request waits, the sender stops)."""
+    deadline = time.monotonic() + seconds
+    while not go():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        ready.wait(left)
 
 
 def _report_failed(registry, bucket_id, collection_id, chunk, exc):
