@@ -292,3 +292,45 @@ def test_bucket_search_in_a_pool_reads_only_the_fields_its_collections_hold(make
         "the other tenant's record is searchable",
     )
     assert answers() == before
+
+
+def test_ties_in_a_pool_come_in_kintos_order_in_every_hit_context(pooled):
+    """Equal scores would come back in the shard's order of writes, which other tenants'
+    writes change: in a pool every hit context ties by Kinto's order (newest first, then
+    id), and no hit carries the values of that order, which nobody asked for."""
+    for rid in ("t3", "t1", "t4", "t2", "t0"):
+        data = {"title": "tied words", "kind": "k", "tags": [{"n": 1}]}
+        pooled.put_json(f"{TENANT}/records/{rid}", {"data": data}, headers=ALICE)
+    newest_first = ["t0", "t2", "t4", "t1", "t3"]
+    match = {"match": {"title": "tied"}}
+    top_hits = {"top_hits": {"size": 3, "_source": ["title"]}}
+    body = {
+        "query": match,
+        "size": 3,
+        "aggs": {"by_kind": {"terms": {"field": "kind.keyword"}, "aggs": {"top": top_hits}}},
+        "collapse": {"field": "kind.keyword", "inner_hits": {"name": "same_kind", "size": 4}},
+    }
+    answer = pooled.post_json(f"{TENANT}/search", body, headers=ALICE).json
+    (collapsed,) = answer["hits"]["hits"]
+    assert collapsed["_id"] == newest_first[0]
+    inner = collapsed["inner_hits"]["same_kind"]["hits"]["hits"]
+    assert [hit["_id"] for hit in inner] == newest_first[:4]
+    (bucket,) = answer["aggregations"]["by_kind"]["buckets"]
+    tops = bucket["top"]["hits"]["hits"]
+    assert [hit["_id"] for hit in tops] == newest_first[:3]
+    for hit in [collapsed, *inner, *tops]:
+        assert "sort" not in hit, hit
+    assert {hit["_score"] for hit in [collapsed, *inner]} == {collapsed["_score"]} != {None}
+
+    without_collapse = {"query": match, "size": 3}
+    hits = pooled.post_json(f"{TENANT}/search", without_collapse, headers=ALICE).json["hits"]
+    assert [hit["_id"] for hit in hits["hits"]] == newest_first[:3]
+    assert hits["max_score"] == hits["hits"][0]["_score"] is not None
+    # A sort of the user's own: its values only, its ties in Kinto's order too.
+    by_kind = {"query": match, "size": 2, "sort": [{"kind.keyword": "asc"}]}
+    hits = pooled.post_json(f"{TENANT}/search", by_kind, headers=ALICE).json["hits"]["hits"]
+    assert [(hit["_id"], hit["sort"]) for hit in hits] == [("t0", ["k"]), ("t2", ["k"])]
+    # Paging by search_after follows the user's own sort: it is left as it is.
+    after = {**by_kind, "search_after": ["a"]}
+    hits = pooled.post_json(f"{TENANT}/search", after, headers=ALICE).json["hits"]["hits"]
+    assert [hit["sort"] for hit in hits] == [["k"], ["k"]]

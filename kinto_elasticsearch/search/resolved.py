@@ -195,6 +195,8 @@ class CollectionSearch:
             raise refused(exc, built, shared=self.where.pooled) from None
         except EngineUnavailable as exc:
             raise unavailable(exc) from None
+        if self.where.pooled and not built:
+            rules.strip_tiebreak(response, body)
         return hits.as_records(pooled.restore(response, self.plugin.index.prefix))
 
     def mapping(self):
@@ -421,6 +423,8 @@ class BucketSearch:
             raise refused(exc, built, shared=bool(self.targets[3])) from None
         except EngineUnavailable as exc:
             raise unavailable(exc) from None
+        if where is not None and not built:
+            rules.strip_tiebreak(response, body)
         pooled.restore(response, self.plugin.index.prefix)
         for hit in response.get("hits", {}).get("hits", []):
             hit["_collection"] = collections.get(hit.get("_index"))

@@ -20,7 +20,8 @@ and, for a cost, the setting that bounds it) or neutralises. The rules:
   ids a body names become the pool's document ids; the pool's metadata fields, what reads
   index-wide dictionaries or statistics (as for partial readers), scripts and what shows the
   shard's counts of writes (sequence numbers, ``_doc`` order) are refused; and queries that
-  score by themselves are rescored without statistics (``scoring.py``);
+  score by themselves are rescored without statistics (``scoring.py``); and every hit
+  context ties in Kinto's order, not the shard's (``tiebreak.py``);
 - costs (``limits.py``, ``patterns.py``): sizes, result window, depth, aggregations, clauses
   and terms, buckets, pattern length and repetition, expansions and determinized states.
 """
@@ -28,6 +29,7 @@ and, for a cost, the setting that bounds it) or neutralises. The rules:
 import copy
 
 from kinto_elasticsearch.search.filters import collection_filters, with_filters
+from kinto_elasticsearch.search.rules import tiebreak
 from kinto_elasticsearch.search.rules.checks import Rules
 from kinto_elasticsearch.search.rules.limits import (
     QueryLimits,
@@ -74,6 +76,12 @@ def check_built_search(body, limits: QueryLimits, restricted: bool, hidden=(), w
     return body
 
 
+def strip_tiebreak(response, body):
+    """``response`` to a pooled user's ``body`` (as sent) without the values of the order
+    the rules added to its hits (``tiebreak.py``), in place."""
+    return tiebreak.strip(response, top_level=tiebreak.sortable(body, True))
+
+
 def field_names(body) -> set:
     """The field names (and patterns) ``body`` holds, ``*`` for a query that searches
     every field unless told which; nothing is checked."""
@@ -112,4 +120,5 @@ __all__ = [
     "collection_search_body",
     "guard_search",
     "private_fields",
+    "strip_tiebreak",
 ]

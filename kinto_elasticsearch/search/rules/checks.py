@@ -1,6 +1,7 @@
 """The rules of one search: a check for each kind of finding the walk reports (what each
 decides is told in the package's docstring)."""
 
+from kinto_elasticsearch.search.rules import tiebreak
 from kinto_elasticsearch.search.rules.limits import MAX_DETERMINIZED_STATES, over
 from kinto_elasticsearch.search.rules.patterns import query_text_problems, regexp_problem
 from kinto_elasticsearch.search.rules.private import hide_private_source, reaches
@@ -60,6 +61,9 @@ class Rules:
         # (``scoring.py``) once the walk is done; a body the plugin built needs none.
         self.rescore = rescore
         self.scored = []
+        # In a pool, the hit contexts of a user's body, given a total order once the walk
+        # is done (``tiebreak.py``): ``[(node, top level)]``.
+        self.contexts = []
         # In a pool, the fields the collection's records hold (``scope.py``); None: any.
         self.scope = FieldScope(own) if own is not None and self.pooled is not None else None
         # The first refusal that only a shared index makes (see ``_shared``).
@@ -75,6 +79,9 @@ class Rules:
             self.scope.apply()
         for finding in self.scored:
             statistics_free(finding.node, finding.name)
+        for node, top_level in self.contexts:
+            if tiebreak.sortable(node, top_level):
+                tiebreak.apply(node)
 
     def __call__(self, finding):
         getattr(self, "_" + finding.kind.replace("-", "_"))(finding)
@@ -149,6 +156,8 @@ class Rules:
     def _hits(self, finding):
         if self.hidden:
             hide_private_source(finding.node, self.hidden, finding.nested)
+        if self.pooled is not None and self.rescore and not finding.nested:
+            self.contexts.append((finding.node, finding.path == ""))
 
     def _size(self, finding):
         cap = {
