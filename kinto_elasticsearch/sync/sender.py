@@ -5,9 +5,12 @@ A request hands its changes over and returns: it does not wait for the engine, u
 the operator asked for read-your-writes (``force_refresh``). Then it waits for the bulk
 request that carries its change, which is still shared with the other requests of the
 moment, and never longer than ``wait_seconds``: a write never hangs on the engine.
-Changes nobody waits for gather for ``linger_seconds`` (5 ms) first: the requests that
+Changes nobody waits for gather for ``linger_seconds`` (50 ms) first: the requests that
 handed them over answer before the sender's thread takes the interpreter, and writers of
-the same moment share one bulk request.
+the same moment share one bulk request (8 concurrent writers: about 3 changes per bulk
+request at 5 ms, against the engine's work per request; ``bench/RESULTS.md`` section 10).
+A change nobody waits for is searchable after the index's refresh (1 s by default)
+anyway: 50 ms more is not seen.
 
 The sender holds at most ``max_pending`` changes. It needs no more: storage is the outbox.
 Whatever it cannot deliver (a full queue, an engine down, a crash of the process) is
@@ -45,7 +48,7 @@ BULK_SIZE = 1000
 # How long the sender lets changes gather before it sends them, unless a request waits for
 # them (read-your-writes): the requests that handed them over answer first (the thread
 # does not take the interpreter from them), and concurrent writers share a bulk request.
-LINGER_SECONDS = 0.005
+LINGER_SECONDS = 0.05
 
 
 # Versions remembered as delivered: about the changes of an overlap (5 minutes by default).
