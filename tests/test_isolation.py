@@ -234,9 +234,9 @@ def test_enough_probes_are_answered(answered):
 
 def _unstable(answered):
     """The probes whose answer changed, to any reader, with nothing written (CONTROL): the
-    engine's own noise (noida-db orders the hits of ``top_hits``, which it does not score,
-    at random), which no other tenant caused. They are left out of the comparison, and
-    listed."""
+    engine's own noise, which no other tenant caused. They are left out of the comparison,
+    and listed. (noida-db orders unsorted ``top_hits`` at random: since every pooled hit
+    context ties in Kinto's order, ``rules/tiebreak.py``, no probe here is unstable.)"""
     return {
         name
         for control in answered["control"]
@@ -247,8 +247,9 @@ def _unstable(answered):
 
 def test_few_probes_are_unstable(answered):
     unstable = _unstable(answered)
-    # Engine noise must stay an exception, or the comparison would compare little.
-    assert len(unstable) <= len(PROBES) // 10, sorted(unstable)
+    # Engine noise must stay an exception, or the comparison would compare little: on the
+    # test servers there is none (0 of 380), a real cluster's may show a few.
+    assert len(unstable) <= len(PROBES) // 50, sorted(unstable)
 
 
 # What is still open in issue 20, kept out of the strict comparison and checked to still
