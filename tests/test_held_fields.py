@@ -77,20 +77,20 @@ def test_a_recent_write_is_not_cached():
         return frozenset(names[:1])
 
     stamp = now[0] * 1000 - owned.SETTLE_MS / 2
-    assert cache.held("k", stamp, ["a", "b"], ask) == {"a"}
-    assert cache.held("k", stamp, ["a", "b"], ask) == {"a"}
+    assert cache.held("k", lambda: stamp, ["a", "b"], ask) == {"a"}
+    assert cache.held("k", lambda: stamp, ["a", "b"], ask) == {"a"}
     assert len(asked) == 2
     stamp = now[0] * 1000 - owned.SETTLE_MS * 2
-    cache.held("k", stamp, ["a", "b"], ask)
-    assert cache.held("k", stamp, ["b", "a"], ask) == {"a"}
+    cache.held("k", lambda: stamp, ["a", "b"], ask)
+    assert cache.held("k", lambda: stamp, ["b", "a"], ask) == {"a"}
     assert len(asked) == 3
     # A field the cache was not asked about, or another timestamp: asked again.
-    cache.held("k", stamp, ["a", "b", "c"], ask)
-    cache.held("k", stamp + 1, ["a", "b", "c"], ask)
+    cache.held("k", lambda: stamp, ["a", "b", "c"], ask)
+    cache.held("k", lambda: stamp + 1, ["a", "b", "c"], ask)
     assert len(asked) == 5
     # However old the write, an answer is kept for MAX_AGE_SECONDS at most.
     now[0] += owned.MAX_AGE_SECONDS + 1
-    cache.held("k", stamp + 1, ["a"], ask)
+    cache.held("k", lambda: stamp + 1, ["a"], ask)
     assert len(asked) == 6
 
 
@@ -127,3 +127,48 @@ def test_on_postgresql_a_search_writes_nothing_and_asks_once(make_app, pg_url, s
     for _ in range(3):
         assert _term(app, "n", 1) == ["one"]
     assert _presence_requests(spy) == 2
+
+
+def test_a_search_of_fields_the_cache_holds_reads_no_storage_key(
+    make_app, pg_url, settled, monkeypatch
+):
+    """The cache's key (a storage query) is read only when the answer could be stale for
+    the body: a search naming fields the cache holds needs none, one naming a field it does
+    not hold (or a pattern) reads it, so that a field written through another process is
+    found at once."""
+    from kinto_elasticsearch.search import resolved
+    from tests.conftest import pg_settings
+
+    settings = {"elasticsearch.pools": "1", **pg_settings(pg_url)}
+    writer, reader = make_app(**settings), make_app(**settings)
+    writer.app.registry.storage.initialize_schema()
+    writer.app.registry.permission.initialize_schema()
+    writer.put_json("/v1/buckets/tenant", {}, headers=ALICE)
+    writer.put_json(TENANT, {}, headers=ALICE)
+    writer.put_json(f"{TENANT}/records/one", {"data": {"n": 1, "title": "kinto"}}, headers=ALICE)
+    reads = []
+    real = resolved.record_timestamps
+    monkeypatch.setattr(
+        resolved, "record_timestamps", lambda *args: reads.append(args) or real(*args)
+    )
+    assert _term(reader, "n", 1) == ["one"]
+    first = len(reads)
+    assert first == 1
+    for body in (
+        {"query": {"term": {"n": 1}}},
+        {"query": {"match": {"title": "kinto"}}, "sort": [{"n": "asc"}]},
+        {"query": {"range": {"title.keyword": {"gte": "a"}}}},
+    ):
+        hits = reader.post_json(f"{TENANT}/search", body, headers=ALICE).json["hits"]["hits"]
+        assert [hit["_id"] for hit in hits] == ["one"], body
+    assert len(reads) == first
+    # Every field, or a field it never held: the key is read, and another process's
+    # write of that field is found at once.
+    everything = {"query": {"query_string": {"query": "kinto"}}}
+    assert reader.post_json(f"{TENANT}/search", everything, headers=ALICE).json["hits"]["hits"]
+    assert len(reads) == first + 1
+    writer.put_json(f"{TENANT}/records/two", {"data": {"color": "red"}}, headers=ALICE)
+    body = {"query": {"term": {"color.keyword": "red"}}}
+    hits = reader.post_json(f"{TENANT}/search", body, headers=ALICE).json["hits"]["hits"]
+    assert [hit["_id"] for hit in hits] == ["two"]
+    assert len(reads) == first + 2

@@ -11,7 +11,9 @@ once for all the bucket's readable pooled collections.
 That search is cached per collection (:class:`HeldCache`), keyed by the timestamp of the
 collection's records in Kinto's storage, which every write moves in every process: a
 field T writes is asked for afresh at its next search; what O writes never moves T's key
-(and O's fields are not T's whatever the cache holds). The answer is cached only once the
+(and O's fields are not T's whatever the cache holds). The key is read only when the
+entry could be stale for the search: not for one naming only fields the entry holds. The
+answer is cached only once the
 collection's last write is older than :data:`SETTLE_MS`, by when the write has reached the
 engine and been refreshed (writes are sent in the background); and for
 :data:`MAX_AGE_SECONDS` at most, for records the catch-up indexes late (after an outage),
@@ -74,17 +76,28 @@ class HeldCache:
         self.hits = 0
         self.misses = 0
 
-    def held(self, key, timestamp, names, ask):
-        """The ``names`` the collection ``key`` holds: cached, or ``ask(names)``."""
+    def held(self, key, timestamp, names, ask, enough=None):
+        """The ``names`` the collection ``key`` holds: cached, or ``ask(names)``.
+
+        ``timestamp()``: the key, the collection's records timestamp (a storage query).
+        ``enough(held)``: whether a fresh entry answers without the key being read: when
+        the fields a search names are all held (a write since then can only have added
+        fields, which it does not need, or deleted the last records holding one: then, for
+        :data:`MAX_AGE_SECONDS` at most, a search of it reads the pool's mapping of a
+        field no record of the collection holds any more)."""
         asked = frozenset(names)
         with self.lock:
             entry = self.entries.get(key)
         if entry is not None:
             stamp, known, held, when = entry
-            fresh = self.clock() - when < MAX_AGE_SECONDS
-            if fresh and stamp == timestamp and asked <= known:
+            fresh = self.clock() - when < MAX_AGE_SECONDS and asked <= known
+            if fresh and enough is not None and enough(held):
                 self.hits += 1
                 return held & asked
+        timestamp = timestamp()
+        if entry is not None and fresh and stamp == timestamp:
+            self.hits += 1
+            return held & asked
         self.misses += 1
         held = ask(sorted(asked))
         if timestamp is not None and self.wall() * 1000 - timestamp > SETTLE_MS:

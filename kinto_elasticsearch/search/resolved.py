@@ -231,9 +231,9 @@ class CollectionSearch:
                 self.bucket_id, self.collection_id, refresh=True, index=self.where.target
             )
 
-    def own_types(self, types):
+    def own_types(self, types, named=None):
         """The ``types`` of a pool's mapping that this collection's records hold
-        (``search/owned.py``)."""
+        (``search/owned.py``); ``named``: the field names of the body they are for."""
         names = sorted(types)
 
         def ask(asked):
@@ -241,8 +241,19 @@ class CollectionSearch:
             where = filters.collection_filters(None, self.where)
             return owned.held_names(asked, self._search(filters.with_filters(body, where)))
 
-        stamp = records_timestamp(self.request, self.bucket_id, self.collection_id)
-        held = self.plugin.held.held(self.where.key, stamp, names, ask)
+        def stamp():
+            return records_timestamp(self.request, self.bucket_id, self.collection_id)
+
+        # A body naming fields (no pattern, no query of every field) the cache has held
+        # needs no storage query for the cache's key.
+        enough = None
+        if named and not any("*" in name for name in named):
+            needed = {name for name in named if name[:1] != "_"}
+
+            def enough(held):
+                return needed <= owned.kept_types(types, held).keys()
+
+        held = self.plugin.held.held(self.where.key, stamp, names, ask, enough=enough)
         return owned.kept_types(types, held)
 
     def own_fields(self, body):
@@ -256,7 +267,7 @@ class CollectionSearch:
             types, fresh = self._mapped_types(refresh=False)
             if not fresh and any(n[:1] != "_" and "*" not in n and n not in types for n in named):
                 types, _ = self._mapped_types(refresh=True)
-            return self.own_types(types)
+            return self.own_types(types, named)
         except EngineUnavailable as exc:
             raise unavailable(exc) from None
 
