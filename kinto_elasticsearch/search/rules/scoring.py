@@ -22,8 +22,8 @@ pool is therefore scored the way the GET search box ranks (``search/ranking.py``
 
 Which records match is unchanged: the user's query stays, whole, as the filter of its
 rewritten form. Only the numbers differ from BM25's, and they depend only on the record
-and the query: ``_score``, sorting by it, ``min_score``, ``rescore``, ``track_scores``,
-``top_hits`` and samplers all see these.
+and the query: ``_score``, sorting by it, ``min_score``, ``rescore``, ``track_scores``
+and ``top_hits`` all see these (samplers are refused in a pool: ``walk.constructs``).
 """
 
 import copy

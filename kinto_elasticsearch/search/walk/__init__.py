@@ -29,6 +29,7 @@ from kinto_elasticsearch.search.walk.constructs import (
     TOP_LEVEL_KEYS,
 )
 from kinto_elasticsearch.search.walk.findings import (
+    COUNTERS,
     FORBIDDEN,
     HITS,
     Finding,
@@ -97,6 +98,12 @@ class Walk:
         elif key in ("size", "from", "terminate_after"):
             if not is_count(value):
                 raise refuse(f"'{key}' must be a whole number of 0 or more", key)
+            if key == "terminate_after" and value:
+                reason = (
+                    "'terminate_after' is not allowed: the documents it stops after are the "
+                    "shard's first, in the order of writes"
+                )
+                self.emit(COUNTERS, key, reason=reason)
         elif key == "seq_no_primary_term":
             self.options.option(key, value, key)
         elif key in RETURNED_FIELD_OPTIONS:

@@ -11,6 +11,7 @@ from kinto_elasticsearch.search.walk.constructs import (
     HISTOGRAMS,
     REFUSED_AGGREGATIONS,
     SCRIPT_AGGREGATIONS,
+    SHARD_ORDER_AGGREGATIONS,
     TERMS_AGGREGATIONS,
 )
 from kinto_elasticsearch.search.walk.findings import (
@@ -80,10 +81,10 @@ class Aggregations:
             reason = FULL_READ_AGGREGATIONS[aggregation_type]
             message = f"'{aggregation_type}' aggregations are not allowed: {reason}"
             self.walk.emit(FULL_READ, path, reason=message)
-        if aggregation_type == "random_sampler":
+        if aggregation_type in SHARD_ORDER_AGGREGATIONS:
             reason = (
-                "'random_sampler' aggregations are not allowed: it samples in the shard's "
-                "order of writes"
+                f"'{aggregation_type}' aggregations are not allowed: "
+                f"{SHARD_ORDER_AGGREGATIONS[aggregation_type]}"
             )
             self.walk.emit(COUNTERS, path, reason=reason)
         if aggregation_type not in AGGREGATIONS:

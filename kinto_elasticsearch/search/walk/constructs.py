@@ -189,6 +189,18 @@ EXPANDING_INTERVAL_RULES = frozenset({"prefix", "wildcard", "regexp", "fuzzy"})
 
 DECAY_FUNCTIONS = frozenset({"gauss", "exp", "linear"})
 
+# Aggregations whose answer depends on the shard's order of documents, which is the order
+# of every tenant's writes in a pool (and which merges of segments reshuffle): refused
+# there (``rules``), allowed in an index of one's own.
+_TIES = "among documents of equal {}, which ones it keeps is the shard's order of writes"
+SHARD_ORDER_AGGREGATIONS = {
+    "random_sampler": "it samples in the shard's order of writes",
+    "sampler": _TIES.format("score") + " (a filter aggregation keeps them all)",
+    "diversified_sampler": _TIES.format("score") + " (a filter aggregation keeps them all)",
+    "top_metrics": _TIES.format("sort values")
+    + " (top_hits with size 1 breaks ties in Kinto's order)",
+}
+
 METRIC_AGGREGATIONS = frozenset(
     {
         "avg",
