@@ -34,7 +34,7 @@ def apply(node):
     """Give the hit context ``node`` (a body, or ``top_hits`` or inner hits options) the
     tie-break after its own sort, in place."""
     sort = node.get("sort")
-    if sort is None:
+    if sort is None or sort == []:  # An empty sort is the engines' default: by score.
         node["sort"] = [dict(BY_SCORE)]
         node["track_scores"] = True
     else:
