@@ -8,6 +8,7 @@ Real processes only: Kinto HTTP servers on PostgreSQL, osmem-server as the engin
 import argparse
 import datetime
 import json
+import os
 import random
 import sys
 import time
@@ -849,11 +850,27 @@ def main(argv=None):
     text = bench.report(command, time.monotonic() - started)
     if failure:
         text += f"\n\n**Incomplete run**: step {failure}\n"
-    with open(args.output, "w") as out:
-        out.write(text)
+    if args.only and os.path.exists(args.output):
+        # Some steps: their sections replace the same ones of the results, and the others
+        # (from earlier runs) stay.
+        merge_sections(args.output, text, command)
+    else:
+        with open(args.output, "w") as out:
+            out.write(text)
     print(text)
     if failure:
         sys.exit(1)
+
+
+def merge_sections(path, text, command):
+    """Put each ``## `` section of the report ``text`` into the results file at ``path``,
+    in place of the one of the same heading, saying which run it is from."""
+    from bench.pools import write_section
+
+    note = f"From `{command}`, {datetime.date.today().isoformat()}: {harness.machine()}."
+    for section in text.split("\n## ")[1:]:
+        heading, _, body = section.partition("\n")
+        write_section(path, [f"## {heading}", "", note, body.rstrip("\n"), ""], f"## {heading}")
 
 
 if __name__ == "__main__":
