@@ -136,7 +136,6 @@ def test_a_search_of_fields_the_cache_holds_reads_no_storage_key(
     the body: a search naming fields the cache holds needs none, one naming a field it does
     not hold (or a pattern) reads it, so that a field written through another process is
     found at once."""
-    from kinto_elasticsearch.search import resolved
     from tests.conftest import pg_settings
 
     settings = {"elasticsearch.pools": "1", **pg_settings(pg_url)}
@@ -147,9 +146,9 @@ def test_a_search_of_fields_the_cache_holds_reads_no_storage_key(
     writer.put_json(TENANT, {}, headers=ALICE)
     writer.put_json(f"{TENANT}/records/one", {"data": {"n": 1, "title": "kinto"}}, headers=ALICE)
     reads = []
-    real = resolved.record_timestamps
+    real = owned.record_timestamps
     monkeypatch.setattr(
-        resolved, "record_timestamps", lambda *args: reads.append(args) or real(*args)
+        owned, "record_timestamps", lambda *args: reads.append(args) or real(*args)
     )
     assert _term(reader, "n", 1) == ["one"]
     first = len(reads)

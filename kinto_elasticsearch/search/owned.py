@@ -20,10 +20,14 @@ engine and been refreshed (writes are sent in the background); and for
 which move no timestamp.
 """
 
+import logging
 import threading
 import time
 
 from kinto_elasticsearch.search import facets
+from kinto_elasticsearch.storage import record_timestamps
+
+logger = logging.getLogger(__name__)
 
 # A write this recent may not be searchable yet: what ``exists`` finds is not cached.
 SETTLE_MS = 3000
@@ -62,6 +66,20 @@ def kept_types(types, held):
         return name in held or name in facets.UNIQUE_FIELDS or (sub_field and holds(parent))
 
     return {name: kind for name, kind in types.items() if holds(name)}
+
+
+def records_timestamp(request, bucket_id, collection_id):
+    """The newest timestamp of a collection's records and tombstones in Kinto's storage (0:
+    none), which every write of one moves in every process: what the cache of their fields
+    is keyed by. A read-only query (``storage.record_timestamps``): Kinto's own
+    ``resource_timestamp`` writes the timestamp of an empty collection, a write
+    transaction for every search."""
+    key = (bucket_id, collection_id)
+    try:
+        return record_timestamps(request.registry.storage, [key]).get(key, 0)
+    except Exception:  # A storage that cannot tell: the fields are asked for, not cached.
+        logger.debug("No records timestamp for %s/%s", *key, exc_info=True)
+        return None
 
 
 class HeldCache:

@@ -25,7 +25,6 @@ from kinto_elasticsearch.index.indices import created_if_missing
 from kinto_elasticsearch.index.mapping import flatten_field_types
 from kinto_elasticsearch.index.placement import COLLECTION_FIELD
 from kinto_elasticsearch.search import access, facets, filters, hits, owned, pooled, rules
-from kinto_elasticsearch.storage import record_timestamps
 
 logger = logging.getLogger(__name__)
 
@@ -114,19 +113,6 @@ def refused(exc, built=False, shared=False):
         logger.info("The engine refused a search of a pooled index: %s", exc.message)
         return refusal(SHARED_REFUSAL)
     return refusal(f"The search engine refused the query: {exc.message}")
-
-
-def records_timestamp(request, bucket_id, collection_id):
-    """The newest timestamp of a collection's records and tombstones in Kinto's storage (0:
-    none), which every write of one moves in every process: what the cache of their fields
-    is keyed by. A read-only query (``sync/scan.py``): Kinto's own ``resource_timestamp``
-    writes the timestamp of an empty collection, a write transaction for every search."""
-    key = (bucket_id, collection_id)
-    try:
-        return record_timestamps(request.registry.storage, [key]).get(key, 0)
-    except Exception:  # A storage that cannot tell: the fields are asked for, not cached.
-        logger.debug("No records timestamp for %s/%s", *key, exc_info=True)
-        return None
 
 
 def _readable_field_names(mappings, hidden):
@@ -242,7 +228,7 @@ class CollectionSearch:
             return owned.held_names(asked, self._search(filters.with_filters(body, where)))
 
         def stamp():
-            return records_timestamp(self.request, self.bucket_id, self.collection_id)
+            return owned.records_timestamp(self.request, self.bucket_id, self.collection_id)
 
         # A body naming fields (no pattern, no query of every field) the cache has held
         # needs no storage query for the cache's key.

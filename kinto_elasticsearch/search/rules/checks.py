@@ -1,6 +1,8 @@
 """The rules of one search: a check for each kind of finding the walk reports (what each
 decides is told in the package's docstring)."""
 
+import functools
+
 from kinto_elasticsearch.search.rules import tiebreak
 from kinto_elasticsearch.search.rules.limits import MAX_DETERMINIZED_STATES, over
 from kinto_elasticsearch.search.rules.patterns import query_text_problems, regexp_problem
@@ -57,13 +59,11 @@ class Rules:
         self.hidden = list(hidden)
         # The collection's placement: in a pool, documents' ``_id`` are namespaced.
         self.pooled = where if where is not None and where.pooled else None
-        # In a pool, queries that score by themselves are rescored without statistics
-        # (``scoring.py``) once the walk is done; a body the plugin built needs none.
+        # In a pool, a user's body (one the plugin built needs none) is rewritten once the
+        # walk is done: queries that score by themselves are rescored without statistics
+        # (``scoring.py``), hit contexts tie in Kinto's order (``tiebreak.py``).
         self.rescore = rescore
-        self.scored = []
-        # In a pool, the hit contexts of a user's body, given a total order once the walk
-        # is done (``tiebreak.py``): ``[(node, top level)]``.
-        self.contexts = []
+        self.rewrites = []
         # In a pool, the fields the collection's records hold (``scope.py``); None: any.
         self.scope = FieldScope(own) if own is not None and self.pooled is not None else None
         # The first refusal that only a shared index makes (see ``_shared``).
@@ -77,11 +77,8 @@ class Rules:
             raise self.refusal
         if self.scope is not None:
             self.scope.apply()
-        for finding in self.scored:
-            statistics_free(finding.node, finding.name)
-        for node, top_level in self.contexts:
-            if tiebreak.sortable(node, top_level):
-                tiebreak.apply(node)
+        for rewrite in self.rewrites:
+            rewrite()
 
     def __call__(self, finding):
         getattr(self, "_" + finding.kind.replace("-", "_"))(finding)
@@ -99,26 +96,25 @@ class Rules:
                 finding.path,
             )
         # Scripts read index statistics (``_termStats``) and the shard's documents.
-        self._shared(f"'{finding.name}' is not allowed: a script reads the whole index", finding)
+        self._shared(finding, f"'{finding.name}' is not allowed: a script reads the whole index")
 
     def _full_read(self, finding):
         if self.restricted:
             raise refuse(finding.reason, finding.path)
-        self._shared(finding.reason, finding)
+        self._shared(finding)
 
-    def _counters(self, finding):
-        self._shared(finding.reason, finding)
-
-    def _shared(self, reason, finding):
-        """Refuse, in a pool, what an index of its own allows: once the walk is done, so
-        that what the body would be refused anywhere (a cost, a private field) is said
-        first."""
+    def _shared(self, finding, reason=None):
+        """Refuse, in a pool, what an index of its own allows (the finding's ``reason``,
+        unless told): once the walk is done, so that what the body would be refused
+        anywhere (a cost, a private field) is said first."""
         if self.pooled is not None and self.refusal is None:
-            self.refusal = refuse(reason + SHARED, finding.path)
+            self.refusal = refuse((reason or finding.reason) + SHARED, finding.path)
+
+    _counters = _shared
 
     def _scored(self, finding):
         if self.pooled is not None and self.rescore:
-            self.scored.append(finding)
+            self.rewrites.append(functools.partial(statistics_free, finding.node, finding.name))
 
     def _ids(self, finding):
         """Users name their own record ids; a pooled index knows them namespaced."""
@@ -157,7 +153,9 @@ class Rules:
         if self.hidden:
             hide_private_source(finding.node, self.hidden, finding.nested)
         if self.pooled is not None and self.rescore and not finding.nested:
-            self.contexts.append((finding.node, finding.path == ""))
+            self.rewrites.append(
+                functools.partial(tiebreak.apply, finding.node, finding.path == "")
+            )
 
     def _size(self, finding):
         cap = {
@@ -217,7 +215,7 @@ class Rules:
                 )
                 if self.restricted:
                     raise refuse(reason, finding.path)
-                self._shared(reason, finding)
+                self._shared(finding, reason)
             for regexp in regexps:
                 self._pattern(Finding(PATTERN, finding.path, "regexp", regexp))
             for wildcard in wildcards:

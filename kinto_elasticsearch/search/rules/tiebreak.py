@@ -30,9 +30,11 @@ def sortable(node, top_level):
     return not (top_level and any(key in node for key in UNSORTABLE))
 
 
-def apply(node):
+def apply(node, top_level):
     """Give the hit context ``node`` (a body, or ``top_hits`` or inner hits options) the
-    tie-break after its own sort, in place."""
+    tie-break after its own sort, in place, if it takes one (:func:`sortable`)."""
+    if not sortable(node, top_level):
+        return
     sort = node.get("sort")
     if sort is None or sort == []:  # An empty sort is the engines' default: by score.
         node["sort"] = [dict(BY_SCORE)]
