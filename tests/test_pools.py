@@ -684,6 +684,76 @@ def test_a_type_conflict_between_tenants_stays_with_the_tenant_that_has_it(
     assert app.app.registry.elasticsearch.index.locator.placement("blog", "numbers").pooled
 
 
+def test_a_collection_the_plugin_moves_keeps_the_rules_of_its_pool(
+    make_app, alice, engine, index_prefix
+):
+    """Moved out of its pool because another tenant typed a field first, a collection's
+    searches answer as they did in the pool (what they allow tells nothing of the other
+    tenant); an operator's promotion, or an index of its own in its metadata, gives it an
+    index of its own's rules. The flag is in the placement records: another process sees
+    it."""
+    from kinto_elasticsearch.sync.rebuild import reindex_collection
+
+    app = make_app(**{"elasticsearch.pools": "1"})
+    app.put_json("/v1/buckets/blog", {}, headers=alice)
+    for collection_id, price in (("numbers", 5), ("words", "cheap")):
+        app.put_json(_collection("blog", collection_id), {}, headers=alice)
+        app.put_json(
+            f"{_collection('blog', collection_id)}/records/r1",
+            {"data": {"price": price}},
+            headers=alice,
+        )
+    explained = {"explain": True, "query": {"match": {"price": "cheap"}}}
+    before = _search(app, alice, "blog", "words", explained, status=400).json["message"]
+    assert "index shared with other collections" in before
+    CatchUp(app.app.registry, overlap_ms=0).run()
+    registry = app.app.registry
+    where = registry.elasticsearch.index.locator.placement("blog", "words", refresh=True)
+    assert (where.pooled, where.moved, where.shared) == (False, True, True)
+    assert _search(app, alice, "blog", "words", explained, status=400).json["message"] == before
+    other = make_app(**{"elasticsearch.pools": "1"})
+    other.app.registry.storage = registry.storage
+    other.app.registry.permission = registry.permission
+    assert _search(other, alice, "blog", "words", explained, status=400).json["message"] == before
+    # A rebuild the plugin decides (a reshape) keeps the rules; an operator's promotion
+    # gives the collection its own.
+    metadata = registry.storage.get(
+        resource_name="collection", parent_id="/buckets/blog", object_id="words"
+    )
+    reindex_collection(registry.storage, registry.elasticsearch.index, "blog", "words", metadata)
+    _search(app, alice, "blog", "words", explained, status=400)
+    reindex_collection(
+        registry.storage, registry.elasticsearch.index, "blog", "words", metadata, promote=True
+    )
+    hits = _search(app, alice, "blog", "words", explained).json["hits"]["hits"]
+    assert [hit["_id"] for hit in hits] == ["r1"] and "_explanation" in hits[0]
+
+
+def test_a_moved_collection_whose_metadata_asks_for_an_index_of_its_own_gets_its_rules(
+    make_app, alice, engine, index_prefix
+):
+    app = make_app(**{"elasticsearch.pools": "1"})
+    app.put_json("/v1/buckets/blog", {}, headers=alice)
+    for collection_id, price in (("numbers", 5), ("words", "cheap")):
+        app.put_json(_collection("blog", collection_id), {}, headers=alice)
+        app.put_json(
+            f"{_collection('blog', collection_id)}/records/r1",
+            {"data": {"price": price}},
+            headers=alice,
+        )
+    CatchUp(app.app.registry, overlap_ms=0).run()
+    locator = app.app.registry.elasticsearch.index.locator
+    assert locator.placement("blog", "words", refresh=True).moved
+    schema = {"properties": {"price": {"type": "keyword"}}}
+    app.patch_json(_collection("blog", "words"), {"data": {"index:schema": schema}}, headers=alice)
+    CatchUp(app.app.registry, overlap_ms=0).run()
+    CatchUp(app.app.registry, overlap_ms=0).run()
+    where = locator.placement("blog", "words", refresh=True)
+    assert (where.pooled, where.shared) == (False, False)
+    explained = {"explain": True, "query": {"match": {"price": "cheap"}}}
+    assert "_explanation" in _search(app, alice, "blog", "words", explained).json["hits"]["hits"][0]
+
+
 def test_one_tenant_cannot_exhaust_the_fields_of_its_pool(
     make_app, alice, engine, index_prefix, monkeypatch
 ):

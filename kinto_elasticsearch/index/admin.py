@@ -90,7 +90,7 @@ class IndexAdmin:
         # A collection that has an index stays where it is: the catch-up moves it to an
         # index of its own if it needs one.
         where = self.locator.placement(bucket_id, collection_id, metadata, refresh=replace)
-        found, _ = self.locator.records.find(alias)
+        found, _, _ = self.locator.records.find(alias)
         if where.pooled:
             return self.pools.join(where)
         if not replace and self.locator.look_up(alias):
@@ -160,9 +160,13 @@ class IndexAdmin:
         self._create(name, metadata, settings={"index.refresh_interval": "-1"})
         return name
 
-    def swap_alias(self, bucket_id, collection_id, index):
+    def swap_alias(self, bucket_id, collection_id, index, shared=False):
         """Move the collection's alias to ``index`` in one atomic step; drop the indices it
         replaced, and only those: another index of the collection may be another rebuild's.
+
+        ``shared``: the plugin moves the collection out of its pool on its own (or keeps
+        it where it moved it), and its searches keep a pooled collection's rules
+        (``Placement.shared``); False gives them an index of its own's.
         """
         alias = self.locator.alias(bucket_id, collection_id)
         self.engine.call(
@@ -188,8 +192,8 @@ class IndexAdmin:
             actions.append({"remove": {"index": was.pool, "alias": alias}})
         actions.append({"add": {"index": index, "alias": alias, **WRITE_INDEX}})
         self.indices.update_aliases(actions, alias)
-        if was.pooled:
-            self.locator.records.record(alias, was.key)
+        if was.pooled or was.moved != shared:
+            self.locator.records.record(alias, was.key, shared=shared)
         self.locator.forget(alias)
         self.indices.delete(old)
         return old

@@ -46,9 +46,9 @@ class Locator:
         create it. ``lane``: the breaker of the caller (a search's lookup is a search's
         fault)."""
         alias = self.alias(bucket_id, collection_id)
-        found, pool = self.records.find(alias, refresh=refresh, lane=lane)
+        found, pool, moved = self.records.find(alias, refresh=refresh, lane=lane)
         if found:
-            return placement.Placement(bucket_id, collection_id, alias, pool)
+            return self._recorded(bucket_id, collection_id, alias, pool, moved)
         chosen = self.chosen(bucket_id, collection_id, metadata)
         if chosen.pooled and self.records.migrated:
             return chosen
@@ -59,9 +59,9 @@ class Locator:
             ):
                 # Migrated since the records were read (``index/migration.py`` records
                 # what the hash does not give before the aliases go): read them again.
-                found, pool = self.records.find(alias, refresh=True, lane=lane)
+                found, pool, moved = self.records.find(alias, refresh=True, lane=lane)
                 if found:
-                    return placement.Placement(bucket_id, collection_id, alias, pool)
+                    return self._recorded(bucket_id, collection_id, alias, pool, moved)
                 return chosen
             cached = self._placements[alias]
         return placement.Placement(bucket_id, collection_id, alias, cached[1])
@@ -121,6 +121,12 @@ class Locator:
         now = time.monotonic()
         for alias, indices in by_alias.items():
             self._placements[alias] = (now, placement.pool_of(self.prefix, indices))
+
+    def _recorded(self, bucket_id, collection_id, alias, pool, moved):
+        # Moved out of a pool by the plugin: its searches keep a pooled collection's rules
+        # while there are pools (``Placement.shared``); with none, every collection has an
+        # index of its own and its rules.
+        return placement.Placement(bucket_id, collection_id, alias, pool, moved and self.pools > 0)
 
     def chosen(self, bucket_id, collection_id, metadata):
         """Where a collection with no index yet would be created: pooled when pools are on

@@ -58,10 +58,29 @@ class Placement:
     alias: str
     # The pool index, or None for a dedicated index.
     pool: str | None = None
+    # An index of its own the plugin moved the collection to on its own (a type another
+    # tenant of its pool chose first, its share of the pool's fields, its size), not one
+    # its configuration asks for: see :attr:`shared`.
+    moved: bool = False
 
     @property
     def pooled(self):
+        """Whether the collection's documents are in a pool: namespaced ``_id``, routing,
+        the collection filter. Where documents are, not what a search may do
+        (:attr:`shared`)."""
         return self.pool is not None
+
+    @property
+    def shared(self):
+        """Whether the collection's searches follow a pooled collection's rules
+        (statistics-free scores, the pool's refusals, Kinto's order among ties, the
+        engine's words withheld, fields scoped to its records): pooled, or moved out of
+        its pool by the plugin on its own. A move the plugin decides must not change what
+        a tenant's searches answer, or the other tenant whose field types caused it would
+        show through; a collection gets an index of its own's rules (BM25 with its own
+        statistics) when its configuration asks (``index:settings``, ``index:schema``,
+        ``elasticsearch.pools = 0``) or an operator promotes it (``reindex --promote``)."""
+        return self.pooled or self.moved
 
     @property
     def key(self):

@@ -83,23 +83,26 @@ class PlacementRecords:
                 if source.get("kind") == LAYOUT:
                     layout = source
                 elif source.get("alias"):
-                    records[source["alias"]] = source.get("pool")
+                    records[source["alias"]] = (source.get("pool"), source.get("shared") is True)
             if len(hits) < PAGE_SIZE:
                 break
             body["search_after"] = hits[-1]["sort"]
         self._records, self._layout, self._loaded_at = records, layout, now
 
     def find(self, alias, refresh=False, lane=WRITE):
-        """``(True, pool or None)`` when ``alias`` has a record, else ``(False, None)``."""
+        """``(True, pool or None, shared)`` when ``alias`` has a record, else
+        ``(False, None, False)``. ``shared``: the plugin moved the collection out of its
+        pool on its own, and its searches keep a pooled collection's rules
+        (``Placement.moved``)."""
         self.load(refresh, lane)
         if alias in self._records:
-            return True, self._records[alias]
-        return False, None
+            return (True, *self._records[alias])
+        return False, None, False
 
     def recorded(self):
         """``{alias: pool or None}`` of every record (as last loaded)."""
         self.load()
-        return dict(self._records)
+        return {alias: pool for alias, (pool, _) in self._records.items()}
 
     @property
     def pools(self):
@@ -121,30 +124,33 @@ class PlacementRecords:
         self.load()
         return bool(self._layout.get("migrated"))
 
-    def record(self, alias, key, pool=None):
+    def record(self, alias, key, pool=None, shared=False):
         """Record that the collection of ``alias`` lives at ``pool`` (None: an index of its
-        own). Written, and refreshed, before the engine holds anything of it there."""
-        self.record_many({alias: (pool, key)})
+        own; ``shared``: one the plugin moved it to on its own). Written, and refreshed,
+        before the engine holds anything of it there."""
+        self.record_many({alias: (pool, key, shared)})
 
     def record_many(self, placements):
-        """Record ``{alias: (pool or None, collection key)}`` in bulk requests."""
+        """Record ``{alias: (pool or None, collection key[, shared])}`` in bulk requests."""
         items = sorted(placements.items())
         if not items:
             return
         self._ensure()
         for start in range(0, len(items), PAGE_SIZE):
             body = []
-            for alias, (pool, key) in items[start : start + PAGE_SIZE]:
+            for alias, (pool, key, *shared) in items[start : start + PAGE_SIZE]:
                 body.append({"index": {"_index": self.index, "_id": record_id(alias)}})
                 source = {"kind": KIND, "alias": alias, "key": key, "pool": pool}
+                if pool is None and shared and shared[0]:
+                    source["shared"] = True
                 body.append({**source, "saved_at": time.time()})
             response = self.engine.call("bulk", body=body, refresh="true")
             if response.get("errors"):
                 items = [item["index"] for item in response["items"]]
                 failed = [item for item in items if item.get("status", 500) >= 300]
                 raise EngineRequestError(f"placement records refused: {failed[:3]}")
-        for alias, (pool, _) in items:
-            self._records[alias] = pool
+        for alias, (pool, _, *shared) in items:
+            self._records[alias] = (pool, pool is None and bool(shared and shared[0]))
 
     def forget(self, aliases):
         """Drop the records of ``aliases`` (their collections went)."""

@@ -20,10 +20,14 @@ class BucketIds:
     record ids a body names match in each readable collection, as plain ``_id`` in an index
     of its own and as ``{bucket}/{collection}/{record}`` in a pool."""
 
-    pooled = True
+    # The readable collections follow a pooled collection's rules (some are pooled, or
+    # were moved out of a pool by the plugin: ``Placement.shared``).
+    shared = True
 
     def __init__(self, keys):
         self.keys = sorted(keys)
+        # Whether some are in a pool, whose document ids are namespaced.
+        self.pooled = bool(self.keys)
 
     def document_ids(self, record_ids):
         record_ids = list(record_ids)

@@ -91,8 +91,9 @@ def unavailable(exc):
 
 # What a refusal says instead of the engine's words when the index is shared.
 SHARED_REFUSAL = (
-    "The search engine refused the query. This collection shares its index with other "
-    "collections, so the engine's message is not shown: it may name their fields and types. "
+    "The search engine refused the query. This collection is searched under the rules of an "
+    "index shared with other collections, so the engine's message is not shown: it may name "
+    "their fields and types. "
     "Check the query's field names, types and values against the collection's records."
 )
 
@@ -137,7 +138,7 @@ class CollectionSearch:
     @property
     def scoped(self):
         """Whether the search is kept to the fields its collection's records hold."""
-        return self.where.pooled
+        return self.where.shared
 
     @cached_property
     def where(self):
@@ -169,7 +170,7 @@ class CollectionSearch:
         """Guard ``body``, send it, and answer with the engine's response as records."""
         try:
             limits = query_limits(self.request)
-            own = self.own_fields(body) if self.where.pooled and not built else None
+            own = self.own_fields(body) if self.where.shared and not built else None
             body = rules.collection_search_body(
                 body, limits, self.shared_ids, self.where, self.hidden, built, own
             )
@@ -178,10 +179,10 @@ class CollectionSearch:
         except rules.QueryRefused as exc:
             raise invalid(exc, built) from None
         except EngineRequestError as exc:
-            raise refused(exc, built, shared=self.where.pooled) from None
+            raise refused(exc, built, shared=self.where.shared) from None
         except EngineUnavailable as exc:
             raise unavailable(exc) from None
-        if self.where.pooled and not built:
+        if self.where.shared and not built:
             rules.strip_tiebreak(response, body)
         return hits.as_records(pooled.restore(response, self.plugin.index.prefix))
 
@@ -198,7 +199,7 @@ class CollectionSearch:
         and the search box: in a pool, only of the fields its own records hold."""
         try:
             types, fresh = self._mapped_types(refresh)
-            return (self.own_types(types) if self.where.pooled else types), fresh
+            return (self.own_types(types) if self.where.shared else types), fresh
         except EngineUnavailable as exc:
             raise unavailable(exc) from None
         except EngineRequestError as exc:
@@ -268,7 +269,7 @@ class CollectionSearch:
         except EngineUnavailable as exc:
             raise unavailable(exc) from None
         names = _readable_field_names([flatten_field_types(mapping)], self.hidden)
-        if self.where.pooled:
+        if self.where.shared:
             own = self.field_types(refresh=False)[0]
             names = [name for name in names if name in own] or ["id"]
         return names
@@ -294,8 +295,9 @@ class BucketSearch:
 
     @cached_property
     def targets(self):
-        """``(indices, filter, {alias: collection id}, pooled keys)`` for the readable
-        collections (the keys of those in pools).
+        """``(indices, filter, {alias: collection id}, pooled keys, moved)`` for the
+        readable collections (the keys of those in pools; whether the plugin moved one of
+        the others out of a pool).
 
         The search names the alias of each readable collection that has an index of its
         own, and the pools holding the others (a few names, however many collections: a
@@ -314,6 +316,13 @@ class BucketSearch:
                 for collection_id in self.readable
                 if locator.alias(self.bucket_id, collection_id) not in physical
             }
+            # Collections the plugin moved out of a pool keep its rules (``Placement.shared``).
+            readable = (locator.alias(self.bucket_id, c) for c in self.readable)
+            moved = any(
+                locator.records.find(alias, lane=SEARCH)[2]
+                for alias in readable
+                if alias in physical
+            )
         except EngineUnavailable as exc:
             raise unavailable(exc) from None
         names, clauses, collections, keys, everyone = set(), [], {}, [], []
@@ -345,7 +354,7 @@ class BucketSearch:
         if everyone:
             clauses.append({"terms": {COLLECTION_FIELD: everyone}})
         permission = {"bool": {"should": clauses, "minimum_should_match": 1}}
-        return sorted(names), permission, collections, sorted(keys)
+        return sorted(names), permission, collections, sorted(keys), moved
 
     @property
     def scoped(self):
@@ -402,10 +411,11 @@ class BucketSearch:
         return _readable_field_names(self.mappings, self.hidden)
 
     def run(self, body, built=False):
+        where = None
         try:
-            aliases, permission, collections, keys = self.targets
+            aliases, permission, collections, keys, moved = self.targets
             # The ids a body names are each collection's: namespaced in the pools.
-            where = pooled.BucketIds(keys) if keys else None
+            where = pooled.BucketIds(keys) if keys or moved else None
             own = None if built else self.own_fields(body)
             body = prepared(body, self.request, True, self.hidden, built, where, own)
             if not aliases:
@@ -417,7 +427,7 @@ class BucketSearch:
             # What the walk refuses while listing the fields a body names.
             raise invalid(exc, built) from None
         except EngineRequestError as exc:
-            raise refused(exc, built, shared=bool(self.targets[3])) from None
+            raise refused(exc, built, shared=where is not None) from None
         except EngineUnavailable as exc:
             raise unavailable(exc) from None
         if where is not None and not built:

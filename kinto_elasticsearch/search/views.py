@@ -185,7 +185,7 @@ def get_facets(request):
 
         # One search, timed as one, whatever the requests it takes.
         with metrics.timed(request.registry, metrics.SEARCH_SECONDS):
-            if search.where.pooled and limit:
+            if search.where.shared and limit:
                 # A pool's mapping is every tenant's (up to its field budget): values only
                 # for the fields this collection's readable records hold, asked first.
                 response = run(described, 0)
@@ -195,7 +195,7 @@ def get_facets(request):
             else:
                 response = run(described, limit)
     except EngineRequestError as exc:
-        raise refused(exc, built=True, shared=search.where.pooled) from None
+        raise refused(exc, built=True, shared=search.where.shared) from None
     except EngineUnavailable as exc:
         raise unavailable(exc) from None
     return facets.facets_response(described, response, hidden, wanted)

@@ -173,6 +173,7 @@ def verify_collection(
             metadata,
             promote=True,
             lease_seconds=lease_seconds,
+            shared=True,
         )
         report.repaired += result.indexed + result.replayed
     return report

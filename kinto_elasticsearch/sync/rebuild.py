@@ -296,10 +296,16 @@ def reindex_collection(
     registry=None,
     promote=False,
     lease_seconds=LEASE_SECONDS,
+    shared=False,
 ):
     """Rebuild a collection's index into a new physical index, then swap the alias (or, for
     a pooled collection that stays pooled, in place). ``promote``: a pooled collection
     moves to an index of its own.
+
+    ``shared``: the plugin moves it on its own (it is a misfit of its pool), and its
+    searches keep a pooled collection's rules (``Placement.shared``). Otherwise a
+    collection the plugin moved keeps them through later rebuilds, until an operator
+    promotes it (``promote``) or its metadata asks for an index of its own.
 
     Raises :class:`RebuildInProgress` if another rebuild of the collection holds the lease.
     """
@@ -319,9 +325,10 @@ def reindex_collection(
         rebuild = _reindex
         if where.pooled and not (promote or needs_own_index(metadata)):
             rebuild = _refill
+        shared = shared or (where.moved and not promote and not needs_own_index(metadata))
         result = rebuild(
             storage, index_side, bucket_id, collection_id, metadata, progress, overlap_ms, lease,
-            registry,
+            registry, shared,
         )  # fmt: skip
         if where.pooled and rebuild is _reindex:
             # A promotion: the collection's documents leave its pool once the replay is
@@ -343,8 +350,9 @@ def reindex_collection(
 
 
 def _refill(
-    storage, index_side, bucket_id, collection_id, metadata, progress, overlap_ms, lease, registry
-):
+    storage, index_side, bucket_id, collection_id, metadata, progress, overlap_ms, lease, registry,
+    shared,
+):  # fmt: skip
     """Send a pooled collection's records again, in place, each at its own version."""
     parent_id = collection_uri(bucket_id, collection_id)
     result = _started(storage, bucket_id, collection_id)
@@ -369,8 +377,9 @@ def _refill(
 
 
 def _reindex(
-    storage, index_side, bucket_id, collection_id, metadata, progress, overlap_ms, lease, registry
-):
+    storage, index_side, bucket_id, collection_id, metadata, progress, overlap_ms, lease, registry,
+    shared,
+):  # fmt: skip
     parent_id = collection_uri(bucket_id, collection_id)
     result = _started(storage, bucket_id, collection_id)
     result.index = index_side.admin.create_physical_index(
@@ -389,7 +398,7 @@ def _reindex(
     try:
         pipelined(pages, send)
         lease.renew()
-        index_side.admin.swap_alias(bucket_id, collection_id, result.index)
+        index_side.admin.swap_alias(bucket_id, collection_id, result.index, shared=shared)
     except BaseException:
         try:
             index_side.indices.delete([result.index])

@@ -68,7 +68,18 @@ class Reshaper:
             # ``index:settings`` out of pools: the index of its own its mapping needs.
             if self._rebuild(bucket_id, collection_id, metadata, report, promote=True):
                 return None
+        else:
+            self._configured_own(bucket_id, collection_id, metadata)
         return checkpoint, shape
+
+    def _configured_own(self, bucket_id, collection_id, metadata):
+        """A collection the plugin moved out of its pool whose metadata now asks for an
+        index of its own (``index:settings``, ``index:schema``): it has one already, and
+        its searches get its rules from now on (``Placement.shared``)."""
+        where = self.index_side.locator.placement(bucket_id, collection_id, metadata)
+        if where.moved and needs_own_index(metadata):
+            self.index_side.locator.records.record(where.alias, where.key, shared=False)
+            self.index_side.locator.forget(where.alias)
 
     def promote_if_misfit(self, bucket_id, collection_id, metadata, objects, outgrown, report):
         """A pooled collection gets an index of its own when it outgrew
@@ -85,13 +96,13 @@ class Reshaper:
         elif self.index_side.reader.partly_indexed(bucket_id, collection_id):
             reason = "has records its pool indexes only in part"
         else:
-            return
+            return False
         logger.info(
             "%s %s: moving it to an index of its own",
             collection_uri(bucket_id, collection_id),
             reason,
         )
-        self._rebuild(bucket_id, collection_id, metadata, report, promote=True)
+        return self._rebuild(bucket_id, collection_id, metadata, report, promote=True, shared=True)
 
     def _pooled_but_shaped(self, bucket_id, collection_id, metadata):
         # The placement first: it is cached, a derived mapping is computed.
@@ -115,7 +126,7 @@ class Reshaper:
             return True
         return self._rebuild(bucket_id, collection_id, metadata, report)
 
-    def _rebuild(self, bucket_id, collection_id, metadata, report, promote=False):
+    def _rebuild(self, bucket_id, collection_id, metadata, report, promote=False, shared=False):
         alias = self.index_side.locator.alias(bucket_id, collection_id)
         try:
             result = reindex_collection(
@@ -128,6 +139,7 @@ class Reshaper:
                 registry=self.registry,
                 promote=promote,
                 lease_seconds=self.settings.rebuild_lease,
+                shared=shared,
             )
         except RebuildInProgress as exc:
             logger.info("Not rebuilding %s: %s", alias, exc)

@@ -17,8 +17,8 @@ from kinto_elasticsearch.search.walk.findings import PATTERN, Finding, is_count,
 POOL_METADATA_FIELDS = ("_id", "_index", "_routing", "_seq_no", "_primary_term")
 # Why a search that reaches a shared index is refused what a collection of its own allows.
 SHARED = (
-    "; this collection shares its index with other collections (pooled): an index of its "
-    "own allows it"
+    "; this collection is searched under the rules of an index shared with other "
+    "collections (pooled): an index of its own allows it"
 )
 # Document ids one list of record ids may become (the engines' ``index.max_terms_count``).
 MAX_DOCUMENT_IDS = 65536
@@ -59,13 +59,16 @@ class Rules:
         self.hidden = list(hidden)
         # The collection's placement: in a pool, documents' ``_id`` are namespaced.
         self.pooled = where if where is not None and where.pooled else None
+        # Whether the search follows a pooled collection's rules (``Placement.shared``):
+        # in a pool, or moved out of one by the plugin on its own.
+        self.shared = where is not None and where.shared
         # In a pool, a user's body (one the plugin built needs none) is rewritten once the
         # walk is done: queries that score by themselves are rescored without statistics
         # (``scoring.py``), hit contexts tie in Kinto's order (``tiebreak.py``).
         self.rescore = rescore
         self.rewrites = []
         # In a pool, the fields the collection's records hold (``scope.py``); None: any.
-        self.scope = FieldScope(own) if own is not None and self.pooled is not None else None
+        self.scope = FieldScope(own) if own is not None and self.shared else None
         # The first refusal that only a shared index makes (see ``_shared``).
         self.refusal = None
         self.aggregations = 0
@@ -107,13 +110,13 @@ class Rules:
         """Refuse, in a pool, what an index of its own allows (the finding's ``reason``,
         unless told): once the walk is done, so that what the body would be refused
         anywhere (a cost, a private field) is said first."""
-        if self.pooled is not None and self.refusal is None:
+        if self.shared and self.refusal is None:
             self.refusal = refuse((reason or finding.reason) + SHARED, finding.path)
 
     _counters = _shared
 
     def _scored(self, finding):
-        if self.pooled is not None and self.rescore:
+        if self.shared and self.rescore:
             self.rewrites.append(functools.partial(statistics_free, finding.node, finding.name))
 
     def _ids(self, finding):
@@ -122,7 +125,7 @@ class Rules:
             translate_ids(self.pooled, finding)
 
     def _field(self, finding):
-        if self.pooled is not None and finding.name in POOL_METADATA_FIELDS:
+        if self.shared and finding.name in POOL_METADATA_FIELDS:
             raise refuse(
                 f"field {finding.name!r} is not searchable in this collection: it shares an "
                 "index with others, whose names and ids are the engine's (use 'id' for the "
@@ -152,7 +155,7 @@ class Rules:
     def _hits(self, finding):
         if self.hidden:
             hide_private_source(finding.node, self.hidden, finding.nested)
-        if self.pooled is not None and self.rescore and not finding.nested:
+        if self.shared and self.rescore and not finding.nested:
             self.rewrites.append(
                 functools.partial(tiebreak.apply, finding.node, finding.path == "")
             )
@@ -208,7 +211,7 @@ class Rules:
     def _pattern(self, finding):
         if finding.name in ("query_string", "simple_query_string"):
             regexps, wildcards, fuzzy = query_text_problems(finding.value, finding.name)
-            if fuzzy and (self.restricted or self.pooled is not None):
+            if fuzzy and (self.restricted or self.shared):
                 reason = (
                     "fuzzy terms (word~) are not allowed: their expansions are chosen among "
                     "the terms of every record"
