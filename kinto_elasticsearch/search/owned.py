@@ -24,6 +24,7 @@ import logging
 import threading
 import time
 
+from kinto_elasticsearch.index.placement import COLLECTION_FIELD
 from kinto_elasticsearch.search import facets
 from kinto_elasticsearch.storage import record_timestamps
 
@@ -65,7 +66,9 @@ def kept_types(types, held):
         sub_field = parent != name and types.get(parent) not in (None, *facets.CONTAINERS)
         return name in held or name in facets.UNIQUE_FIELDS or (sub_field and holds(parent))
 
-    return {name: kind for name, kind in types.items() if holds(name)}
+    # The pool's own field (which collection a document is of): every document of a pool
+    # holds it, none of an index of its own; a search under a pool's rules reads it nowhere.
+    return {name: kind for name, kind in types.items() if holds(name) and name != COLLECTION_FIELD}
 
 
 def records_timestamp(request, bucket_id, collection_id):

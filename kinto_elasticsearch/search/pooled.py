@@ -57,6 +57,25 @@ def restore(response, prefix):
     return response
 
 
+def as_one_shard(response):
+    """``response`` with ``_shards`` counted as one shard, in place: a search under a
+    pool's rules (``Placement.shared``) must not tell how many shards it read, which says
+    where its collections live (a pool, or an index the plugin moved them to because of
+    another tenant) and how many other tenants' pools a bucket spans. Shards that failed
+    are told as one failure, without the engine's reasons (they may name other tenants'
+    fields)."""
+    shards = response.get("_shards")
+    if not isinstance(shards, dict):
+        return response
+    failed = 1 if shards.get("failed") else 0
+    counted = {"total": 1, "successful": 1 - failed, "skipped": 0, "failed": failed}
+    if failed:
+        reason = "a shard could not answer: the hits are those of the others, if any"
+        counted["failures"] = [{"reason": {"type": "shard_failure", "reason": reason}}]
+    response["_shards"] = counted
+    return response
+
+
 def _is_pooled_hit(value, prefix):
     index, document_id = value.get("_index"), value.get("_id")
     return (
@@ -79,7 +98,8 @@ def _restore_hit(hit, prefix):
     hit["_index"] = naming.alias_name(prefix, bucket_id, collection_id)
     for key in POOL_HIT_KEYS:
         hit.pop(key, None)
-    for part in ("_source", "fields"):
+    # The pool's own field: a highlight of ``*`` highlights the collection filter's match.
+    for part in ("_source", "fields", "highlight"):
         if isinstance(hit.get(part), dict):
             hit[part].pop(COLLECTION_FIELD, None)
     if isinstance(hit.get("_explanation"), dict):

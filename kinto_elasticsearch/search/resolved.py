@@ -182,8 +182,10 @@ class CollectionSearch:
             raise refused(exc, built, shared=self.where.shared) from None
         except EngineUnavailable as exc:
             raise unavailable(exc) from None
-        if self.where.shared and not built:
-            rules.strip_tiebreak(response, body)
+        if self.where.shared:
+            pooled.as_one_shard(response)
+            if not built:
+                rules.strip_tiebreak(response, body)
         return hits.as_records(pooled.restore(response, self.plugin.index.prefix))
 
     def mapping(self):
@@ -430,8 +432,10 @@ class BucketSearch:
             raise refused(exc, built, shared=where is not None) from None
         except EngineUnavailable as exc:
             raise unavailable(exc) from None
-        if where is not None and not built:
-            rules.strip_tiebreak(response, body)
+        if where is not None:
+            pooled.as_one_shard(response)
+            if not built:
+                rules.strip_tiebreak(response, body)
         pooled.restore(response, self.plugin.index.prefix)
         for hit in response.get("hits", {}).get("hits", []):
             hit["_collection"] = collections.get(hit.get("_index"))
