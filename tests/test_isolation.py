@@ -14,7 +14,8 @@ by each reader:
 - O WRITES FIRST: in a fresh pool where O wrote one record many times (class 3), then T the
   very same records (their timestamps are given);
 - O TYPES FIRST: in a fresh pool where O wrote T's field names with other types (class 4),
-  then T the very same records.
+  then T the very same records: T's collections move to indices of their own at their
+  first write, with the pool's rules, and must answer as in the pool.
 
 Each answer is compared whole with BEFORE's (``tests/isolation_compare.py`` says what is
 removed: ``took`` only); every difference is reported at once, by class. BEFORE is asked
@@ -108,6 +109,19 @@ class Pool:
             self.client.close()
 
 
+def _placements(app):
+    """Where T's two collections and O's live."""
+    locator = app.app.registry.elasticsearch.index.locator
+    return [
+        locator.placement(bucket, collection, refresh=True)
+        for bucket, collection in (
+            (world.T_BUCKET, world.T_COLLECTION),
+            (world.T_BUCKET, "tp"),
+            (world.O_BUCKET, world.O_COLLECTION),
+        )
+    ]
+
+
 @pytest.fixture(scope="module")
 def answered(engine_server):
     """Every probe's answers, per reader, in each phase; and what the phases showed."""
@@ -116,16 +130,7 @@ def answered(engine_server):
         app = pool.fresh()
         world.write_tenant(app)
         world.create_other(app)
-        locator = app.app.registry.elasticsearch.index.locator
-        where = [
-            locator.placement(bucket, collection, refresh=True)
-            for bucket, collection in (
-                (world.T_BUCKET, world.T_COLLECTION),
-                (world.T_BUCKET, "tp"),
-                (world.O_BUCKET, world.O_COLLECTION),
-            )
-        ]
-        results = {"before": _answers(pool), "placements": where}
+        results = {"before": _answers(pool), "placements": _placements(app)}
         # The same again, twice, nothing written: what differs is the engine's own noise.
         results["control"] = [_answers(pool), _answers(pool)]
         written = world.other_words(app) + world.other_fields(app)
@@ -140,6 +145,7 @@ def answered(engine_server):
             world.wait_other(app, write(app))
             world.write_tenant(app)
             results[phase] = _answers(pool)
+            results[f"{phase} placements"] = _placements(app)
         yield results
     finally:
         pool.close()
@@ -155,6 +161,15 @@ def test_t_and_o_share_one_pooled_index(answered):
     where = answered["placements"]
     assert all(placement.pooled for placement in where)
     assert len({placement.pool for placement in where}) == 1
+
+
+def test_where_o_typed_first_t_was_moved_out_with_the_pools_rules(answered):
+    """O TYPES FIRST compares T moved out of the pool (at its first write, before any of
+    its records was indexed there) with T pooled: the move must not show."""
+    *tenant, other = answered["o_types_first placements"]
+    assert all(not where.pooled and where.moved and where.shared for where in tenant)
+    assert other.pooled
+    assert all(where.pooled for where in answered["o_writes_first placements"])
 
 
 def test_every_construct_of_the_walk_is_probed():
@@ -252,23 +267,13 @@ def test_few_probes_are_unstable(answered):
     assert len(unstable) <= len(PROBES) // 50, sorted(unstable)
 
 
-# What is still open in issue 20, kept out of the strict comparison and checked to still
-# differ (``test_what_is_still_open_still_differs``), so that closing it shows:
-# - a record meeting a type another tenant chose first is indexed with that type, or in
-#   part (``_unindexed``), until its collection is promoted, so T's answers differ when O
-#   typed first: the pool maps a field once, for every tenant (docs/pools.rst, "Isolation
-#   model"). Every other phase is compared strictly.
-OPEN_PHASES = {"o_types_first"}
-OPEN_PROBES = set()
-
-
-def _differences(answered, phases, wanted):
+def _differences(answered, phases):
     by_name = {probe.name: probe for probe in PROBES}
     unstable = _unstable(answered)
     found = []
     for phase in phases:
         for name, reader in _kept(answered["before"]):
-            if name in unstable or not wanted(phase, name):
+            if name in unstable:
                 continue
             before, after = answered["before"][(name, reader)], answered[phase][(name, reader)]
             for cls, detail in compare(by_name[name], reader, before, after):
@@ -276,21 +281,10 @@ def _differences(answered, phases, wanted):
     return found, unstable
 
 
-def _is_open(phase, name):
-    return phase in OPEN_PHASES or name in OPEN_PROBES
-
-
 def test_no_answer_depends_on_other_tenants(answered):
-    found, unstable = _differences(answered, PHASES, lambda *key: not _is_open(*key))
+    found, unstable = _differences(answered, PHASES)
     if found:
         left_out = "; ".join(sorted(unstable)) or "none"
         # The report, not pytest's rendering of the answers: readable, and fast.
         message = report(found) + f"\n\nNot compared (unstable with nothing written): {left_out}"
         pytest.fail(message, pytrace=False)
-
-
-def test_what_is_still_open_still_differs(answered):
-    found, _ = _differences(answered, PHASES, _is_open)
-    differing = {(phase, name) for _, phase, name, _, _ in found}
-    assert {name for _, name in differing} >= OPEN_PROBES, report(found)
-    assert {phase for phase, _ in differing} >= {PHASES[p] for p in OPEN_PHASES}

@@ -671,14 +671,16 @@ def test_a_type_conflict_between_tenants_stays_with_the_tenant_that_has_it(
             {"data": {"price": price}},
             headers=alice,
         )
-    # In the pool, "price" is a number (the first tenant's): the second tenant's record is
-    # indexed without it, until the catch-up gives that collection an index of its own.
-    left_out = {"query": {"term": {"_unindexed": "price"}}}
-    assert len(_search(app, alice, "blog", "words", left_out).json["hits"]["hits"]) == 1
+    # In the pool, "price" is a number (the first tenant's): the second tenant's record
+    # would be indexed without it, so its collection moves to an index of its own first,
+    # and a search right after the write finds the record whole.
+    left_out = {"query": {"exists": {"field": "_unindexed"}}}
+    assert _search(app, alice, "blog", "words", left_out).json["hits"]["hits"] == []
     body = {"query": {"term": {"price": "cheap"}}}
-    report = CatchUp(app.app.registry, overlap_ms=0).run()
-    assert report.rebuilt == [naming.alias_name(index_prefix, "blog", "words")]
     assert len(_search(app, alice, "blog", "words", body).json["hits"]["hits"]) == 1
+    where = app.app.registry.elasticsearch.index.locator.placement("blog", "words", refresh=True)
+    assert (where.pooled, where.moved) == (False, True)
+    assert CatchUp(app.app.registry, overlap_ms=0).run().rebuilt == []
     numbers = {"query": {"range": {"price": {"gte": 5}}}}
     assert len(_search(app, alice, "blog", "numbers", numbers).json["hits"]["hits"]) == 1
     assert app.app.registry.elasticsearch.index.locator.placement("blog", "numbers").pooled
@@ -687,11 +689,11 @@ def test_a_type_conflict_between_tenants_stays_with_the_tenant_that_has_it(
 def test_a_collection_the_plugin_moves_keeps_the_rules_of_its_pool(
     make_app, alice, engine, index_prefix
 ):
-    """Moved out of its pool because another tenant typed a field first, a collection's
-    searches answer as they did in the pool (what they allow tells nothing of the other
-    tenant); an operator's promotion, or an index of its own in its metadata, gives it an
-    index of its own's rules. The flag is in the placement records: another process sees
-    it."""
+    """Moved out of its pool (at its first write) because another tenant typed a field
+    first, a collection's searches answer as they would in the pool (what they allow tells
+    nothing of the other tenant); an operator's promotion, or an index of its own in its
+    metadata, gives it an index of its own's rules. The flag is in the placement records:
+    another process sees it."""
     from kinto_elasticsearch.sync.rebuild import reindex_collection
 
     app = make_app(**{"elasticsearch.pools": "1"})
@@ -703,14 +705,16 @@ def test_a_collection_the_plugin_moves_keeps_the_rules_of_its_pool(
             {"data": {"price": price}},
             headers=alice,
         )
-    explained = {"explain": True, "query": {"match": {"price": "cheap"}}}
-    before = _search(app, alice, "blog", "words", explained, status=400).json["message"]
-    assert "index shared with other collections" in before
-    CatchUp(app.app.registry, overlap_ms=0).run()
     registry = app.app.registry
     where = registry.elasticsearch.index.locator.placement("blog", "words", refresh=True)
     assert (where.pooled, where.moved, where.shared) == (False, True, True)
+    # Refused as in the pool, in the pool's words.
+    explained = {"explain": True, "query": {"match_all": {}}}
+    before = _search(app, alice, "blog", "numbers", explained, status=400).json["message"]
+    assert "index shared with other collections" in before
     assert _search(app, alice, "blog", "words", explained, status=400).json["message"] == before
+    CatchUp(registry, overlap_ms=0).run()
+    assert registry.elasticsearch.index.locator.placement("blog", "words", refresh=True).moved
     other = make_app(**{"elasticsearch.pools": "1"})
     other.app.registry.storage = registry.storage
     other.app.registry.permission = registry.permission
@@ -729,6 +733,35 @@ def test_a_collection_the_plugin_moves_keeps_the_rules_of_its_pool(
     assert [hit["_id"] for hit in hits] == ["r1"] and "_explanation" in hits[0]
 
 
+def test_the_catch_up_moves_a_misfit_out_of_its_pool_before_indexing_it(
+    make_app, alice, engine, index_prefix, monkeypatch
+):
+    app = make_app(**{"elasticsearch.pools": "1"})
+    app.put_json("/v1/buckets/blog", {}, headers=alice)
+    for collection_id in ("numbers", "words"):
+        app.put_json(_collection("blog", collection_id), {}, headers=alice)
+    app.put_json(f"{_collection('blog', 'numbers')}/records/r1", {"data": {"price": 5}},
+                 headers=alice)  # fmt: skip
+    # The sender loses the other tenant's write (a crash): the catch-up reads it.
+    sender = app.app.registry.elasticsearch.sender
+    monkeypatch.setattr(sender, "submit", lambda *args, **kwargs: None)
+    for record_id in ("r1", "r2"):
+        uri = f"{_collection('blog', 'words')}/records/{record_id}"
+        app.put_json(uri, {"data": {"price": "cheap", "size": 2}}, headers=alice)
+    monkeypatch.undo()
+    report = CatchUp(app.app.registry, overlap_ms=0).run()
+    assert report.rebuilt == [naming.alias_name(index_prefix, "blog", "words")]
+    where = app.app.registry.elasticsearch.index.locator.placement("blog", "words", refresh=True)
+    assert (where.pooled, where.moved) == (False, True)
+    body = {"query": {"term": {"price": "cheap"}}}
+    assert len(_search(app, alice, "blog", "words", body).json["hits"]["hits"]) == 2
+    left_out = {"query": {"exists": {"field": "_unindexed"}}}
+    assert _search(app, alice, "blog", "words", left_out).json["hits"]["hits"] == []
+    # None of its documents is in the pool.
+    assert _pool_documents(engine, index_prefix, "blog/words") == 0
+    assert CatchUp(app.app.registry, overlap_ms=0).run().rebuilt == []
+
+
 def test_a_moved_collection_whose_metadata_asks_for_an_index_of_its_own_gets_its_rules(
     make_app, alice, engine, index_prefix
 ):
@@ -741,7 +774,6 @@ def test_a_moved_collection_whose_metadata_asks_for_an_index_of_its_own_gets_its
             {"data": {"price": price}},
             headers=alice,
         )
-    CatchUp(app.app.registry, overlap_ms=0).run()
     locator = app.app.registry.elasticsearch.index.locator
     assert locator.placement("blog", "words", refresh=True).moved
     schema = {"properties": {"price": {"type": "keyword"}}}
@@ -751,7 +783,8 @@ def test_a_moved_collection_whose_metadata_asks_for_an_index_of_its_own_gets_its
     where = locator.placement("blog", "words", refresh=True)
     assert (where.pooled, where.shared) == (False, False)
     explained = {"explain": True, "query": {"match": {"price": "cheap"}}}
-    assert "_explanation" in _search(app, alice, "blog", "words", explained).json["hits"]["hits"][0]
+    (hit,) = _search(app, alice, "blog", "words", explained).json["hits"]["hits"]
+    assert "_explanation" in hit
 
 
 def test_one_tenant_cannot_exhaust_the_fields_of_its_pool(
@@ -769,19 +802,21 @@ def test_one_tenant_cannot_exhaust_the_fields_of_its_pool(
         app.put_json(uri, {"data": data}, headers=alice)
 
     write("first", {f"a{i}": i for i in range(20)})
-    # Thirty more fields would take the pool past its budget: this tenant's are left out,
+    # Thirty more fields would take the pool past its budget: this tenant moves to an index
+    # of its own before its record is indexed (whole, searchable right after the write),
     # and the pool stays open to the others.
     write("wide", {f"f{i}": i for i in range(30)})
     write("later", {"colour": "red"})
     body = {"query": {"term": {"colour": "red"}}}
     assert len(_search(app, alice, "blog", "later", body).json["hits"]["hits"]) == 1
-    left_out = {"query": {"term": {"_unindexed": "f29"}}}
-    assert len(_search(app, alice, "blog", "wide", left_out).json["hits"]["hits"]) == 1
-    CatchUp(app.app.registry, overlap_ms=0).run()
-    assert not app.app.registry.elasticsearch.index.locator.placement("blog", "wide").pooled
+    locator = app.app.registry.elasticsearch.index.locator
+    assert not locator.placement("blog", "wide", refresh=True).pooled
     body = {"query": {"term": {"f29": 29}}}
     assert len(_search(app, alice, "blog", "wide", body).json["hits"]["hits"]) == 1
-    assert app.app.registry.elasticsearch.index.locator.placement("blog", "first").pooled
+    left_out = {"query": {"exists": {"field": "_unindexed"}}}
+    assert _search(app, alice, "blog", "wide", left_out).json["hits"]["hits"] == []
+    assert locator.placement("blog", "first").pooled
+    assert locator.placement("blog", "later").pooled
 
 
 def test_a_tenant_whose_keys_are_data_is_held_to_its_share_of_the_pool(
@@ -799,29 +834,27 @@ def test_a_tenant_whose_keys_are_data_is_held_to_its_share_of_the_pool(
         app.put_json(uri, {"data": data}, headers=alice)
 
     put("scores", "r1", {"by_user": {f"u{i}": i for i in range(20)}})
-    put("scores", "r2", {"by_user": {f"u{i}": i for i in range(20, 40)}})
-    put("later", "r1", {f"f{i}": "x" for i in range(12)})
     pool = naming.pool_index_name(index_prefix, 0)
     meta = engine.call("indices.get_mapping", index=pool)[pool]["mappings"]["_meta"]
+    assert placement.fields_added(meta) == {"blog/scores": 21}
+    # Past its share: the tenant moves to an index of its own before the record is
+    # indexed, and leaves its share (its fields stay mapped in the pool).
+    put("scores", "r2", {"by_user": {f"u{i}": i for i in range(20, 40)}})
+    put("later", "r1", {f"f{i}": "x" for i in range(12)})
+    meta = engine.call("indices.get_mapping", index=pool)[pool]["mappings"]["_meta"]
     # "f0" is a text field with a keyword sub-field: two fields each.
-    assert placement.fields_added(meta) == {"blog/scores": 21, "blog/later": 24}
+    assert placement.fields_added(meta) == {"blog/later": 24}
 
     def found(collection_id, query):
         return _search(app, alice, "blog", collection_id, {"query": query}).json["hits"]["hits"]
 
-    # Past its share, the tenant's new fields are left out; the other tenant's are not.
-    in_part = found("scores", {"term": {"_unindexed": "by_user.u39"}})
-    assert [hit["_id"] for hit in in_part] == ["r2"]
-    assert len(found("later", {"term": {"f11": "x"}})) == 1
-    assert found("later", {"exists": {"field": "_unindexed"}}) == []
-    CatchUp(app.app.registry, overlap_ms=0).run()
-    index_side = app.app.registry.elasticsearch.index
-    assert not index_side.locator.placement("blog", "scores").pooled
+    for collection_id in ("scores", "later"):
+        assert found(collection_id, {"exists": {"field": "_unindexed"}}) == []
     assert len(found("scores", {"range": {"by_user.u39": {"gte": 39}}})) == 1
+    assert len(found("later", {"term": {"f11": "x"}})) == 1
+    index_side = app.app.registry.elasticsearch.index
+    assert not index_side.locator.placement("blog", "scores", refresh=True).pooled
     assert index_side.locator.placement("blog", "later").pooled
-    # A tenant that leaves the pool leaves its share; its fields stay mapped.
-    meta = engine.call("indices.get_mapping", index=pool)[pool]["mappings"]["_meta"]
-    assert placement.fields_added(meta) == {"blog/later": 24}
     app.delete(_collection("blog", "later"), headers=alice)
     meta = engine.call("indices.get_mapping", index=pool)[pool]["mappings"]["_meta"]
     assert placement.fields_added(meta) == {}

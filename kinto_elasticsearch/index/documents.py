@@ -391,6 +391,34 @@ def new_fields(document, known):
     return added
 
 
+def foreign_types(document, known, own):
+    """``{field: (its type in known, its type in own)}`` for the fields of ``document``
+    (built against ``own``: the mapping an index of its own would have) that ``known``
+    types otherwise: a pool's mapping, where another tenant may have typed them first."""
+    found = {}
+
+    def walk(value, path):
+        if isinstance(value, list):
+            for item in _flat(value):
+                walk(item, path)
+            return
+        if path:
+            dotted = ".".join(path)
+            theirs = known.types.get(dotted)
+            mine = own.types.get(dotted) or (None if value is None else _dynamic_type(value))
+            if theirs is not None and mine is not None and theirs != mine:
+                found[dotted] = (theirs, mine)
+                return
+            if mine in FLAT_TYPES:
+                return
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, (*path, key))
+
+    walk(document.source, ())
+    return found
+
+
 # Where an engine's reason for refusing a document names the field at fault.
 _REFUSED_FIELD = [
     re.compile(p)

@@ -169,10 +169,10 @@ class Pools:
         each miss the other's count, so a share can be overrun by one write's fields; the
         pool's budget, checked against the mapping itself, cannot.
         """
+        if not self.fits(where, known, count):
+            return False
         counts = placement.fields_added(known.meta)
         mine = counts.get(where.key, 0) + count
-        if len(known.types) + count > FIELD_BUDGET or mine > self.pool_max_fields:
-            return False
         meta = {**known.meta, placement.FIELDS_ADDED: {**counts, where.key: mine}}
         try:
             self.engine.call("indices.put_mapping", index=pool, body={"_meta": meta})
@@ -181,6 +181,12 @@ class Pools:
             logger.warning("Could not count the fields %s added to %s: %s", where.key, pool, exc)
         known.meta = meta
         return True
+
+    def fits(self, where, known, count):
+        """Whether ``count`` new fields of a pooled collection fit in its pool (``known``
+        is the pool's mapping), counting nothing."""
+        mine = placement.fields_added(known.meta).get(where.key, 0) + count
+        return len(known.types) + count <= FIELD_BUDGET and mine <= self.pool_max_fields
 
     def _forget_fields(self, pool, keys):
         """Drop the field counts of collections that left ``pool`` (deleted or promoted):

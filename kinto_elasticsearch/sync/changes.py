@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 
 # Pages indexed between two saves of a checkpoint during a long pass.
 SAVE_EVERY_PAGES = 10
+# Objects a bulk request carries when changes held back for a move are written after all.
+WITHHELD_PAGE = 1000
 
 
 class CollectionCatchUp:
@@ -95,9 +97,23 @@ class CollectionCatchUp:
         pages = 0
         where = self.index_side.locator.placement(bucket_id, collection_id, metadata)
         outgrown = False
+        # Changes its pool would index otherwise than an index of its own: held back until
+        # the collection is moved out (``Writer.misfit``), then written only if it is not.
+        withheld, misfit = [], None
+
+        def write(fresh):
+            delivered = self._delivered()
+            written = apply_changes(
+                self.index_side, bucket_id, collection_id, fresh, metadata,
+                registry=self.registry,
+            )  # fmt: skip
+            if delivered is not None:
+                delivered.note(bucket_id, collection_id, fresh, written)
+            report.indexed += len(fresh)
+            metrics.count(self.registry, metrics.CATCHUP_INDEXED, len(fresh))
 
         def send(page):
-            nonlocal pages, outgrown
+            nonlocal pages, outgrown, misfit
             live = [obj["id"] for obj in page if not obj.get("deleted")]
             outgrown = outgrown or where.outgrown_by(live)
             fresh = self._not_indexed(bucket_id, collection_id, page, seen, checkpoint)
@@ -107,23 +123,27 @@ class CollectionCatchUp:
                 delivered.note_held(
                     bucket_id, collection_id, [o for o in page if o["id"] not in sent]
                 )
-            if fresh:
-                written = apply_changes(
-                    self.index_side, bucket_id, collection_id, fresh, metadata,
-                    registry=self.registry,
-                )  # fmt: skip
-                if delivered is not None:
-                    delivered.note(bucket_id, collection_id, fresh, written)
-                report.indexed += len(fresh)
-                metrics.count(self.registry, metrics.CATCHUP_INDEXED, len(fresh))
+            if fresh and where.pooled and misfit is None:
+                records = [obj for obj in fresh if not obj.get("deleted")]
+                misfit = self.index_side.writer.misfit(bucket_id, collection_id, records, metadata)
+            if fresh and misfit is not None:
+                withheld.extend(fresh)
+            elif fresh:
+                write(fresh)
             last = page[-1]["last_modified"]
             progress.seen = max(progress.seen, last)
             progress.timestamp = max(progress.timestamp, min(last, started - self.overlap_ms))
             pages += 1
-            if pages % SAVE_EVERY_PAGES == 0:
+            if pages % SAVE_EVERY_PAGES == 0 and not withheld:
                 self.store.save(alias, progress)
 
         pipelined(iter_changes(self.storage, parent_id, since), send)
+        if misfit is not None:
+            # The move reads every record from storage and saves the collection's position.
+            if self.reshaper.move_out(bucket_id, collection_id, metadata, report, misfit):
+                return
+            for start in range(0, len(withheld), WITHHELD_PAGE):
+                write(withheld[start : start + WITHHELD_PAGE])
         if not compare and since and self.purges.purged(bucket_id, collection_id, since):
             self.purges.compare_and_repair(bucket_id, collection_id, metadata, report)
         # The whole collection was read: everything up to the overlap is in.

@@ -112,3 +112,27 @@ def rebuild(registry, bucket_id, collection_id, metadata):
         )
     except RebuildInProgress as exc:
         logger.info("Not rebuilding %s: %s", collection_uri(bucket_id, collection_id), exc)
+
+
+def move_out_of_pool(registry, bucket_id, collection_id, metadata):
+    """Move a pooled collection its pool does not fit (``Writer.misfit``) to an index of
+    its own, whose searches keep its pool's rules (``Placement.moved``); False if another
+    process is rebuilding it."""
+    settings = registry.elasticsearch.settings
+    try:
+        reindex_collection(
+            registry.storage,
+            registry.elasticsearch.index,
+            bucket_id,
+            collection_id,
+            metadata,
+            overlap_ms=int(settings.catchup_overlap * 1000),
+            registry=registry,
+            promote=True,
+            shared=True,
+            lease_seconds=settings.rebuild_lease,
+        )
+    except RebuildInProgress as exc:
+        logger.info("Not moving %s: %s", collection_uri(bucket_id, collection_id), exc)
+        return False
+    return True

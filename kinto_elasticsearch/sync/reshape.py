@@ -97,6 +97,11 @@ class Reshaper:
             reason = "has records its pool indexes only in part"
         else:
             return False
+        return self.move_out(bucket_id, collection_id, metadata, report, reason)
+
+    def move_out(self, bucket_id, collection_id, metadata, report, reason):
+        """Move a pooled collection to an index of its own the plugin chose (its searches
+        keep its pool's rules: ``Placement.moved``); False if not done."""
         logger.info(
             "%s %s: moving it to an index of its own",
             collection_uri(bucket_id, collection_id),
