@@ -762,6 +762,35 @@ def test_the_catch_up_moves_a_misfit_out_of_its_pool_before_indexing_it(
     assert CatchUp(app.app.registry, overlap_ms=0).run().rebuilt == []
 
 
+def test_a_pool_filled_anew_moves_out_the_collection_another_tenant_typed_first(
+    make_app, alice, engine, index_prefix
+):
+    """The pool is lost with its engine; another tenant writes first to the new one, with
+    other types: the rebuild of the first tenant's collection (in place, in its pool)
+    stops before its records are indexed there, and moves it out instead."""
+    from kinto_elasticsearch.sync.rebuild import reindex_collection
+
+    app = make_app(**{"elasticsearch.pools": "1"})
+    app.put_json("/v1/buckets/blog", {}, headers=alice)
+    for collection_id in ("words", "numbers"):
+        app.put_json(_collection("blog", collection_id), {}, headers=alice)
+    app.put_json(f"{_collection('blog', 'words')}/records/r1", {"data": {"price": "cheap"}},
+                 headers=alice)  # fmt: skip
+    engine.call("indices.delete", index=naming.pool_index_name(index_prefix, 0))
+    registry = app.app.registry
+    app.put_json(f"{_collection('blog', 'numbers')}/records/r1", {"data": {"price": 5}},
+                 headers=alice)  # fmt: skip
+    metadata = registry.storage.get(
+        resource_name="collection", parent_id="/buckets/blog", object_id="words"
+    )
+    reindex_collection(registry.storage, registry.elasticsearch.index, "blog", "words", metadata)
+    where = registry.elasticsearch.index.locator.placement("blog", "words", refresh=True)
+    assert (where.pooled, where.moved) == (False, True)
+    body = {"query": {"term": {"price": "cheap"}}}
+    assert len(_search(app, alice, "blog", "words", body).json["hits"]["hits"]) == 1
+    assert _pool_documents(engine, index_prefix, "blog/words") == 0
+
+
 def test_a_moved_collection_whose_metadata_asks_for_an_index_of_its_own_gets_its_rules(
     make_app, alice, engine, index_prefix
 ):

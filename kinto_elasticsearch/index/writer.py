@@ -90,8 +90,10 @@ class Writer:
         missing = self.apply(alias, records, tombstones, metadata, report, **send)
         if missing and ensure_index is not None:
             if where.pooled:
-                # Lost with its engine (or deleted by hand) since this process made sure of it.
+                # Lost with its engine (or deleted by hand) since this process made sure of
+                # it, and its mapping with it.
                 self.budget.pools.forget(where.pool)
+                self.known.forget(where.pool)
             ensure_index()
             send["where"] = self.locator.placement(
                 bucket_id, collection_id, metadata, refresh=True

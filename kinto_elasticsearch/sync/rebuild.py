@@ -61,6 +61,11 @@ class RebuildInProgress(Exception):
     """Another process (or thread) holds this collection's rebuild lease."""
 
 
+class Misfit(Exception):
+    """A pooled collection's records its pool would index otherwise than an index of its
+    own (``Writer.misfit``): the refill stops, and the collection moves out."""
+
+
 class RebuildLease:
     """An expiring lease on rebuilding one collection, held in the sync index.
 
@@ -326,10 +331,18 @@ def reindex_collection(
         if where.pooled and not (promote or needs_own_index(metadata)):
             rebuild = _refill
         shared = shared or (where.moved and not promote and not needs_own_index(metadata))
-        result = rebuild(
-            storage, index_side, bucket_id, collection_id, metadata, progress, overlap_ms, lease,
-            registry, shared,
-        )  # fmt: skip
+        args = (storage, index_side, bucket_id, collection_id, metadata, progress, overlap_ms,
+                lease, registry)  # fmt: skip
+        try:
+            result = rebuild(*args, shared)
+        except Misfit as exc:
+            # Its pool would take a record otherwise than an index of its own would (a
+            # field another tenant typed first, since the pool was filled anew): moved out
+            # before that record is written, with the pool's rules.
+            logger.info("%s %s: moving it to an index of its own", collection_uri(bucket_id,
+                        collection_id), exc)  # fmt: skip
+            rebuild = _reindex
+            result = rebuild(*args, True)
         if where.pooled and rebuild is _reindex:
             # A promotion: the collection's documents leave its pool once the replay is
             # done, not at the swap, so that a write this process placed in the pool just
@@ -365,11 +378,14 @@ def _refill(
 
     def send(objects):
         lease.renew()
+        records, _ = split_changes(objects)
+        reason = index_side.writer.misfit(bucket_id, collection_id, records, metadata)
+        if reason is not None:
+            raise Misfit(reason)
         report = apply_changes(
             index_side, bucket_id, collection_id, objects, metadata, registry=registry,
             same_version=True,
         )  # fmt: skip
-        records, _ = split_changes(objects)
         result.add(records, report, progress)
 
     pipelined(iter_record_pages(storage, "record", parent_id, include_deleted=True), send)
