@@ -139,14 +139,30 @@ def test_collection_ids_outside_kintos_rules_are_not_found(blog, alice, collecti
     assert "hello" not in response.text
 
 
-def test_shards_count_only_the_collections_the_caller_may_read(blog, alice):
-    bob = user_id(blog, "bob")
-    blog.patch_json(
-        f"{BUCKET}/collections/drafts/records/d1", {"permissions": {"read": [bob]}}, headers=alice
+@pytest.mark.parametrize("pools", ["0", "16"])
+def test_shards_count_only_the_collections_the_caller_may_read(make_app, alice, pools):
+    """With indices of their own, the caller's collections' shards; under a pool's rules,
+    one shard, however many collections and pools the search reads (how many would say
+    where they live)."""
+    app = make_app(**{"elasticsearch.pools": pools})
+    app.put_json(BUCKET, {}, headers=alice)
+    for collection_id in ("articles", "drafts", "comments"):
+        uri = f"{BUCKET}/collections/{collection_id}"
+        app.put_json(uri, {}, headers=alice)
+        app.put_json(f"{uri}/records/r1", {"data": {"title": "hello"}}, headers=alice)
+    bob = user_id(app, "bob")
+    app.patch_json(
+        f"{BUCKET}/collections/drafts/records/r1", {"permissions": {"read": [bob]}}, headers=alice
     )
-    everything = blog.post_json(SEARCH, {}, headers=alice).json["_shards"]["total"]
-    one_collection = blog.post_json(SEARCH, {}, headers=auth("bob")).json["_shards"]["total"]
-    assert everything == 3 * one_collection
+    everything = app.post_json(SEARCH, {}, headers=alice).json
+    one_collection = app.post_json(SEARCH, {}, headers=auth("bob")).json
+    assert everything["hits"]["total"]["value"] == 3
+    assert one_collection["hits"]["total"]["value"] == 1
+    if pools == "0":
+        assert everything["_shards"]["total"] == 3 * one_collection["_shards"]["total"]
+    else:
+        shards = {"total": 1, "successful": 1, "skipped": 0, "failed": 0}
+        assert everything["_shards"] == one_collection["_shards"] == shards
 
 
 def test_a_bucket_whose_readable_collections_have_no_index_finds_nothing(app, alice):

@@ -733,6 +733,27 @@ def test_a_collection_the_plugin_moves_keeps_the_rules_of_its_pool(
     assert [hit["_id"] for hit in hits] == ["r1"] and "_explanation" in hits[0]
 
 
+def test_a_type_the_collections_own_records_gave_first_costs_no_move(
+    make_app, alice, engine, index_prefix
+):
+    """Values that disagree with the type the collection's own first record gave a field
+    (a float then an integer, text then a number) are indexed as an index of its own would
+    index them: in the pool, with that type."""
+    app = make_app(**{"elasticsearch.pools": "1"})
+    app.put_json("/v1/buckets/blog", {}, headers=alice)
+    app.put_json(_collection("blog", "mixed"), {}, headers=alice)
+    uri = f"{_collection('blog', 'mixed')}/records"
+    app.put_json(f"{uri}/r1", {"data": {"price": 2.5, "code": "A1"}}, headers=alice)
+    app.put_json(f"{uri}/r2", {"data": {"price": 5, "code": 7}}, headers=alice)
+    locator = app.app.registry.elasticsearch.index.locator
+    assert locator.placement("blog", "mixed", refresh=True).pooled
+    body = {"query": {"range": {"price": {"gte": 3}}}}
+    assert [h["_id"] for h in _search(app, alice, "blog", "mixed", body).json["hits"]["hits"]] == [
+        "r2"
+    ]
+    assert CatchUp(app.app.registry, overlap_ms=0).run().rebuilt == []
+
+
 def test_the_catch_up_moves_a_misfit_out_of_its_pool_before_indexing_it(
     make_app, alice, engine, index_prefix, monkeypatch
 ):

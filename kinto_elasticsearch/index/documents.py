@@ -201,7 +201,7 @@ class _Builder:
         return value
 
     def array(self, values, path, kind):
-        items = list(_flat(values))
+        items = list(flat_values(values))
         objects = [v for v in items if isinstance(v, dict)]
         scalars = [v for v in items if not isinstance(v, dict) and v is not None]
         if objects and scalars or objects and kind not in (None, *OBJECT_TYPES):
@@ -252,10 +252,10 @@ class _Builder:
 _DROP = object()
 
 
-def _flat(values):
+def flat_values(values):
     for value in values:
         if isinstance(value, list):
-            yield from _flat(value)
+            yield from flat_values(value)
         else:
             yield value
 
@@ -327,7 +327,7 @@ def minimal(document):
     return Document(document.id, document.version, source, left_out, document.private)
 
 
-def _dynamic_type(value):
+def dynamic_type(value):
     """The type the engine's dynamic mapping gives a new field (with the plugin's string
     template), or None where it depends on the engine (strings that look like dates)."""
     if isinstance(value, bool):
@@ -348,7 +348,7 @@ def untyped(document, known):
 
     def walk(value, path):
         if isinstance(value, list):
-            return any(walk(item, path) for item in _flat(value))
+            return any(walk(item, path) for item in flat_values(value))
         if path:
             dotted = ".".join(path)
             if dotted in known.types and known.types[dotted] is None:
@@ -370,7 +370,7 @@ def new_fields(document, known):
     def walk(value, path):
         dotted = ".".join(path)
         if isinstance(value, list):
-            for item in _flat(value):
+            for item in flat_values(value):
                 walk(item, path)
             return
         if path and known.types.get(dotted) in FLAT_TYPES:
@@ -378,7 +378,7 @@ def new_fields(document, known):
         if path and dotted not in known.types:
             if known.is_closed(path[:-1]):
                 return
-            kind = _dynamic_type(value)
+            kind = dynamic_type(value)
             if kind == "text":
                 added[f"{dotted}.keyword"] = "keyword"
             if value is not None:
@@ -389,34 +389,6 @@ def new_fields(document, known):
 
     walk(document.source, ())
     return added
-
-
-def foreign_types(document, known, own):
-    """``{field: (its type in known, its type in own)}`` for the fields of ``document``
-    (built against ``own``: the mapping an index of its own would have) that ``known``
-    types otherwise: a pool's mapping, where another tenant may have typed them first."""
-    found = {}
-
-    def walk(value, path):
-        if isinstance(value, list):
-            for item in _flat(value):
-                walk(item, path)
-            return
-        if path:
-            dotted = ".".join(path)
-            theirs = known.types.get(dotted)
-            mine = own.types.get(dotted) or (None if value is None else _dynamic_type(value))
-            if theirs is not None and mine is not None and theirs != mine:
-                found[dotted] = (theirs, mine)
-                return
-            if mine in FLAT_TYPES:
-                return
-        if isinstance(value, dict):
-            for key, item in value.items():
-                walk(item, (*path, key))
-
-    walk(document.source, ())
-    return found
 
 
 # Where an engine's reason for refusing a document names the field at fault.

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from kinto_elasticsearch.index.admin import IndexAdmin
 from kinto_elasticsearch.index.budget import FieldBudget
 from kinto_elasticsearch.index.bulk import BulkSender
+from kinto_elasticsearch.index.fit import PoolFit
 from kinto_elasticsearch.index.indices import Indices
 from kinto_elasticsearch.index.known import KnownMappings
 from kinto_elasticsearch.index.locator import Locator
@@ -19,8 +20,9 @@ class IndexSide:
     """What the write side, the read side and the command line are given of the index:
     ``locator`` (where a collection lives), ``indices`` (the cluster's indices and
     aliases), ``known`` (mappings read), ``pools``, ``admin`` (a collection's indices),
-    ``removal`` (of what went), ``writer`` (records in) and ``reader`` (what the index
-    holds)."""
+    ``removal`` (of what went), ``writer`` (records in), ``reader`` (what the index
+    holds) and ``fit`` (whether a pool takes a collection's records as its own index
+    would)."""
 
     engine: object
     prefix: str
@@ -32,6 +34,7 @@ class IndexSide:
     removal: Removal
     writer: Writer
     reader: Reader
+    fit: PoolFit
 
     @classmethod
     def build(
@@ -66,4 +69,5 @@ class IndexSide:
                 BulkSender(engine, force_refresh),
             ),
             reader=Reader(engine, locator),
+            fit=PoolFit(engine, locator, known, pooled),
         )

@@ -7,7 +7,6 @@ from kinto_elasticsearch.client import EngineNotFound
 from kinto_elasticsearch.index import documents
 from kinto_elasticsearch.index.budget import without_new_fields
 from kinto_elasticsearch.index.bulk import BulkReport, is_minimal
-from kinto_elasticsearch.index.mapping import collection_mapping
 from kinto_elasticsearch.index.placement import MAX_ID_BYTES, id_fits
 
 logger = logging.getLogger(__name__)
@@ -15,9 +14,6 @@ logger = logging.getLogger(__name__)
 # Bulk requests for one write, refused documents included: the first, one with the
 # mapping read again, a few dropping the fields the engine names, and the minimal form.
 MAX_ROUNDS = 6
-# Fields typed otherwise in a pool looked up among a collection's documents, at most: past
-# them, the collection is moved out (see ``Writer.misfit``).
-MAX_HELD_CHECKS = 8
 
 
 def tombstone(obj):
@@ -111,54 +107,6 @@ class Writer:
                 bucket_id, collection_id, records, tombstones, metadata, report, send
             )
         return report
-
-    def misfit(self, bucket_id, collection_id, records, metadata):
-        """Why its pool would take ``records`` otherwise than an index of its own would,
-        or None: a field another tenant typed first (the record's value would be indexed
-        with that type, or left out), or fields the pool has no room for (left out). The
-        callers move such a collection to an index of its own before they write these
-        records (``Placement.moved``), so that no answer of its tenant shows another's
-        types. Costs no request, but a mapping read when a field's type is not known yet.
-        """
-        where = self.locator.placement(bucket_id, collection_id, metadata)
-        if not where.pooled or not records:
-            return None
-        own = documents.KnownMapping.from_mapping(
-            collection_mapping(metadata, self.engine.flattened_type)
-        )
-        docs = [documents.build(record, metadata, own) for record in records]
-        known, fresh = self.known.known_mapping(where.pool)
-        if not fresh and any(documents.untyped(doc, known) for doc in docs):
-            known, _ = self.known.known_mapping(where.pool, refresh=True)
-        added, foreign = {}, {}
-        for doc in docs:
-            foreign.update(documents.foreign_types(doc, known, own))
-            added.update(documents.new_fields(doc, known))
-        # A type the collection's own records gave first is its own: an index of its own
-        # would have it too (each record of the collection met it when written, and was
-        # moved out had it been another's).
-        for path in sorted(set(foreign) - self._held(where, sorted(foreign))):
-            theirs, mine = foreign[path]
-            return f"its field {path!r} ({mine}) is a {theirs} in its pool"
-        if added and not self.budget.pools.fits(where, known, len(added)):
-            return f"its pool has no room for {len(added)} more of its fields"
-        return None
-
-    def _held(self, where, fields):
-        """The ``fields`` some live document of the collection holds in its pool (as last
-        refreshed: a field it gave a type in the last second may look another's, which
-        costs a move, not a wrong answer)."""
-        if not fields:
-            return set()
-        held = set()
-        for path in fields[:MAX_HELD_CHECKS]:
-            wanted = [documents.LIVE_DOCUMENTS, {"exists": {"field": path}}]
-            wanted.append(where.collection_filter())
-            body = {"query": {"bool": {"filter": wanted}}}
-            found = self.engine.call("count", index=where.pool, body=body, **where.routing)
-            if found["count"]:
-                held.add(path)
-        return held
 
     def replace_misplaced(
         self, bucket_id, collection_id, records, tombstones, metadata, report, send

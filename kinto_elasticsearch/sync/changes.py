@@ -98,7 +98,7 @@ class CollectionCatchUp:
         where = self.index_side.locator.placement(bucket_id, collection_id, metadata)
         outgrown = False
         # Changes its pool would index otherwise than an index of its own: held back until
-        # the collection is moved out (``Writer.misfit``), then written only if it is not.
+        # the collection is moved out (``PoolFit.misfit``), then written only if it is not.
         withheld, misfit = [], None
 
         def write(fresh):
@@ -125,7 +125,7 @@ class CollectionCatchUp:
                 )
             if fresh and where.pooled and misfit is None:
                 records = [obj for obj in fresh if not obj.get("deleted")]
-                misfit = self.index_side.writer.misfit(bucket_id, collection_id, records, metadata)
+                misfit = self.index_side.fit.misfit(bucket_id, collection_id, records, metadata)
             if fresh and misfit is not None:
                 withheld.extend(fresh)
             elif fresh:

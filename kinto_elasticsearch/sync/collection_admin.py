@@ -115,7 +115,7 @@ def rebuild(registry, bucket_id, collection_id, metadata):
 
 
 def move_out_of_pool(registry, bucket_id, collection_id, metadata):
-    """Move a pooled collection its pool does not fit (``Writer.misfit``) to an index of
+    """Move a pooled collection its pool does not fit (``PoolFit.misfit``) to an index of
     its own, whose searches keep its pool's rules (``Placement.moved``); False if another
     process is rebuilding it."""
     settings = registry.elasticsearch.settings

@@ -63,7 +63,7 @@ class RebuildInProgress(Exception):
 
 class Misfit(Exception):
     """A pooled collection's records its pool would index otherwise than an index of its
-    own (``Writer.misfit``): the refill stops, and the collection moves out."""
+    own (``PoolFit.misfit``): the refill stops, and the collection moves out."""
 
 
 class RebuildLease:
@@ -379,7 +379,7 @@ def _refill(
     def send(objects):
         lease.renew()
         records, _ = split_changes(objects)
-        reason = index_side.writer.misfit(bucket_id, collection_id, records, metadata)
+        reason = index_side.fit.misfit(bucket_id, collection_id, records, metadata)
         if reason is not None:
             raise Misfit(reason)
         report = apply_changes(

@@ -34,7 +34,7 @@ from kinto_elasticsearch.client import EngineError
 from kinto_elasticsearch.config import DEFAULT_SETTINGS
 from kinto_elasticsearch.events import RecordsIndexFailed, notify
 from kinto_elasticsearch.storage import collection_uri
-from kinto_elasticsearch.sync import collection_admin
+from kinto_elasticsearch.sync import moves
 from kinto_elasticsearch.sync.admin_queue import AdminQueue, AdminTask
 from kinto_elasticsearch.sync.apply import apply_many
 from kinto_elasticsearch.sync.threads import ProcessThread
@@ -285,7 +285,7 @@ class Sender:
             deliver = functools.partial(self._deliver, forward=False)
             if forward and self.admin.forward(key, group, deliver):
                 continue
-            if whole and self._moved_first(key, group):
+            if whole and moves.held_for_move(self, key, group):
                 continue
             sent.extend(group)
         if not sent:
@@ -300,50 +300,6 @@ class Sender:
             for handover in sent:
                 if handover.done is not None:
                     handover.done.set()
-
-    def _moved_first(self, key, group):
-        """Whether ``group`` (handovers of collection ``key``) waits for its collection's
-        move to an index of its own: its pool would take its records otherwise (a field
-        another tenant typed first, no room for its fields: ``Writer.misfit``), and a
-        write indexed so would show the other tenant in this one's answers. The move, an
-        ordered admin task, holds the collection's later records behind it too; the
-        records are sent once it is done (in part, as the pool takes them, if it cannot
-        be done now: the catch-up moves the collection later)."""
-        bucket_id, collection_id = key
-        metadata = group[-1].metadata
-        latest = {}
-        for handover in group:
-            for obj in handover.objects:
-                if obj["last_modified"] >= latest.get(obj["id"], {}).get("last_modified", -1):
-                    latest[obj["id"]] = obj
-        records = [obj for obj in latest.values() if not obj.get("deleted")]
-        writer = self._index_side.writer
-        try:
-            reason = writer.misfit(bucket_id, collection_id, records, metadata)
-        except EngineError as exc:
-            logger.debug("Could not tell whether %s fits its pool: %s", key, exc)
-            return False
-        if reason is None:
-            return False
-        uri = collection_uri(bucket_id, collection_id)
-        logger.info("%s: %s, moving it to an index of its own first", uri, reason)
-        task = AdminTask(key, None, f"move {uri} to an index of its own")
-        task.work = functools.partial(self._move_then_send, task, key, list(group), metadata)
-        self.admin.put(task)
-        return True
-
-    def _move_then_send(self, task, key, handovers, metadata):
-        try:
-            # Moved meanwhile (a move queued before this one, another process): done.
-            if self._index_side.locator.placement(*key, metadata, refresh=True).pooled:
-                collection_admin.move_out_of_pool(self._registry, *key, metadata)
-        except EngineError as exc:
-            logger.info("Could not %s, sending its records as its pool takes them: %s",
-                        task.description, exc)  # fmt: skip
-        # Moved, the records are whole where the collection lives (the move read them from
-        # storage, this sends them again at the same version: nothing changes); not, they
-        # are indexed as the pool takes them.
-        self._deliver(handovers, forward=False, whole=False)
 
     def _send(self, batch):
         """``batch``'s changes, the latest version of each object, in bulk requests of
