@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from tests.conftest import auth
@@ -132,8 +134,10 @@ SECRETS = ("5000", "7000", "secret.org")
 
 
 def _assert_no_secret(response):
+    # Timestamps (13 digits) may hold a salary's digits: "1796593770002" holds "7000".
+    text = re.sub(r"\d{10,}", "", response.text)
     for secret in SECRETS:
-        assert secret not in response.text, response.text
+        assert secret not in text, response.text
 
 
 @pytest.mark.parametrize(
