@@ -155,24 +155,19 @@ class Placement:
 
     def collection_filter(self):
         """The filter keeping a search to this collection's documents (None: its index
-        holds nothing else).
+        holds nothing else): one term, whose cost is the collection's documents, not the
+        shard's.
 
-        Documents without a collection field pass too: no pooled document lacks one, so in
-        the pool this is the alias's own filter, and it keeps a process that has not yet
-        seen the collection promoted (its placement is cached) searching its own index,
-        where no document has one.
+        A pooled collection is searched in its pool (:attr:`target`), never through an
+        alias an index of its own may have since: a process that has not yet seen it
+        promoted finds what the pool still holds of it, then, its placement records read
+        again (10 s at most), its own index. (Documents without a collection field passed
+        too when pooled collections had filtered aliases: a negation every search paid
+        for with a pass over the whole shard.)
         """
         if not self.pooled:
             return None
-        return {
-            "bool": {
-                "should": [
-                    self.collection_term(),
-                    {"bool": {"must_not": [{"exists": {"field": COLLECTION_FIELD}}]}},
-                ],
-                "minimum_should_match": 1,
-            }
-        }
+        return self.collection_term()
 
     def alias_action(self):
         """The ``update_aliases`` ``add`` action of a pooled collection's alias."""
