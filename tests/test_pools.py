@@ -659,9 +659,9 @@ def test_verify_finds_and_deletes_pool_documents_left_without_their_collection(
         assert len(_hits(_search(pooled_app, alice, bucket_id, collection_id))) == 2
 
 
-def test_a_type_conflict_between_tenants_stays_with_the_tenant_that_has_it(
-    make_app, alice, engine, index_prefix
-):
+def _conflicting_tenants(make_app, alice):
+    """One pool, two collections: "numbers" maps ``price`` as a number first, then "words"
+    writes a string there."""
     app = make_app(**{"elasticsearch.pools": "1"})
     app.put_json("/v1/buckets/blog", {}, headers=alice)
     for collection_id, price in (("numbers", 5), ("words", "cheap")):
@@ -671,6 +671,13 @@ def test_a_type_conflict_between_tenants_stays_with_the_tenant_that_has_it(
             {"data": {"price": price}},
             headers=alice,
         )
+    return app
+
+
+def test_a_type_conflict_between_tenants_stays_with_the_tenant_that_has_it(
+    make_app, alice, engine, index_prefix
+):
+    app = _conflicting_tenants(make_app, alice)
     # In the pool, "price" is a number (the first tenant's): the second tenant's record
     # would be indexed without it, so its collection moves to an index of its own first,
     # and a search right after the write finds the record whole.
@@ -696,15 +703,7 @@ def test_a_collection_the_plugin_moves_keeps_the_rules_of_its_pool(
     another process sees it."""
     from kinto_elasticsearch.sync.rebuild import reindex_collection
 
-    app = make_app(**{"elasticsearch.pools": "1"})
-    app.put_json("/v1/buckets/blog", {}, headers=alice)
-    for collection_id, price in (("numbers", 5), ("words", "cheap")):
-        app.put_json(_collection("blog", collection_id), {}, headers=alice)
-        app.put_json(
-            f"{_collection('blog', collection_id)}/records/r1",
-            {"data": {"price": price}},
-            headers=alice,
-        )
+    app = _conflicting_tenants(make_app, alice)
     registry = app.app.registry
     where = registry.elasticsearch.index.locator.placement("blog", "words", refresh=True)
     assert (where.pooled, where.moved, where.shared) == (False, True, True)
@@ -815,15 +814,7 @@ def test_a_pool_filled_anew_moves_out_the_collection_another_tenant_typed_first(
 def test_a_moved_collection_whose_metadata_asks_for_an_index_of_its_own_gets_its_rules(
     make_app, alice, engine, index_prefix
 ):
-    app = make_app(**{"elasticsearch.pools": "1"})
-    app.put_json("/v1/buckets/blog", {}, headers=alice)
-    for collection_id, price in (("numbers", 5), ("words", "cheap")):
-        app.put_json(_collection("blog", collection_id), {}, headers=alice)
-        app.put_json(
-            f"{_collection('blog', collection_id)}/records/r1",
-            {"data": {"price": price}},
-            headers=alice,
-        )
+    app = _conflicting_tenants(make_app, alice)
     locator = app.app.registry.elasticsearch.index.locator
     assert locator.placement("blog", "words", refresh=True).moved
     schema = {"properties": {"price": {"type": "keyword"}}}

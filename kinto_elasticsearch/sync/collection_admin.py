@@ -96,27 +96,9 @@ def probe_removal_task(index_side, bucket_id, collection_id, name):
     )
 
 
-def rebuild(registry, bucket_id, collection_id, metadata):
-    """Rebuild (or promote) the collection's index now; another process doing it is as good."""
-    settings = registry.elasticsearch.settings
-    try:
-        reindex_collection(
-            registry.storage,
-            registry.elasticsearch.index,
-            bucket_id,
-            collection_id,
-            metadata,
-            overlap_ms=int(settings.catchup_overlap * 1000),
-            registry=registry,
-            lease_seconds=settings.rebuild_lease,
-        )
-    except RebuildInProgress as exc:
-        logger.info("Not rebuilding %s: %s", collection_uri(bucket_id, collection_id), exc)
-
-
-def move_out_of_pool(registry, bucket_id, collection_id, metadata):
-    """Move a pooled collection its pool does not fit (``PoolFit.misfit``) to an index of
-    its own, whose searches keep its pool's rules (``Placement.moved``); False if another
+def rebuild(registry, bucket_id, collection_id, metadata, **options):
+    """Rebuild (or promote) the collection's index now; another process doing it is as
+    good. ``options``: ``reindex_collection``'s (``promote``, ``shared``). False if another
     process is rebuilding it."""
     settings = registry.elasticsearch.settings
     try:
@@ -128,11 +110,17 @@ def move_out_of_pool(registry, bucket_id, collection_id, metadata):
             metadata,
             overlap_ms=int(settings.catchup_overlap * 1000),
             registry=registry,
-            promote=True,
-            shared=True,
             lease_seconds=settings.rebuild_lease,
+            **options,
         )
     except RebuildInProgress as exc:
-        logger.info("Not moving %s: %s", collection_uri(bucket_id, collection_id), exc)
+        logger.info("Not rebuilding %s: %s", collection_uri(bucket_id, collection_id), exc)
         return False
     return True
+
+
+def move_out_of_pool(registry, bucket_id, collection_id, metadata):
+    """Move a pooled collection its pool does not fit (``PoolFit.misfit``) to an index of
+    its own, whose searches keep its pool's rules (``Placement.moved``); False if another
+    process is rebuilding it."""
+    return rebuild(registry, bucket_id, collection_id, metadata, promote=True, shared=True)
