@@ -811,6 +811,29 @@ def test_a_pool_filled_anew_moves_out_the_collection_another_tenant_typed_first(
     assert _pool_documents(engine, index_prefix, "blog/words") == 0
 
 
+def test_a_bucket_search_reaching_only_a_moved_collection_keeps_the_pools_rules(
+    make_app, alice, engine, index_prefix
+):
+    """Scores and shards as a bucket of pooled collections answers them: the move shows."""
+    app = make_app(**{"elasticsearch.pools": "1"})
+    for bucket_id, price in (("shop", 5), ("blog", "cheap"), ("news", 7)):
+        app.put_json(f"/v1/buckets/{bucket_id}", {}, headers=alice)
+        app.put_json(_collection(bucket_id, "c"), {}, headers=alice)
+        data = {"price": price, "title": "hello world"}
+        app.put_json(f"{_collection(bucket_id, 'c')}/records/r1", {"data": data}, headers=alice)
+    locator = app.app.registry.elasticsearch.index.locator
+    assert locator.placement("blog", "c", refresh=True).moved
+    assert locator.placement("news", "c", refresh=True).pooled
+    body = {"query": {"match": {"title": "hello"}}}
+    moved, pooled = (
+        app.post_json(f"/v1/buckets/{bucket_id}/search", body, headers=alice).json
+        for bucket_id in ("blog", "news")
+    )
+    assert [hit["_id"] for hit in moved["hits"]["hits"]] == ["r1"]
+    assert moved["hits"]["hits"][0]["_score"] == pooled["hits"]["hits"][0]["_score"]
+    assert moved["_shards"] == pooled["_shards"]
+
+
 def test_a_moved_collection_whose_metadata_asks_for_an_index_of_its_own_gets_its_rules(
     make_app, alice, engine, index_prefix
 ):

@@ -319,11 +319,9 @@ class BucketSearch:
                 if locator.alias(self.bucket_id, collection_id) not in physical
             }
             # Collections the plugin moved out of a pool keep its rules (``Placement.shared``).
-            readable = (locator.alias(self.bucket_id, c) for c in self.readable)
             moved = any(
-                locator.records.find(alias, lane=SEARCH)[2]
-                for alias in readable
-                if alias in physical
+                locator.placement(self.bucket_id, c, lane=SEARCH).moved
+                for c in set(self.readable) - set(places)
             )
         except EngineUnavailable as exc:
             raise unavailable(exc) from None

@@ -57,14 +57,13 @@ class Rules:
         # True when the caller may read only some of the records the search reaches.
         self.restricted = restricted
         self.hidden = list(hidden)
-        # The collection's placement: in a pool, documents' ``_id`` are namespaced.
+        # The placement when in a pool (documents' ``_id`` are namespaced there), and
+        # whether the search follows a pool's rules (``Placement.shared``).
         self.pooled = where if where is not None and where.pooled else None
-        # Whether the search follows a pooled collection's rules (``Placement.shared``):
-        # in a pool, or moved out of one by the plugin on its own.
         self.shared = where is not None and where.shared
-        # In a pool, a user's body (one the plugin built needs none) is rewritten once the
-        # walk is done: queries that score by themselves are rescored without statistics
-        # (``scoring.py``), hit contexts tie in Kinto's order (``tiebreak.py``).
+        # Under a pool's rules, a user's body (one the plugin built needs none) is rewritten
+        # once the walk is done: rescored without statistics (``scoring.py``), hit contexts
+        # tied in Kinto's order (``tiebreak.py``).
         self.rescore = rescore
         self.rewrites = []
         # In a pool, the fields the collection's records hold (``scope.py``); None: any.
