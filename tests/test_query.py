@@ -1,9 +1,10 @@
 import copy
+import dataclasses
 
 import pytest
 
 from kinto_elasticsearch.index import naming
-from kinto_elasticsearch.index.placement import Placement
+from kinto_elasticsearch.index.placement import COLLECTION_FIELD, Placement
 from kinto_elasticsearch.search.filters import RECORDS
 from kinto_elasticsearch.search.rules import QueryLimits, QueryRefused, collection_search_body
 
@@ -912,11 +913,15 @@ def test_a_pooled_collection_is_kept_to_its_documents_named_as_the_pool_names_th
     prepared = collection_search_body(body, LIMITS, ["r2"], pooled)
     # Scored without the pool's statistics: a constant for what the ids match.
     ids = {"ids": {"values": ["blog/articles/r1", "r1"]}}
-    assert prepared["query"] == filtered(
-        {"constant_score": {"filter": ids, "boost": 1.0}},
-        {"ids": {"values": ["blog/articles/r2", "r2"]}},
-        pooled.collection_filter(),
-    )
+    records = {"term": {COLLECTION_FIELD: "blog/articles"}}
+    readable = {"ids": {"values": ["blog/articles/r2", "r2"]}}
+    query = {"constant_score": {"filter": ids, "boost": 1.0}}
+    # Before the layout says the pool's tombstones are marked: records are those with an id.
+    assert prepared["query"] == {"bool": {"must": [query], "filter": [RECORDS, records, readable]}}
+    # After: the collection's term alone, which tombstones (``{key}/``) do not match.
+    marked = dataclasses.replace(pooled, marked=True)
+    prepared = collection_search_body(body, LIMITS, ["r2"], marked)
+    assert prepared["query"] == {"bool": {"must": [query], "filter": [records, readable]}}
 
 
 def test_the_input_is_not_modified():

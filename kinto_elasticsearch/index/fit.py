@@ -89,8 +89,7 @@ class PoolFit:
         costs a move, not a wrong answer)."""
         held = set()
         for path in fields[:MAX_HELD_CHECKS]:
-            wanted = [documents.LIVE_DOCUMENTS, {"exists": {"field": path}}]
-            wanted.append(where.collection_filter())
+            wanted = [*where.record_filters(), {"exists": {"field": path}}]
             body = {"query": {"bool": {"filter": wanted}}}
             found = self.engine.call("count", index=where.pool, body=body, **where.routing)
             if found["count"]:

@@ -9,6 +9,7 @@ not name whose metadata asks for an index of its own (created while the engine w
 a pooled one waiting for its promotion: its pool says which).
 """
 
+import dataclasses
 import fnmatch
 import time
 
@@ -44,7 +45,14 @@ class Locator:
         """Where the collection's records live: as recorded, else at its hash pool, else
         (see the module) the engine's word, else where :func:`placement.choose` would
         create it. ``lane``: the breaker of the caller (a search's lookup is a search's
-        fault)."""
+        fault). A pooled placement says whether the layout records its pool's tombstones
+        marked (``Placement.marked``)."""
+        where = self._placement(bucket_id, collection_id, metadata, max_age, refresh, lane)
+        if where.pooled and self.records.tombstones_marked:
+            return dataclasses.replace(where, marked=True)
+        return where
+
+    def _placement(self, bucket_id, collection_id, metadata, max_age, refresh, lane):
         alias = self.alias(bucket_id, collection_id)
         found, pool, moved = self.records.find(alias, refresh=refresh, lane=lane)
         if found:
@@ -95,7 +103,7 @@ class Locator:
         if pool is None:
             return False
         key = placement.collection_key(bucket_id, collection_id)
-        body = {"query": {"term": {COLLECTION_FIELD: key}}, "size": 0, "terminate_after": 1}
+        body = {"query": placement.documents_term(key), "size": 0, "terminate_after": 1}
         try:
             found = self.engine.call("search", index=pool, body=body, routing=key, lane=lane)
         except EngineNotFound:

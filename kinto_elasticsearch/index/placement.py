@@ -13,6 +13,16 @@ reads one shard, and the plugin's own collection filter (:meth:`Placement.collec
 added next to the permission filter) keeps it to its documents. Hits still name the
 collection's alias as ``_index`` (``search/pooled.py``).
 
+A deleted record leaves a tombstone document (its version, ``index/documents.py``). In a
+pool, a tombstone's collection field is the collection's key followed by ``/``
+(:func:`tombstone_key`), so that one term selects a collection's records
+(:meth:`Placement.record_filters`): a search then costs what the collection holds, where
+"has an ``id``" (how an index of its own tells records from tombstones) is a filter over
+the whole shard on engines that do not lead a conjunction with its rarest clause. Pools an
+older version wrote hold tombstones without the mark until the catch-up marks them
+(``index/tombstones.py``): searches keep the ``id`` filter until the layout records that
+they are (:attr:`Placement.marked`).
+
 Two collections of one pool may both hold record ``r1``: a pooled document's ``_id`` is
 ``{bucket}/{collection}/{record}``. ``/`` never occurs in a Kinto id, so that is injective,
 and :func:`Placement.record_id` gives users back their own ids.
@@ -30,6 +40,7 @@ from dataclasses import dataclass
 
 from kinto_elasticsearch.index import naming
 from kinto_elasticsearch.index.analysis import SETTINGS_KEY
+from kinto_elasticsearch.index.documents import ID_FIELD, LIVE_DOCUMENTS
 from kinto_elasticsearch.index.indices import WRITE_INDEX
 from kinto_elasticsearch.index.mapping import derives_mapping
 
@@ -51,6 +62,29 @@ def collection_key(bucket_id, collection_id):
     return f"{bucket_id}/{collection_id}"
 
 
+def tombstone_key(key):
+    """The value of :data:`COLLECTION_FIELD` of a pooled collection's tombstones: its key
+    and ``/``, which no collection's key ends with (Kinto ids have no ``/``), and which a
+    bucket's prefix (``{bucket}/``) still matches."""
+    return f"{key}/"
+
+
+def live_key(value):
+    """The collection key of a pooled document's :data:`COLLECTION_FIELD` value, a
+    tombstone's or a record's."""
+    return value[:-1] if value.endswith("/") else value
+
+
+def documents_term(key):
+    """Every document of the pooled collection of ``key`` (records and tombstones)."""
+    return {"terms": {COLLECTION_FIELD: [key, tombstone_key(key)]}}
+
+
+def is_tombstone(document_source):
+    """Whether a document's source is a tombstone's: every record has an ``id``."""
+    return ID_FIELD not in document_source
+
+
 @dataclass(frozen=True)
 class Placement:
     bucket_id: str
@@ -62,6 +96,9 @@ class Placement:
     # tenant of its pool chose first, its share of the pool's fields, its size), not one
     # its configuration asks for: see :attr:`shared`.
     moved: bool = False
+    # Every tombstone of the pool carries the mark (:func:`tombstone_key`), as the layout
+    # records: the collection's term alone then selects its records.
+    marked: bool = False
 
     @property
     def pooled(self):
@@ -137,6 +174,8 @@ class Placement:
         """A document's ``_source`` as sent to the engine."""
         if not self.pooled:
             return document_source
+        if is_tombstone(document_source):
+            return {**document_source, COLLECTION_FIELD: tombstone_key(self.key)}
         return {**document_source, COLLECTION_FIELD: self.key}
 
     def holds(self, index):
@@ -149,14 +188,14 @@ class Placement:
         return not naming.is_pool(self.alias.split(".", 1)[0], index)
 
     def collection_term(self):
-        """Exactly this collection's documents in its pool: its alias's filter, and what
+        """Exactly this collection's documents in its pool, records and tombstones: what
         deleting it from the pool deletes."""
-        return {"term": {COLLECTION_FIELD: self.key}}
+        return documents_term(self.key)
 
     def collection_filter(self):
-        """The filter keeping a search to this collection's documents (None: its index
-        holds nothing else): one term, whose cost is the collection's documents, not the
-        shard's.
+        """The filter keeping a request to this collection's documents, records and
+        tombstones (None: its index holds nothing else), whose cost is the collection's
+        documents, not the shard's.
 
         A pooled collection is searched in its pool (:attr:`target`), never through an
         alias an index of its own may have since: a process that has not yet seen it
@@ -169,13 +208,24 @@ class Placement:
             return None
         return self.collection_term()
 
+    def record_filters(self):
+        """The filters keeping a request to this collection's records, not its tombstones:
+        in a pool whose tombstones are all marked, the collection's term alone (one term,
+        whose cost is the collection's records); else "has an ``id``", and the collection's
+        documents in a pool."""
+        if not self.pooled:
+            return [LIVE_DOCUMENTS]
+        records = {"term": {COLLECTION_FIELD: self.key}}
+        return [records] if self.marked else [LIVE_DOCUMENTS, records]
+
     def alias_action(self):
-        """The ``update_aliases`` ``add`` action of a pooled collection's alias."""
+        """The ``update_aliases`` ``add`` action of the alias an older version gave a pooled
+        collection (its filter a term of the key)."""
         return {
             "add": {
                 "index": self.pool,
                 "alias": self.alias,
-                "filter": self.collection_term(),
+                "filter": {"term": {COLLECTION_FIELD: self.key}},
                 "routing": self.key,
                 **WRITE_INDEX,
             }

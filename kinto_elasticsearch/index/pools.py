@@ -89,8 +89,12 @@ class Pools:
             records = self.locator.records
             if not records.has_layout:
                 # The first layout of a deployment an older version never pooled says
-                # there is nothing to migrate: its collections are not looked up by alias.
-                records.record_layout(migrated=not self.locator.pooled_aliases() or None)
+                # there is nothing to migrate: its collections are not looked up by alias,
+                # and no pool holds a tombstone without its mark.
+                records.record_layout(
+                    migrated=not self.locator.pooled_aliases() or None,
+                    tombstones_marked=not self.listed() or None,
+                )
             self.ensure(pool)
             self.indices.internal.add(pool)
 
@@ -99,16 +103,22 @@ class Pools:
         for pool, keys in sorted(keys_by_pool.items()):
             keys = sorted(k for k in keys if k)
             if keys:
-                self._delete_by_query(pool, {"terms": {COLLECTION_FIELD: keys}})
+                values = sorted({*keys, *map(placement.tombstone_key, keys)})
+                self._delete_by_query(pool, {"terms": {COLLECTION_FIELD: values}})
                 self._forget_fields(pool, keys)
+
+    def listed(self):
+        """The pools the engine holds (``{pool: [aliases]}``)."""
+        try:
+            return self.indices.listed(naming.pool_pattern(self.prefix))
+        except EngineNotFound:
+            return {}
 
     def drop_bucket(self, bucket_id):
         """Remove the documents of a bucket's pooled collections from every pool: their
-        keys start with the bucket's id and ``/``, which no other bucket's do."""
-        try:
-            pools = self.indices.listed(naming.pool_pattern(self.prefix))
-        except EngineNotFound:
-            return
+        keys (and their tombstones', ``placement.tombstone_key``) start with the bucket's
+        id and ``/``, which no other bucket's do."""
+        pools = self.listed()
         head = placement.collection_key(bucket_id, "")
         for pool in sorted(pools):
             self._delete_by_query(pool, {"prefix": {COLLECTION_FIELD: head}})
@@ -128,10 +138,7 @@ class Pools:
         collection of ``expected`` (aliases) living there (a write that raced the
         collection's delete or its move to an index of its own), at most ``limit`` keys per
         pool."""
-        try:
-            pools = self.indices.listed(naming.pool_pattern(self.prefix))
-        except EngineNotFound:
-            return {}
+        pools = self.listed()
         found = {}
         for pool in sorted(pools):
             body = {
@@ -142,13 +149,15 @@ class Pools:
             buckets = self.engine.call("search", index=pool, body=body)["aggregations"]["keys"]
             counts = {}
             for bucket in buckets["buckets"]:
-                bucket_id, _, collection_id = str(bucket["key"]).partition("/")
+                # A tombstone's value is its collection's key and ``/``.
+                key = placement.live_key(str(bucket["key"]))
+                bucket_id, _, collection_id = key.partition("/")
                 alias = naming.alias_name(self.prefix, bucket_id, collection_id)
                 if alias in expected:
                     where = self.locator.placement(bucket_id, collection_id)
                     if where.pool == pool:
                         continue
-                counts[bucket["key"]] = bucket["doc_count"]
+                counts[key] = counts.get(key, 0) + bucket["doc_count"]
                 if len(counts) >= limit:
                     break
             if counts:
@@ -158,7 +167,8 @@ class Pools:
     def delete_orphan_documents(self, orphans):
         """Delete the documents :meth:`orphan_documents` found."""
         for pool, counts in sorted(orphans.items()):
-            self._delete_by_query(pool, {"terms": {COLLECTION_FIELD: sorted(counts)}})
+            values = sorted({*counts, *map(placement.tombstone_key, counts)})
+            self._delete_by_query(pool, {"terms": {COLLECTION_FIELD: values}})
 
     def takes(self, pool, where, known, count):
         """Whether ``count`` new fields of a pooled collection fit in its pool (within the

@@ -32,8 +32,8 @@ class Reader:
         where = self.locator.placement(bucket_id, collection_id)
         values = where.document_ids(ids)
         query = {"ids": {"values": values}}
-        wanted = [query, where.collection_filter(), None if tombstones else LIVE_DOCUMENTS]
-        query = {"bool": {"filter": [f for f in wanted if f is not None]}}
+        wanted = [where.collection_filter()] if tombstones else where.record_filters()
+        query = {"bool": {"filter": [query, *(f for f in wanted if f is not None)]}}
         body = {"query": query, "size": len(values), "_source": [UNINDEXED_FIELD], "version": True}
         hits = self.engine.call("search", index=where.target, body=body, **where.routing)
         return [
@@ -70,11 +70,14 @@ class Reader:
             body = {"size": 0, "track_total_hits": False,
                     "aggs": {"live": {"filters": {"filters": wanted}}}}  # fmt: skip
             if items[0][1].pooled:
-                # Only the documents of the asked collections are aggregated, not the
-                # whole pool, which grows with every collection.
+                # Only the records of the asked collections are aggregated, not the whole
+                # pool, which grows with every collection.
                 keys = sorted(where.key for _, where, _ in items)
                 in_keys = {"terms": {COLLECTION_FIELD: keys}}
-                body["query"] = {"bool": {"filter": [LIVE_DOCUMENTS, in_keys]}}
+                scope = [in_keys]
+                if not all(where.marked for _, where, _ in items):
+                    scope.insert(0, LIVE_DOCUMENTS)
+                body["query"] = {"bool": {"filter": scope}}
             found = self.engine.call("search", index=target, body=body)
             buckets = found["aggregations"]["live"]["buckets"]
             for n, (key, _, _) in enumerate(items):
@@ -91,21 +94,16 @@ class Reader:
     def partly_indexed(self, bucket_id, collection_id):
         """Whether some record of the collection is indexed without some of its fields."""
         where = self.locator.placement(bucket_id, collection_id)
-        wanted = [
-            LIVE_DOCUMENTS,
-            {"exists": {"field": UNINDEXED_FIELD}},
-            where.collection_filter(),
-        ]
-        body = {"query": {"bool": {"filter": [f for f in wanted if f is not None]}}}
+        wanted = [*where.record_filters(), {"exists": {"field": UNINDEXED_FIELD}}]
+        body = {"query": {"bool": {"filter": wanted}}}
         found = self.engine.call("count", index=where.target, body=body, **where.routing)
         return found["count"] > 0
 
     def iter_documents(self, bucket_id, collection_id, page_size=1000):
         """Pages of ``{id: indexed version}`` over the records of the index, in id order."""
         where = self.locator.placement(bucket_id, collection_id)
-        wanted = [LIVE_DOCUMENTS, where.collection_filter()]
         body = {
-            "query": {"bool": {"filter": [f for f in wanted if f is not None]}},
+            "query": {"bool": {"filter": where.record_filters()}},
             "size": page_size,
             "sort": [{"id": "asc"}],
             "_source": False,
@@ -123,5 +121,5 @@ class Reader:
 def _live(where, up_to=None):
     """The query of a collection's records (not tombstones), at a version up to ``up_to``."""
     up_to_filter = None if up_to is None else {"range": {"last_modified": {"lte": up_to}}}
-    wanted = [LIVE_DOCUMENTS, *filter(None, [up_to_filter, where.collection_filter()])]
+    wanted = [*where.record_filters(), *filter(None, [up_to_filter])]
     return {"bool": {"filter": wanted}}

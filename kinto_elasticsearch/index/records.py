@@ -10,9 +10,11 @@ loads them all in one paged search, and again when its copy is :data:`MAX_AGE` o
 it changes one itself.
 
 The layout document (kind ``layout``) holds the number of pools collections are hashed
-over, recorded by the first process that pools a collection, and whether the aliases of an
+over, recorded by the first process that pools a collection, whether the aliases of an
 older version were migrated (``migrated``): until then, a collection the records do not
-name is looked up by its alias, as that version did (``index/locator.py``).
+name is looked up by its alias, as that version did (``index/locator.py``); and whether
+every pool's tombstones carry their mark (``tombstones_marked``, ``index/tombstones.py``):
+until then, searches tell records from tombstones by their ``id``.
 """
 
 import time
@@ -124,6 +126,12 @@ class PlacementRecords:
         self.load()
         return bool(self._layout.get("migrated"))
 
+    @property
+    def tombstones_marked(self):
+        """Whether every pool's tombstones carry their mark (``placement.tombstone_key``)."""
+        self.load()
+        return bool(self._layout.get("tombstones_marked"))
+
     def record(self, alias, key, pool=None, shared=False):
         """Record that the collection of ``alias`` lives at ``pool`` (None: an index of its
         own; ``shared``: one the plugin moved it to on its own). Written, and refreshed,
@@ -161,12 +169,16 @@ class PlacementRecords:
             except EngineNotFound:
                 pass
 
-    def record_layout(self, migrated=None):
+    def record_layout(self, migrated=None, tombstones_marked=None):
         """Record the layout unless one is: the first process to pool a collection fixes
         the number of pools for good (a create-only write, one winner). ``migrated``: note
-        that no older alias remains."""
+        that no older alias remains; ``tombstones_marked``: that no pool holds a tombstone
+        without its mark."""
         self.load()
-        if self._layout.get("pools") and (migrated is None or self._layout.get("migrated")):
+        noted = {"migrated": migrated, "tombstones_marked": tombstones_marked}
+        if self._layout.get("pools") and all(
+            value is None or self._layout.get(name) for name, value in noted.items()
+        ):
             return
         self._ensure()
         layout = {
@@ -174,6 +186,7 @@ class PlacementRecords:
             "alias": "",
             "pools": self.pools,
             "migrated": bool(migrated or self._layout.get("migrated")),
+            "tombstones_marked": bool(tombstones_marked or self._layout.get("tombstones_marked")),
             "saved_at": time.time(),
         }
         # Create-only when none was read: of two processes pooling their first collection

@@ -1,11 +1,10 @@
 """The one place where the plugin adds its own filters to a search body.
 
-Every search the plugin sends goes through :func:`with_filters`: the tombstone exclusion,
-the permission filter, and for a collection in a pooled index its collection filter (the
-engine applies it too, as the filter of the collection's alias: the plugin's own copy keeps
-a search to the collection whatever became of the alias). The filters wrap the query
-itself, so hits, totals, aggregations, highlights and inner hits all see only what they
-match (``post_filter`` would leave aggregations out).
+Every search the plugin sends goes through :func:`with_filters`: the collection's records
+(not its tombstones, and in a pool not another collection's documents:
+``Placement.record_filters``) and the permission filter. The filters wrap the query itself,
+so hits, totals, aggregations, highlights and inner hits all see only what they match
+(``post_filter`` would leave aggregations out).
 """
 
 from kinto_elasticsearch.index.documents import LIVE_DOCUMENTS
@@ -27,15 +26,11 @@ def permission_filter(readable_ids, where=None):
     return {"ids": {"values": list(readable_ids)}}
 
 
-def collection_filter(where):
-    """The documents of one collection, in a pooled index (None: its own index)."""
-    return where.collection_filter()
-
-
 def collection_filters(readable_ids, where):
     """The plugin's filters of a search of one collection at ``where`` (its placement): its
-    live records, those of ``readable_ids`` (None: all), its documents in a pool."""
-    return [RECORDS, permission_filter(readable_ids, where), collection_filter(where)]
+    records, not its tombstones (in a pool, its term: ``Placement.record_filters``), and
+    those of ``readable_ids`` (None: all)."""
+    return [*where.record_filters(), permission_filter(readable_ids, where)]
 
 
 def with_filters(body, filters):

@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from kinto_elasticsearch import metrics
 from kinto_elasticsearch.index import naming
 from kinto_elasticsearch.index.migration import migrate_aliases
+from kinto_elasticsearch.index.tombstones import mark_tombstones
 from kinto_elasticsearch.storage import collection_uri, iter_collections, supports_scan
 from kinto_elasticsearch.sync.changes import CollectionCatchUp
 from kinto_elasticsearch.sync.checkpoints import Checkpoint, Position, SyncStore, fingerprint
@@ -145,6 +146,9 @@ class CatchUp:
         # The aliases an older version gave pooled collections go (``index/migration.py``).
         if migrate_aliases(self.index_side.pools, indices):
             indices = self.index_side.indices.listed(naming.prefix_pattern(self.index_side.prefix))
+        if bucket_id is None:
+            # And the tombstones an older version left unmarked (``index/tombstones.py``).
+            mark_tombstones(self.index_side.pools, recheck=True)
         aliases = self._aliases(indices)
         checkpoints = self.store.load_all()
         timestamps = self.storage.all_resources_timestamps("record")

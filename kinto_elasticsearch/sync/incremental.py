@@ -32,6 +32,7 @@ from kinto.core.storage.exceptions import ObjectNotFoundError
 from kinto_elasticsearch.client import EngineNotFound
 from kinto_elasticsearch.index import naming
 from kinto_elasticsearch.index.migration import migrate_aliases
+from kinto_elasticsearch.index.tombstones import mark_changed, mark_tombstones
 from kinto_elasticsearch.storage import (
     bucket_uri,
     collection_exists,
@@ -126,6 +127,8 @@ class IncrementalPass:
         if not self.index_side.locator.records.migrated:
             # Once, online (``index/migration.py``); later ones go at the end of a sweep.
             migrate_aliases(self.index_side.pools)
+        # Likewise the tombstones an older version left unmarked (``index/tombstones.py``).
+        mark_tombstones(self.index_side.pools)
         changed, metadata, gone, buckets_gone, buckets_seen, scanned = scan_changes(
             self.storage, position.timestamp
         )
@@ -139,6 +142,8 @@ class IncrementalPass:
         done = set()
         changed = {k: v for k, v in changed.items() if k not in gone and k[0] not in buckets_gone}
         self._catch_up(changed, metadata, report, done, check_purges=False, scanned=scanned)
+        # What an older process in a rolling upgrade deleted its way (``index/tombstones``).
+        mark_changed(self.index_side.pools, sorted(done))
         self._reconcile(position, report, done)
         # Last: what changed is indexed even when this check cannot be made (the position is
         # then not saved, and the next pass, reading the same changes again, tries again).
@@ -252,6 +257,7 @@ class IncrementalPass:
             prefix = self.index_side.prefix
             if any(aliases for name, aliases in inventory.items() if naming.is_pool(prefix, name)):
                 migrate_aliases(self.index_side.pools, listed=inventory)
+            mark_tombstones(self.index_side.pools, recheck=True)
             report.abandoned = remove_abandoned(self.store, inventory)
         else:
             position.cursor = keys[-1]
