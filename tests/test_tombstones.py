@@ -241,3 +241,34 @@ def test_tombstones_an_older_process_writes_after_the_marking_are_marked_by_the_
     spy.calls.clear()
     assert mark_tombstones(index_side.pools, recheck=True) == 0
     assert [name for name, _ in spy.calls if name != "indices.get_alias"] == ["search"]
+
+
+def test_a_bucket_search_leaves_out_the_tombstones_of_pooled_and_dedicated_collections(
+    pooled_app, alice, engine
+):
+    _fill(pooled_app, alice, ["a"], ["r1", "r2"])
+    schema = {"index:schema": {"properties": {"title": {"type": "text"}}}}
+    pooled_app.put_json(_uri("own"), {"data": schema}, headers=alice)
+    for record_id in ("r1", "r2"):
+        data = {"title": f"own {record_id}"}
+        pooled_app.put_json(_uri("own", record_id), {"data": data}, headers=alice)
+    for collection_id in ("a", "own"):
+        pooled_app.delete(_uri(collection_id, "r1"), headers=alice)
+    registry = pooled_app.app.registry
+    assert registry.elasticsearch.sender.wait_until_idle(10)
+    assert not registry.elasticsearch.index.locator.placement("blog", "own").pooled
+    spy = EngineSpy(registry.elasticsearch.index.engine)
+    body = {"size": 50, "aggs": {"n": {"value_count": {"field": "last_modified"}}}}
+    answer = pooled_app.post_json("/v1/buckets/blog/search", body, headers=alice).json
+    hits = sorted((hit["_collection"], hit["_id"]) for hit in answer["hits"]["hits"])
+    assert hits == [("a", "r2"), ("own", "r2")]
+    assert answer["hits"]["total"]["value"] == 2 and answer["aggregations"]["n"]["value"] == 2
+    # "Has an id" is asked of the dedicated index only, not of the pool's whole shard.
+    (sent,) = [
+        kw["body"]
+        for name, kw in spy.calls
+        if name == "search" and "n" in kw["body"].get("aggs", {})
+    ]
+    (permission,) = sent["query"]["bool"]["filter"]
+    assert "exists" not in str(permission["bool"]["should"][-1])
+    assert "exists" in str(permission["bool"]["should"][0])

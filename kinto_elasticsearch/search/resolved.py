@@ -344,6 +344,7 @@ class BucketSearch:
                 collections[alias] = collection_id
                 in_collection = [{"term": {"_index": name}} for name in physical[alias]]
                 clause = {"bool": {"should": in_collection, "minimum_should_match": 1}}
+                clause = {"bool": {"filter": [filters.RECORDS, clause]}}
                 where = None
             else:
                 continue
@@ -354,6 +355,9 @@ class BucketSearch:
         if everyone:
             clauses.append({"terms": {COLLECTION_FIELD: everyone}})
         permission = {"bool": {"should": clauses, "minimum_should_match": 1}}
+        # A pool's records are its collections' terms, once its tombstones are marked.
+        if not all(where.marked for where in places.values() if where.pooled):
+            permission = {"bool": {"filter": [filters.RECORDS, permission]}}
         return sorted(names), permission, collections, sorted(keys), moved
 
     @property
@@ -420,7 +424,7 @@ class BucketSearch:
             body = prepared(body, self.request, True, self.hidden, built, where, own)
             if not aliases:
                 return _nothing_found()
-            body = filters.with_filters(body, [filters.RECORDS, permission])
+            body = filters.with_filters(body, [permission])
             with metrics.timed(self.request.registry, metrics.SEARCH_SECONDS):
                 response = self.plugin.searcher.search_indices(aliases, body)
         except rules.QueryRefused as exc:
