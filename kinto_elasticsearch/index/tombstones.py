@@ -46,14 +46,16 @@ def mark_tombstones(pools, recheck=False):
     mark, then record the layout marked. Once, unless ``recheck`` (the end of a sweep:
     what an older process wrote since). The number of tombstones marked."""
     records = pools.locator.records
-    if records.tombstones_marked and not recheck:
+    if not records.has_layout or (records.tombstones_marked and not recheck):
+        # No layout: no collection was ever pooled (an older version's pools get one when
+        # their aliases are migrated, which comes first).
         return 0
     marked, done = 0, True
     for pool in sorted(pools.listed()):
         count, finished = _mark_pool(pools.engine, pool)
         marked += count
         done = done and finished
-    if done and records.has_layout:
+    if done:
         records.record_layout(tombstones_marked=True)
     if marked:
         logger.info("Marked %s tombstones of pooled collections", marked)
