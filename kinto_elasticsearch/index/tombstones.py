@@ -11,11 +11,11 @@ The catch-up marks them, online: each unmarked tombstone is written again with i
 under its own version (``external_gte``), so that a record written again since (a newer
 version) wins and a tombstone written since is left as it is. Then the layout records the
 pools marked. Processes of an older version still running in a rolling upgrade may write
-unmarked tombstones after that: each pass marks those of the collections it saw change
-(:func:`mark_changed`, one search per pool touched, kept to their keys), and the end of
-each sweep those of every collection (:func:`mark_tombstones` with ``recheck``: a write
-delivered after the overlap); until then such a tombstone is a hit with no ``id`` in its
-collection's searches.
+unmarked tombstones after that: each pass marks those of the collections whose changes it
+read and this process did not deliver (:func:`mark_changed`, one search per pool they live
+in, kept to their keys), and the end of each sweep those of every collection
+(:func:`mark_tombstones` with ``recheck``: a write delivered after the overlap); until
+then such a tombstone is a hit with no ``id`` in its collection's searches.
 """
 
 import logging
