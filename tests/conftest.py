@@ -7,6 +7,7 @@ import time
 import kinto
 import pytest
 import webtest
+from kinto.core.cornice import service as cornice_service
 
 from kinto_elasticsearch.client import Engine
 from kinto_elasticsearch.config import parse_settings
@@ -73,9 +74,25 @@ def close_app(app):
     app.app.registry.elasticsearch.close()
 
 
+def _made_for_an_app(service):
+    """Whether a cornice service was made by an app's configuration (Kinto's resources,
+    ``scope`` "function call"), not defined by a module, which every app shares."""
+    callbacks = getattr(service, "__venusian_callbacks__", None) or {}
+    return any(entry[3] == "function call" for entries in callbacks.values() for entry in entries)
+
+
+def forget_services(before):
+    """Drop from cornice's process-global list the services apps made since ``before``
+    (the ids listed then): each holds its app's whole registry, and a suite making
+    thousands of apps held gigabytes, which its garbage collections then walked."""
+    services = cornice_service.SERVICES
+    services[:] = [s for s in services if id(s) in before or not _made_for_an_app(s)]
+
+
 @pytest.fixture
 def make_app(engine_server, index_prefix, engine):
     apps = []
+    before = {id(service) for service in cornice_service.SERVICES}
 
     def make(**overrides):
         settings = base_settings(engine_server, index_prefix, **overrides)
@@ -86,6 +103,7 @@ def make_app(engine_server, index_prefix, engine):
     yield make
     for app in apps:
         close_app(app)
+    forget_services(before)
 
 
 @pytest.fixture
